@@ -1,0 +1,61 @@
+//! Command-line parsing and dispatch. Each domain has its own file with its subcommands.
+
+mod output;
+mod runtime;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Beep Python Host: a private Python you control.
+#[derive(Debug, Parser)]
+#[command(name = "beep-host", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install the default runtime (newest 3.12 unless configured) and make it the default.
+    Init(runtime::InitArgs),
+    /// Manage Python runtimes.
+    #[command(subcommand)]
+    Runtime(runtime::RuntimeCommand),
+    /// Check the configuration: directories, default runtime, catalog, mirror.
+    Config(runtime::ConfigArgs),
+}
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: Failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Init(args) => runtime::init(args).await,
+            Command::Runtime(cmd) => runtime::run(cmd).await,
+            Command::Config(args) => runtime::config(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Beep Python Host core: managed Python runtimes, virtual environments and supervised Python backends.
+
+pub mod backend;
+pub mod config;
+pub mod lock;
+pub mod paths;
+pub mod reporter;
+pub mod runtime;
+pub mod venv;
+
+pub use config::Config;
+pub use paths::Paths;
+pub use reporter::{NoReporter, Progress, Reporter};
+
+/// The crate error: each module's error, unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Paths(#[from] paths::Error),
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    #[error(transparent)]
+    Lock(#[from] lock::Error),
+    #[error(transparent)]
+    Runtime(#[from] runtime::Error),
+}

@@ -1,0 +1,108 @@
+//! Where Beep Python Host keeps its data, configuration, cache and state.
+//!
+//! `BEEP_HOST_HOME=<dir>` puts all four under one directory (every test uses it);
+//! otherwise the platform's directories from `directories::ProjectDirs`.
+
+use std::path::{Path, PathBuf};
+
+/// The environment variable that roots every directory under one place.
+pub const HOME_ENV: &str = "BEEP_HOST_HOME";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Failed to find a home directory for Beep Python Host; set `{HOME_ENV}`")]
+    NoHome,
+    #[error("Failed to create directory `{}`", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The directory roots. Subdirectories are named by methods so every caller agrees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    pub data: PathBuf,
+    pub config: PathBuf,
+    pub cache: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Paths {
+    /// Read `BEEP_HOST_HOME`, else the platform directories.
+    pub fn from_env() -> Result<Self, Error> {
+        match std::env::var_os(HOME_ENV) {
+            Some(home) if !home.is_empty() => Ok(Self::under(PathBuf::from(home))),
+            _ => {
+                let dirs = directories::ProjectDirs::from("dev", "Beep", "beep-host")
+                    .ok_or(Error::NoHome)?;
+                let state = dirs
+                    .state_dir()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| dirs.data_local_dir().join("state"));
+                Ok(Self {
+                    data: dirs.data_dir().to_path_buf(),
+                    config: dirs.config_dir().to_path_buf(),
+                    cache: dirs.cache_dir().to_path_buf(),
+                    state,
+                })
+            }
+        }
+    }
+
+    /// Every root under one directory.
+    pub fn under(home: PathBuf) -> Self {
+        Self {
+            data: home.join("data"),
+            config: home.join("config"),
+            cache: home.join("cache"),
+            state: home.join("state"),
+        }
+    }
+
+    /// Installed managed runtimes, one directory each.
+    pub fn runtimes(&self) -> PathBuf {
+        self.data.join("runtimes")
+    }
+    /// Virtual environments, one directory each.
+    pub fn envs(&self) -> PathBuf {
+        self.data.join("envs")
+    }
+    /// Tools provisioned by the host (uv).
+    pub fn tools(&self) -> PathBuf {
+        self.data.join("tools")
+    }
+    /// Downloaded archives (`<file>.partial` while downloading).
+    pub fn downloads(&self) -> PathBuf {
+        self.cache.join("downloads")
+    }
+    /// The TOML configuration file.
+    pub fn config_file(&self) -> PathBuf {
+        self.config.join("config.toml")
+    }
+    /// One JSON record per running backend.
+    pub fn backend_records(&self) -> PathBuf {
+        self.state.join("backends")
+    }
+    /// Backend log files.
+    pub fn logs(&self) -> PathBuf {
+        self.state.join("logs")
+    }
+    /// Sockets of pipe backends (mode 0700).
+    pub fn sockets(&self) -> PathBuf {
+        self.state.join("run")
+    }
+    /// Lock files.
+    pub fn locks(&self) -> PathBuf {
+        self.state.join("locks")
+    }
+
+    /// Create `dir` (and parents) if missing.
+    pub fn ensure(dir: &Path) -> Result<(), Error> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Create {
+            path: dir.to_path_buf(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,221 @@
+//! Adopted interpreters: CPython already on the machine (PATH, pyenv, conda).
+//!
+//! Each candidate is run once to learn its version; answers are cached by path, size
+//! and modification time in `<cache>/interpreters.json`, so listing stays fast.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{Runtime, RuntimeKind};
+use crate::Paths;
+
+/// What one interpreter said about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Probe {
+    version: String,
+    prefix: PathBuf,
+    implementation: String,
+    is_venv: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ProbeCache {
+    /// Canonical path → (size, mtime seconds, probe).
+    entries: BTreeMap<PathBuf, (u64, i64, Probe)>,
+}
+
+const PROBE_SCRIPT: &str = "import sys,json;print(json.dumps({'version':'%d.%d.%d'%sys.version_info[:3],'prefix':sys.prefix,'implementation':sys.implementation.name,'is_venv':sys.prefix!=sys.base_prefix}))";
+
+/// Every adopted interpreter found, deduplicated by canonical path, newest first.
+pub fn adopted(paths: &Paths) -> Vec<Runtime> {
+    let mut seen = BTreeSet::new();
+    let candidates: Vec<PathBuf> = candidates()
+        .into_iter()
+        .filter_map(|p| fs_err::canonicalize(&p).ok())
+        .filter(|p| !p.starts_with(&paths.data))
+        .filter(|p| seen.insert(p.clone()))
+        .collect();
+    let cache_path = paths.cache.join("interpreters.json");
+    let mut cache: ProbeCache = std::fs::read(&cache_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut changed = false;
+    let mut found = Vec::new();
+    for path in candidates {
+        let Some((size, mtime)) = stamp(&path) else {
+            continue;
+        };
+        let probe = match cache.entries.get(&path) {
+            Some((s, m, probe)) if *s == size && *m == mtime => probe.clone(),
+            _ => {
+                let Some(probe) = probe(&path) else { continue };
+                cache
+                    .entries
+                    .insert(path.clone(), (size, mtime, probe.clone()));
+                changed = true;
+                probe
+            }
+        };
+        if probe.implementation != "cpython" || probe.is_venv {
+            continue;
+        }
+        found.push(runtime_from(&path, probe));
+    }
+    if changed {
+        let _ = std::fs::create_dir_all(&paths.cache);
+        if let Ok(bytes) = serde_json::to_vec(&cache) {
+            let tmp = cache_path.with_extension(format!("json.{}", std::process::id()));
+            if std::fs::write(&tmp, bytes).is_ok() {
+                let _ = std::fs::rename(&tmp, &cache_path);
+            }
+        }
+    }
+    found.sort_by_key(|r| std::cmp::Reverse(super::version_tuple(&r.version)));
+    found
+}
+
+/// Adopt one interpreter named by path, if it is a working CPython outside a venv.
+pub fn adopt_path(paths: &Paths, path: &Path) -> Option<Runtime> {
+    let canonical = fs_err::canonicalize(path).ok()?;
+    if canonical.starts_with(&paths.data) {
+        return None;
+    }
+    let probe = probe(&canonical)?;
+    (probe.implementation == "cpython" && !probe.is_venv).then(|| runtime_from(&canonical, probe))
+}
+
+fn runtime_from(python: &Path, probe: Probe) -> Runtime {
+    let digest = Sha256::digest(python.as_os_str().as_encoded_bytes());
+    Runtime {
+        key: format!("adopted-{}-{}", probe.version, &hex::encode(digest)[..6]),
+        version: probe.version,
+        path: probe.prefix,
+        python: python.to_path_buf(),
+        kind: RuntimeKind::Adopted,
+        default: false,
+    }
+}
+
+fn stamp(path: &Path) -> Option<(u64, i64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Some((meta.len(), mtime))
+}
+
+fn probe(python: &Path) -> Option<Probe> {
+    let out = Command::new(python)
+        .args(["-I", "-S", "-c", PROBE_SCRIPT])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Candidate executables, unordered and possibly duplicated.
+fn candidates() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let names = python_names();
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            // pyenv shims are scripts that pick an interpreter per directory: skip them,
+            // the versions they point at are found below.
+            if dir.ends_with("shims") || is_venv_bin(&dir) {
+                continue;
+            }
+            for name in &names {
+                let p = dir.join(name);
+                if is_executable(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let pyenv_root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".pyenv")));
+    if let Some(root) = pyenv_root {
+        out.extend(
+            prefixes_in(&root.join("versions"))
+                .into_iter()
+                .map(|p| super::platform::python_in(&p)),
+        );
+    }
+    let mut conda_roots: Vec<PathBuf> = Vec::new();
+    if let Some(prefix) = std::env::var_os("CONDA_PREFIX") {
+        conda_roots.push(PathBuf::from(prefix));
+    }
+    if let Some(h) = &home {
+        for name in [
+            "miniconda3",
+            "anaconda3",
+            "miniforge3",
+            "mambaforge",
+            ".conda",
+        ] {
+            conda_roots.push(h.join(name));
+        }
+    }
+    for root in conda_roots {
+        let python = super::platform::python_in(&root);
+        if is_executable(&python) {
+            out.push(python);
+        }
+        out.extend(
+            prefixes_in(&root.join("envs"))
+                .into_iter()
+                .map(|p| super::platform::python_in(&p)),
+        );
+    }
+    out.retain(|p| is_executable(p));
+    out
+}
+
+fn python_names() -> Vec<String> {
+    if cfg!(windows) {
+        return vec!["python.exe".into()];
+    }
+    let mut names = vec!["python3".to_string(), "python".to_string()];
+    names.extend((8..=15).map(|minor| format!("python3.{minor}")));
+    names
+}
+
+fn prefixes_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_venv_bin(dir: &Path) -> bool {
+    dir.parent().is_some_and(|p| p.join("pyvenv.cfg").is_file())
+}
+
+fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
+}

@@ -1,0 +1,3 @@
+//! Downloads.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {}

@@ -1,0 +1,3 @@
+//! Archive extraction.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {}

@@ -1,0 +1,1 @@
+//! Virtual environments and their packages (issue #4).
