@@ -32,13 +32,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{command}` failed ({status}):\n{output}")]
-    Failed {
-        command: String,
-        status: String,
-        /// The tool's last lines of error output (or of its output when it wrote no errors).
-        output: String,
-    },
+    #[error("`{}` failed ({}):\n{}", failure.command, failure.status, failure.output)]
+    Failed { failure: Box<Failure> },
     #[error("`{UV_ENV}` names `{}`, which is not an executable file", path.display())]
     UvEnv { path: PathBuf },
     #[error("Failed to provision uv into `{}`", path.display())]
@@ -50,7 +45,7 @@ pub enum Error {
     #[error("Failed to provision uv: no interpreter to run pip with")]
     ProvisionRuntime {
         #[source]
-        source: crate::runtime::Error,
+        source: Box<crate::runtime::Error>,
     },
     #[error("Failed to provision uv: `{}` is missing after `pip install uv`", path.display())]
     ProvisionedMissing { path: PathBuf },
@@ -66,6 +61,17 @@ pub enum Error {
         #[source]
         source: crate::lock::Error,
     },
+}
+
+/// A tool that ran and exited unsuccessfully.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// A short form of the command, e.g. `uv pip install`.
+    pub command: String,
+    /// The exit status as the OS describes it.
+    pub status: String,
+    /// The tool's last lines of error output (or of its output when it wrote no errors).
+    pub output: String,
 }
 
 /// The tool in force for one operation.
@@ -256,7 +262,9 @@ async fn provision_uv(
     if super::environment::is_executable(&uv) {
         return Ok(uv); // another process provisioned it while we waited
     }
-    let python = provision_python().map_err(|source| Error::ProvisionRuntime { source })?;
+    let python = provision_python().map_err(|source| Error::ProvisionRuntime {
+        source: Box::new(source),
+    })?;
     reporter.report(Progress::Output {
         line: format!("Provisioning uv into {}", target.display()),
     });
@@ -386,9 +394,11 @@ async fn run(cmd: &mut Command, reporter: &dyn Reporter) -> Result<(), Error> {
         err_tail
     };
     Err(Error::Failed {
-        command,
-        status: status.to_string(),
-        output: Vec::from(tail).join("\n"),
+        failure: Box::new(Failure {
+            command,
+            status: status.to_string(),
+            output: Vec::from(tail).join("\n"),
+        }),
     })
 }
 

@@ -39,7 +39,7 @@ pub enum Error {
     Runtime {
         name: String,
         #[source]
-        source: crate::runtime::Error,
+        source: Box<crate::runtime::Error>,
     },
     #[error("Failed to choose an installer for environment `{name}`")]
     Installer {
@@ -475,7 +475,7 @@ impl Environments {
             .resolve(request)
             .map_err(|source| Error::Runtime {
                 name: name.to_string(),
-                source,
+                source: Box::new(source),
             })
     }
 
