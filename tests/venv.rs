@@ -261,12 +261,13 @@ fn failed_creates_leave_nothing_behind() {
 
 #[test]
 fn concurrent_installs_into_one_environment_do_not_corrupt_it() {
-    let home = Home::new(Mode::Uv);
+    // pip has no lock of its own: the environment lock is what keeps them apart.
+    let home = Home::new(Mode::Pip);
     home.ok(&["venv", "create", "shared"]);
-    let children: Vec<_> = [["six"], ["idna"], ["packaging"]]
+    let children: Vec<_> = ["six", "idna"]
         .iter()
         .map(|pkg| {
-            home.command(&["pkg", "install", "shared", pkg[0]])
+            home.command(&["pkg", "install", "shared", pkg])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -278,16 +279,51 @@ fn concurrent_installs_into_one_environment_do_not_corrupt_it() {
         assert!(out.status.success(), "{out:?}");
     }
     let packages = home.packages("shared");
-    for name in ["six", "idna", "packaging"] {
+    for name in ["six", "idna", "pip"] {
         assert!(has(&packages, name), "{packages:?}");
     }
     let status = home.json(&["venv", "status", "shared", "--json"]);
     assert_eq!(status["healthy"], true);
-    let out = std::process::Command::new(status["python"].as_str().unwrap())
-        .args(["-c", "import six, idna, packaging"])
+    let python = status["python"].as_str().unwrap();
+    let out = std::process::Command::new(python)
+        .args(["-m", "pip", "check"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    let out = std::process::Command::new(python)
+        .args(["-c", "import six, idna"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn an_install_waits_while_the_environment_is_locked() {
+    let home = Home::new(Mode::Uv);
+    home.ok(&["venv", "create", "busy"]);
+    let lock_path = home.path().join("state/locks/venv-busy.lock");
+    let held = std::fs::File::open(&lock_path).unwrap();
+    held.lock().unwrap();
+    let child = home
+        .command(&["pkg", "install", "busy", "six"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !has(&home.packages("busy"), "six"),
+        "installed while the lock was held"
+    );
+    held.unlock().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Waiting for another operation on environment `busy`"),
+        "{err}"
+    );
+    assert!(has(&home.packages("busy"), "six"));
 }
 
 #[test]
