@@ -136,7 +136,17 @@ fn lifecycle_with_pip() {
 #[test]
 fn uv_is_provisioned_into_the_data_dir() {
     let home = Home::new(Mode::Auto);
-    let env = home.json(&["venv", "create", "auto", "--json"]);
+    let requirements = home.path().join("requirements.txt");
+    std::fs::write(&requirements, "idna\n").unwrap();
+    let env = home.json(&[
+        "venv",
+        "create",
+        "auto",
+        "--requirements",
+        requirements.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(has(&home.packages("auto"), "idna"));
     assert_eq!(env["installer"], "uv");
     let uv = home.path().join("data/tools/uv/bin/uv");
     assert!(uv.is_file(), "uv was not provisioned at {}", uv.display());
@@ -250,7 +260,17 @@ fn failed_creates_leave_nothing_behind() {
     ]);
     assert!(err.contains("Failed to install"), "{err}");
     assert!(err.contains("not found in the package registry"), "{err}");
+    let missing = home.path().join("missing.txt");
+    let err = home.fails(&[
+        "venv",
+        "create",
+        "bad-file",
+        "--requirements",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(err.contains("Failed to read requirements file"), "{err}");
     assert!(home.list().is_empty());
+    assert!(!home.envs().join("bad-file").exists());
     assert!(!home.envs().join("bad-runtime").exists());
     assert!(!home.envs().join("bad-package").exists());
     let entries: Vec<_> = std::fs::read_dir(home.envs())
