@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each domain has its own file with its subcommands.
 
 mod output;
+mod progress;
 mod runtime;
 
 use clap::{Parser, Subcommand};

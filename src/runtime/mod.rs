@@ -199,6 +199,15 @@ impl Runtimes {
         Ok(runtime)
     }
 
+    /// Forget the default runtime (after it was removed).
+    pub fn clear_default(&mut self) -> Result<(), Error> {
+        let mut file = Config::load_file(&self.paths)?;
+        file.default_runtime = None;
+        file.save(&self.paths)?;
+        self.config.default_runtime = None;
+        Ok(())
+    }
+
     /// Delete a managed runtime. Adopted runtimes are refused.
     pub fn remove(&self, request: &str) -> Result<Runtime, Error> {
         let runtime = self.find(request)?;
