@@ -122,19 +122,19 @@ pub async fn install_entry(
         reporter,
         cancel: &options.cancel,
     };
-    let result = fetch_and_unpack(&download, format, temp.path(), &file_name, reporter).await;
-    if let Err(e) = result {
-        if matches!(
-            e,
-            Error::Cancelled | Error::Download(super::download::Error::Cancelled)
-        ) {
+    if let Err(e) = fetch_and_unpack(&download, format, temp.path(), &file_name, reporter).await {
+        // Keep a partial download only where a later run can resume it: after a network failure.
+        if !e.is_resumable() {
             let _ = fs_err::remove_file(&partial);
-            return Err(Error::Cancelled);
         }
-        return Err(e);
+        return Err(match e {
+            Error::Download(super::download::Error::Cancelled) => Error::Cancelled,
+            e => e,
+        });
     }
 
     reporter.report(Progress::Finalize);
+    let _ = fs_err::remove_file(&partial);
     let python = python_in(temp.path());
     let probe = super::discover::run_probe(&python).map_err(|message| Error::Broken {
         path: python.clone(),

@@ -87,6 +87,20 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+impl Error {
+    /// A network failure whose partial download a later run can resume.
+    pub fn is_resumable(&self) -> bool {
+        matches!(
+            self,
+            Self::Download(
+                download::Error::GaveUp { .. }
+                    | download::Error::Request { .. }
+                    | download::Error::Status { .. }
+            )
+        )
+    }
+}
+
 /// The runtime service: list, resolve, install, remove and choose the default.
 #[derive(Debug, Clone)]
 pub struct Runtimes {
