@@ -105,10 +105,10 @@ fn serve(
             if line.is_empty() {
                 break;
             }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("range") {
-                    range = Some(value.trim().to_string());
-                }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("range")
+            {
+                range = Some(value.trim().to_string());
             }
         }
         let path = request_line
@@ -160,13 +160,13 @@ fn serve(
             std::thread::sleep(Duration::from_secs(60));
             return Ok(());
         }
-        if let Some(n) = behaviour.drop_first_after {
-            if dropped.fetch_add(1, Ordering::SeqCst) == 0 {
-                writer.write_all(&data[..n.min(total) as usize])?;
-                writer.flush()?;
-                writer.shutdown(std::net::Shutdown::Both)?;
-                return Ok(());
-            }
+        if let Some(n) = behaviour.drop_first_after
+            && dropped.fetch_add(1, Ordering::SeqCst) == 0
+        {
+            writer.write_all(&data[..n.min(total) as usize])?;
+            writer.flush()?;
+            writer.shutdown(std::net::Shutdown::Both)?;
+            return Ok(());
         }
         writer.write_all(&data)?;
     }
