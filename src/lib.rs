@@ -1,6 +1,7 @@
 //! Beep Python Host core: managed Python runtimes, virtual environments and supervised Python backends.
 
 pub mod backend;
+pub mod check;
 pub mod config;
 pub mod lock;
 pub mod paths;

@@ -2,6 +2,7 @@
 
 mod output;
 mod pkg;
+mod progress;
 mod runtime;
 mod venv;
 

@@ -111,6 +111,36 @@ fn stamp(path: &Path) -> Option<(u64, i64)> {
     Some((meta.len(), mtime))
 }
 
+/// Run an interpreter once; its version and prefix, or why it failed.
+pub fn run_probe(python: &Path) -> Result<ProbeResult, String> {
+    let out = Command::new(python)
+        .args(["-I", "-S", "-c", PROBE_SCRIPT])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("it could not be started: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("it exited with {}: {}", out.status, stderr.trim()));
+    }
+    let probe: Probe = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "its answer was not understood ({e}): {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        )
+    })?;
+    Ok(ProbeResult {
+        version: probe.version,
+        prefix: probe.prefix,
+    })
+}
+
+/// What [`run_probe`] learns.
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    pub version: String,
+    pub prefix: PathBuf,
+}
+
 fn probe(python: &Path) -> Option<Probe> {
     let out = Command::new(python)
         .args(["-I", "-S", "-c", PROBE_SCRIPT])

@@ -1,3 +1,510 @@
-//! Archive extraction.
+//! Unpacking runtime archives (`.tar.gz`, `.tar.zst`, `.zip`) safely.
+//!
+//! The archive's top `python/` directory is stripped. Entries with absolute paths or
+//! `..` components are refused, and so are links that point outside the destination;
+//! nothing is ever written through a link that leaves it.
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use crate::{Progress, Reporter};
+
 #[derive(Debug, thiserror::Error)]
-pub enum Error {}
+pub enum Error {
+    #[error("Unsupported archive `{0}`: expected .tar.gz, .tgz, .tar.zst or .zip")]
+    UnsupportedFormat(String),
+    #[error("Refused unsafe archive entry `{entry}`: {reason}")]
+    Unsafe { entry: String, reason: &'static str },
+    #[error("Failed to read archive `{archive}`")]
+    Read {
+        archive: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Failed to write `{}`", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Failed to read zip archive `{archive}`")]
+    Zip {
+        archive: String,
+        #[source]
+        source: zip::result::ZipError,
+    },
+    #[error("Archive `{0}` is empty")]
+    Empty(String),
+}
+
+/// Archive formats a runtime can come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    TarGz,
+    TarZst,
+    Zip,
+}
+
+impl Format {
+    /// The format named by a file name or URL.
+    pub fn of(name: &str) -> Result<Self, Error> {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+            Ok(Self::TarGz)
+        } else if lower.ends_with(".tar.zst") || lower.ends_with(".tar.zstd") {
+            Ok(Self::TarZst)
+        } else if lower.ends_with(".zip") {
+            Ok(Self::Zip)
+        } else {
+            Err(Error::UnsupportedFormat(name.to_string()))
+        }
+    }
+
+    /// Whether the format can be unpacked from a stream (while downloading).
+    pub fn streams(self) -> bool {
+        !matches!(self, Self::Zip)
+    }
+}
+
+/// Unpack a tar stream (compressed as `format`) into `dest`, which must exist.
+pub fn unpack_tar<R: Read>(
+    reader: R,
+    format: Format,
+    dest: &Path,
+    name: &str,
+    reporter: &dyn Reporter,
+) -> Result<u64, Error> {
+    let read_err = |source| Error::Read {
+        archive: name.to_string(),
+        source,
+    };
+    let decoder: Box<dyn Read> = match format {
+        Format::TarGz => Box::new(flate2::read::GzDecoder::new(reader)),
+        Format::TarZst => Box::new(zstd::stream::read::Decoder::new(reader).map_err(read_err)?),
+        Format::Zip => return Err(Error::UnsupportedFormat(name.to_string())),
+    };
+    let mut archive = tar::Archive::new(decoder);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.set_overwrite(true);
+    let root = canonical_root(dest)?;
+    let mut count = 0u64;
+    for entry in archive.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
+            continue;
+        }
+        let raw = entry.path().map_err(read_err)?.into_owned();
+        let Some(rel) = relative_target(&raw)? else {
+            continue;
+        };
+        let target = dest.join(&rel);
+        ensure_parent_inside(&root, &target)?;
+        let write_err = |source| Error::Write {
+            path: target.clone(),
+            source,
+        };
+        match kind {
+            tar::EntryType::Directory => fs_err::create_dir_all(&target).map_err(write_err)?,
+            tar::EntryType::Symlink => {
+                let link = entry
+                    .link_name()
+                    .map_err(read_err)?
+                    .ok_or_else(|| unsafe_entry(&raw, "a symlink without a target"))?
+                    .into_owned();
+                check_link(&raw, &rel, &link)?;
+                remove_existing(&target);
+                make_symlink(&link, &target).map_err(write_err)?;
+            }
+            tar::EntryType::Link => {
+                let link = entry
+                    .link_name()
+                    .map_err(read_err)?
+                    .ok_or_else(|| unsafe_entry(&raw, "a hard link without a target"))?
+                    .into_owned();
+                let Some(link_rel) = relative_target(&link)? else {
+                    return Err(unsafe_entry(&raw, "a hard link to the archive root"));
+                };
+                let source = dest.join(link_rel);
+                ensure_parent_inside(&root, &source)?;
+                remove_existing(&target);
+                fs_err::hard_link(&source, &target).map_err(write_err)?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                entry.unpack(&target).map_err(write_err)?;
+            }
+            _ => return Err(unsafe_entry(&raw, "a device, fifo or other special file")),
+        }
+        count += 1;
+        if count.is_multiple_of(256) {
+            reporter.report(Progress::Extract {
+                entries: count,
+                total: None,
+            });
+        }
+    }
+    if count == 0 {
+        return Err(Error::Empty(name.to_string()));
+    }
+    verify_links(&root, dest)?;
+    reporter.report(Progress::Extract {
+        entries: count,
+        total: Some(count),
+    });
+    Ok(count)
+}
+
+/// Unpack a zip archive file into `dest`, which must exist.
+pub fn unpack_zip(path: &Path, dest: &Path, reporter: &dyn Reporter) -> Result<u64, Error> {
+    let name = path.display().to_string();
+    let zip_err = |source| Error::Zip {
+        archive: name.clone(),
+        source,
+    };
+    let read_err = |source| Error::Read {
+        archive: name.clone(),
+        source,
+    };
+    let file = fs_err::File::open(path).map_err(read_err)?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(zip_err)?;
+    let total = archive.len() as u64;
+    if total == 0 {
+        return Err(Error::Empty(name));
+    }
+    let root = canonical_root(dest)?;
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).map_err(zip_err)?;
+        let raw = PathBuf::from(file.name());
+        let Some(rel) = relative_target(&raw)? else {
+            continue;
+        };
+        let target = dest.join(&rel);
+        ensure_parent_inside(&root, &target)?;
+        let write_err = |source| Error::Write {
+            path: target.clone(),
+            source,
+        };
+        let mode = file.unix_mode();
+        let is_link = mode.is_some_and(|m| m & 0o170000 == 0o120000);
+        if file.is_dir() {
+            fs_err::create_dir_all(&target).map_err(write_err)?;
+        } else if is_link {
+            let mut link = String::new();
+            file.read_to_string(&mut link).map_err(read_err)?;
+            let link = PathBuf::from(link);
+            check_link(&raw, &rel, &link)?;
+            remove_existing(&target);
+            make_symlink(&link, &target).map_err(write_err)?;
+        } else {
+            remove_existing(&target);
+            let mut out = fs_err::File::create(&target).map_err(write_err)?;
+            std::io::copy(&mut file, &mut out).map_err(write_err)?;
+            #[cfg(unix)]
+            if let Some(mode) = mode {
+                use std::os::unix::fs::PermissionsExt;
+                fs_err::set_permissions(&target, std::fs::Permissions::from_mode(mode & 0o7777))
+                    .map_err(write_err)?;
+            }
+        }
+        let done = i as u64 + 1;
+        if done.is_multiple_of(256) {
+            reporter.report(Progress::Extract {
+                entries: done,
+                total: Some(total),
+            });
+        }
+    }
+    verify_links(&root, dest)?;
+    reporter.report(Progress::Extract {
+        entries: total,
+        total: Some(total),
+    });
+    Ok(total)
+}
+
+fn unsafe_entry(raw: &Path, reason: &'static str) -> Error {
+    Error::Unsafe {
+        entry: raw.display().to_string(),
+        reason,
+    }
+}
+
+/// The entry's path inside the destination, with the top `python/` stripped;
+/// `None` for the top directory itself.
+fn relative_target(raw: &Path) -> Result<Option<PathBuf>, Error> {
+    let mut out = PathBuf::new();
+    for component in raw.components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(unsafe_entry(raw, "it contains a `..` component")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(unsafe_entry(raw, "it is an absolute path"));
+            }
+        }
+    }
+    let stripped = out
+        .strip_prefix("python")
+        .map(Path::to_path_buf)
+        .unwrap_or(out);
+    Ok((!stripped.as_os_str().is_empty()).then_some(stripped))
+}
+
+/// A link at `rel` (inside the destination) pointing at `link` must stay inside.
+fn check_link(raw: &Path, rel: &Path, link: &Path) -> Result<(), Error> {
+    if link.is_absolute()
+        || link
+            .components()
+            .any(|c| matches!(c, Component::Prefix(_) | Component::RootDir))
+    {
+        return Err(unsafe_entry(raw, "it is a link to an absolute path"));
+    }
+    // Walk from the link's directory; depth below the destination must never go negative.
+    let mut depth: i64 = rel
+        .parent()
+        .map(|p| p.components().count() as i64)
+        .unwrap_or(0);
+    for component in link.components() {
+        match component {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return Err(unsafe_entry(
+                raw,
+                "it is a link that points outside the destination",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn canonical_root(dest: &Path) -> Result<PathBuf, Error> {
+    fs_err::canonicalize(dest).map_err(|source| Error::Write {
+        path: dest.to_path_buf(),
+        source,
+    })
+}
+
+/// Create the target's parent and make sure, links resolved, it is inside `root`.
+fn ensure_parent_inside(root: &Path, target: &Path) -> Result<(), Error> {
+    let Some(parent) = target.parent() else {
+        return Ok(());
+    };
+    fs_err::create_dir_all(parent).map_err(|source| Error::Write {
+        path: parent.to_path_buf(),
+        source,
+    })?;
+    let real = fs_err::canonicalize(parent).map_err(|source| Error::Write {
+        path: parent.to_path_buf(),
+        source,
+    })?;
+    if !real.starts_with(root) {
+        return Err(Error::Unsafe {
+            entry: target.display().to_string(),
+            reason: "it would be written through a link that leaves the destination",
+        });
+    }
+    Ok(())
+}
+
+/// After unpacking: every symlink, resolved, stays inside `root` (or dangles inside it).
+fn verify_links(root: &Path, dest: &Path) -> Result<(), Error> {
+    let mut stack = vec![dest.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let path = entry.path();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_symlink()
+                && let Ok(real) = std::fs::canonicalize(&path)
+                && !real.starts_with(root)
+            {
+                return Err(Error::Unsafe {
+                    entry: path.display().to_string(),
+                    reason: "it is a link that resolves outside the destination",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_existing(target: &Path) {
+    if let Ok(meta) = std::fs::symlink_metadata(target) {
+        if meta.is_dir() {
+            let _ = std::fs::remove_dir_all(target);
+        } else {
+            let _ = std::fs::remove_file(target);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn make_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(link, target)
+}
+
+#[cfg(windows)]
+fn make_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
+    std::os::windows::fs::symlink_file(link, target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoReporter;
+
+    fn tar_with(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        build(&mut builder);
+        builder.into_inner().unwrap()
+    }
+
+    fn file_header(size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        h
+    }
+
+    /// Write a raw name into a header, bypassing the tar crate's own path checks.
+    fn raw_name(h: &mut tar::Header, name: &str) {
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+    }
+
+    #[test]
+    fn strips_python_and_keeps_modes() {
+        let data = tar_with(|b| {
+            let mut h = file_header(2);
+            b.append_data(&mut h, "python/bin/python3", &b"hi"[..])
+                .unwrap();
+            let mut l = tar::Header::new_gnu();
+            l.set_entry_type(tar::EntryType::Symlink);
+            l.set_size(0);
+            b.append_link(&mut l, "python/bin/python", "python3")
+                .unwrap();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let zst = zstd::encode_all(&data[..], 3).unwrap();
+        let n = unpack_tar(
+            &zst[..],
+            Format::TarZst,
+            dir.path(),
+            "t.tar.zst",
+            &NoReporter,
+        )
+        .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(std::fs::read(dir.path().join("bin/python")).unwrap(), b"hi");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("bin/python3"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o111, 0o111);
+        }
+    }
+
+    #[test]
+    fn refuses_parent_dir_entries_and_writes_nothing_outside() {
+        let data = tar_with(|b| {
+            let mut h = file_header(1);
+            raw_name(&mut h, "python/../../evil");
+            b.append(&h, &b"x"[..]).unwrap();
+        });
+        let outer = tempfile::tempdir().unwrap();
+        let dest = outer.path().join("a/b");
+        std::fs::create_dir_all(&dest).unwrap();
+        let gz = gz(&data);
+        let err = unpack_tar(&gz[..], Format::TarGz, &dest, "t", &NoReporter).unwrap_err();
+        assert!(matches!(err, Error::Unsafe { .. }), "{err}");
+        assert!(!outer.path().join("evil").exists());
+    }
+
+    #[test]
+    fn refuses_absolute_and_escaping_links() {
+        for (link, name) in [
+            ("/etc/passwd", "python/lib/abs"),
+            ("../../../x", "python/lib/rel"),
+        ] {
+            let data = tar_with(|b| {
+                let mut l = tar::Header::new_gnu();
+                l.set_entry_type(tar::EntryType::Symlink);
+                l.set_size(0);
+                b.append_link(&mut l, name, link).unwrap();
+            });
+            let dir = tempfile::tempdir().unwrap();
+            let err = unpack_tar(&gz(&data)[..], Format::TarGz, dir.path(), "t", &NoReporter)
+                .unwrap_err();
+            assert!(err.to_string().contains("link"), "{err}");
+        }
+    }
+
+    #[test]
+    fn never_writes_through_a_link_that_leaves() {
+        // A link that looks inside lexically but resolves outside through another link.
+        let outer = tempfile::tempdir().unwrap();
+        let dest = outer.path().join("d");
+        std::fs::create_dir_all(&dest).unwrap();
+        let data = tar_with(|b| {
+            let mut l = tar::Header::new_gnu();
+            l.set_entry_type(tar::EntryType::Symlink);
+            l.set_size(0);
+            b.append_link(&mut l, "python/here", ".").unwrap();
+            let mut l2 = tar::Header::new_gnu();
+            l2.set_entry_type(tar::EntryType::Symlink);
+            l2.set_size(0);
+            b.append_link(&mut l2, "python/up", "here/..").unwrap();
+            let mut h = file_header(1);
+            b.append_data(&mut h, "python/up/escaped", &b"x"[..])
+                .unwrap();
+        });
+        let result = unpack_tar(&gz(&data)[..], Format::TarGz, &dest, "t", &NoReporter);
+        assert!(result.is_err());
+        assert!(!outer.path().join("escaped").exists());
+    }
+
+    #[test]
+    fn zip_round_trip_and_format_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        let zpath = dir.path().join("a.zip");
+        {
+            let mut w = zip::ZipWriter::new(std::fs::File::create(&zpath).unwrap());
+            let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+            w.add_directory("python/bin/", opts).unwrap();
+            w.start_file("python/bin/python3", opts).unwrap();
+            std::io::Write::write_all(&mut w, b"zz").unwrap();
+            w.finish().unwrap();
+        }
+        let dest = dir.path().join("out");
+        std::fs::create_dir_all(&dest).unwrap();
+        assert_eq!(unpack_zip(&zpath, &dest, &NoReporter).unwrap(), 2);
+        assert_eq!(std::fs::read(dest.join("bin/python3")).unwrap(), b"zz");
+        assert_eq!(Format::of("x.tar.gz").unwrap(), Format::TarGz);
+        assert_eq!(Format::of("x.TAR.ZST").unwrap(), Format::TarZst);
+        assert!(Format::of("x.rar").is_err());
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, data).unwrap();
+        e.finish().unwrap()
+    }
+}

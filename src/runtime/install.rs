@@ -1,11 +1,451 @@
-//! Installing managed runtimes.
-use super::{Error, Runtime};
-use crate::Paths;
-#[derive(Debug, Clone, Default)]
-pub struct InstallOptions;
-pub fn list_managed(_paths: &Paths) -> Result<Vec<Runtime>, Error> {
-    Ok(Vec::new())
+//! Installing managed runtimes as a transaction: download (verified), unpack into a temp
+//! dir inside the runtimes dir, run the new interpreter once, then rename into place.
+//!
+//! An exclusive lock file per runtime makes concurrent installs safe: the second waits,
+//! then finds the runtime installed. A guard removes the temp dir on every failure,
+//! including cancellation.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
+
+use super::catalog::CatalogEntry;
+use super::download::{Chunk, Download};
+use super::extract::{self, Format};
+use super::platform::{Platform, python_in};
+use super::{Error, Runtime, RuntimeKind, Runtimes};
+use crate::lock::LockFile;
+use crate::{Paths, Progress, Reporter};
+
+/// The metadata file written beside a managed runtime's files.
+pub const METADATA: &str = "beep-runtime.json";
+
+/// How an install is run.
+#[derive(Clone, Default)]
+pub struct InstallOptions {
+    /// Cancelling removes every temp file and the partial download.
+    pub cancel: CancellationToken,
 }
-pub fn remove_managed(_paths: &Paths, _runtime: &Runtime) -> Result<(), Error> {
+
+/// What `beep-runtime.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeMetadata {
+    pub key: String,
+    pub version: String,
+    pub os: String,
+    pub arch: String,
+    pub libc: String,
+    pub build: String,
+    pub url: String,
+    pub sha256: String,
+    /// Unix seconds.
+    pub installed_at: u64,
+}
+
+/// The result of an install.
+#[derive(Debug, Clone, Serialize)]
+pub struct Installed {
+    pub runtime: Runtime,
+    /// It was already installed; nothing was downloaded.
+    pub already_installed: bool,
+}
+
+impl Runtimes {
+    /// Install the newest catalog entry matching `request` (`3.12`, `3.12.7` or a key).
+    pub async fn install(
+        &self,
+        request: &str,
+        reporter: &dyn Reporter,
+        options: &InstallOptions,
+    ) -> Result<Installed, Error> {
+        reporter.report(Progress::Resolve {
+            what: request.to_string(),
+        });
+        if !super::is_version_request(request) && !request.starts_with("cpython-") {
+            return Err(Error::InvalidRequest(request.to_string()));
+        }
+        let catalog = self.catalog().await?;
+        let platform = Platform::current();
+        let entry = catalog
+            .resolve(request, &platform)
+            .cloned()
+            .ok_or_else(|| Error::NoCatalogEntry {
+                request: request.to_string(),
+                platform: platform.tag(),
+            })?;
+        install_entry(self.paths(), &entry, reporter, options)
+            .await
+            .map(|(mut runtime, already_installed)| {
+                runtime.default =
+                    self.config().default_runtime.as_deref() == Some(runtime.key.as_str());
+                Installed {
+                    runtime,
+                    already_installed,
+                }
+            })
+    }
+}
+
+/// Install one catalog entry (see the module docs).
+pub async fn install_entry(
+    paths: &Paths,
+    entry: &CatalogEntry,
+    reporter: &dyn Reporter,
+    options: &InstallOptions,
+) -> Result<(Runtime, bool), Error> {
+    let key = entry.key();
+    let root = paths.runtimes();
+    let final_dir = root.join(&key);
+    if let Some(runtime) = read_managed(&final_dir) {
+        return Ok((runtime, true));
+    }
+    fs_err::create_dir_all(&root)?;
+    let lock_path = paths.locks().join(format!("runtime-{key}.lock"));
+    let lock = tokio::select! {
+        () = options.cancel.cancelled() => return Err(Error::Cancelled),
+        lock = tokio::task::spawn_blocking(move || LockFile::acquire(&lock_path)) => lock.map_err(std::io::Error::other)??,
+    };
+    if let Some(runtime) = read_managed(&final_dir) {
+        return Ok((runtime, true));
+    }
+    remove_leftovers(&root, &key);
+
+    let file_name = entry.file_name();
+    let format = Format::of(&file_name)?;
+    let partial = paths.downloads().join(format!("{file_name}.partial"));
+    let temp = TempDir::create(&root, &key)?;
+
+    let download = Download {
+        url: &entry.url,
+        sha256: &entry.sha256,
+        partial: &partial,
+        reporter,
+        cancel: &options.cancel,
+    };
+    if let Err(e) = fetch_and_unpack(&download, format, temp.path(), &file_name, reporter).await {
+        // Keep a partial download only where a later run can resume it: after a network failure.
+        if !e.is_resumable() {
+            let _ = fs_err::remove_file(&partial);
+        }
+        return Err(match e {
+            Error::Download(super::download::Error::Cancelled) => Error::Cancelled,
+            e => e,
+        });
+    }
+
+    reporter.report(Progress::Finalize);
+    let _ = fs_err::remove_file(&partial);
+    let python = python_in(temp.path());
+    let probe = super::discover::run_probe(&python).map_err(|message| Error::Broken {
+        path: python.clone(),
+        message,
+    })?;
+    if probe.version != entry.version {
+        return Err(Error::Broken {
+            path: python,
+            message: format!(
+                "it reports Python {} but the catalog says {}",
+                probe.version, entry.version
+            ),
+        });
+    }
+    let expected_prefix = fs_err::canonicalize(temp.path())?;
+    if fs_err::canonicalize(&probe.prefix).ok().as_ref() != Some(&expected_prefix) {
+        return Err(Error::Broken {
+            path: python,
+            message: format!(
+                "it is not relocatable: sys.prefix is `{}`, not `{}`",
+                probe.prefix.display(),
+                expected_prefix.display()
+            ),
+        });
+    }
+    let metadata = RuntimeMetadata {
+        key: key.clone(),
+        version: entry.version.clone(),
+        os: entry.os.clone(),
+        arch: entry.arch.clone(),
+        libc: entry.libc.clone(),
+        build: entry.build.clone(),
+        url: entry.url.clone(),
+        sha256: entry.sha256.clone(),
+        installed_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let json = serde_json::to_vec_pretty(&metadata).map_err(std::io::Error::other)?;
+    fs_err::write(temp.path().join(METADATA), json)?;
+    temp.persist(&final_dir)?;
+    let _ = fs_err::remove_file(&partial);
+    drop(lock);
+    let runtime = read_managed(&final_dir).ok_or_else(|| Error::Broken {
+        path: final_dir.clone(),
+        message: "its metadata could not be read back".into(),
+    })?;
+    reporter.report(Progress::Done {
+        message: format!("Installed {} at {}", runtime.key, runtime.path.display()),
+    });
+    Ok((runtime, false))
+}
+
+async fn fetch_and_unpack(
+    download: &Download<'_>,
+    format: Format,
+    dest: &Path,
+    name: &str,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    if !format.streams() {
+        download.run(None).await?;
+        let (archive, dest) = (download.partial.to_path_buf(), dest.to_path_buf());
+        let progress = Forward::new();
+        let sender = progress.sender.clone();
+        let unpack =
+            tokio::task::spawn_blocking(move || extract::unpack_zip(&archive, &dest, &sender));
+        progress
+            .relay(reporter, unpack)
+            .await
+            .map_err(std::io::Error::other)??;
+        return Ok(());
+    }
+    // Unpack while downloading: the extractor thread reads what the download streams.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(64);
+    let progress = Forward::new();
+    let sender = progress.sender.clone();
+    let (dest_owned, name_owned) = (dest.to_path_buf(), name.to_string());
+    let extractor = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader::new(rx);
+        let result = extract::unpack_tar(&mut reader, format, &dest_owned, &name_owned, &sender);
+        // Read to the end so the download never sees a closed channel after success.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        result
+    });
+    let downloaded = download.run(Some(tx)).await;
+    let extracted = progress
+        .relay(reporter, extractor)
+        .await
+        .map_err(std::io::Error::other)?;
+    let outcome = downloaded?;
+    match extracted {
+        Ok(_) if outcome.streamed => Ok(()),
+        // A safety refusal is final; any other failure may come from a restarted stream.
+        Err(e @ extract::Error::Unsafe { .. }) => Err(e.into()),
+        _ => {
+            tracing::debug!("stream was not clean; unpacking from the downloaded file");
+            fs_err::remove_dir_all(dest)?;
+            fs_err::create_dir_all(dest)?;
+            let (archive, dest, name) = (
+                download.partial.to_path_buf(),
+                dest.to_path_buf(),
+                name.to_string(),
+            );
+            let progress = Forward::new();
+            let sender = progress.sender.clone();
+            let unpack = tokio::task::spawn_blocking(move || {
+                let file =
+                    std::io::BufReader::new(fs_err::File::open(&archive).map_err(|source| {
+                        extract::Error::Read {
+                            archive: name.clone(),
+                            source,
+                        }
+                    })?);
+                extract::unpack_tar(file, format, &dest, &name, &sender)
+            });
+            progress
+                .relay(reporter, unpack)
+                .await
+                .map_err(std::io::Error::other)??;
+            Ok(())
+        }
+    }
+}
+
+/// Forwards progress from a blocking thread to the caller's (non-'static) reporter.
+struct Forward {
+    sender: ProgressSender,
+    receiver: tokio::sync::mpsc::UnboundedReceiver<Progress>,
+}
+
+#[derive(Clone)]
+struct ProgressSender(tokio::sync::mpsc::UnboundedSender<Progress>);
+
+impl Reporter for ProgressSender {
+    fn report(&self, progress: Progress) {
+        let _ = self.0.send(progress);
+    }
+}
+
+impl Forward {
+    fn new() -> Self {
+        let (tx, receiver) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            sender: ProgressSender(tx),
+            receiver,
+        }
+    }
+
+    /// Pass progress on until `task` ends; return its result.
+    async fn relay<T>(
+        self,
+        reporter: &dyn Reporter,
+        task: tokio::task::JoinHandle<T>,
+    ) -> Result<T, tokio::task::JoinError> {
+        let Self {
+            sender,
+            mut receiver,
+        } = self;
+        drop(sender);
+        tokio::pin!(task);
+        loop {
+            tokio::select! {
+                Some(p) = receiver.recv() => reporter.report(p),
+                result = &mut task => {
+                    while let Ok(p) = receiver.try_recv() {
+                        reporter.report(p);
+                    }
+                    return result;
+                }
+            }
+        }
+    }
+}
+
+/// A blocking `Read` over the chunks a download streams.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Chunk>,
+    current: bytes::Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<Chunk>) -> Self {
+        Self {
+            rx,
+            current: bytes::Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Chunk::Data(data)) => self.current = data,
+                Some(Chunk::Abort) => {
+                    return Err(std::io::Error::other(
+                        "the download restarted from the beginning",
+                    ));
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A temp dir inside the runtimes dir, removed on drop unless persisted.
+struct TempDir {
+    path: Option<PathBuf>,
+}
+
+impl TempDir {
+    fn create(root: &Path, key: &str) -> Result<Self, Error> {
+        let mut random = [0u8; 6];
+        getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let path = root.join(format!(".tmp-{key}-{}", hex::encode(random)));
+        fs_err::create_dir_all(&path)?;
+        Ok(Self { path: Some(path) })
+    }
+
+    fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new(""))
+    }
+
+    fn persist(mut self, to: &Path) -> Result<(), Error> {
+        let from = self.path.take().unwrap_or_default();
+        if let Err(e) = fs_err::rename(&from, to) {
+            self.path = Some(from);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+}
+
+/// Temp and trash dirs of `key` left by a crash (we hold its lock, so none is live).
+fn remove_leftovers(root: &Path, key: &str) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = [".tmp-", ".trash-"].iter().any(|p| {
+            name.strip_prefix(p)
+                .and_then(|rest| rest.strip_prefix(key))
+                .is_some_and(|r| r.starts_with('-'))
+        });
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn read_managed(dir: &Path) -> Option<Runtime> {
+    let bytes = std::fs::read(dir.join(METADATA)).ok()?;
+    let meta: RuntimeMetadata = serde_json::from_slice(&bytes).ok()?;
+    Some(Runtime {
+        key: meta.key,
+        version: meta.version,
+        path: dir.to_path_buf(),
+        python: python_in(dir),
+        kind: RuntimeKind::Managed,
+        default: false,
+    })
+}
+
+/// Every managed runtime, newest version first.
+pub fn list_managed(paths: &Paths) -> Result<Vec<Runtime>, Error> {
+    let root = paths.runtimes();
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(fs_err::read_dir(&root)
+                .map(|_| ())
+                .err()
+                .map(Error::from)
+                .unwrap_or(Error::Io(e)));
+        }
+    };
+    let mut out: Vec<Runtime> = entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| read_managed(&e.path()))
+        .collect();
+    out.sort_by_key(|r| std::cmp::Reverse(super::version_tuple(&r.version)));
+    Ok(out)
+}
+
+/// Delete a managed runtime: rename to a trash name first, so no half runtime is listed.
+pub fn remove_managed(paths: &Paths, runtime: &Runtime) -> Result<(), Error> {
+    let root = paths.runtimes();
+    if !runtime.path.starts_with(&root) || runtime.kind != RuntimeKind::Managed {
+        return Err(Error::RemoveAdopted(runtime.key.clone()));
+    }
+    let _lock = LockFile::acquire(&paths.locks().join(format!("runtime-{}.lock", runtime.key)))?;
+    let mut random = [0u8; 6];
+    getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let trash = root.join(format!(".trash-{}-{}", runtime.key, hex::encode(random)));
+    fs_err::rename(&runtime.path, &trash)?;
+    fs_err::remove_dir_all(&trash)?;
     Ok(())
 }

@@ -87,6 +87,20 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+impl Error {
+    /// A network failure whose partial download a later run can resume.
+    pub fn is_resumable(&self) -> bool {
+        matches!(
+            self,
+            Self::Download(
+                download::Error::GaveUp { .. }
+                    | download::Error::Request { .. }
+                    | download::Error::Status { .. }
+            )
+        )
+    }
+}
+
 /// The runtime service: list, resolve, install, remove and choose the default.
 #[derive(Debug, Clone)]
 pub struct Runtimes {
@@ -197,6 +211,15 @@ impl Runtimes {
         self.config.default_runtime = Some(runtime.key.clone());
         runtime.default = true;
         Ok(runtime)
+    }
+
+    /// Forget the default runtime (after it was removed).
+    pub fn clear_default(&mut self) -> Result<(), Error> {
+        let mut file = Config::load_file(&self.paths)?;
+        file.default_runtime = None;
+        file.save(&self.paths)?;
+        self.config.default_runtime = None;
+        Ok(())
     }
 
     /// Delete a managed runtime. Adopted runtimes are refused.
