@@ -31,6 +31,8 @@ fn lifecycle(mode: Mode, installer: &str) {
         "--json",
     ]);
     assert_eq!(created["installer"], installer);
+    let err = home.fails(&["venv", "create", "work"]);
+    assert!(err.contains("already exists"), "{err}");
 
     let list = home.list();
     assert_eq!(list.len(), 1);
