@@ -331,21 +331,23 @@ class Operations:
 
     def op_call(self, req):
         session = self.session(req)
-        obj = self.lookup(session, _required(req, "handle"))
         method = _required_str(req, "method")
+        obj = self.lookup(session, _required(req, "handle"))
         args, kwargs = self.arguments(session, req)
         return 200, {"value": self.encode(session, getattr(obj, method)(*args, **kwargs))}
 
     def op_getattr(self, req):
         session = self.session(req)
+        name = _required_str(req, "name")
         obj = self.lookup(session, _required(req, "handle"))
-        return 200, {"value": self.encode(session, getattr(obj, _required_str(req, "name")))}
+        return 200, {"value": self.encode(session, getattr(obj, name))}
 
     def op_setattr(self, req):
         session = self.session(req)
-        obj = self.lookup(session, _required(req, "handle"))
         name = _required_str(req, "name")
-        value = self.decode(session, _required(req, "value"))
+        value = _required(req, "value")
+        obj = self.lookup(session, _required(req, "handle"))
+        value = self.decode(session, value)
         setattr(obj, name, value)
         return 200, {"value": None}
 

@@ -146,8 +146,23 @@ class Connection:
         with self.lock:
             self.sock.sendall(len(data).to_bytes(4, "big") + data)
 
+    def linger(self):
+        """Half-close and drain briefly, so the client reads our error frame instead of a reset."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.settimeout(0.2)
+            total = 0
+            while total < (1 << 24):
+                chunk = self.sock.recv(262144)
+                if not chunk:
+                    break
+                total += len(chunk)
+        except OSError:
+            pass
+
     def run(self):
         if not self.authenticate():
+            self.linger()
             return
         submit = self.server.dispatcher.submit
         cap = self.server.max_frame
@@ -156,6 +171,7 @@ class Connection:
                 frame = self.reader.next(cap)
             except FrameTooLarge as exc:
                 self.send(None, 413, wire.error("FrameTooLarge", "frame of %d bytes over the cap of %d" % (exc.args[0], cap)))
+                self.linger()
                 return
             if frame is None:
                 return

@@ -100,8 +100,13 @@ class PipeClient:
             assert answer == {"id": 0, "value": True}, answer
 
     def send_frame(self, obj):
+        """Send one frame; False if the server has closed the connection already."""
         data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-        self.sock.sendall(len(data).to_bytes(4, "big") + data)
+        try:
+            self.sock.sendall(len(data).to_bytes(4, "big") + data)
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        return True
 
     def recv_frame(self):
         """The next frame as a dict, or None at end of stream."""
@@ -111,7 +116,10 @@ class PipeClient:
                 if len(self.buf) >= 4 + size:
                     frame, self.buf = self.buf[4 : 4 + size], self.buf[4 + size :]
                     return json.loads(frame)
-            chunk = self.sock.recv(65536)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
             if not chunk:
                 return None
             self.buf += chunk
