@@ -134,6 +134,7 @@ def main(argv=None):
         from .watchdog import watch_parent
 
         watch_parent(parent, dispatcher)
+    dispatcher.install_signal_handlers()
     emit({"event": "ready", "transport": opts["transport"], "address": address, "pid": os.getpid()})
     # From here on, stdout is the log: a stray print (or C-level write) must not look like protocol.
     try:

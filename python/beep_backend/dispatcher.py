@@ -62,7 +62,16 @@ class Dispatcher:
             reply(200, {"value": True})
             self.stop("shutdown requested")
         elif type(op) is str:
-            reply(404, {"error": {"type": "UnknownOperation", "message": "unknown op `%s`" % op[:100], "traceback": ""}})
+            reply(
+                404,
+                {
+                    "error": {
+                        "type": "UnknownOperation",
+                        "message": "unknown op `%s`" % op[:100],
+                        "traceback": "",
+                    }
+                },
+            )
         else:
             reply(*bad_request_body("missing or non-string field `op`"))
 
@@ -124,13 +133,16 @@ class Dispatcher:
 
     # ---- main thread ---------------------------------------------------------------
 
-    def run_forever(self):
-        """Run queued calls until `stop`; returns normally, or on an external SIGINT/SIGTERM."""
+    def install_signal_handlers(self):
+        """SIGINT (interrupt), SIGALRM (timeouts), SIGTERM (clean exit); call before ready."""
         signal.signal(signal.SIGINT, self._on_sigint)
         if hasattr(signal, "SIGTERM"):
             signal.signal(signal.SIGTERM, self._on_sigterm)
         if _HAS_ITIMER:
             signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def run_forever(self):
+        """Run queued calls until `stop`, or until an external SIGINT while idle."""
         get = self.queue.get
         try:
             while True:

@@ -146,7 +146,12 @@ class Servicer(pb_grpc.BackendServicer):
 
     def GetAttr(self, request, context):
         def build(r):
-            return {"op": "getattr", "session": r.session, "handle": _need(r.handle, "handle"), "name": _need(r.name, "name")}
+            return {
+                "op": "getattr",
+                "session": r.session,
+                "handle": _need(r.handle, "handle"),
+                "name": _need(r.name, "name"),
+            }
 
         return self._value_reply(self._guard(build, request, context), context)
 

@@ -178,7 +178,12 @@ class _Connection:
                 self.fail(400, "BadRequest", "bad Content-Length", close=True)
             length = int(length)
             if length > server.max_body:
-                self.fail(413, "PayloadTooLarge", "body of %d bytes over the cap of %d" % (length, server.max_body), True)
+                self.fail(
+                    413,
+                    "PayloadTooLarge",
+                    "body of %d bytes over the cap of %d" % (length, server.max_body),
+                    True,
+                )
 
             problem = self.check(method, target, headers)
             if problem is not None:

@@ -170,7 +170,11 @@ class Connection:
             try:
                 frame = self.reader.next(cap)
             except FrameTooLarge as exc:
-                self.send(None, 413, wire.error("FrameTooLarge", "frame of %d bytes over the cap of %d" % (exc.args[0], cap)))
+                self.send(
+                    None,
+                    413,
+                    wire.error("FrameTooLarge", "frame of %d bytes over the cap of %d" % (exc.args[0], cap)),
+                )
                 self.linger()
                 return
             if frame is None:
@@ -216,7 +220,9 @@ class Connection:
         try:
             req = wire.loads(frame)
         except ValueError:
-            self.send(None, 401, wire.error("Unauthorized", "the first frame must be {\"op\": \"auth\", \"token\": ...}"))
+            self.send(
+                None, 401, wire.error("Unauthorized", 'the first frame must be {"op": "auth", "token": ...}')
+            )
             return False
         rid = req.get("id")
         if type(rid) not in (int, str):
@@ -228,7 +234,11 @@ class Connection:
                 self.handle(frame, self.server.dispatcher.submit)
             return True
         given = req.get("token")
-        if req.get("op") == "auth" and type(given) is str and _compare(given.encode("utf-8", "replace"), token):
+        if (
+            req.get("op") == "auth"
+            and type(given) is str
+            and _compare(given.encode("utf-8", "replace"), token)
+        ):
             self.send(rid, 200, {"value": True})
             return True
         self.send(rid, 401, wire.error("Unauthorized", "missing or wrong token"))

@@ -12,7 +12,13 @@ def dumps(body):
         return _encoder.encode(body).encode("utf-8", "surrogatepass")
     except (TypeError, ValueError) as exc:  # should not happen: values are checked before
         return _encoder.encode(
-            {"error": {"type": "InternalError", "message": "could not encode the answer: %s" % exc, "traceback": ""}}
+            {
+                "error": {
+                    "type": "InternalError",
+                    "message": "could not encode the answer: %s" % exc,
+                    "traceback": "",
+                }
+            }
         ).encode()
 
 

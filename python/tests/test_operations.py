@@ -19,7 +19,9 @@ def test_eval(client):
 
 def test_exec_returns_stdout_stderr_and_trailing_value(client):
     s = session()
-    answer = client.request("exec", session=s, code="import sys\nprint('out')\nprint('err', file=sys.stderr)\nx = 20\nx + 1")
+    answer = client.request(
+        "exec", session=s, code="import sys\nprint('out')\nprint('err', file=sys.stderr)\nx = 20\nx + 1"
+    )
     assert answer == {"stdout": "out\n", "stderr": "err\n", "value": 21}
     answer = client.request("exec", session=s, code="y = x * 2")
     assert answer == {"stdout": "", "stderr": "", "value": None}
@@ -32,7 +34,9 @@ def test_non_json_values_become_handles(client):
     assert value["$handle"].startswith("h")
     assert value["type"] == "object"
     assert value["repr"].startswith("<object object at")
-    long = client.request("eval", session=s, expr="type('Long', (), {'__repr__': lambda self: 'x' * 1000})()")["value"]
+    long = client.request(
+        "eval", session=s, expr="type('Long', (), {'__repr__': lambda self: 'x' * 1000})()"
+    )["value"]
     assert len(long["repr"]) == 200
 
 
@@ -47,12 +51,16 @@ def test_import_create_call_getattr_setattr_release_handles(client):
     cls = client.request("getattr", session=s, handle=mod, name="Counter")["value"]
     counter = client.request("create", session=s, target=cls, args=["abca"])["value"]
     assert counter["type"] == "collections.Counter"
-    assert client.request("call", session=s, handle=counter, method="most_common", args=[1]) == {"value": [["a", 2]]}
+    assert client.request("call", session=s, handle=counter, method="most_common", args=[1]) == {
+        "value": [["a", 2]]
+    }
 
     # a handle passed back as an argument means that object
     assert client.request("call", session=s, handle=od, method="update", args=[counter]) == {"value": None}
     assert client.request("call", session=s, handle=od["$handle"], method="get", args=["b"]) == {"value": 1}
-    assert client.request("call", session=s, handle={"$handle": od["$handle"]}, method="__len__") == {"value": 3}
+    assert client.request("call", session=s, handle={"$handle": od["$handle"]}, method="__len__") == {
+        "value": 3
+    }
 
     ns = client.request("create", session=s, target="types.SimpleNamespace", kwargs={"x": 1})["value"]
     assert client.request("setattr", session=s, handle=ns, name="y", value={"$handle": od["$handle"]}) == {
@@ -92,7 +100,9 @@ def test_sessions_are_isolated(client):
     assert answer["error"]["type"] == "NameError"
     assert client.request("eval", session=a, expr="secret + 1") == {"value": 42}
     h = client.request("eval", session=a, expr="object()")["value"]
-    assert client.request("getattr", session=b, handle=h, name="__class__")["error"]["type"] == "UnknownHandle"
+    assert (
+        client.request("getattr", session=b, handle=h, name="__class__")["error"]["type"] == "UnknownHandle"
+    )
     assert all(x["id"] != h["$handle"] for x in client.request("handles", session=b)["value"])
     # the default session is `default`
     client.request("exec", code="in_default = 1")

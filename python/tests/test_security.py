@@ -48,7 +48,6 @@ def raw_http(address, data, timeout=5.0):
 
 
 def http_request(b, path="/v1/exec", body=b"{}", headers=None, token="default"):
-    host, port = b.address.rsplit(":", 1)
     h = {"Host": b.address, "Content-Length": str(len(body))}
     if token == "default":
         token = b.token
@@ -117,8 +116,8 @@ def test_http_oversized_body(http_backend, marker):
     # a huge declared length is refused before any of it is read
     raw = raw_http(
         http_backend.address,
-        b"POST /v1/exec HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: 2147483648\r\n\r\n{"
-        % (http_backend.address.encode(), http_backend.token.encode()),
+        b"POST /v1/exec HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Length: 2147483648\r\n\r\n{" % (http_backend.address.encode(), http_backend.token.encode()),
     )
     assert status_and_body(raw)[0] == 413
     assert_serving(http_backend)
@@ -157,7 +156,8 @@ def test_http_wrong_method_and_chunked(http_backend):
     assert c.raw("GET", "/v1/eval")[0] == 405
     raw = raw_http(
         http_backend.address,
-        b"POST /v1/eval HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"POST /v1/eval HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
         % (http_backend.address.encode(), http_backend.token.encode()),
     )
     assert status_and_body(raw)[0] == 411
@@ -175,7 +175,10 @@ def test_http_user_error_status(http_backend):
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.binary(max_size=300), prefix=st.sampled_from([b"", b"POST /v1/exec HTTP/1.1\r\n", b"GET / HTTP/1.1\r\n"]))
+@given(
+    data=st.binary(max_size=300),
+    prefix=st.sampled_from([b"", b"POST /v1/exec HTTP/1.1\r\n", b"GET / HTTP/1.1\r\n"]),
+)
 def test_http_fuzz(http_backend, data, prefix):
     raw = raw_http(http_backend.address, prefix + data)
     if raw:
