@@ -142,7 +142,11 @@ def main(argv=None):
     except OSError:
         pass
 
-    dispatcher.run_forever()
+    serve = getattr(server, "serve", None)  # the pipe transport runs its own main loop
+    if serve is not None:
+        serve()
+    else:
+        dispatcher.run_forever()
     try:
         server.close()
     except Exception as exc:

@@ -23,6 +23,7 @@ from queue import SimpleQueue
 from .operations import CallTimeout, Operations, bad_request, error_body
 
 _STOP = object()
+LONG_CALL = 0.05  # seconds before the pipe transport's watcher takes over its sockets
 _HAS_ITIMER = hasattr(signal, "setitimer")
 
 
@@ -43,10 +44,10 @@ class Dispatcher:
         self._running = 0  # sequence number of the call running on the main thread, 0 when idle
         self._seq = 0
         self._interrupt_target = 0
-        self._timeout_target = 0
         self._stopping = False
         self._main_ident = threading.main_thread().ident
         self.on_exit = []  # callables run (once) before the process exits
+        self.wakers = []  # callables that wake a main loop other than the queue (pipe)
 
     # ---- I/O threads ---------------------------------------------------------------
 
@@ -84,6 +85,10 @@ class Dispatcher:
         return value
 
     @property
+    def stopping(self):
+        return self._stopping
+
+    @property
     def busy(self):
         return self._running != 0
 
@@ -110,6 +115,8 @@ class Dispatcher:
             self._stopping = True
         log("stopping: %s" % reason)
         self.queue.put(_STOP)
+        for wake in self.wakers:
+            wake()
         self.interrupt()
         threading.Thread(target=self._exit_later, args=(2.0,), daemon=True).start()
 
@@ -158,62 +165,90 @@ class Dispatcher:
         except KeyboardInterrupt:
             log("SIGINT while idle")
 
-    def _run(self, fn, req):
-        with self._lock:
-            self._seq += 1
-            seq = self._seq
-        timeout = req.get("timeout") if fn.__name__ == "op_exec" else None
-        timer = None
+    def run_call(self, fn, req, on_long=None):
+        """Run one operation on the main thread; `(status, body)`, never raises.
+
+        `on_long`, if given, is called (on the main thread, from the SIGALRM handler) once the
+        call has run for LONG_CALL seconds: the pipe transport then lets a watcher thread
+        read its sockets, so `interrupt` can arrive while user code runs.
+        """
+        self._seq += 1  # only the main thread writes it
+        seq = self._seq
+        timeout = req.get("timeout") if "timeout" in req and fn.__name__ == "op_exec" else None
+        armed = False
         try:
             if timeout is not None:
                 if type(timeout) not in (int, float) or not timeout > 0:
                     raise bad_request("`timeout` must be a positive number of seconds")
-                timer = self._start_timer(seq, timeout)
+                if not _HAS_ITIMER:
+                    armed = self._fallback_timer(seq, timeout)
+            if _HAS_ITIMER and (timeout is not None or on_long is not None):
+                now = time.monotonic()
+                self._on_long = on_long
+                self._timeout_len = timeout
+                first = self._long_at = now + LONG_CALL if on_long is not None else 0.0
+                if timeout is not None:
+                    self._timeout_at = now + timeout
+                    if not first or self._timeout_at < first:
+                        first = self._timeout_at
+                signal.setitimer(signal.ITIMER_REAL, max(first - now, 1e-6))
+                armed = True
             self._running = seq
             try:
                 return fn(req)
             finally:
                 self._running = 0
-                if timer is not None:
-                    self._cancel_timer(timer)
+                if armed is True:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    self._timeout_at = self._long_at = 0.0
+                    self._on_long = None
+                elif armed:
+                    armed.cancel()
         except BaseException as exc:
             return error_body(exc)
 
-    def _start_timer(self, seq, timeout):
-        self._timeout_target = seq
-        if _HAS_ITIMER:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-            return True
-        # Windows: a timer thread fakes SIGINT; the handler sees `_timeout_fired`.
-        t = threading.Timer(timeout, self._timeout_fallback, args=(seq,))
+    _run = run_call
+    _timeout_at = _long_at = 0.0
+    _timeout_len = None
+    _on_long = None
+    _timeout_fired = 0
+
+    def _fallback_timer(self, seq, timeout):
+        # No setitimer (Windows): a timer thread fakes SIGINT; the handler sees `_timeout_fired`.
+        self._timeout_len = timeout
+
+        def fire():
+            if self._running == seq:
+                self._timeout_fired = seq
+                _thread.interrupt_main()
+
+        t = threading.Timer(timeout, fire)
         t.daemon = True
         t.start()
         return t
 
-    def _timeout_fallback(self, seq):
-        if self._running == seq:
-            self._timeout_fired = seq
-            _thread.interrupt_main()
-
-    def _cancel_timer(self, timer):
-        self._timeout_target = 0
-        if timer is True:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        else:
-            timer.cancel()
-
     # Signal handlers run on the main thread between bytecodes.
 
     def _on_alarm(self, signum, frame):
-        if self._running and self._running == self._timeout_target:
-            self._timeout_target = 0
-            raise CallTimeout("exec timed out")
+        if not self._running:
+            return
+        now = time.monotonic()
+        if self._long_at and now >= self._long_at - 0.001:
+            self._long_at = 0.0
+            on_long, self._on_long = self._on_long, None
+            if on_long is not None:
+                on_long()
+        if self._timeout_at:
+            if now >= self._timeout_at - 0.001:
+                self._timeout_at = 0.0
+                raise CallTimeout("exec timed out after %g s" % self._timeout_len)
+            signal.setitimer(signal.ITIMER_REAL, self._timeout_at - now)
 
     def _on_sigint(self, signum, frame):
         running = self._running
-        if getattr(self, "_timeout_fired", 0) and self._timeout_fired == running:
+        if self._timeout_fired and self._timeout_fired == running:
             self._timeout_fired = 0
-            raise CallTimeout("exec timed out")
+            raise CallTimeout("exec timed out after %g s" % self._timeout_len)
         target = self._interrupt_target
         if target:
             self._interrupt_target = 0
