@@ -119,6 +119,8 @@ def main(argv=None):
             "started_at": started_at,
         }
     )
+    if sys.flags.no_site and opts["transport"] == "grpc":
+        add_site_packages()  # grpcio lives there
     try:
         server = make_server(opts, dispatcher, token)
         address = server.bind()
@@ -142,6 +144,9 @@ def main(argv=None):
     except OSError:
         pass
 
+    if sys.flags.no_site and opts["transport"] != "grpc":
+        add_site_packages()  # late, while the client connects
+
     serve = getattr(server, "serve", None)  # the pipe transport runs its own main loop
     if serve is not None:
         serve()
@@ -153,6 +158,13 @@ def main(argv=None):
         sys.stderr.write("beep_backend: close failed: %r\n" % exc)
     dispatcher.exit(0)
     return 0
+
+
+def add_site_packages():
+    """Started with -S (faster start): add site-packages so user code imports the env's packages."""
+    import site
+
+    site.main()
 
 
 def make_server(opts, dispatcher, token):

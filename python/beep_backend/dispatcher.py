@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from queue import SimpleQueue
+from _queue import SimpleQueue  # not `queue`: it imports heapq, collections, ...
 
 from .operations import CallTimeout, Operations, bad_request, error_body
 

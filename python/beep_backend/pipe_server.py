@@ -16,7 +16,6 @@ import select
 import socket
 import stat
 import sys
-import tempfile
 import threading
 
 from . import wire
@@ -55,8 +54,7 @@ class PipeServer:
 
     def bind(self):
         if self.path is None:
-            self._made_dir = tempfile.mkdtemp(prefix="beep-backend-")
-            os.chmod(self._made_dir, 0o700)
+            self._made_dir = _private_temp_dir()
             self.path = os.path.join(self._made_dir, "backend.sock")
         else:
             self.path = os.path.abspath(self.path)
@@ -315,6 +313,20 @@ def _compare(a, b):
     from .auth import compare_digest
 
     return compare_digest(a, b)
+
+
+def _private_temp_dir():
+    """A fresh 0700 directory under $TMPDIR (not `tempfile`: it imports shutil, random, ...)."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    for _ in range(100):
+        path = os.path.join(base, "beep-backend-" + os.urandom(8).hex())
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o700)
+        return path
+    raise StartupError("bind_failed", "cannot create a private directory in %s" % base)
 
 
 def _prepare_dir(path):
