@@ -129,7 +129,7 @@ class PipeServer:
         ready = self._ready
         try:
             while True:
-                while pending:
+                while pending and not dispatcher.stopping:
                     conn, req = pending.popleft()
                     status, body = dispatcher.run_call(table[req["op"]], req, self._start_watching)
                     conn.reply(req.get("id"), status, body)

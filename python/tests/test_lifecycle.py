@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -143,18 +144,29 @@ def test_sigterm_exits_cleanly_and_removes_socket():
         b.stop()
 
 
-def test_shutdown_during_long_call():
-    b = Backend("pipe")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_shutdown_during_long_call(transport):
+    b = Backend(transport)
     try:
         runner = b.client()
-        runner.send_frame({"id": 1, "op": "exec", "code": "import time\ntime.sleep(30)"})
-        time.sleep(0.2)
+        threading.Thread(
+            target=lambda: _ignore_errors(runner.request, "exec", code="import time\ntime.sleep(30)"),
+            daemon=True,
+        ).start()
+        time.sleep(0.3)
         t0 = time.monotonic()
         assert b.client().request("shutdown") == {"value": True}
         assert b.proc.wait(5) == 0
         assert time.monotonic() - t0 < 3
     finally:
         b.stop()
+
+
+def _ignore_errors(fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except Exception:
+        pass
 
 
 @pytest.mark.parametrize("transport", ["pipe", "grpc"])
@@ -189,3 +201,41 @@ def test_exits_when_parent_dies(transport, tmp_path):
     finally:
         parent.kill()
         parent.wait()
+
+
+def _other_pythons():
+    """Other interpreters on this machine (pyenv), oldest and newest: the stdlib transports
+    must run on Python 3.8+."""
+    import glob
+
+    found = sorted(
+        glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3")),
+        key=lambda p: tuple(int(x) for x in p.split("/")[-3].split(".")[:2]),
+    )
+    found = [p for p in found if tuple(int(x) for x in p.split("/")[-3].split(".")[:2]) >= (3, 8)]
+    return sorted(set(found[:1] + found[-1:]))
+
+
+@pytest.mark.parametrize(
+    "python", _other_pythons() or [pytest.param(None, marks=pytest.mark.skip("none found"))]
+)
+@pytest.mark.parametrize("transport", ["http", "pipe"])
+def test_runs_on_other_pythons(python, transport):
+    b = Backend(transport, python=python)
+    try:
+        assert b.event["event"] == "ready", b.stderr_lines
+        c = b.client()
+        assert c.request("exec", code="print('hi')\n[1, b'x']") == {
+            "stdout": "hi\n",
+            "stderr": "",
+            "value": [1, {"$bytes": "eA=="}],
+        }
+        assert c.request("eval", expr="1/0")["error"]["type"] == "ZeroDivisionError"
+        assert (
+            c.request("exec", code="import time; time.sleep(5)", timeout=0.2)["error"]["type"]
+            == "TimeoutError"
+        )
+        assert c.request("shutdown") == {"value": True}
+        assert b.proc.wait(5) == 0
+    finally:
+        b.stop()
