@@ -202,7 +202,7 @@ class GrpcServer:
     def bind(self):
         interceptors = [_TokenCheck(self.token)] if self.token is not None else []
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
+            futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="grpc"),
             interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", self.max_body),

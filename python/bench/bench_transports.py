@@ -27,6 +27,10 @@ PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PIPE_BASELINE = r"""
 import os, socket, sys, tempfile, threading
+JSON = len(sys.argv) > 1  # the same server, but it decodes JSON, evals, encodes: Python's work floor
+if JSON:
+    import json
+    code = compile("1+1", "<eval>", "eval")
 d = tempfile.mkdtemp(); path = os.path.join(d, "echo.sock")
 s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(16)
 def serve(c):
@@ -37,7 +41,13 @@ def serve(c):
             if not chunk: return
             buf += chunk
         n = 4 + int.from_bytes(buf[:4], "big")
-        c.sendall(buf[:n]); buf = buf[n:]
+        if JSON:
+            req = json.loads(buf[4:n])
+            out = json.dumps({"id": req["id"], "value": eval(code, {})}).encode()
+            c.sendall(len(out).to_bytes(4, "big") + out)
+        else:
+            c.sendall(buf[:n])
+        buf = buf[n:]
 print(path, flush=True)
 while True:
     c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
@@ -173,8 +183,12 @@ def spawn_backend(transport, flags=()):
 
 
 def spawn_baseline(transport):
-    code = {"pipe": PIPE_BASELINE, "http": HTTP_BASELINE, "grpc": GRPC_BASELINE}[transport]
-    args = [sys.executable, "-S", "-c", code] if transport == "pipe" else [sys.executable, "-c", code]
+    if transport == "pipe-json":
+        args = [sys.executable, "-S", "-c", PIPE_BASELINE, "json"]
+    elif transport == "pipe":
+        args = [sys.executable, "-S", "-c", PIPE_BASELINE]
+    else:
+        args = [sys.executable, "-c", HTTP_BASELINE if transport == "http" else GRPC_BASELINE]
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     address = proc.stdout.readline().decode().strip()
@@ -182,6 +196,7 @@ def spawn_baseline(transport):
 
 
 CLIENTS = {
+    ("pipe-json", "baseline"): PipeClient,
     ("pipe", "backend"): PipeClient,
     ("pipe", "baseline"): PipeClient,
     ("http", "backend"): HttpClient,
@@ -254,6 +269,9 @@ def main():
         rc = measure_cold(transport, "baseline", args.starts)
         rows.append((transport, b50, b99, r50, r99, b50 / r50, bc, bcs, rc, bc / rc))
         print("measured %s" % transport, file=sys.stderr)
+    json_floor = None
+    if "pipe" in args.transports.split(","):
+        json_floor = measure_calls("pipe-json", "baseline", args.calls)
 
     print(
         "python %s, %d calls, %d cold starts, %d cores"
@@ -280,6 +298,13 @@ def main():
         print(
             "| %s | %.1f | %.1f | %.1f | %.1f | %.2fx | %.1f | %.1f | %.1f | %.2fx | %s | <= %d ms |"
             % (t, b50, b99, r50, r99, ratio, bc, bcs, rc, cratio, target, cold_target)
+        )
+    if json_floor is not None:
+        pipe = rows[[r[0] for r in rows].index("pipe")]
+        print(
+            "\npipe work floor: the baseline echo server that also decodes the JSON request, evals and "
+            "encodes the answer: p50 %.1f us, p99 %.1f us (backend/floor %.2fx)"
+            % (json_floor[0], json_floor[1], pipe[1] / json_floor[0])
         )
     return 0
 
