@@ -1,8 +1,10 @@
 """Every operation on every transport, against a real backend process."""
 
+import threading
 import time
 import uuid
 
+import pytest
 from backend_clients import b64
 
 
@@ -170,15 +172,16 @@ def test_info(client, transport, backend):
     assert isinstance(info["handles"], int)
 
 
-def test_interrupt_stops_sleep(backend, transport):
+@pytest.mark.parametrize(
+    "code", ["import time\ntime.sleep(30)", "while True:\n    pass"], ids=["sleep", "loop"]
+)
+def test_interrupt_stops_call(backend, transport, code):
     runner = backend.client()
     other = backend.client()
-    import threading
-
     result = {}
 
     def run():
-        result["answer"] = runner.request("exec", code="import time\ntime.sleep(30)")
+        result["answer"] = runner.request("exec", code=code)
         result["t"] = time.monotonic()
 
     t = threading.Thread(target=run)

@@ -405,3 +405,23 @@ def test_grpc_invalid_arguments(grpc_backend):
     reply = c.rpc("Eval", pb.EvalRequest(expr="1/0"))
     assert reply.WhichOneof("result") == "error" and reply.error.type == "ZeroDivisionError"
     assert_serving(grpc_backend)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.binary(max_size=300), preface=st.booleans())
+def test_grpc_fuzz(grpc_backend, data, preface):
+    if preface:  # get past the HTTP/2 connection preface, into frame parsing
+        data = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + data
+    host, port = grpc_backend.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+        except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            pass
+
+
+def test_grpc_fuzz_left_server_serving(grpc_backend):
+    assert_serving(grpc_backend)
