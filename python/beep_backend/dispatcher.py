@@ -1,13 +1,16 @@
-"""Hands requests from the I/O threads to the main thread, which runs user code.
+"""Runs user code on the main thread; answers `info`/`interrupt`/`shutdown` from any thread.
 
 User code runs on the main thread so that `interrupt` and per-call timeouts can use
 signals: a signal stops a blocking `time.sleep` or a long loop on the main thread, while
 an asynchronous exception set on a worker thread does not stop `time.sleep`.
 
-- `submit(req, reply)` is called on an I/O thread. `info`, `interrupt` and `shutdown` are
-  answered right there (they must work while a long call runs); everything else goes
-  through a `SimpleQueue` to the main thread, which calls `reply(status, body)` itself,
-  so the answer leaves without another thread switch.
+- HTTP and gRPC: `submit(req, reply)` is called on an I/O thread. `info`, `interrupt` and
+  `shutdown` are answered right there (they must work while a long call runs); everything
+  else goes through a `SimpleQueue` to the main thread (`run_forever`), which calls
+  `reply(status, body)` itself, so the answer leaves without another thread switch.
+- Pipe: the main thread reads the sockets itself and calls `run_call` inline (see
+  `pipe_server.py`).
+- Per-call timeouts use `setitimer` (SIGALRM) on the main thread.
 - `interrupt` sends SIGINT to the main thread, but only when a call is running, and the
   handler only raises in the call it was meant for (each call has a sequence number).
 """
@@ -92,7 +95,7 @@ class Dispatcher:
     def busy(self):
         return self._running != 0
 
-    def interrupt(self, reason=None):
+    def interrupt(self):
         with self._lock:
             seq = self._running
             if not seq:
@@ -172,16 +175,25 @@ class Dispatcher:
         call has run for LONG_CALL seconds: the pipe transport then lets a watcher thread
         read its sockets, so `interrupt` can arrive while user code runs.
         """
+        try:
+            return self._run_call(fn, req, on_long)
+        except BaseException as exc:
+            # A signal that landed in our own bookkeeping (e.g. a second interrupt while the
+            # call unwinds) may have cut a `finally` short: clean up again.
+            self._running = 0
+            self._disarm()
+            return error_body(exc)
+
+    def _run_call(self, fn, req, on_long):
         self._seq += 1  # only the main thread writes it
         seq = self._seq
         timeout = req.get("timeout") if "timeout" in req and fn.__name__ == "op_exec" else None
-        armed = False
         try:
             if timeout is not None:
                 if type(timeout) not in (int, float) or not timeout > 0:
                     raise bad_request("`timeout` must be a positive number of seconds")
                 if not _HAS_ITIMER:
-                    armed = self._fallback_timer(seq, timeout)
+                    self._fallback = self._fallback_timer(seq, timeout)
             if _HAS_ITIMER and (timeout is not None or on_long is not None):
                 now = time.monotonic()
                 self._on_long = on_long
@@ -191,23 +203,31 @@ class Dispatcher:
                     self._timeout_at = now + timeout
                     if not first or self._timeout_at < first:
                         first = self._timeout_at
+                self._timer_seq = seq
                 signal.setitimer(signal.ITIMER_REAL, max(first - now, 1e-6))
-                armed = True
             self._running = seq
             try:
                 return fn(req)
             finally:
                 self._running = 0
-                if armed is True:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                    self._timeout_at = self._long_at = 0.0
-                    self._on_long = None
-                elif armed:
-                    armed.cancel()
+                if self._timer_seq or self._fallback is not None:
+                    self._disarm()
         except BaseException as exc:
             return error_body(exc)
 
+    def _disarm(self):
+        if self._timer_seq:
+            self._timer_seq = 0
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self._timeout_at = self._long_at = 0.0
+            self._on_long = None
+        if self._fallback is not None:
+            self._fallback.cancel()
+            self._fallback = None
+
     _run = run_call
+    _timer_seq = 0  # the call the interval timer is armed for
+    _fallback = None
     _timeout_at = _long_at = 0.0
     _timeout_len = None
     _on_long = None
@@ -230,7 +250,7 @@ class Dispatcher:
     # Signal handlers run on the main thread between bytecodes.
 
     def _on_alarm(self, signum, frame):
-        if not self._running:
+        if not self._running or self._running != self._timer_seq:
             return
         now = time.monotonic()
         if self._long_at and now >= self._long_at - 0.001:

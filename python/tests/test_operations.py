@@ -200,3 +200,38 @@ def test_interrupt_stops_call(backend, transport, code):
     assert runner.request("eval", expr="'still here'") == {"value": "still here"}
     runner.close()
     other.close()
+
+
+def test_interrupt_storm_leaves_server_sound(backend):
+    """Interrupts racing with calls that end: only calls are hit, the server lives on."""
+    runner = backend.client()
+    stopper = backend.client()
+    stop = threading.Event()
+
+    def storm():
+        while not stop.is_set():
+            stopper.request("interrupt")
+
+    t = threading.Thread(target=storm)
+    t.start()
+    try:
+        outcomes = set()
+        for i in range(150):
+            if i % 3 == 0:
+                answer = runner.request("exec", code="import time\ntime.sleep(0.002)\n%d" % i, timeout=5)
+            else:
+                answer = runner.request("eval", expr="sum(range(2000)) and %d" % i)
+            if "error" in answer:
+                outcomes.add(answer["error"]["type"])
+            else:
+                assert answer["value"] == i
+        assert outcomes <= {"KeyboardInterrupt"}
+    finally:
+        stop.set()
+        t.join(10)
+    # no stale timer or pending interrupt hits a later call
+    answer = runner.request("exec", code="import time\ntime.sleep(0.3)\n'done'")
+    assert answer["value"] == "done"
+    assert runner.request("eval", expr="1") == {"value": 1}
+    runner.close()
+    stopper.close()
