@@ -425,3 +425,45 @@ def test_grpc_fuzz(grpc_backend, data, preface):
 
 def test_grpc_fuzz_left_server_serving(grpc_backend):
     assert_serving(grpc_backend)
+
+
+def test_http_works_with_curl(http_backend, marker):
+    """curl sends `Expect: 100-continue` for bodies over 1 KiB: answered without a 1 s stall."""
+    import shutil
+    import subprocess
+    import time
+
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("no curl")
+    body = json.dumps({"expr": "len(%r)" % ("x" * 2000)})
+    base = [curl, "-s", "-w", "\n%{http_code}", "-H", "Content-Type: application/json", "--data-binary", body]
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [
+            *base,
+            "-H",
+            "Authorization: Bearer " + http_backend.token,
+            "http://%s/v1/eval" % http_backend.address,
+        ],
+        capture_output=True,
+        timeout=10,
+    ).stdout.decode()
+    assert out.splitlines() == ['{"value":2000}', "200"]
+    assert time.monotonic() - t0 < 0.9
+    bad = json.dumps({"code": marker_code(marker) + "  # " + "x" * 2000})
+    out = subprocess.run(
+        [
+            curl,
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "--data-binary",
+            bad,
+            "http://%s/v1/exec" % http_backend.address,
+        ],
+        capture_output=True,
+        timeout=10,
+    ).stdout.decode()
+    assert out.splitlines()[-1] == "401"
+    assert_serving(http_backend)
