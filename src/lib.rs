@@ -23,4 +23,6 @@ pub enum Error {
     Lock(#[from] lock::Error),
     #[error(transparent)]
     Runtime(#[from] runtime::Error),
+    #[error(transparent)]
+    Backend(#[from] backend::Error),
 }
