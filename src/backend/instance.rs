@@ -61,15 +61,13 @@ impl BackendInstance {
     fn update(&self, change: impl FnOnce(&mut Snapshot)) {
         let (event, record) = {
             let mut snap = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
-            let before = snap.state;
+            let before = (snap.state, snap.pid);
             change(&mut snap);
-            let event = (snap.state != before || snap.state == BackendState::Ready).then(|| {
-                BackendEvent::State {
-                    id: self.id.clone(),
-                    state: snap.state,
-                    pid: snap.pid,
-                    last_exit: snap.last_exit.clone(),
-                }
+            let event = ((snap.state, snap.pid) != before).then(|| BackendEvent::State {
+                id: self.id.clone(),
+                state: snap.state,
+                pid: snap.pid,
+                last_exit: snap.last_exit.clone(),
             });
             let record = snap.has_record.then(|| self.record_of(&snap));
             (event, record)

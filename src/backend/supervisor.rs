@@ -181,7 +181,7 @@ impl Supervisor {
     fn explain(&self, err: Error, backend: &BackendInstance) -> Error {
         let grpc_missing = match &err {
             Error::Reported { message, kind, .. } => {
-                message.contains("grpc") || kind.contains("grpc")
+                kind == "missing_dependency" || message.contains("No module named 'grpc")
             }
             Error::ExitedBeforeReady { last_lines, .. } => {
                 last_lines.contains("No module named 'grpc")
