@@ -21,16 +21,21 @@ async fn next_state(
     Option<u32>,
     Option<beep_host::backend::LastExit>,
 ) {
-    let BackendEvent::State {
-        state,
-        pid,
-        last_exit,
-        ..
-    } = tokio::time::timeout(timeout, events.recv())
-        .await
-        .expect("a state change in time")
-        .expect("events flow");
-    (state, pid, last_exit)
+    loop {
+        let event = tokio::time::timeout(timeout, events.recv())
+            .await
+            .expect("a state change in time")
+            .expect("events flow");
+        if let BackendEvent::State {
+            state,
+            pid,
+            last_exit,
+            ..
+        } = event
+        {
+            return (state, pid, last_exit);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,6 +155,12 @@ impl BackendInstance {
             snap.running_since = None;
         });
         record::remove_files(&self.records, &self.id, self.plan.socket.as_deref());
+        let last_exit = self.snapshot().last_exit;
+        let _ = self.events.send(BackendEvent::Ended {
+            id: self.id.clone(),
+            state,
+            last_exit,
+        });
     }
 
     fn marker(&self, what: &str) -> PathBuf {
@@ -276,11 +282,12 @@ pub(crate) async fn supervise(
                 tracing::info!(id = %backend.id, exit = %exit.describe(), "backend process ended");
                 let clean = exit.is_success();
                 backend.update(|snap| snap.last_exit = Some(exit));
-                if backend.marker("stop").exists() || clean {
+                let restart_asked = backend.marker("restart").exists();
+                if backend.marker("stop").exists() || (clean && !restart_asked) {
                     backend.finish(BackendState::Stopped);
                     break;
                 }
-                if backend.marker("restart").exists() {
+                if restart_asked {
                     let _ = std::fs::remove_file(backend.marker("restart"));
                     backend.set_state(BackendState::Restarting);
                 } else {

@@ -131,6 +131,12 @@ pub enum BackendEvent {
         pid: Option<u32>,
         last_exit: Option<LastExit>,
     },
+    /// Supervision is over: `state` is `stopped` or `crashed` and nothing restarts it.
+    Ended {
+        id: BackendId,
+        state: BackendState,
+        last_exit: Option<LastExit>,
+    },
 }
 
 /// Which stream a log line came from.

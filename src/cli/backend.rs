@@ -144,29 +144,27 @@ pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             event = events.recv() => {
-                let Ok(BackendEvent::State { id: which, state, pid, last_exit }) = event else {
-                    continue;
-                };
-                if which != id {
-                    continue;
-                }
-                let exit = last_exit
-                    .as_ref()
-                    .filter(|_| matches!(state, BackendState::Crashed | BackendState::Restarting))
-                    .map(|e| format!(" ({})", e.describe()))
-                    .unwrap_or_default();
-                let pid = pid.map(|p| format!(" pid {p}")).unwrap_or_default();
-                eprintln!("backend {id}: {state}{pid}{exit}");
-                if state.is_final() {
-                    if state == BackendState::Crashed {
-                        if let Some(exit) = &last_exit {
-                            for line in &exit.last_lines {
+                match event {
+                    Ok(BackendEvent::State { id: which, state, pid, last_exit }) if which == id => {
+                        let exit = last_exit
+                            .as_ref()
+                            .filter(|_| matches!(state, BackendState::Crashed | BackendState::Restarting))
+                            .map(|e| format!(" ({})", e.describe()))
+                            .unwrap_or_default();
+                        let pid = pid.map(|p| format!(" pid {p}")).unwrap_or_default();
+                        eprintln!("backend {id}: {state}{pid}{exit}");
+                    }
+                    Ok(BackendEvent::Ended { id: which, state, last_exit }) if which == id => {
+                        if state == BackendState::Crashed {
+                            eprintln!("backend {id}: crashed; not restarting");
+                            for line in last_exit.iter().flat_map(|e| &e.last_lines) {
                                 eprintln!("  | {line}");
                             }
+                            return Ok(ExitCode::FAILURE);
                         }
-                        return Ok(ExitCode::FAILURE);
+                        return Ok(ExitCode::SUCCESS);
                     }
-                    return Ok(ExitCode::SUCCESS);
+                    _ => {}
                 }
             }
         }
