@@ -26,4 +26,6 @@ pub enum Error {
     Runtime(#[from] runtime::Error),
     #[error(transparent)]
     Venv(#[from] venv::Error),
+    #[error(transparent)]
+    Backend(#[from] backend::Error),
 }

@@ -1,0 +1,366 @@
+"""The pipe transport: a Unix domain socket, frames of a 4-byte big-endian length + JSON.
+
+The main thread runs a selector loop over the listening socket and every connection and
+runs each request inline, so a call costs one thread wake-up, like a plain threaded echo
+server (a hand-off from a reader thread to the main thread costs 2-3 more under load).
+
+While a call runs longer than `LONG_CALL` (50 ms), a watcher thread takes over the
+selector: it accepts, authenticates, answers `info`/`interrupt`/`shutdown` at once and
+queues other requests, which the main thread runs, in order, when the call ends. All
+requests are queued in one FIFO, so the answers of one connection keep their order.
+"""
+
+import collections
+import os
+import select
+import socket
+import stat
+import sys
+import threading
+
+from . import wire
+from .dispatcher import log
+
+PRE_AUTH_CAP = 64 * 1024  # the auth frame is tiny; do not buffer more before it
+
+
+class StartupError(Exception):
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+class PipeServer:
+    name = "pipe"
+
+    def __init__(self, dispatcher, token, max_frame, path=None):
+        if sys.platform == "win32" or not hasattr(socket, "AF_UNIX"):
+            raise StartupError(
+                "unsupported",
+                "the pipe transport is not implemented on Windows yet; use --transport http or grpc",
+            )
+        self.dispatcher = dispatcher
+        self.token = token
+        self.max_frame = max_frame
+        self.path = path
+        self._made_dir = None
+        self.sock = None
+        self.pending = collections.deque()  # (connection, request) waiting for the main thread
+        self._watching = False
+        self._arm = threading.Lock()
+        self._arm.acquire()
+        self._released = threading.Lock()
+        self._released.acquire()
+
+    def bind(self):
+        if self.path is None:
+            self._made_dir = _private_temp_dir()
+            self.path = os.path.join(self._made_dir, "backend.sock")
+        else:
+            self.path = os.path.abspath(self.path)
+            _prepare_dir(os.path.dirname(self.path))
+            _remove_stale(self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # the socket is born 0600: no window with looser modes
+        try:
+            sock.bind(self.path)
+        except OSError as exc:
+            raise StartupError("bind_failed", "cannot bind %s: %s" % (self.path, exc)) from None
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        sock.listen(128)
+        sock.setblocking(False)
+        self.sock = sock
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        # select.poll, not selectors: the selectors wrapper costs ~7 us per call under load.
+        self.poller = select.poll()
+        self.targets = {}  # fd -> None (listener), "wake", or a Connection
+        self.watch(sock.fileno(), None)
+        self.watch(self._wake_r, "wake")
+        self.dispatcher.on_exit.append(self.cleanup)
+        self.dispatcher.wakers.append(self._wake)
+        threading.Thread(target=self._watch_loop, name="pipe-watcher", daemon=True).start()
+        return self.path
+
+    def cleanup(self):
+        try:
+            if self.sock is not None:
+                self.sock.close()
+            os.unlink(self.path)
+        except OSError:
+            pass
+        if self._made_dir is not None:
+            try:
+                os.rmdir(self._made_dir)
+            except OSError:
+                pass
+
+    def close(self):
+        self.cleanup()
+
+    def watch(self, fd, target):
+        self.targets[fd] = target
+        self.poller.register(fd, select.POLLIN)
+
+    def unwatch(self, fd):
+        self.targets.pop(fd, None)
+        try:
+            self.poller.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    # ---- main thread -----------------------------------------------------------------
+
+    def serve(self):
+        """The main loop: run queued requests, then wait for sockets; until `stop`."""
+        dispatcher = self.dispatcher
+        table = dispatcher.operations.table
+        pending = self.pending
+        poll = self.poller.poll
+        ready = self._ready
+        try:
+            while True:
+                while pending and not dispatcher.stopping:
+                    conn, req = pending.popleft()
+                    status, body = dispatcher.run_call(table[req["op"]], req, self._start_watching)
+                    conn.reply(req.get("id"), status, body)
+                    if self._watching:
+                        self._stop_watching()
+                if dispatcher.stopping:
+                    return
+                for fd, _ in poll():
+                    ready(fd)
+        except KeyboardInterrupt:
+            log("SIGINT while idle")
+
+    def _start_watching(self):
+        """Called from the SIGALRM handler once a call has run LONG_CALL seconds."""
+        self._watching = True
+        self._arm.release()
+
+    def _stop_watching(self):
+        self._watching = False
+        self._wake()
+        self._released.acquire()  # the watcher is out of select() and no longer reads
+
+    def _watch_loop(self):
+        while True:
+            self._arm.acquire()
+            try:
+                while self._watching:
+                    for fd, _ in self.poller.poll():
+                        if not self._watching:
+                            break
+                        self._ready(fd)
+            except Exception as exc:
+                log("pipe watcher failed: %r" % exc)
+            finally:
+                self._released.release()
+
+    # ---- whichever thread owns the selector ------------------------------------------
+
+    def _ready(self, fd):
+        target = self.targets.get(fd, False)
+        if target is None:
+            self._accept()
+        elif target == "wake":
+            try:
+                os.read(self._wake_r, 4096)
+            except OSError:
+                pass
+        elif target is False:
+            self.unwatch(fd)  # closed meanwhile
+        else:
+            target.readable()
+
+    def _accept(self):
+        while True:
+            try:
+                sock, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log("pipe accept failed: %s" % exc)
+                return
+            sock.setblocking(True)
+            self.watch(sock.fileno(), Connection(self, sock))
+
+
+class Connection:
+    """One client: its read buffer, its auth state and a lock for writing answers."""
+
+    def __init__(self, server, sock):
+        self.server = server
+        self.sock = sock
+        self.lock = threading.Lock()
+        self.buf = bytearray()
+        self.authed = server.token is None
+        self.closed = False
+
+    def reply(self, rid, status, body):
+        answer = {"id": rid if type(rid) in (int, str) else None}
+        answer.update(body)
+        data = wire.dumps(answer)
+        try:
+            with self.lock:
+                self.sock.sendall(len(data).to_bytes(4, "big") + data)
+        except OSError:
+            pass  # the client went away; its connection is closed on the next read
+
+    def close(self, linger=False):
+        if self.closed:
+            return
+        self.closed = True
+        self.server.unwatch(self.sock.fileno())
+        if linger:  # let the client read our error frame instead of a reset
+            threading.Thread(target=_linger_and_close, args=(self.sock,), daemon=True).start()
+        else:
+            self.sock.close()
+
+    def readable(self):
+        try:
+            chunk = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            if self.buf:
+                log("pipe: connection closed inside a frame")
+            self.close()
+            return
+        buf = self.buf
+        buf += chunk
+        while len(buf) >= 4 and not self.closed:
+            size = int.from_bytes(buf[:4], "big")
+            cap = self.server.max_frame if self.authed else PRE_AUTH_CAP
+            if size > cap:
+                if self.authed:
+                    message = "frame of %d bytes over the cap of %d" % (size, cap)
+                    self.reply(None, 413, wire.error("FrameTooLarge", message))
+                else:
+                    message = "the first frame must be a small auth frame"
+                    self.reply(None, 401, wire.error("Unauthorized", message))
+                self.close(linger=True)
+                return
+            if len(buf) < 4 + size:
+                return
+            frame = bytes(buf[4 : 4 + size])
+            del buf[: 4 + size]
+            if self.authed:
+                self.handle(frame)
+            else:
+                self.authenticate(frame)
+
+    def handle(self, frame):
+        try:
+            req = wire.loads(frame)
+        except ValueError as exc:
+            log("pipe: unparseable frame: %s" % exc)
+            self.reply(None, 400, wire.error("BadRequest", str(exc)))
+            return
+        op = req.get("op")
+        if op in self.server.dispatcher.operations.table:
+            self.server.pending.append((self, req))
+        elif op == "auth":
+            self.reply(req.get("id"), 200, {"value": True})
+        else:
+            rid = req.get("id")
+            self.server.dispatcher.submit(req, lambda status, body: self.reply(rid, status, body))
+
+    def authenticate(self, frame):
+        """The first frame must be `{"op": "auth", "token": ...}`; anything else closes."""
+        try:
+            req = wire.loads(frame)
+        except ValueError:
+            req = {}
+        given = req.get("token")
+        ok = req.get("op") == "auth" and type(given) is str
+        if ok and _compare(given.encode("utf-8", "replace"), self.server.token):
+            self.authed = True
+            self.reply(req.get("id"), 200, {"value": True})
+            return
+        self.reply(req.get("id"), 401, wire.error("Unauthorized", "missing or wrong token"))
+        self.close(linger=True)
+
+
+def _linger_and_close(sock):
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(0.2)
+        total = 0
+        while total < (1 << 24):
+            chunk = sock.recv(262144)
+            if not chunk:
+                break
+            total += len(chunk)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def _compare(a, b):
+    from .auth import compare_digest
+
+    return compare_digest(a, b)
+
+
+def _private_temp_dir():
+    """A fresh 0700 directory under $TMPDIR (not `tempfile`: it imports shutil, random, ...)."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    for _ in range(100):
+        path = os.path.join(base, "beep-backend-" + os.urandom(8).hex())
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o700)
+        return path
+    raise StartupError("bind_failed", "cannot create a private directory in %s" % base)
+
+
+def _prepare_dir(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        os.makedirs(path, mode=0o700)
+        os.chmod(path, 0o700)
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise StartupError("bad_argument", "the socket's parent %s is not a directory" % path)
+    if st.st_uid != os.getuid():
+        raise StartupError("insecure_socket_dir", "the socket's directory %s is owned by another user" % path)
+    if st.st_mode & 0o077:
+        raise StartupError(
+            "insecure_socket_dir",
+            "the socket's directory %s has mode %o; it must be 0700 (only its owner may enter)"
+            % (path, stat.S_IMODE(st.st_mode)),
+        )
+
+
+def _remove_stale(path):
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise StartupError("bind_failed", "%s exists and is not a socket" % path)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody listens: a leftover of a dead backend
+        return
+    finally:
+        probe.close()
+    raise StartupError("bind_failed", "another server is listening on %s" % path)
