@@ -251,6 +251,13 @@ impl Environments {
         reporter: &dyn Reporter,
     ) -> Result<Environment, Error> {
         check_request(&options.packages)?;
+        let dir = self.dir(name);
+        if environment::is_complete(&dir) {
+            return Err(Error::Exists {
+                name: name.to_string(),
+                path: dir,
+            });
+        }
         let runtime = self.runtime(name, options.runtime.as_deref())?;
         let tool = self.tool(name, Some(&runtime.python), reporter).await?;
         let _lock = self.lock(name, reporter).await?;
@@ -295,6 +302,12 @@ impl Environments {
                 })?;
         }
         let _lock = self.lock(name, reporter).await?;
+        if std::fs::symlink_metadata(&dir).is_err() {
+            // Another delete won the race while we waited.
+            return Err(Error::NotFound {
+                name: name.to_string(),
+            });
+        }
         self.delete_locked(name)?;
         self.sweep_trash();
         Ok(())
@@ -370,11 +383,7 @@ impl Environments {
             path: envs.clone(),
             source,
         })?;
-        let mut guard = RemoveOnDrop {
-            envs,
-            dir: Some(dir.clone()),
-            name: name.clone(),
-        };
+        let mut guard = trash::RemoveOnDrop::new(envs, dir.clone(), name.clone());
         tool.create_venv(&runtime.python, &dir, reporter)
             .await
             .map_err(|source| Error::Create {
@@ -405,7 +414,7 @@ impl Environments {
             path: dir.clone(),
             source,
         })?;
-        guard.dir = None;
+        guard.disarm();
         self.get(name)
     }
 
@@ -534,24 +543,6 @@ impl Environments {
                     .map_err(lock_error)
             }
             Err(e) => Err(lock_error(e)),
-        }
-    }
-}
-
-/// Removes a half-created environment unless disarmed (also when the future is dropped).
-struct RemoveOnDrop {
-    envs: PathBuf,
-    dir: Option<PathBuf>,
-    name: EnvName,
-}
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(dir) = self.dir.take()
-            && std::fs::symlink_metadata(&dir).is_ok()
-            && let Err(e) = trash::remove(&self.envs, &dir, &self.name)
-        {
-            tracing::warn!("Failed to remove half-created environment: {e}");
         }
     }
 }

@@ -61,6 +61,39 @@ pub fn sweep(entries: &[PathBuf], lock_path: impl Fn(&str) -> PathBuf) {
     }
 }
 
+/// Removes a half-created environment unless disarmed (also when its future is dropped).
+pub struct RemoveOnDrop {
+    envs: PathBuf,
+    dir: Option<PathBuf>,
+    name: EnvName,
+}
+
+impl RemoveOnDrop {
+    pub fn new(envs: PathBuf, dir: PathBuf, name: EnvName) -> Self {
+        Self {
+            envs,
+            dir: Some(dir),
+            name,
+        }
+    }
+
+    /// The environment is finished: keep it.
+    pub fn disarm(&mut self) {
+        self.dir = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take()
+            && std::fs::symlink_metadata(&dir).is_ok()
+            && let Err(e) = remove(&self.envs, &dir, &self.name)
+        {
+            tracing::warn!("Failed to remove half-created environment: {e}");
+        }
+    }
+}
+
 fn random_suffix() -> String {
     let mut bytes = [0u8; 6];
     if getrandom::fill(&mut bytes).is_err() {
