@@ -79,13 +79,18 @@ def main():
     plain.mkdir()
     rows = []
 
-    # --- create (interleaved, so both see the same machine state)
+    # --- create: beep-host and uv alternate (and swap who goes first) so both see the
+    # same machine state; python -m venv runs on its own afterwards.
     n = args.runs
-    beep, uvv, nopip = [], [], []
+    beep, uvv = [], []
     for i in range(n):
-        beep.append(timed([BIN, "venv", "create", f"c{i}"], env))
-        uvv.append(timed([uv, "venv", "--quiet", "--python", python, plain / f"u{i}"]))
-        nopip.append(timed([python, "-m", "venv", "--without-pip", plain / f"n{i}"]))
+        pair = [
+            (beep, [BIN, "venv", "create", f"c{i}"], env),
+            (uvv, [uv, "venv", "--quiet", "--python", python, plain / f"u{i}"], None),
+        ]
+        for samples, cmd, cmd_env in pair if i % 2 == 0 else reversed(pair):
+            samples.append(timed(cmd, cmd_env))
+    nopip = [timed([python, "-m", "venv", "--without-pip", plain / f"n{i}"]) for i in range(n)]
     withpip = [timed([python, "-m", "venv", plain / f"p{i}"]) for i in range(3)]
     rows += [
         row("venv create", "beep-host venv create", beep, uvv),
