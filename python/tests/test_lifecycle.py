@@ -116,6 +116,16 @@ def test_pipe_refuses_loose_socket_dir(tmp_path):
     assert not (loose / "b.sock").exists()
 
 
+def test_pipe_refuses_too_long_socket_path(tmp_path):
+    p = run_backend(
+        ["--transport", "pipe", "--socket", str(tmp_path / ("x" * 120) / "b.sock")], backend_env("t")
+    )
+    event = json.loads(p.stdout.decode().splitlines()[0])
+    assert p.returncode != 0
+    assert event["kind"] == "bind_failed" and "103" in event["message"]
+    assert not (tmp_path / ("x" * 120)).exists()
+
+
 def test_pipe_replaces_stale_socket_and_refuses_live_one(tmp_path):
     d = tmp_path / "d"
     first = Backend("pipe", args=["--socket", str(d / "b.sock")])
