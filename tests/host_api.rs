@@ -577,3 +577,139 @@ async fn concurrent_create_of_one_name_one_wins_the_other_gets_409() {
     let (_, list) = served.get("/venv/list").await;
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
+
+/// The backend's record holds its token (mode 0600, for the user only).
+fn backend_token(served: &Served, id: &str) -> String {
+    let record = served.home.path().join(format!("state/backends/{id}.json"));
+    let record: Value = serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+    record["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_in_a_backend_manages_environments_through_the_host() {
+    let served = Served::start(&[]);
+    assert_eq!(
+        served
+            .post("/venv/create", json!({"name": "pyhost"}))
+            .await
+            .0,
+        200
+    );
+    let (status, backend) = served
+        .post("/backends", json!({"env": "pyhost", "transport": "http"}))
+        .await;
+    assert_eq!(status, 201, "{backend}");
+    let address = backend["address"].as_str().unwrap().to_string();
+    let token = backend_token(&served, backend["id"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let exec = |code: &str| {
+        client
+            .post(format!("http://{address}/v1/exec"))
+            .bearer_auth(&token)
+            .json(&json!({ "code": code }))
+            .send()
+    };
+
+    // Python code inside the backend creates an environment through `beep_backend.host`.
+    let answer: Value = exec("from beep_backend import host\nr = host.venv.create('made-by-python', provider_name='py')\nr['success']")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["value"], true, "{answer}");
+    let listed = served.home.json(&["venv", "list", "--json"]);
+    let made = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "made-by-python");
+    assert_eq!(
+        made.expect("listed by `beep-host venv list`")["provider"],
+        "py"
+    );
+    let answer: Value = exec("sorted(e['name'] for e in host.venv.list())")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["value"],
+        json!(["made-by-python", "pyhost"]),
+        "{answer}"
+    );
+    let answer: Value = exec("[b['env'] for b in host.backends.list()]")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["value"], json!(["pyhost"]), "{answer}");
+    // A bad name raises HostError with the host's code; nothing is created.
+    let answer: Value = exec("host.venv.create('../evil')")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["error"]["type"], "beep_backend.host.HostError",
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid"),
+        "{answer}"
+    );
+
+    // The backend's own HTTP transport forwards environment routes to the host.
+    let forwarded = client
+        .get(format!("http://{address}/venv/list"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forwarded.status(), 200);
+    let list: Value = forwarded.json().await.unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    let unauthorized = client
+        .get(format!("http://{address}/venv/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unauthorized.status(),
+        401,
+        "forwarded routes need the backend token too"
+    );
+    let created = client
+        .post(format!("http://{address}/venv/create"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "via-backend"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    assert!(served.home.envs().join("via-backend/pyvenv.cfg").is_file());
+    for name in ["via-backend", "made-by-python"] {
+        let deleted = client
+            .delete(format!("http://{address}/venv/{name}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), 200, "{name}");
+        assert!(!served.home.envs().join(name).exists());
+    }
+    let traversal = client
+        .delete(format!("http://{address}/venv/..%2Fpyhost"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traversal.status(), 400);
+    assert!(served.home.envs().join("pyhost").is_dir());
+}

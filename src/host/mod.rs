@@ -328,7 +328,8 @@ pub async fn serve(
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    // SET_HOST_API
+    host.supervisor
+        .set_host_api(record.http.clone(), Some(record.token.clone()));
     let record_path = write_record(&host.paths, &record)?;
 
     let mut tasks = Vec::new();
