@@ -31,6 +31,8 @@ fn lifecycle(mode: Mode, installer: &str) {
         "--json",
     ]);
     assert_eq!(created["installer"], installer);
+    let err = home.fails(&["venv", "create", "work"]);
+    assert!(err.contains("already exists"), "{err}");
 
     let list = home.list();
     assert_eq!(list.len(), 1);
@@ -388,4 +390,28 @@ fn delete_without_a_terminal_needs_yes() {
     assert_eq!(home.list().len(), 1);
     let err = home.fails(&["venv", "delete", "missing", "--yes"]);
     assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn delete_refuses_while_a_backend_runs_and_force_stops_it() {
+    let home = Home::new(Mode::Uv);
+    home.ok(&["venv", "create", "served"]);
+    let out = home.ok(&["start", "http", "--venv", "served", "--detach"]);
+    let status = home.json(&["venv", "status", "served", "--json"]);
+    let backends = status["backends"].as_array().unwrap().clone();
+    assert_eq!(backends.len(), 1, "{status}\n{out}");
+    let id = backends[0]["id"].as_str().unwrap().to_string();
+    assert!(out.contains(&id), "{out}");
+    let pid = backends[0]["pid"].as_u64().unwrap();
+
+    let err = home.fails(&["venv", "delete", "served", "--yes"]);
+    assert!(err.contains("backends are running in it"), "{err}");
+    assert!(err.contains(&id), "{err}");
+    assert_eq!(home.list().len(), 1);
+
+    home.ok(&["venv", "delete", "served", "--yes", "--force"]);
+    assert!(home.list().is_empty());
+    assert!(!home.envs().join("served").exists());
+    let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+    assert!(!alive, "backend {pid} still runs");
 }

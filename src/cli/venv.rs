@@ -5,8 +5,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use beep_host::backend::Supervisor;
 use beep_host::venv::{
-    AdminAction, CreateOptions, DeleteOptions, EnvName, Environments, NoBackends, PackageRequest,
+    AdminAction, CreateOptions, DeleteOptions, EnvName, Environments, PackageRequest,
 };
 use beep_host::{Config, Paths, Progress, Reporter};
 
@@ -135,8 +136,9 @@ pub async fn run(cmd: VenvCommand) -> anyhow::Result<ExitCode> {
             }
         }
         VenvCommand::Status { name, json } => {
-            // The supervisor fills the backends once it exists (see `RunningBackends`).
-            let status = environments()?.status(&name, &NoBackends)?;
+            let envs = environments()?;
+            let supervisor = Supervisor::new(envs.paths().clone());
+            let status = envs.status(&name, &supervisor)?;
             if json {
                 print_json(&status)?;
             } else {
@@ -152,6 +154,11 @@ pub async fn run(cmd: VenvCommand) -> anyhow::Result<ExitCode> {
                 println!("created:   {}", env.created.as_deref().unwrap_or("?"));
                 println!("size:      {:.1} MiB", status.size_bytes as f64 / 1048576.0);
                 println!("backends:  {}", status.backends.len());
+                for b in &status.backends {
+                    let pid = b.pid.map(|p| p.to_string()).unwrap_or_default();
+                    let transport = b.transport.as_deref().unwrap_or("?");
+                    println!("  {} {transport} {} pid {pid}", b.id, b.state);
+                }
                 println!("pyvenv.cfg:");
                 for (k, v) in &status.pyvenv_cfg {
                     println!("  {k} = {v}");
@@ -177,7 +184,8 @@ pub async fn run(cmd: VenvCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("Not deleted.");
                 return Ok(ExitCode::FAILURE);
             }
-            envs.delete(&name, DeleteOptions { force }, &NoBackends, &StderrReporter)
+            let supervisor = Supervisor::new(envs.paths().clone());
+            envs.delete(&name, DeleteOptions { force }, &supervisor, &StderrReporter)
                 .await?;
             println!("Deleted environment `{name}`");
         }

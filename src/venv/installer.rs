@@ -175,7 +175,8 @@ impl Tool {
 
 /// Choose the tool for `installer`: uv if found (or provisioned), pip otherwise.
 ///
-/// `fallback_python` runs pip to provision uv when no default runtime is set.
+/// `provision_python` names the interpreter that runs `pip install uv` when uv has to
+/// be provisioned (the default runtime, or the one at hand when none is set).
 pub async fn select(
     paths: &Paths,
     installer: Installer,
@@ -331,6 +332,7 @@ fn command(program: &Path) -> Command {
     cmd
 }
 
+/// A short form of a command for messages: `uv pip install`, `python3.11 -m venv`.
 fn describe(cmd: &Command) -> String {
     let std = cmd.as_std();
     let program = Path::new(std.get_program())
@@ -338,12 +340,11 @@ fn describe(cmd: &Command) -> String {
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let args: Vec<String> = std
+    let args = std
         .get_args()
-        .take(3)
         .map(|a| a.to_string_lossy().into_owned())
-        .filter(|a| !a.starts_with('-') && !a.contains(std::path::MAIN_SEPARATOR))
-        .collect();
+        .take_while(|a| !a.starts_with("--") && !a.contains(std::path::MAIN_SEPARATOR))
+        .take(3);
     std::iter::once(program)
         .chain(args)
         .collect::<Vec<_>>()

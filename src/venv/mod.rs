@@ -180,11 +180,11 @@ impl Environments {
             if EnvName::parse(file_name).is_err() {
                 continue;
             }
-            let path = entry.path();
-            if let Some(env) = environment::read(file_name, &path)
-                .map_err(|source| Error::Read { path, source })?
-            {
-                found.push(env);
+            // One unreadable environment does not hide the others.
+            match environment::read(file_name, &entry.path()) {
+                Ok(Some(env)) => found.push(env),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("Failed to read environment `{file_name}`: {e}"),
             }
         }
         if !trash.is_empty() {
