@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{BackendId, BackendSpec, BackendStatus, RestartPolicy, Supervisor, Transport};
 use crate::runtime::{Runtime, Runtimes};
 use crate::venv::{
-    CreateOptions, DeleteOptions, EnvBackend, EnvName, Environment, EnvironmentStatus,
-    Environments, PackageRequest, RunningBackends,
+    CreateOptions, DeleteOptions, EnvName, Environment, EnvironmentStatus, Environments,
+    PackageRequest,
 };
 use crate::{Config, Paths, Progress, Reporter};
 
@@ -115,35 +115,6 @@ impl Reporter for Lines {
     }
 }
 
-/// The supervisor seen from environments: what runs in one, and stopping it.
-pub struct Supervised<'a>(pub &'a Supervisor);
-
-#[async_trait::async_trait]
-impl RunningBackends for Supervised<'_> {
-    fn running_in(&self, env: &EnvName) -> Vec<EnvBackend> {
-        self.0
-            .backends_in_env(env)
-            .into_iter()
-            .filter(|b| !b.state.is_final())
-            .map(|b| EnvBackend {
-                id: b.id.to_string(),
-                pid: b.pid,
-                transport: Some(b.transport.as_str().to_string()),
-                state: b.state.as_str().to_string(),
-            })
-            .collect()
-    }
-
-    async fn stop_in(&self, env: &EnvName) -> Result<(), crate::venv::backends::StopError> {
-        for b in self.0.backends_in_env(env) {
-            if !b.state.is_final() {
-                self.0.stop(&b.id).await?;
-            }
-        }
-        Ok(())
-    }
-}
-
 fn env_name(name: &str) -> Result<EnvName, ApiError> {
     Ok(EnvName::parse(name)?)
 }
@@ -195,16 +166,18 @@ impl Host {
 
     pub fn get_env(&self, name: &str) -> Result<EnvironmentStatus, ApiError> {
         let name = env_name(name)?;
-        Ok(self
-            .environments()
-            .status(&name, &Supervised(&self.supervisor))?)
+        Ok(self.environments().status(&name, &self.supervisor)?)
     }
 
     pub async fn delete_env(&self, name: &str, force: bool) -> Result<(), ApiError> {
         let name = env_name(name)?;
-        let backends = Supervised(&self.supervisor);
         self.environments()
-            .delete(&name, DeleteOptions { force }, &backends, &Lines::default())
+            .delete(
+                &name,
+                DeleteOptions { force },
+                &self.supervisor,
+                &Lines::default(),
+            )
             .await?;
         Ok(())
     }
