@@ -34,7 +34,9 @@ def test_openapi_document_matches_the_server():
     with tempfile.TemporaryDirectory() as home:
         catalog = Path(home) / "catalog.json"
         catalog.write_text(json.dumps({"entries": []}))
-        env = dict(os.environ, BEEP_HOST_HOME=home, BEEP_PYTHON_CATALOG=str(catalog), BEEP_HOST_INSTALLER="pip")
+        env = dict(
+            os.environ, BEEP_HOST_HOME=home, BEEP_PYTHON_CATALOG=str(catalog), BEEP_HOST_INSTALLER="pip"
+        )
         server = subprocess.Popen(
             [str(_binary()), "serve", "--no-grpc"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
         )
