@@ -249,3 +249,18 @@ def test_runs_on_other_pythons(python, transport):
         assert b.proc.wait(5) == 0
     finally:
         b.stop()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_started_with_no_site_still_sees_site_packages(transport):
+    """`python -S` starts faster; user code must still import the environment's packages."""
+    b = Backend(transport, python_args=["-S"])
+    try:
+        assert b.event["event"] == "ready", b.stderr_lines
+        c = b.client()
+        answer = c.request(
+            "exec", code="import sys, hypothesis\nsys.flags.no_site, 'site-packages' in hypothesis.__file__"
+        )
+        assert answer["value"] == [1, True]
+    finally:
+        b.stop()
