@@ -364,11 +364,19 @@ fn main() {
     std::os::unix::fs::symlink(grpc_env(&python), paths.env_dir(&env)).unwrap();
 
     let raw = raw_echo(&python, home.path(), calls, secs);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    // BENCH_RUNTIME=current measures on a single-threaded tokio runtime.
+    let runtime = if std::env::var("BENCH_RUNTIME").as_deref() == Ok("current") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     let (rows, idle) = runtime.block_on(async {
         let supervisor = Supervisor::new(paths.clone());
         let mut rows = vec![raw.clone()];

@@ -280,3 +280,38 @@ async fn next_ready(events: &mut broadcast::Receiver<BackendEvent>) -> u32 {
         assert_ne!(state, BackendState::Stopped);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pipe_connection_serves_many_concurrent_and_cancelled_calls() {
+    let home = Home::new();
+    let env = home.plain_env("admin");
+    let supervisor = Supervisor::new(home.paths.clone());
+    let id = supervisor
+        .start(BackendSpec::new(env, Transport::Pipe))
+        .await
+        .unwrap();
+    let client = std::sync::Arc::new(supervisor.client(&id).await.unwrap());
+    let calls = (0..64).map(|task| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for i in 0..25 {
+                let n = task * 1000 + i;
+                let value = client.eval(&format!("{n} * 2")).await.unwrap();
+                assert_eq!(value, PyValue::Json(json!(n * 2)));
+            }
+        })
+    });
+    for call in futures_util::future::join_all(calls).await {
+        call.unwrap();
+    }
+    // A caller that gives up (its future dropped while it was the reader) leaves the
+    // connection usable for the others.
+    let slow = tokio::time::timeout(
+        Duration::from_millis(100),
+        client.exec("import time; time.sleep(0.5)", None),
+    )
+    .await;
+    assert!(slow.is_err());
+    assert_eq!(client.eval("7").await.unwrap(), PyValue::Json(json!(7)));
+    supervisor.stop(&id).await.unwrap();
+}
