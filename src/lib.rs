@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod check;
 pub mod config;
+pub mod host;
 pub mod lock;
 pub mod paths;
 pub mod reporter;
@@ -28,4 +29,6 @@ pub enum Error {
     Venv(#[from] venv::Error),
     #[error(transparent)]
     Backend(#[from] backend::Error),
+    #[error(transparent)]
+    Host(#[from] host::Error),
 }

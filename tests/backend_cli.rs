@@ -94,8 +94,22 @@ fn a_foreground_backend_is_listed_and_stopped_by_another_process() {
             .contains("hello from python")
     });
 
+    // `logs --follow` prints new lines and ends when the backend does.
+    let mut follow = home
+        .command(&["logs", &id, "--follow", "--lines", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    home.ok(&["exec", &id, "import os; os.write(2, b'followed line\\n')"]);
+    let mut follow_out = BufReader::new(follow.stdout.take().unwrap());
+    let mut line = String::new();
+    follow_out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "followed line");
+
     home.ok(&["stop", &id]);
     assert!(!alive(pid));
+    assert!(wait_with_timeout(&mut follow, Duration::from_secs(5)).success());
     let status = wait_with_timeout(&mut host, Duration::from_secs(5));
     assert!(
         status.success(),

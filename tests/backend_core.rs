@@ -236,3 +236,82 @@ async fn a_start_that_fails_reports_why() {
     assert!(supervisor.list().is_empty());
     assert!(home.files(&home.paths.backend_records()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stable_run_resets_the_restart_counter() {
+    let home = Home::new();
+    let env = home.plain_env("admin");
+    let supervisor = Supervisor::new(home.paths.clone());
+    let mut events = supervisor.subscribe();
+    let mut spec = BackendSpec::new(env, Transport::Pipe).restart(RestartPolicy::OnFailure);
+    spec.limits = RestartLimits {
+        max_restarts: 1,
+        backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(10),
+        stable_after: Duration::from_millis(400),
+    };
+    let id = supervisor.start(spec).await.unwrap();
+    let first = next_ready(&mut events).await;
+    kill9(first); // restart 1 of 1
+    let second = next_ready(&mut events).await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // a stable run
+    kill9(second); // the counter was reset: restarted again
+    let third = next_ready(&mut events).await;
+    kill9(third); // right away: over the limit
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+            Ok(Ok(BackendEvent::Ended { state, .. })) => {
+                assert_eq!(state, BackendState::Crashed);
+                break;
+            }
+            Ok(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(supervisor.status(&id).unwrap().restarts, 2);
+}
+
+async fn next_ready(events: &mut broadcast::Receiver<BackendEvent>) -> u32 {
+    loop {
+        let (state, pid, _) = next_state(events, Duration::from_secs(10)).await;
+        if state == BackendState::Ready {
+            return pid.unwrap();
+        }
+        assert_ne!(state, BackendState::Stopped);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pipe_connection_serves_many_concurrent_and_cancelled_calls() {
+    let home = Home::new();
+    let env = home.plain_env("admin");
+    let supervisor = Supervisor::new(home.paths.clone());
+    let id = supervisor
+        .start(BackendSpec::new(env, Transport::Pipe))
+        .await
+        .unwrap();
+    let client = std::sync::Arc::new(supervisor.client(&id).await.unwrap());
+    let calls = (0..64).map(|task| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for i in 0..25 {
+                let n = task * 1000 + i;
+                let value = client.eval(&format!("{n} * 2")).await.unwrap();
+                assert_eq!(value, PyValue::Json(json!(n * 2)));
+            }
+        })
+    });
+    for call in futures_util::future::join_all(calls).await {
+        call.unwrap();
+    }
+    // A caller that gives up (its future dropped while it was the reader) leaves the
+    // connection usable for the others.
+    let slow = tokio::time::timeout(
+        Duration::from_millis(100),
+        client.exec("import time; time.sleep(0.5)", None),
+    )
+    .await;
+    assert!(slow.is_err());
+    assert_eq!(client.eval("7").await.unwrap(), PyValue::Json(json!(7)));
+    supervisor.stop(&id).await.unwrap();
+}

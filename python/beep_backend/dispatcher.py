@@ -101,10 +101,36 @@ class Dispatcher:
             if not seq:
                 return False
             self._interrupt_target = seq
+            start_resender = not self._resending
+            self._resending = True
         self._signal_main()
+        if start_resender:
+            threading.Thread(target=self._resend_interrupt, name="interrupt-resend", daemon=True).start()
         return True
 
+    def _resend_interrupt(self):
+        """Send SIGINT again until the handler has taken it.
+
+        A signal can be lost for our purpose: if SIGINT arrives while the main thread runs
+        another Python signal handler (our SIGALRM one) and then goes back into a blocking
+        call such as `time.sleep`, CPython runs the SIGINT handler only when that call ends.
+        """
+        try:
+            for _ in range(100):
+                time.sleep(0.1)
+                target = self._interrupt_target
+                if not target or self._running != target:
+                    return
+                self._signal_main()
+        finally:
+            with self._lock:
+                self._resending = False
+
+    _resending = False
+    _our_signal = False
+
     def _signal_main(self):
+        self._our_signal = True
         if hasattr(signal, "pthread_kill"):
             signal.pthread_kill(self._main_ident, signal.SIGINT)
         else:  # Windows: no pthread_kill; this simulates SIGINT on the main thread
@@ -196,37 +222,51 @@ class Dispatcher:
                     self._fallback = self._fallback_timer(seq, timeout)
             if _HAS_ITIMER and (timeout is not None or on_long is not None):
                 now = time.monotonic()
-                self._on_long = on_long
-                self._timeout_len = timeout
-                first = self._long_at = now + LONG_CALL if on_long is not None else 0.0
+                due = 0.0
+                if on_long is not None:
+                    due = self._long_at = now + LONG_CALL
+                    self._on_long = on_long
+                    self._long_seq = seq
                 if timeout is not None:
                     self._timeout_at = now + timeout
-                    if not first or self._timeout_at < first:
-                        first = self._timeout_at
-                self._timer_seq = seq
-                signal.setitimer(signal.ITIMER_REAL, max(first - now, 1e-6))
+                    self._timeout_len = timeout
+                    self._timer_seq = seq
+                    if not due or self._timeout_at < due:
+                        due = self._timeout_at
+                # Lazy arming: a timer still pending from an earlier call fires first and the
+                # handler re-arms for this one, so back-to-back short calls make no syscall here.
+                if not (now - 1.0 < self._timer_due <= due):
+                    self._timer_due = due
+                    signal.setitimer(signal.ITIMER_REAL, max(due - now, 1e-6))
             self._running = seq
             try:
                 return fn(req)
             finally:
                 self._running = 0
+                if self._long_seq:  # the pending timer may stay: it finds nothing to do
+                    self._long_seq = 0
+                    self._on_long = None
                 if self._timer_seq or self._fallback is not None:
                     self._disarm()
         except BaseException as exc:
             return error_body(exc)
 
     def _disarm(self):
+        self._long_seq = 0
+        self._on_long = None
         if self._timer_seq:
             self._timer_seq = 0
+            self._timeout_at = 0.0
+            self._timer_due = 0.0
             signal.setitimer(signal.ITIMER_REAL, 0)
-            self._timeout_at = self._long_at = 0.0
-            self._on_long = None
         if self._fallback is not None:
             self._fallback.cancel()
             self._fallback = None
 
     _run = run_call
-    _timer_seq = 0  # the call the interval timer is armed for
+    _timer_seq = 0  # the call an exec timeout is armed for
+    _long_seq = 0  # the call whose long-call hook (`on_long`) is pending
+    _timer_due = 0.0  # when the pending ITIMER_REAL fires (monotonic), 0 if none
     _fallback = None
     _timeout_at = _long_at = 0.0
     _timeout_len = None
@@ -250,31 +290,46 @@ class Dispatcher:
     # Signal handlers run on the main thread between bytecodes.
 
     def _on_alarm(self, signum, frame):
-        if not self._running or self._running != self._timer_seq:
+        self._timer_due = 0.0
+        running = self._running
+        if not running:
             return
         now = time.monotonic()
-        if self._long_at and now >= self._long_at - 0.001:
-            self._long_at = 0.0
+        if self._long_seq == running and now >= self._long_at - 0.001:
             on_long, self._on_long = self._on_long, None
+            self._long_seq = 0
             if on_long is not None:
                 on_long()
-        if self._timeout_at:
-            if now >= self._timeout_at - 0.001:
-                self._timeout_at = 0.0
-                raise CallTimeout("exec timed out after %g s" % self._timeout_len)
-            signal.setitimer(signal.ITIMER_REAL, self._timeout_at - now)
+        if self._timer_seq == running and now >= self._timeout_at - 0.001:
+            self._timer_seq = 0
+            self._timeout_at = 0.0
+            raise CallTimeout("exec timed out after %g s" % self._timeout_len)
+        due = self._long_at if self._long_seq == running else 0.0
+        if self._timer_seq == running and (not due or self._timeout_at < due):
+            due = self._timeout_at
+        if due:
+            self._timer_due = due
+            signal.setitimer(signal.ITIMER_REAL, max(due - now, 1e-6))
 
     def _on_sigint(self, signum, frame):
         running = self._running
         if self._timeout_fired and self._timeout_fired == running:
             self._timeout_fired = 0
             raise CallTimeout("exec timed out after %g s" % self._timeout_len)
+        ours, self._our_signal = self._our_signal, False
         target = self._interrupt_target
         if target:
             self._interrupt_target = 0
             if running == target:
                 raise KeyboardInterrupt
-            return  # meant for a call that has finished already
+        if target or ours:
+            # Meant for a call that has ended, or a resend after the interrupt was taken.
+            # Returning sends the main thread back into a blocking call; a SIGALRM that came
+            # while we ran here would be lost until that call ends, so check the timeout now.
+            if running and self._timer_seq == running and time.monotonic() >= self._timeout_at - 0.001:
+                self._timer_seq = 0
+                raise CallTimeout("exec timed out after %g s" % self._timeout_len)
+            return
         # A SIGINT from outside (Ctrl-C): interrupt the call, or stop when idle.
         raise KeyboardInterrupt
 

@@ -26,9 +26,11 @@ REASONS = {
     408: "Request Timeout",
     411: "Length Required",
     413: "Payload Too Large",
+    409: "Conflict",
     422: "Unprocessable Entity",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -196,9 +198,12 @@ class _Connection:
             else:
                 if expect:
                     self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                op = target.split(b"?", 1)[0][4:].decode("ascii", "replace")
                 body = self.read_body(length)
-                self.handle(op, body, keep_alive)
+                if target.startswith(b"/venv/"):
+                    self.respond(*_forward(method, target, body), keep_alive=keep_alive)
+                else:
+                    op = target.split(b"?", 1)[0][4:].decode("ascii", "replace")
+                    self.handle(op, body, keep_alive)
             if not keep_alive:
                 raise _Close
 
@@ -214,6 +219,8 @@ class _Connection:
             if given is None or not compare_digest(given, server.bearer):
                 return 401, wire.error("Unauthorized", "missing or wrong bearer token")
         path = target.split(b"?", 1)[0]
+        if path.startswith(b"/venv/"):
+            return _check_forward(method, path)
         if not path.startswith(b"/v1/"):
             return 404, wire.error("NotFound", "no such path; use POST /v1/<op> or GET /v1/health")
         op = path[4:].decode("ascii", "replace")
@@ -256,3 +263,39 @@ class _Connection:
 
         dispatcher.submit(req, reply)
         done.acquire()
+
+
+# Environment management forwarded to the host API (`beep_backend.host`), so a client that
+# only knows this backend can manage environments: POST /venv/create, GET /venv/list,
+# DELETE /venv/{name}. The answers are the host's own (`{"path", "success"}`, or
+# `{"code", "message"}` on error).
+def _check_forward(method, path):
+    if path == b"/venv/create":
+        allowed = b"POST"
+    elif path == b"/venv/list":
+        allowed = b"GET"
+    elif path.count(b"/") == 2 and len(path) > len(b"/venv/"):
+        allowed = b"DELETE"
+    else:
+        routes = "POST /venv/create, GET /venv/list, DELETE /venv/{name}"
+        return 404, wire.error("NotFound", "forwarded routes: " + routes)
+    if method != allowed:
+        route = path.decode("ascii", "replace")
+        return 405, wire.error("MethodNotAllowed", "use %s %s" % (allowed.decode(), route))
+    return None
+
+
+def _forward(method, target, body):
+    from beep_backend import host  # only backends that forward pay for the import
+
+    try:
+        payload = wire.loads(body) if body.strip() else None
+    except ValueError as exc:
+        return 400, {"code": "invalid", "message": str(exc)}
+    try:
+        status, answer = host.request(method.decode(), target.decode("ascii", "replace"), payload)
+    except host.HostUnavailable as exc:
+        return 503, {"code": "unavailable", "message": exc.message}
+    if not isinstance(answer, (dict, list)):
+        answer = {"code": "failed", "message": str(answer)}
+    return status, answer

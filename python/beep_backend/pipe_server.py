@@ -22,6 +22,7 @@ from . import wire
 from .dispatcher import log
 
 PRE_AUTH_CAP = 64 * 1024  # the auth frame is tiny; do not buffer more before it
+MAX_PATH = 103  # sun_path holds 108 bytes on Linux, 104 on macOS, both with a final NUL
 
 
 class StartupError(Exception):
@@ -58,6 +59,12 @@ class PipeServer:
             self.path = os.path.join(self._made_dir, "backend.sock")
         else:
             self.path = os.path.abspath(self.path)
+            if len(os.fsencode(self.path)) > MAX_PATH:
+                raise StartupError(
+                    "bind_failed",
+                    "socket path %s is %d bytes; Unix sockets allow %d (use a shorter --socket path)"
+                    % (self.path, len(os.fsencode(self.path)), MAX_PATH),
+                )
             _prepare_dir(os.path.dirname(self.path))
             _remove_stale(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

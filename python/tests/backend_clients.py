@@ -29,11 +29,11 @@ def backend_env(token=None, **extra):
 class Backend:
     """A running `python -m beep_backend` subprocess."""
 
-    def __init__(self, transport, token="", args=(), env=None, python=sys.executable):
+    def __init__(self, transport, token="", args=(), env=None, python=sys.executable, python_args=()):
         self.transport = transport
         self.token = token if token != "" else secrets.token_hex(32)
         self.proc = subprocess.Popen(
-            [python, "-m", "beep_backend", "--transport", transport, *args],
+            [python, *python_args, "-m", "beep_backend", "--transport", transport, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -1,12 +1,19 @@
 import os
 import sys
+import tempfile
 
 import pytest
+from hypothesis import configuration, settings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from backend_clients import TRANSPORTS, Backend
+
+# Hypothesis would write `.hypothesis/` into the current directory (the repository root).
+configuration.set_hypothesis_home_dir(os.path.join(tempfile.gettempdir(), "beep-backend-hypothesis"))
+settings.register_profile("beep", database=None)
+settings.load_profile("beep")
 
 
 @pytest.fixture(scope="session")

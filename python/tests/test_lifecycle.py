@@ -116,6 +116,16 @@ def test_pipe_refuses_loose_socket_dir(tmp_path):
     assert not (loose / "b.sock").exists()
 
 
+def test_pipe_refuses_too_long_socket_path(tmp_path):
+    p = run_backend(
+        ["--transport", "pipe", "--socket", str(tmp_path / ("x" * 120) / "b.sock")], backend_env("t")
+    )
+    event = json.loads(p.stdout.decode().splitlines()[0])
+    assert p.returncode != 0
+    assert event["kind"] == "bind_failed" and "103" in event["message"]
+    assert not (tmp_path / ("x" * 120)).exists()
+
+
 def test_pipe_replaces_stale_socket_and_refuses_live_one(tmp_path):
     d = tmp_path / "d"
     first = Backend("pipe", args=["--socket", str(d / "b.sock")])
@@ -237,5 +247,20 @@ def test_runs_on_other_pythons(python, transport):
         )
         assert c.request("shutdown") == {"value": True}
         assert b.proc.wait(5) == 0
+    finally:
+        b.stop()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_started_with_no_site_still_sees_site_packages(transport):
+    """`python -S` starts faster; user code must still import the environment's packages."""
+    b = Backend(transport, python_args=["-S"])
+    try:
+        assert b.event["event"] == "ready", b.stderr_lines
+        c = b.client()
+        answer = c.request(
+            "exec", code="import sys, hypothesis\nsys.flags.no_site, 'site-packages' in hypothesis.__file__"
+        )
+        assert answer["value"] == [1, True]
     finally:
         b.stop()

@@ -235,3 +235,43 @@ def test_interrupt_storm_leaves_server_sound(backend):
     assert runner.request("eval", expr="1") == {"value": 1}
     runner.close()
     stopper.close()
+
+
+def test_short_timeout_right_after_quick_calls(client):
+    """A timer left pending by earlier calls must not delay a shorter exec timeout."""
+    for _ in range(20):
+        client.request("eval", expr="1")
+    t0 = time.monotonic()
+    answer = client.request("exec", code="import time\ntime.sleep(5)", timeout=0.02)
+    assert answer["error"]["type"] == "TimeoutError"
+    assert time.monotonic() - t0 < 1.0
+    for _ in range(5):  # and no stale timeout hits the next calls
+        answer = client.request("exec", code="import time\ntime.sleep(0.06)\n'ok'")
+        assert answer["value"] == "ok"
+
+
+def test_repeated_interrupts(backend):
+    """Each of several long calls in a row is stopped promptly (no lost signal)."""
+    runner = backend.client()
+    other = backend.client()
+    for _ in range(8):
+        result = {}
+
+        def run(result=result):
+            result["answer"] = runner.request("exec", code="import time\ntime.sleep(30)")
+            result["t"] = time.monotonic()
+
+        t = threading.Thread(target=run)
+        t.start()
+        interrupted = False
+        deadline = time.monotonic() + 5
+        while not interrupted and time.monotonic() < deadline:
+            time.sleep(0.03)
+            sent = time.monotonic()
+            interrupted = other.request("interrupt")["value"]
+        t.join(5)
+        assert interrupted and "t" in result
+        assert result["t"] - sent < 1.0
+        assert result["answer"]["error"]["type"] == "KeyboardInterrupt"
+    runner.close()
+    other.close()

@@ -119,6 +119,8 @@ pub struct LaunchPlan {
     pub socket: Option<PathBuf>,
     pub token: String,
     pub ready_timeout: Duration,
+    /// The host API's URL and token, when the host serves one.
+    pub host_api: Option<(String, String)>,
 }
 
 /// A backend process that printed its ready line.
@@ -143,6 +145,11 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
         .arg(&plan.env);
     if let Some(socket) = &plan.socket {
         command.arg("--socket").arg(socket);
+    }
+    if let Some((url, token)) = &plan.host_api {
+        command
+            .env("BEEP_HOST_URL", url)
+            .env("BEEP_HOST_TOKEN", token);
     }
     command
         .env("PYTHONPATH", &plan.python_path)

@@ -41,6 +41,8 @@ struct Inner {
     sampler: Mutex<StatsSampler>,
     stats: Mutex<HashMap<u32, ProcessStats>>,
     sampling: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The host API (URL, token) handed to backends started from now on.
+    host_api: Mutex<Option<(String, String)>>,
 }
 
 impl Drop for Inner {
@@ -64,12 +66,25 @@ impl Supervisor {
                 sampler: Mutex::new(StatsSampler::new()),
                 stats: Mutex::new(HashMap::new()),
                 sampling: Mutex::new(None),
+                host_api: Mutex::new(None),
             }),
         }
     }
 
     pub fn paths(&self) -> &Paths {
         &self.inner.paths
+    }
+
+    /// Hand backends started from now on the host API's URL and token
+    /// (`BEEP_HOST_URL`, `BEEP_HOST_TOKEN`), so Python inside them can reach it.
+    pub fn set_host_api(&self, url: Option<String>, token: Option<String>) {
+        if let Ok(mut host) = self.inner.host_api.lock() {
+            *host = url.zip(token);
+        }
+    }
+
+    fn host_api(&self) -> Option<(String, String)> {
+        self.inner.host_api.lock().ok().and_then(|h| h.clone())
     }
 
     /// State changes of this supervisor's backends.
@@ -130,6 +145,7 @@ impl Supervisor {
             socket,
             token: process::new_token(),
             ready_timeout: spec.ready_timeout,
+            host_api: self.host_api(),
         };
         let (control, requests) = mpsc::unbounded_channel();
         let backend = Arc::new(BackendInstance {

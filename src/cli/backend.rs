@@ -162,6 +162,11 @@ pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
                             }
                             return Ok(ExitCode::FAILURE);
                         }
+                        if quiet {
+                            // The detached supervisor's own log is only kept when it failed.
+                            let log = supervisor.paths().logs().join(format!("{id}.supervisor.log"));
+                            let _ = fs_err::remove_file(log);
+                        }
                         return Ok(ExitCode::SUCCESS);
                     }
                     _ => {}

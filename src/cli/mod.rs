@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each domain has its own file with its subcommands.
 
 mod backend;
+mod host;
 mod output;
 mod pkg;
 mod progress;
@@ -33,6 +34,8 @@ enum Command {
     /// Install, remove and list packages in an environment.
     #[command(subcommand)]
     Pkg(pkg::PkgCommand),
+    /// Serve the host API (environments, runtimes, backends) on loopback over HTTP and gRPC.
+    Serve(host::ServeArgs),
     /// Start a Python backend (http, pipe or rpc) in an environment.
     Start(backend::StartArgs),
     /// List the backends: state, pid, endpoint, CPU, memory, uptime, restarts.
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
             Command::Config(args) => runtime::config(args).await,
             Command::Venv(cmd) => venv::run(cmd).await,
             Command::Pkg(cmd) => pkg::run(cmd).await,
+            Command::Serve(args) => host::serve(args).await,
             Command::Start(args) => backend::start(args).await,
             Command::Ps(args) => backend::ps(args).await,
             Command::Stop(args) => backend::stop(args).await,

@@ -3,8 +3,10 @@
 //! matched to their callers by id, so one connection serves many concurrent calls.
 //!
 //! Writes go straight to the socket from the caller (a non-blocking `try_write` under a
-//! short lock); only what the socket does not take is queued for a writer task. One
-//! reader task parses frames and completes the waiting callers.
+//! short lock); only what the socket does not take is queued for a writer task. Reading is
+//! leader/follower: one waiting caller at a time reads the socket, completes the callers
+//! whose answers it finds, and hands the reading over when its own answer is in, so a lone
+//! caller is woken by the socket itself, with no task in between.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,6 +32,10 @@ struct Shared {
     pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
     queue: Mutex<Vec<u8>>,
     wake_writer: Notify,
+    /// The read buffer; whoever takes it out is the reader (the leader).
+    read_buf: Mutex<Option<Vec<u8>>>,
+    /// Wakes a waiting caller to take over reading.
+    wake_reader: Notify,
     closed: AtomicBool,
 }
 
@@ -67,12 +73,11 @@ impl PipeClient {
             pending: Mutex::new(HashMap::new()),
             queue: Mutex::new(Vec::new()),
             wake_writer: Notify::new(),
+            read_buf: Mutex::new(Some(Vec::with_capacity(64 * 1024))),
+            wake_reader: Notify::new(),
             closed: AtomicBool::new(false),
         });
-        let tasks = vec![
-            tokio::spawn(read_loop(stream.clone(), shared.clone())),
-            tokio::spawn(write_loop(stream.clone(), shared.clone())),
-        ];
+        let tasks = vec![tokio::spawn(write_loop(stream.clone(), shared.clone()))];
         let client = Self {
             shared,
             stream,
@@ -138,7 +143,25 @@ impl PipeClient {
                 .remove(&id);
             return Err(closed());
         }
-        rx.await.unwrap_or_else(|_| Err(closed()))
+        self.wait(rx).await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Wait for an answer, reading the socket while nobody else does.
+    #[cfg(unix)]
+    async fn wait(
+        &self,
+        mut rx: oneshot::Receiver<Answer>,
+    ) -> Result<Answer, oneshot::error::RecvError> {
+        loop {
+            if let Some(mut leader) = Leader::take(&self.shared) {
+                return leader.read_until(&self.stream, &mut rx).await;
+            }
+            tokio::select! {
+                biased;
+                answer = &mut rx => return answer,
+                _ = self.shared.wake_reader.notified() => {}
+            }
+        }
     }
 
     /// Write now if nothing is queued; queue what the socket does not take.
@@ -262,29 +285,79 @@ async fn write_loop(stream: Arc<tokio::net::UnixStream>, shared: Arc<Shared>) {
     }
 }
 
+/// The caller that reads the socket; gives the buffer back (and wakes a waiting caller to
+/// read next) when dropped, also when its call is cancelled.
 #[cfg(unix)]
-async fn read_loop(stream: Arc<tokio::net::UnixStream>, shared: Arc<Shared>) {
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        match stream.try_read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if !dispatch_frames(&mut buf, &shared) {
-                    break;
-                }
+struct Leader<'a> {
+    shared: &'a Shared,
+    buf: Option<Vec<u8>>,
+}
+
+#[cfg(unix)]
+impl<'a> Leader<'a> {
+    fn take(shared: &'a Shared) -> Option<Self> {
+        let buf = shared
+            .read_buf
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        Some(Self {
+            shared,
+            buf: Some(buf),
+        })
+    }
+
+    async fn read_until(
+        &mut self,
+        stream: &tokio::net::UnixStream,
+        rx: &mut oneshot::Receiver<Answer>,
+    ) -> Result<Answer, oneshot::error::RecvError> {
+        loop {
+            if let Ok(answer) = rx.try_recv() {
+                return Ok(answer);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if stream.readable().await.is_err() {
-                    break;
-                }
+            if self.shared.closed.load(Ordering::Acquire) {
+                return rx.await;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
+            let buf = self.buf.as_mut().expect("the leader holds the buffer");
+            buf.reserve(16 * 1024);
+            match stream.try_read_buf(buf) {
+                Ok(0) => fail_all(self.shared),
+                Ok(_) => {
+                    if !dispatch_frames(buf, self.shared) {
+                        fail_all(self.shared);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if stream.readable().await.is_err() {
+                        fail_all(self.shared);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => fail_all(self.shared),
+            }
         }
     }
-    fail_all(&shared);
+}
+
+#[cfg(unix)]
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        *self
+            .shared
+            .read_buf
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = self.buf.take();
+        let waiting = !self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if waiting {
+            self.shared.wake_reader.notify_one();
+        }
+    }
 }
 
 /// Complete the callers of every whole frame in `buf`; `false` on a broken stream.
