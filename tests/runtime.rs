@@ -263,6 +263,9 @@ fn archives_with_parent_entries_or_outside_links_are_refused() {
         let archive = work.path().join(&name);
         let sha = evil_targz(&archive, &[case]);
         let (_server, home, _dir) = setup(&name, &archive, &sha, Behaviour::default());
+        // A home of its own inside a private directory, so only this install can write beside it.
+        let outer = tempfile::tempdir().unwrap();
+        let home = Home::new_in(outer.path(), home.catalog.clone(), home.mirror.clone());
         let before: Vec<_> = std::fs::read_dir(home.path().parent().unwrap())
             .unwrap()
             .flatten()

@@ -27,7 +27,41 @@ struct ProbeCache {
     entries: BTreeMap<PathBuf, (u64, i64, Probe)>,
 }
 
-const PROBE_SCRIPT: &str = "import sys,json;print(json.dumps({'version':'%d.%d.%d'%sys.version_info[:3],'prefix':sys.prefix,'implementation':sys.implementation.name,'is_venv':sys.prefix!=sys.base_prefix}))";
+/// Imports nothing beyond `sys`: on a fresh runtime without bytecode, importing `json`
+/// alone costs more than the interpreter's start.
+const PROBE_SCRIPT: &str = "import sys;print('%d.%d.%d'%sys.version_info[:3]);print(sys.implementation.name);print(int(sys.prefix!=sys.base_prefix));print(sys.prefix)";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn probe_answers_parse() {
+        let p = super::parse_probe(b"3.11.7\ncpython\n0\n/opt/py thon\n").unwrap();
+        assert_eq!(
+            (p.version.as_str(), p.implementation.as_str(), p.is_venv),
+            ("3.11.7", "cpython", false)
+        );
+        assert_eq!(p.prefix, std::path::PathBuf::from("/opt/py thon"));
+        assert!(super::parse_probe(b"garbage").is_none());
+        assert!(super::parse_probe(b"x.y\ncpython\n0\n/p").is_none());
+    }
+}
+
+/// Read the probe's four lines: version, implementation, is-venv, prefix.
+fn parse_probe(stdout: &[u8]) -> Option<Probe> {
+    let text = std::str::from_utf8(stdout).ok()?;
+    let mut lines = text.splitn(4, '\n');
+    let version = lines.next()?.trim().to_string();
+    let implementation = lines.next()?.trim().to_string();
+    let is_venv = lines.next()?.trim() == "1";
+    let prefix = PathBuf::from(lines.next()?.trim_end_matches(['\r', '\n']));
+    let valid = super::is_version_request(&version) && !implementation.is_empty();
+    valid.then_some(Probe {
+        version,
+        prefix,
+        implementation,
+        is_venv,
+    })
+}
 
 /// Every adopted interpreter found, deduplicated by canonical path, newest first.
 pub fn adopted(paths: &Paths) -> Vec<Runtime> {
@@ -122,9 +156,9 @@ pub fn run_probe(python: &Path) -> Result<ProbeResult, String> {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(format!("it exited with {}: {}", out.status, stderr.trim()));
     }
-    let probe: Probe = serde_json::from_slice(&out.stdout).map_err(|e| {
+    let probe: Probe = parse_probe(&out.stdout).ok_or_else(|| {
         format!(
-            "its answer was not understood ({e}): {}",
+            "its answer was not understood: {}",
             String::from_utf8_lossy(&out.stdout).trim()
         )
     })?;
@@ -151,7 +185,7 @@ fn probe(python: &Path) -> Option<Probe> {
     if !out.status.success() {
         return None;
     }
-    serde_json::from_slice(&out.stdout).ok()
+    parse_probe(&out.stdout)
 }
 
 /// Candidate executables, unordered and possibly duplicated.

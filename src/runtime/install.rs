@@ -122,6 +122,7 @@ pub async fn install_entry(
         reporter,
         cancel: &options.cancel,
     };
+    let started = std::time::Instant::now();
     if let Err(e) = fetch_and_unpack(&download, format, temp.path(), &file_name, reporter).await {
         // Keep a partial download only where a later run can resume it: after a network failure.
         if !e.is_resumable() {
@@ -133,6 +134,7 @@ pub async fn install_entry(
         });
     }
 
+    tracing::debug!(elapsed = ?started.elapsed(), "downloaded, verified and unpacked");
     reporter.report(Progress::Finalize);
     let _ = fs_err::remove_file(&partial);
     let python = python_in(temp.path());
@@ -176,6 +178,7 @@ pub async fn install_entry(
     };
     let json = serde_json::to_vec_pretty(&metadata).map_err(std::io::Error::other)?;
     fs_err::write(temp.path().join(METADATA), json)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "interpreter ran; moving into place");
     temp.persist(&final_dir)?;
     let _ = fs_err::remove_file(&partial);
     drop(lock);
@@ -410,6 +413,14 @@ fn read_managed(dir: &Path) -> Option<Runtime> {
         kind: RuntimeKind::Managed,
         default: false,
     })
+}
+
+/// The managed runtime installed under `key`, if any (keys never contain a path separator).
+pub fn read_managed_key(paths: &Paths, key: &str) -> Option<Runtime> {
+    if key.is_empty() || key.starts_with('.') || key.contains(['/', '\\']) || key == ".." {
+        return None;
+    }
+    read_managed(&paths.runtimes().join(key))
 }
 
 /// Every managed runtime, newest version first.

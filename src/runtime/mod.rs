@@ -137,6 +137,11 @@ impl Runtimes {
         if request.is_empty() {
             return Err(Error::InvalidRequest(request.to_string()));
         }
+        // A managed key is answered from its directory alone, without discovering interpreters.
+        if let Some(mut found) = install::read_managed_key(&self.paths, request) {
+            found.default = self.config.default_runtime.as_deref() == Some(found.key.as_str());
+            return Ok(found);
+        }
         let all = self.list()?;
         if let Some(found) = all.iter().find(|r| r.key == request) {
             return Ok(found.clone());

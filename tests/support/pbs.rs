@@ -120,6 +120,15 @@ impl Home {
         }
     }
 
+    /// A home inside `outer`, so a test can watch everything next to it.
+    pub fn new_in(outer: &Path, catalog: PathBuf, mirror: String) -> Self {
+        Self {
+            dir: tempfile::tempdir_in(outer).unwrap(),
+            catalog,
+            mirror,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
