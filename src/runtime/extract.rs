@@ -88,6 +88,7 @@ pub fn unpack_tar<R: Read>(
     archive.set_preserve_mtime(true);
     archive.set_overwrite(true);
     let root = canonical_root(dest)?;
+    let mut checked = Checked::default();
     let mut count = 0u64;
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
@@ -103,7 +104,7 @@ pub fn unpack_tar<R: Read>(
             continue;
         };
         let target = dest.join(&rel);
-        ensure_parent_inside(&root, &target)?;
+        checked.ensure(&root, &target)?;
         let write_err = |source| Error::Write {
             path: target.clone(),
             source,
@@ -119,6 +120,7 @@ pub fn unpack_tar<R: Read>(
                 check_link(&raw, &rel, &link)?;
                 remove_existing(&target);
                 make_symlink(&link, &target).map_err(write_err)?;
+                checked.forget();
             }
             tar::EntryType::Link => {
                 let link = entry
@@ -130,7 +132,7 @@ pub fn unpack_tar<R: Read>(
                     return Err(unsafe_entry(&raw, "a hard link to the archive root"));
                 };
                 let source = dest.join(link_rel);
-                ensure_parent_inside(&root, &source)?;
+                checked.ensure(&root, &source)?;
                 remove_existing(&target);
                 fs_err::hard_link(&source, &target).map_err(write_err)?;
             }
@@ -176,6 +178,7 @@ pub fn unpack_zip(path: &Path, dest: &Path, reporter: &dyn Reporter) -> Result<u
         return Err(Error::Empty(name));
     }
     let root = canonical_root(dest)?;
+    let mut checked = Checked::default();
     for i in 0..archive.len() {
         let mut file = archive.by_index(i).map_err(zip_err)?;
         let raw = PathBuf::from(file.name());
@@ -183,7 +186,7 @@ pub fn unpack_zip(path: &Path, dest: &Path, reporter: &dyn Reporter) -> Result<u
             continue;
         };
         let target = dest.join(&rel);
-        ensure_parent_inside(&root, &target)?;
+        checked.ensure(&root, &target)?;
         let write_err = |source| Error::Write {
             path: target.clone(),
             source,
@@ -199,6 +202,7 @@ pub fn unpack_zip(path: &Path, dest: &Path, reporter: &dyn Reporter) -> Result<u
             check_link(&raw, &rel, &link)?;
             remove_existing(&target);
             make_symlink(&link, &target).map_err(write_err)?;
+            checked.forget();
         } else {
             remove_existing(&target);
             let mut out = fs_err::File::create(&target).map_err(write_err)?;
@@ -289,6 +293,29 @@ fn canonical_root(dest: &Path) -> Result<PathBuf, Error> {
         path: dest.to_path_buf(),
         source,
     })
+}
+
+/// Parent directories already created and checked to be inside the destination.
+/// Creating a link may change what a path resolves to, so links clear it.
+#[derive(Default)]
+struct Checked(std::collections::HashSet<PathBuf>);
+
+impl Checked {
+    fn ensure(&mut self, root: &Path, target: &Path) -> Result<(), Error> {
+        let Some(parent) = target.parent() else {
+            return Ok(());
+        };
+        if self.0.contains(parent) {
+            return Ok(());
+        }
+        ensure_parent_inside(root, target)?;
+        self.0.insert(parent.to_path_buf());
+        Ok(())
+    }
+
+    fn forget(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// Create the target's parent and make sure, links resolved, it is inside `root`.
