@@ -24,4 +24,6 @@ pub enum Error {
     Lock(#[from] lock::Error),
     #[error(transparent)]
     Runtime(#[from] runtime::Error),
+    #[error(transparent)]
+    Venv(#[from] venv::Error),
 }

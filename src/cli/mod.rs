@@ -1,8 +1,10 @@
 //! Command-line parsing and dispatch. Each domain has its own file with its subcommands.
 
 mod output;
+mod pkg;
 mod progress;
 mod runtime;
+mod venv;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +26,12 @@ enum Command {
     Runtime(runtime::RuntimeCommand),
     /// Check the configuration: directories, default runtime, catalog, mirror.
     Config(runtime::ConfigArgs),
+    /// Manage virtual environments.
+    #[command(subcommand)]
+    Venv(venv::VenvCommand),
+    /// Install, remove and list packages in an environment.
+    #[command(subcommand)]
+    Pkg(pkg::PkgCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -50,6 +58,8 @@ pub fn main() -> ExitCode {
             Command::Init(args) => runtime::init(args).await,
             Command::Runtime(cmd) => runtime::run(cmd).await,
             Command::Config(args) => runtime::config(args).await,
+            Command::Venv(cmd) => venv::run(cmd).await,
+            Command::Pkg(cmd) => pkg::run(cmd).await,
         }
     });
     match result {

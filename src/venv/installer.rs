@@ -1,0 +1,426 @@
+//! The tools that create environments and install packages: uv when it can be found or
+//! provisioned, else `python -m venv` and the environment's pip.
+//!
+//! uv is looked up in `BEEP_HOST_UV`, then in `<data>/tools/uv` (provisioned once with
+//! `pip install --target` from the default runtime), then on PATH. Every line the tool
+//! prints is reported as [`Progress::Output`]; a non-zero exit becomes
+//! [`Error::Failed`] carrying the tool's own last lines.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use super::package::PackageRequest;
+use crate::config::Installer;
+use crate::lock::LockFile;
+use crate::{Paths, Progress, Reporter};
+
+/// Names a uv binary to use instead of looking for one (tests share one this way).
+pub const UV_ENV: &str = "BEEP_HOST_UV";
+
+/// How many of the tool's last output lines an error keeps.
+const ERROR_LINES: usize = 25;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Failed to start `{}`", program.display())]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` failed ({}):\n{}", failure.command, failure.status, failure.output)]
+    Failed { failure: Box<Failure> },
+    #[error("`{UV_ENV}` names `{}`, which is not an executable file", path.display())]
+    UvEnv { path: PathBuf },
+    #[error("Failed to provision uv into `{}`", path.display())]
+    Provision {
+        path: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error("Failed to provision uv: no interpreter to run pip with")]
+    ProvisionRuntime {
+        #[source]
+        source: Box<crate::runtime::Error>,
+    },
+    #[error("Failed to provision uv: `{}` is missing after `pip install uv`", path.display())]
+    ProvisionedMissing { path: PathBuf },
+    #[error("Failed to prepare `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Failed to lock `{}`", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: crate::lock::Error,
+    },
+}
+
+/// A tool that ran and exited unsuccessfully.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// A short form of the command, e.g. `uv pip install`.
+    pub command: String,
+    /// The exit status as the OS describes it.
+    pub status: String,
+    /// The tool's last lines of error output (or of its output when it wrote no errors).
+    pub output: String,
+}
+
+/// The tool in force for one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tool {
+    /// `uv venv`, `uv pip install --python <env python>`.
+    Uv { uv: PathBuf },
+    /// `python -m venv`, `<env python> -m pip`.
+    Pip,
+}
+
+impl Tool {
+    /// `uv` or `pip`, as recorded in `beep-env.json`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Tool::Uv { .. } => "uv",
+            Tool::Pip => "pip",
+        }
+    }
+
+    /// Create a virtual environment at `dir` from the base interpreter `python`.
+    pub async fn create_venv(
+        &self,
+        python: &Path,
+        dir: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<(), Error> {
+        let mut cmd = match self {
+            Tool::Uv { uv } => {
+                let mut cmd = command(uv);
+                cmd.args(["venv", "--no-config", "--quiet", "--python"])
+                    .arg(python)
+                    .arg(dir);
+                cmd
+            }
+            Tool::Pip => {
+                let mut cmd = command(python);
+                cmd.args(["-m", "venv"]).arg(dir);
+                cmd
+            }
+        };
+        run(&mut cmd, reporter).await
+    }
+
+    /// Install `request` into the environment whose interpreter is `env_python`.
+    pub async fn install(
+        &self,
+        env_python: &Path,
+        request: &PackageRequest,
+        reporter: &dyn Reporter,
+    ) -> Result<(), Error> {
+        let mut cmd = self.pip_command(env_python, "install");
+        for file in &request.files {
+            cmd.arg("-r").arg(file);
+        }
+        cmd.args(&request.requirements);
+        run(&mut cmd, reporter).await
+    }
+
+    /// Uninstall the distributions `names` from the environment.
+    pub async fn uninstall(
+        &self,
+        env_python: &Path,
+        names: &[String],
+        reporter: &dyn Reporter,
+    ) -> Result<(), Error> {
+        let mut cmd = self.pip_command(env_python, "uninstall");
+        if matches!(self, Tool::Pip) {
+            cmd.arg("--yes");
+        }
+        cmd.args(names);
+        run(&mut cmd, reporter).await
+    }
+
+    /// Put pip into an environment that has none (one created by uv).
+    pub async fn bootstrap_pip(
+        &self,
+        env_python: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<(), Error> {
+        let mut cmd = command(env_python);
+        cmd.args(["-m", "ensurepip", "--default-pip"]);
+        run(&mut cmd, reporter).await
+    }
+
+    fn pip_command(&self, env_python: &Path, verb: &str) -> Command {
+        match self {
+            Tool::Uv { uv } => {
+                let mut cmd = command(uv);
+                cmd.args(["pip", verb, "--python"]).arg(env_python);
+                cmd
+            }
+            Tool::Pip => {
+                let mut cmd = command(env_python);
+                cmd.args(["-m", "pip", verb]);
+                cmd
+            }
+        }
+    }
+}
+
+/// Choose the tool for `installer`: uv if found (or provisioned), pip otherwise.
+///
+/// `fallback_python` runs pip to provision uv when no default runtime is set.
+pub async fn select(
+    paths: &Paths,
+    installer: Installer,
+    provision_python: impl FnOnce() -> Result<PathBuf, crate::runtime::Error>,
+    reporter: &dyn Reporter,
+) -> Result<Tool, Error> {
+    if installer == Installer::Pip {
+        return Ok(Tool::Pip);
+    }
+    if let Some(uv) = find_uv(paths)? {
+        return Ok(Tool::Uv { uv });
+    }
+    match provision_uv(paths, provision_python, reporter).await {
+        Ok(uv) => Ok(Tool::Uv { uv }),
+        Err(e) if installer == Installer::Auto => {
+            tracing::warn!("uv is not available, using pip: {e}");
+            reporter.report(Progress::Output {
+                line: format!("uv is not available ({e}); using pip"),
+            });
+            Ok(Tool::Pip)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The uv binary provisioned into the data dir.
+pub fn provisioned_uv(paths: &Paths) -> PathBuf {
+    let exe = if cfg!(windows) { "uv.exe" } else { "uv" };
+    paths.tools().join("uv").join("bin").join(exe)
+}
+
+/// uv from `BEEP_HOST_UV`, the data dir or PATH, without provisioning.
+pub fn find_uv(paths: &Paths) -> Result<Option<PathBuf>, Error> {
+    if let Some(path) = std::env::var_os(UV_ENV).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(path);
+        return if super::environment::is_executable(&path) {
+            Ok(Some(path))
+        } else {
+            Err(Error::UvEnv { path })
+        };
+    }
+    let provisioned = provisioned_uv(paths);
+    if super::environment::is_executable(&provisioned) {
+        return Ok(Some(provisioned));
+    }
+    let exe = if cfg!(windows) { "uv.exe" } else { "uv" };
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            // pyenv shims only work where their version is selected.
+            .filter(|dir| !dir.ends_with("shims"))
+            .map(|dir| dir.join(exe))
+            .find(|p| super::environment::is_executable(p))
+    });
+    Ok(on_path)
+}
+
+/// `pip install --target <tools>/.uv-<random> uv`, check the binary, rename into place.
+async fn provision_uv(
+    paths: &Paths,
+    provision_python: impl FnOnce() -> Result<PathBuf, crate::runtime::Error>,
+    reporter: &dyn Reporter,
+) -> Result<PathBuf, Error> {
+    let tools = paths.tools();
+    let target = tools.join("uv");
+    let wrap = |source: Error| Error::Provision {
+        path: target.clone(),
+        source: Box::new(source),
+    };
+    let lock_path = paths.locks().join("tools-uv.lock");
+    let _lock = {
+        let wait_path = lock_path.clone();
+        tokio::task::spawn_blocking(move || LockFile::acquire(&wait_path))
+            .await
+            .map_err(|e| Error::Io {
+                path: lock_path.clone(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|source| Error::Lock {
+                path: lock_path.clone(),
+                source,
+            })?
+    };
+    let uv = provisioned_uv(paths);
+    if super::environment::is_executable(&uv) {
+        return Ok(uv); // another process provisioned it while we waited
+    }
+    let python = provision_python().map_err(|source| Error::ProvisionRuntime {
+        source: Box::new(source),
+    })?;
+    reporter.report(Progress::Output {
+        line: format!("Provisioning uv into {}", target.display()),
+    });
+    fs_err::create_dir_all(&tools).map_err(|source| Error::Io {
+        path: tools.clone(),
+        source,
+    })?;
+    let staging = tempfile::Builder::new()
+        .prefix(".uv-")
+        .tempdir_in(&tools)
+        .map_err(|source| Error::Io {
+            path: tools.clone(),
+            source,
+        })?;
+    let mut cmd = command(&python);
+    cmd.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
+        "--target",
+    ])
+    .arg(staging.path())
+    .arg("uv");
+    run(&mut cmd, reporter).await.map_err(wrap)?;
+    let staged_uv = staging
+        .path()
+        .join("bin")
+        .join(uv.file_name().unwrap_or_default());
+    if !super::environment::is_executable(&staged_uv) {
+        return Err(wrap(Error::ProvisionedMissing { path: staged_uv }));
+    }
+    if target.exists() {
+        // A broken earlier provision: replace it.
+        super::trash::remove_tree(&target).map_err(|source| Error::Io {
+            path: target.clone(),
+            source,
+        })?;
+    }
+    let staged = staging.keep();
+    fs_err::rename(&staged, &target).map_err(|source| Error::Io {
+        path: target.clone(),
+        source,
+    })?;
+    Ok(uv)
+}
+
+/// A command with a clean environment for installers: no inherited virtualenv or
+/// Python path, no prompts, no version nags, no interpreter downloads.
+fn command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
+        .env_remove("VIRTUAL_ENV")
+        .env_remove("CONDA_PREFIX")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_INPUT", "1")
+        .env("PIP_ROOT_USER_ACTION", "ignore")
+        .env("PYTHONUNBUFFERED", "1")
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .env("UV_NO_PROGRESS", "1");
+    cmd
+}
+
+fn describe(cmd: &Command) -> String {
+    let std = cmd.as_std();
+    let program = Path::new(std.get_program())
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let args: Vec<String> = std
+        .get_args()
+        .take(3)
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| !a.starts_with('-') && !a.contains(std::path::MAIN_SEPARATOR))
+        .collect();
+    std::iter::once(program)
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Run `cmd`, reporting every output line; fail with the tool's last lines.
+async fn run(cmd: &mut Command, reporter: &dyn Reporter) -> Result<(), Error> {
+    let command = describe(cmd);
+    tracing::debug!(?cmd, "running installer");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+        program: PathBuf::from(cmd.as_std().get_program()),
+        source,
+    })?;
+    // One reader task per stream; lines come back here, where the reporter lives.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(forward_lines(out, false, tx.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(forward_lines(err, true, tx.clone()));
+    }
+    drop(tx);
+    let mut out_tail = VecDeque::new();
+    let mut err_tail = VecDeque::new();
+    while let Some((is_err, line)) = rx.recv().await {
+        let tail = if is_err { &mut err_tail } else { &mut out_tail };
+        if tail.len() == ERROR_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.clone());
+        reporter.report(Progress::Output { line });
+    }
+    let status = child.wait().await.map_err(|source| Error::Spawn {
+        program: PathBuf::from(cmd.as_std().get_program()),
+        source,
+    })?;
+    if status.success() {
+        return Ok(());
+    }
+    let tail = if err_tail.is_empty() {
+        out_tail
+    } else {
+        err_tail
+    };
+    Err(Error::Failed {
+        failure: Box::new(Failure {
+            command,
+            status: status.to_string(),
+            output: Vec::from(tail).join("\n"),
+        }),
+    })
+}
+
+async fn forward_lines(
+    stream: impl tokio::io::AsyncRead + Unpin,
+    is_err: bool,
+    tx: tokio::sync::mpsc::UnboundedSender<(bool, String)>,
+) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string();
+                if tx.send((is_err, line)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
