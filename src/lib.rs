@@ -26,4 +26,5 @@ pub enum Error {
     Runtime(#[from] runtime::Error),
     #[error(transparent)]
     Venv(#[from] venv::Error),
+    Backend(#[from] backend::Error),
 }

@@ -1,1 +1,110 @@
-//! Python backends: the supervisor and the clients for every transport (issue #5).
+//! Python backends: the supervisor and the clients for every transport.
+//!
+//! A backend is `python -m beep_backend --transport http|pipe|grpc` running in an
+//! environment, with a fresh token, watched by a [`Supervisor`]. Any program (the CLI,
+//! the GUI, a test) talks to it through a [`BackendClient`].
+
+pub mod client;
+mod instance;
+pub mod log;
+pub mod process;
+pub mod record;
+pub mod spec;
+pub mod stats;
+pub mod status;
+pub mod supervisor;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use client::{BackendClient, ExecOutput, Handle, Op, PyValue, RemoteError, Reply};
+pub use record::BackendRecord;
+pub use spec::{BackendId, BackendSpec, RestartLimits, RestartPolicy, Transport};
+pub use status::{
+    BackendEvent, BackendState, BackendStatus, LastExit, LogLine, LogStream, ProcessStats,
+};
+pub use supervisor::Supervisor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Failed to find environment `{env}` at `{}`", path.display())]
+    EnvironmentMissing { env: String, path: PathBuf },
+    #[error(
+        "Failed to start an `rpc` backend in environment `{env}`: grpcio is not installed there. \
+         Run `beep-host venv admin` and use the admin environment (the default), or install \
+         `grpcio protobuf` into `{env}`"
+    )]
+    GrpcMissing { env: String, path: PathBuf },
+    #[error(
+        "Failed to find the `beep_backend` Python package near `{}`; set `{}`",
+        exe.display(),
+        process::PYTHONPATH_ENV
+    )]
+    PythonPackageMissing { exe: PathBuf },
+    #[error("Failed to find the current executable")]
+    CurrentExe {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Failed to create directory `{}`", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Failed to use socket path `{}`: longer than a Unix socket allows; use a shorter BEEP_HOST_HOME", path.display())]
+    SocketPathTooLong { path: PathBuf },
+    #[error("Failed to start backend `{id}`: the id is taken")]
+    IdTaken { id: BackendId },
+    #[error("Failed to spawn `{}`", program.display())]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Failed to start backend `{id}`: {kind}: {message}")]
+    Reported {
+        id: BackendId,
+        kind: String,
+        message: String,
+    },
+    #[error(
+        "Failed to start backend `{id}`: the process ended ({exit}) before it was ready. Last log lines:\n{last_lines}"
+    )]
+    ExitedBeforeReady {
+        id: BackendId,
+        exit: String,
+        last_lines: String,
+    },
+    #[error(
+        "Failed to start backend `{id}`: not ready within {timeout:?}. Last log lines:\n{last_lines}"
+    )]
+    ReadyTimeout {
+        id: BackendId,
+        timeout: Duration,
+        last_lines: String,
+    },
+    #[error("Failed to start backend `{id}`: unexpected start line `{line}`")]
+    BadReadyLine {
+        id: BackendId,
+        line: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("Failed to find backend `{id}`")]
+    NotFound { id: BackendId },
+    #[error("Failed to reach backend `{id}`: it is not ready")]
+    NotReady { id: BackendId },
+    #[error("Failed to restart backend `{id}`: it has ended")]
+    Ended { id: BackendId },
+    #[error("Failed to restart backend `{id}`: {message}")]
+    Restart { id: BackendId, message: String },
+    #[error(
+        "Failed to restart backend `{id}`: no live supervisor owns it; stop it and start a new one"
+    )]
+    Unsupervised { id: BackendId },
+    #[error(transparent)]
+    Record(#[from] record::Error),
+    #[error(transparent)]
+    Client(#[from] client::Error),
+}

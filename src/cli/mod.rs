@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch. Each domain has its own file with its subcommands.
 
+mod backend;
 mod output;
 mod pkg;
 mod progress;
@@ -32,6 +33,22 @@ enum Command {
     /// Install, remove and list packages in an environment.
     #[command(subcommand)]
     Pkg(pkg::PkgCommand),
+    /// Start a Python backend (http, pipe or rpc) in an environment.
+    Start(backend::StartArgs),
+    /// List the backends: state, pid, endpoint, CPU, memory, uptime, restarts.
+    Ps(backend::PsArgs),
+    /// Stop a backend (or all of them).
+    Stop(backend::StopArgs),
+    /// Restart a backend.
+    Restart(backend::RestartArgs),
+    /// Print a backend's log.
+    Logs(backend::LogsArgs),
+    /// Send one operation to a backend and print the answer as JSON.
+    Call(backend::CallArgs),
+    /// Run Python statements in a backend.
+    Exec(backend::ExecArgs),
+    /// Evaluate a Python expression in a backend.
+    Eval(backend::EvalArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -60,6 +77,14 @@ pub fn main() -> ExitCode {
             Command::Config(args) => runtime::config(args).await,
             Command::Venv(cmd) => venv::run(cmd).await,
             Command::Pkg(cmd) => pkg::run(cmd).await,
+            Command::Start(args) => backend::start(args).await,
+            Command::Ps(args) => backend::ps(args).await,
+            Command::Stop(args) => backend::stop(args).await,
+            Command::Restart(args) => backend::restart(args).await,
+            Command::Logs(args) => backend::logs(args).await,
+            Command::Call(args) => backend::call(args).await,
+            Command::Exec(args) => backend::exec(args).await,
+            Command::Eval(args) => backend::eval(args).await,
         }
     });
     match result {

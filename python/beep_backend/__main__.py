@@ -1,0 +1,169 @@
+"""`python -m beep_backend --transport http|pipe|grpc ...`: start one backend server.
+
+See `PROTOCOL.md` next to this package for the contract.
+"""
+
+import os
+import sys
+import time
+
+USAGE = """usage: python -m beep_backend --transport http|pipe|grpc [--socket PATH] [--port N]
+                         [--max-body BYTES] [--env-name NAME] [--insecure-no-token]
+
+Environment: BEEP_BACKEND_TOKEN (required unless --insecure-no-token), BEEP_PARENT_PID,
+BEEP_ENV_NAME. Prints one JSON line on stdout: {"event": "ready", ...} or {"event": "error", ...}.
+"""
+
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+_FLAGS = {"--insecure-no-token"}
+_OPTIONS = {"--transport", "--socket", "--port", "--max-body", "--env-name"}
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv):
+    """A tiny parser (argparse costs ~4 ms of imports at every start)."""
+    opts = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help"):
+            sys.stderr.write(USAGE)
+            raise SystemExit(0)
+        name, eq, value = arg.partition("=")
+        if name in _FLAGS and not eq:
+            opts[name] = True
+        elif name in _OPTIONS:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise UsageError("%s needs a value" % name)
+                value = argv[i]
+            opts[name] = value
+        else:
+            raise UsageError("unknown argument %r" % arg)
+        i += 1
+    transport = opts.get("--transport")
+    if transport not in ("http", "pipe", "grpc"):
+        raise UsageError("--transport must be http, pipe or grpc")
+    if "--socket" in opts and transport != "pipe":
+        raise UsageError("--socket is only for --transport pipe")
+    try:
+        max_body = int(opts.get("--max-body", DEFAULT_MAX_BODY))
+        port = int(opts.get("--port", 0))
+    except ValueError:
+        raise UsageError("--max-body and --port take integers") from None
+    if max_body < 1024 or max_body > 2**31 - 1:
+        raise UsageError("--max-body must be between 1024 and 2^31-1 bytes")
+    if not 0 <= port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    return {
+        "transport": transport,
+        "socket": opts.get("--socket"),
+        "port": port,
+        "max_body": max_body,
+        "env_name": opts.get("--env-name") or os.environ.get("BEEP_ENV_NAME") or None,
+        "insecure": bool(opts.get("--insecure-no-token")),
+    }
+
+
+def emit(event):
+    """Write the one protocol line of stdout."""
+    from .wire import dumps
+
+    sys.stdout.write(dumps(event).decode() + "\n")
+    sys.stdout.flush()
+
+
+def fail(kind, message, code=1):
+    emit({"event": "error", "kind": kind, "message": message})
+    return code
+
+
+def main(argv=None):
+    started_at = time.time()
+    try:
+        opts = parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        sys.stderr.write(USAGE)
+        return fail("bad_argument", str(exc), 2)
+
+    token = os.environ.pop("BEEP_BACKEND_TOKEN", "")  # user code and its children never see it
+    if token:
+        token = token.encode("utf-8")
+    elif opts["insecure"]:
+        token = None
+        sys.stderr.write("beep_backend: WARNING: --insecure-no-token: any local process can run code here\n")
+    else:
+        return fail("no_token", "BEEP_BACKEND_TOKEN is not set (or pass --insecure-no-token)", 2)
+
+    parent = os.environ.get("BEEP_PARENT_PID")
+    if parent is not None:
+        try:
+            parent = int(parent)
+        except ValueError:
+            return fail("bad_argument", "BEEP_PARENT_PID must be a process id", 2)
+
+    from .dispatcher import Dispatcher
+
+    dispatcher = Dispatcher(
+        {
+            "python_version": sys.version.split()[0],
+            "executable": sys.executable,
+            "prefix": sys.prefix,
+            "env_name": opts["env_name"],
+            "pid": os.getpid(),
+            "transport": opts["transport"],
+            "started_at": started_at,
+        }
+    )
+    try:
+        server = make_server(opts, dispatcher, token)
+        address = server.bind()
+    except ImportError as exc:
+        return fail("missing_dependency", "the %s transport needs %s" % (opts["transport"], exc))
+    except OSError as exc:
+        return fail("bind_failed", str(exc))
+    except Exception as exc:
+        kind = getattr(exc, "kind", "internal")
+        return fail(kind, str(exc))
+
+    if parent is not None:
+        from .watchdog import watch_parent
+
+        watch_parent(parent, dispatcher)
+    emit({"event": "ready", "transport": opts["transport"], "address": address, "pid": os.getpid()})
+    # From here on, stdout is the log: a stray print (or C-level write) must not look like protocol.
+    try:
+        os.dup2(2, 1)
+    except OSError:
+        pass
+
+    dispatcher.run_forever()
+    try:
+        server.close()
+    except Exception as exc:
+        sys.stderr.write("beep_backend: close failed: %r\n" % exc)
+    dispatcher.exit(0)
+    return 0
+
+
+def make_server(opts, dispatcher, token):
+    transport = opts["transport"]
+    if transport == "http":
+        from .http_server import HttpServer
+
+        return HttpServer(dispatcher, token, opts["max_body"], opts["port"])
+    if transport == "pipe":
+        from .pipe_server import PipeServer
+
+        return PipeServer(dispatcher, token, opts["max_body"], opts["socket"])
+    from .grpc_server import GrpcServer
+
+    return GrpcServer(dispatcher, token, opts["max_body"], opts["port"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

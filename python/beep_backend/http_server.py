@@ -1,0 +1,247 @@
+"""The HTTP transport: `POST /v1/<op>` and `GET /v1/health`, JSON in and out.
+
+A small HTTP/1.1 server on raw sockets (stdlib `http.server` costs ~15 ms of imports and
+sends each response in several writes): one thread per connection, keep-alive,
+`Content-Length` bodies only, Nagle off and each response written with one `sendall`.
+Checks, in order, before anything runs: the `Host` header names this server
+(DNS rebinding), no `Origin` header (no web page may call it), the bearer token, the body
+size. Bound to 127.0.0.1 only.
+"""
+
+import socket
+import threading
+
+from . import wire
+from .auth import compare_digest
+from .dispatcher import log
+
+MAX_HEAD = 64 * 1024
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    411: "Length Required",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+
+
+class _Close(Exception):
+    """Answer sent (or not possible); close the connection."""
+
+
+class HttpServer:
+    name = "http"
+
+    def __init__(self, dispatcher, token, max_body, port=0):
+        self.dispatcher = dispatcher
+        self.token = token
+        self.max_body = max_body
+        self.port = port
+        self.sock = None
+
+    def bind(self):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if self.port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(128)
+        self.port = sock.getsockname()[1]
+        self.sock = sock
+        self.hosts = {b"127.0.0.1:%d" % self.port, b"localhost:%d" % self.port}
+        self.bearer = b"Bearer " + self.token if self.token is not None else None
+        threading.Thread(target=self._accept_loop, name="http-accept", daemon=True).start()
+        return "127.0.0.1:%d" % self.port
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _accept_loop(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _Connection(self, conn).run()
+        except (_Close, OSError):
+            pass
+        except Exception as exc:  # a bug here must not take the server down
+            log("http connection failed: %r" % exc)
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+class _Connection:
+    def __init__(self, server, sock):
+        self.server = server
+        self.sock = sock
+        self.buf = b""
+
+    def respond(self, status, body, keep_alive=True):
+        data = wire.dumps(body)
+        head = b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n" % (
+            status,
+            REASONS.get(status, "Error").encode(),
+            len(data),
+            b"" if keep_alive else b"Connection: close\r\n",
+        )
+        self.sock.sendall(head + data)
+
+    def fail(self, status, kind, message, close=False):
+        self.respond(status, wire.error(kind, message), keep_alive=not close)
+        if close:
+            self.linger()
+            raise _Close
+
+    def linger(self):
+        """Half-close and drain a little, so the client reads our answer instead of a reset."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.settimeout(0.5)
+            total = 0
+            while total < 4 * self.server.max_body + MAX_HEAD:
+                chunk = self.sock.recv(262144)
+                if not chunk:
+                    break
+                total += len(chunk)
+        except OSError:
+            pass
+
+    def read_head(self):
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                head = self.buf[:end]
+                self.buf = self.buf[end + 4 :]
+                return head
+            if len(self.buf) > MAX_HEAD:
+                self.fail(431, "BadRequest", "request head over %d bytes" % MAX_HEAD, close=True)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                if self.buf.strip():
+                    log("http: connection closed inside a request head")
+                raise _Close
+            self.buf += chunk
+
+    def read_body(self, length, keep=True):
+        chunks = [self.buf[:length]]
+        have = len(chunks[0])
+        self.buf = self.buf[length:]
+        while have < length:
+            chunk = self.sock.recv(min(length - have, 1 << 20))
+            if not chunk:
+                raise _Close
+            have += len(chunk)
+            if keep:
+                chunks.append(chunk)
+        return b"".join(chunks) if keep else b""
+
+    def run(self):
+        server = self.server
+        while True:
+            head = self.read_head()
+            lines = head.split(b"\r\n")
+            parts = lines[0].split(b" ")
+            if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+                self.fail(400, "BadRequest", "malformed request line", close=True)
+            method, target, version = parts
+            headers = {}
+            for line in lines[1:]:
+                name, sep, value = line.partition(b":")
+                name = name.strip().lower()
+                if not sep or not name or name in headers:
+                    self.fail(400, "BadRequest", "malformed or repeated header", close=True)
+                headers[name] = value.strip()
+            connection = headers.get(b"connection", b"").lower()
+            keep_alive = connection != b"close" if version == b"HTTP/1.1" else connection == b"keep-alive"
+            if b"transfer-encoding" in headers:
+                self.fail(411, "BadRequest", "send a Content-Length body (no Transfer-Encoding)", close=True)
+            length = headers.get(b"content-length", b"0")
+            if not length.isdigit() or len(length) > 15:
+                self.fail(400, "BadRequest", "bad Content-Length", close=True)
+            length = int(length)
+            if length > server.max_body:
+                self.fail(413, "PayloadTooLarge", "body of %d bytes over the cap of %d" % (length, server.max_body), True)
+
+            problem = self.check(method, target, headers)
+            if problem is not None:
+                self.read_body(length, keep=False)  # discard it; nothing runs
+                self.respond(*problem, keep_alive=keep_alive)
+            else:
+                op = target.split(b"?", 1)[0][4:].decode("ascii", "replace")
+                body = self.read_body(length)
+                self.handle(op, body, keep_alive)
+            if not keep_alive:
+                raise _Close
+
+    def check(self, method, target, headers):
+        """`(status, body)` if the request must be refused, else None."""
+        server = self.server
+        if headers.get(b"host") not in server.hosts:
+            return 403, wire.error("Forbidden", "the Host header must be 127.0.0.1:PORT or localhost:PORT")
+        if b"origin" in headers:
+            return 403, wire.error("Forbidden", "requests with an Origin header are refused")
+        if server.bearer is not None:
+            given = headers.get(b"authorization")
+            if given is None or not compare_digest(given, server.bearer):
+                return 401, wire.error("Unauthorized", "missing or wrong bearer token")
+        path = target.split(b"?", 1)[0]
+        if not path.startswith(b"/v1/"):
+            return 404, wire.error("NotFound", "no such path; use POST /v1/<op> or GET /v1/health")
+        op = path[4:].decode("ascii", "replace")
+        if op == "health":
+            if method not in (b"GET", b"POST"):
+                return 405, wire.error("MethodNotAllowed", "use GET /v1/health")
+            return None
+        if not server.dispatcher.is_known(op):
+            return 404, wire.error("UnknownOperation", "unknown op `%s`" % op[:100])
+        if method != b"POST":
+            return 405, wire.error("MethodNotAllowed", "use POST /v1/%s" % op)
+        return None
+
+    def handle(self, op, body, keep_alive):
+        dispatcher = self.server.dispatcher
+        if op == "health":
+            self.respond(200, {"value": {"status": "ok", "busy": dispatcher.busy}}, keep_alive)
+            return
+        if body.strip():
+            try:
+                req = wire.loads(body)
+            except ValueError as exc:
+                log("http: %s" % exc)
+                self.respond(400, wire.error("BadRequest", str(exc)), keep_alive)
+                return
+        else:
+            req = {}
+        req["op"] = op
+        done = threading.Lock()
+        done.acquire()
+        respond = self.respond
+
+        def reply(status, answer):
+            try:
+                respond(status, answer, keep_alive)
+            except OSError:
+                pass  # the client went away
+            finally:
+                done.release()
+
+        dispatcher.submit(req, reply)
+        done.acquire()

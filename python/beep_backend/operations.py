@@ -1,0 +1,391 @@
+"""The operations every transport offers: sessions, handles, values.
+
+Everything here runs on the main thread (see `dispatcher.py`), one call at a time.
+An operation takes the request as a dict and returns `(status, body)`; `status` is the
+HTTP status the HTTP transport answers with, the other transports only look at `body`.
+"""
+
+import binascii
+import builtins
+import importlib
+import io
+import sys
+import time
+
+MAX_REPR = 200
+MAX_DEPTH = 100
+_CODE_CACHE_SIZE = 512
+_HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else __file__.rsplit("\\", 1)[0]
+
+
+class OpError(Exception):
+    """A failure the protocol names itself (bad request, unknown handle), not user code."""
+
+    def __init__(self, status, kind, message):
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+
+    def body(self):
+        return {"error": {"type": self.kind, "message": self.message, "traceback": ""}}
+
+
+def bad_request(message):
+    return OpError(400, "BadRequest", message)
+
+
+class CallTimeout(BaseException):
+    """Raised on the main thread when a call runs past its `timeout` (reported as TimeoutError)."""
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def error_body(exc, source=None):
+    """The `{"error": ...}` answer for an exception raised while running user code."""
+    if isinstance(exc, OpError):
+        return exc.status, exc.body()
+    if isinstance(exc, CallTimeout):
+        kind, status = "TimeoutError", 408
+        message = str(exc) or "the call ran past its timeout"
+    else:
+        kind, status = type_name(type(exc)), 422
+        try:
+            message = str(exc)
+        except Exception:
+            message = "<str() of the exception failed>"
+    return status, {"error": {"type": kind, "message": message, "traceback": format_traceback(exc, source)}}
+
+
+def format_traceback(exc, source=None):
+    import linecache
+    import traceback
+
+    if source is not None:
+        filename, code = source
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    tb = exc.__traceback__
+    # Drop the frames of this package so the traceback starts in user code.
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_HERE):
+        tb = tb.tb_next
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, tb))
+    except Exception:
+        return ""
+    finally:
+        if source is not None:
+            linecache.cache.pop(source[0], None)
+
+
+def type_name(cls):
+    module = getattr(cls, "__module__", None)
+    name = getattr(cls, "__qualname__", None) or getattr(cls, "__name__", "?")
+    if module in (None, "builtins", "__main__"):
+        return name
+    return module + "." + name
+
+
+def safe_repr(obj):
+    try:
+        text = repr(obj)
+    except BaseException as exc:  # a broken __repr__ must not break the answer
+        text = "<repr failed: %s>" % type(exc).__name__
+    if len(text) > MAX_REPR:
+        text = text[: MAX_REPR - 3] + "..."
+    return text
+
+
+def plain(value, depth=0):
+    """`value` as JSON data (bytes as `{"$bytes": ...}`), or raise _NotPlain."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        if value - value == 0:  # finite: inf - inf and nan - nan are nan
+            return value
+        raise _NotPlain
+    if depth >= MAX_DEPTH:
+        raise _NotPlain
+    if t is list or t is tuple:
+        return [plain(v, depth + 1) for v in value]
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str or k in ("$handle", "$bytes"):
+                raise _NotPlain
+            out[k] = plain(v, depth + 1)
+        return out
+    if t is bytes:
+        return {"$bytes": binascii.b2a_base64(value, newline=False).decode("ascii")}
+    raise _NotPlain
+
+
+class Session:
+    """A namespace plus the handles created in it."""
+
+    __slots__ = ("by_object", "handles", "name", "namespace")
+
+    def __init__(self, name):
+        self.name = name
+        self.namespace = {"__name__": "__main__", "__builtins__": builtins}
+        self.handles = {}  # id -> [object, created, last_used]
+        self.by_object = {}  # id(object) -> handle id
+
+
+class Operations:
+    """The operation table and the state it works on."""
+
+    def __init__(self):
+        self.sessions = {}
+        self._next_handle = 0
+        self._code_cache = {}
+        self._exec_count = 0
+        self.table = {
+            "exec": self.op_exec,
+            "eval": self.op_eval,
+            "import": self.op_import,
+            "create": self.op_create,
+            "call": self.op_call,
+            "getattr": self.op_getattr,
+            "setattr": self.op_setattr,
+            "release": self.op_release,
+            "handles": self.op_handles,
+        }
+
+    # ---- helpers -------------------------------------------------------------------
+
+    def session(self, req):
+        name = req.get("session")
+        if name is None or name == "":
+            name = "default"
+        elif type(name) is not str:
+            raise bad_request("`session` must be a string")
+        s = self.sessions.get(name)
+        if s is None:
+            s = self.sessions[name] = Session(name)
+        return s
+
+    def handle_count(self):
+        return sum(len(s.handles) for s in list(self.sessions.values()))
+
+    def encode(self, session, value):
+        try:
+            return plain(value)
+        except _NotPlain:
+            return self.handle_for(session, value)
+        except RecursionError:
+            return self.handle_for(session, value)
+
+    def handle_for(self, session, obj):
+        now = time.time()
+        hid = session.by_object.get(id(obj))
+        if hid is not None and session.handles[hid][0] is obj:
+            session.handles[hid][2] = now
+        else:
+            self._next_handle += 1
+            hid = "h%d" % self._next_handle
+            session.handles[hid] = [obj, now, now]
+            session.by_object[id(obj)] = hid
+        return {"$handle": hid, "type": type_name(type(obj)), "repr": safe_repr(obj)}
+
+    def lookup(self, session, ref, field="handle"):
+        if type(ref) is dict and "$handle" in ref:
+            ref = ref["$handle"]
+        if type(ref) is not str:
+            raise bad_request("`%s` must be a handle id like `h7` or {\"$handle\": \"h7\"}" % field)
+        entry = session.handles.get(ref)
+        if entry is None:
+            raise OpError(422, "UnknownHandle", "no handle `%s` in session `%s`" % (ref, session.name))
+        entry[2] = time.time()
+        return entry[0]
+
+    def decode(self, session, value, depth=0):
+        """JSON data from a request to Python objects: handles and bytes resolved."""
+        t = type(value)
+        if t is dict:
+            if "$handle" in value:  # `{"$handle": "h7"}`, or a whole handle value sent back
+                return self.lookup(session, value["$handle"], "$handle")
+            if len(value) == 1:
+                if "$bytes" in value:
+                    data = value["$bytes"]
+                    if type(data) is not str:
+                        raise bad_request("`$bytes` must be a base64 string")
+                    try:
+                        return binascii.a2b_base64(data.encode("ascii"))
+                    except (ValueError, binascii.Error) as exc:
+                        raise bad_request("`$bytes` is not valid base64: %s" % exc) from None
+            if depth >= MAX_DEPTH:
+                raise bad_request("arguments nested too deeply")
+            return {k: self.decode(session, v, depth + 1) for k, v in value.items()}
+        if t is list:
+            if depth >= MAX_DEPTH:
+                raise bad_request("arguments nested too deeply")
+            return [self.decode(session, v, depth + 1) for v in value]
+        return value
+
+    def arguments(self, session, req):
+        args = req.get("args")
+        kwargs = req.get("kwargs")
+        if args is None:
+            args = []
+        elif type(args) is not list:
+            raise bad_request("`args` must be a list")
+        if kwargs is None:
+            kwargs = {}
+        elif type(kwargs) is not dict:
+            raise bad_request("`kwargs` must be an object")
+        return self.decode(session, args), self.decode(session, kwargs)
+
+    def compiled(self, source, mode):
+        key = (source, mode)
+        code = self._code_cache.get(key)
+        if code is None:
+            code = compile(source, "<%s>" % mode, mode)
+            if len(self._code_cache) >= _CODE_CACHE_SIZE:
+                self._code_cache.clear()
+            self._code_cache[key] = code
+        return code
+
+    def resolve(self, session, path):
+        parts = path.split(".")
+        if not all(p.isidentifier() for p in parts):
+            raise bad_request("`target` must be a dotted name like `collections.OrderedDict`")
+        first = parts[0]
+        if first in session.namespace:
+            obj = session.namespace[first]
+        elif len(parts) == 1 and hasattr(builtins, first):
+            obj = getattr(builtins, first)
+        else:
+            obj = importlib.import_module(first)
+        for i in range(1, len(parts)):
+            try:
+                obj = getattr(obj, parts[i])
+            except AttributeError:
+                if not isinstance(obj, type(sys)):
+                    raise
+                obj = importlib.import_module(obj.__name__ + "." + parts[i])
+        return obj
+
+    # ---- operations ----------------------------------------------------------------
+
+    def op_exec(self, req):
+        session = self.session(req)
+        code = _required_str(req, "code")
+        self._exec_count += 1
+        filename = "<exec-%d>" % self._exec_count
+        out, err = io.StringIO(), io.StringIO()
+        saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = out, err
+        try:
+            body, last = self._compile_exec(code, filename)
+            exec(body, session.namespace)
+            value = eval(last, session.namespace) if last is not None else None
+        except BaseException as exc:
+            sys.stdout, sys.stderr = saved
+            status, answer = error_body(exc, (filename, code))
+            answer["stdout"] = out.getvalue()
+            answer["stderr"] = err.getvalue()
+            return status, answer
+        finally:
+            sys.stdout, sys.stderr = saved
+        return 200, {"stdout": out.getvalue(), "stderr": err.getvalue(), "value": self.encode(session, value)}
+
+    @staticmethod
+    def _compile_exec(code, filename):
+        import ast
+
+        tree = ast.parse(code, filename, "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = compile(ast.Expression(tree.body.pop().value), filename, "eval")
+        return compile(tree, filename, "exec"), last
+
+    def op_eval(self, req):
+        session = self.session(req)
+        expr = _required_str(req, "expr")
+        return 200, {"value": self.encode(session, eval(self.compiled(expr, "eval"), session.namespace))}
+
+    def op_import(self, req):
+        session = self.session(req)
+        module = importlib.import_module(_required_str(req, "module"))
+        return 200, {"value": self.handle_for(session, module)}
+
+    def op_create(self, req):
+        session = self.session(req)
+        if "target" not in req:
+            raise bad_request("missing field `target`")
+        target = req["target"]
+        if type(target) is str:
+            if target.startswith("h") and target in session.handles:
+                target = self.lookup(session, target, "target")
+            else:
+                target = self.resolve(session, target)
+        elif type(target) is dict:
+            target = self.lookup(session, target, "target")
+        else:
+            raise bad_request("`target` must be a dotted path or a handle")
+        args, kwargs = self.arguments(session, req)
+        return 200, {"value": self.encode(session, target(*args, **kwargs))}
+
+    def op_call(self, req):
+        session = self.session(req)
+        method = _required_str(req, "method")
+        obj = self.lookup(session, _required(req, "handle"))
+        args, kwargs = self.arguments(session, req)
+        return 200, {"value": self.encode(session, getattr(obj, method)(*args, **kwargs))}
+
+    def op_getattr(self, req):
+        session = self.session(req)
+        name = _required_str(req, "name")
+        obj = self.lookup(session, _required(req, "handle"))
+        return 200, {"value": self.encode(session, getattr(obj, name))}
+
+    def op_setattr(self, req):
+        session = self.session(req)
+        name = _required_str(req, "name")
+        value = _required(req, "value")
+        obj = self.lookup(session, _required(req, "handle"))
+        value = self.decode(session, value)
+        setattr(obj, name, value)
+        return 200, {"value": None}
+
+    def op_release(self, req):
+        session = self.session(req)
+        ref = _required(req, "handle")
+        self.lookup(session, ref)
+        hid = ref["$handle"] if type(ref) is dict else ref
+        obj = session.handles.pop(hid)[0]
+        if session.by_object.get(id(obj)) == hid:
+            del session.by_object[id(obj)]
+        return 200, {"value": True}
+
+    def op_handles(self, req):
+        session = self.session(req)
+        return 200, {
+            "value": [
+                {
+                    "id": hid,
+                    "type": type_name(type(entry[0])),
+                    "repr": safe_repr(entry[0]),
+                    "created": entry[1],
+                    "last_used": entry[2],
+                }
+                for hid, entry in list(session.handles.items())
+            ]
+        }
+
+
+def _required(req, name):
+    try:
+        return req[name]
+    except KeyError:
+        raise bad_request("missing field `%s`" % name) from None
+
+
+def _required_str(req, name):
+    value = _required(req, name)
+    if type(value) is not str:
+        raise bad_request("`%s` must be a string" % name)
+    return value

@@ -1,0 +1,189 @@
+"""Every operation on every transport, against a real backend process."""
+
+import time
+import uuid
+
+from backend_clients import b64
+
+
+def session():
+    return "s-" + uuid.uuid4().hex[:8]
+
+
+def test_eval(client):
+    assert client.request("eval", expr="1+1") == {"value": 2}
+    assert client.request("eval", expr="{'a': [1, 2.5, None, True, 'x']}") == {
+        "value": {"a": [1, 2.5, None, True, "x"]}
+    }
+
+
+def test_exec_returns_stdout_stderr_and_trailing_value(client):
+    s = session()
+    answer = client.request("exec", session=s, code="import sys\nprint('out')\nprint('err', file=sys.stderr)\nx = 20\nx + 1")
+    assert answer == {"stdout": "out\n", "stderr": "err\n", "value": 21}
+    answer = client.request("exec", session=s, code="y = x * 2")
+    assert answer == {"stdout": "", "stderr": "", "value": None}
+    assert client.request("eval", session=s, expr="y") == {"value": 40}
+
+
+def test_non_json_values_become_handles(client):
+    s = session()
+    value = client.request("eval", session=s, expr="object()")["value"]
+    assert value["$handle"].startswith("h")
+    assert value["type"] == "object"
+    assert value["repr"].startswith("<object object at")
+    long = client.request("eval", session=s, expr="type('Long', (), {'__repr__': lambda self: 'x' * 1000})()")["value"]
+    assert len(long["repr"]) == 200
+
+
+def test_import_create_call_getattr_setattr_release_handles(client):
+    s = session()
+    mod = client.request("import", session=s, module="collections")["value"]
+    assert mod["type"] == "module" and "collections" in mod["repr"]
+
+    od = client.request("create", session=s, target="collections.OrderedDict", kwargs={"a": 1})["value"]
+    assert od["type"] == "collections.OrderedDict"
+    # the same class through the module handle
+    cls = client.request("getattr", session=s, handle=mod, name="Counter")["value"]
+    counter = client.request("create", session=s, target=cls, args=["abca"])["value"]
+    assert counter["type"] == "collections.Counter"
+    assert client.request("call", session=s, handle=counter, method="most_common", args=[1]) == {"value": [["a", 2]]}
+
+    # a handle passed back as an argument means that object
+    assert client.request("call", session=s, handle=od, method="update", args=[counter]) == {"value": None}
+    assert client.request("call", session=s, handle=od["$handle"], method="get", args=["b"]) == {"value": 1}
+    assert client.request("call", session=s, handle={"$handle": od["$handle"]}, method="__len__") == {"value": 3}
+
+    ns = client.request("create", session=s, target="types.SimpleNamespace", kwargs={"x": 1})["value"]
+    assert client.request("setattr", session=s, handle=ns, name="y", value={"$handle": od["$handle"]}) == {
+        "value": None
+    }
+    y = client.request("getattr", session=s, handle=ns, name="y")["value"]
+    assert y["$handle"] == od["$handle"]  # the same object keeps its handle
+    assert client.request("getattr", session=s, handle=ns, name="x") == {"value": 1}
+
+    listed = client.request("handles", session=s)["value"]
+    ids = [h["id"] for h in listed]
+    assert set(ids) == {mod["$handle"], od["$handle"], cls["$handle"], counter["$handle"], ns["$handle"]}
+    for h in listed:
+        assert set(h) == {"id", "type", "repr", "created", "last_used"}
+        assert h["last_used"] >= h["created"] > time.time() - 60
+
+    assert client.request("release", session=s, handle=od) == {"value": True}
+    gone = client.request("call", session=s, handle=od, method="keys")
+    assert gone["error"]["type"] == "UnknownHandle"
+    assert len(client.request("handles", session=s)["value"]) == 4
+
+
+def test_create_by_builtin_name_and_session_name(client):
+    s = session()
+    assert client.request("create", session=s, target="dict", kwargs={"a": 1}) == {"value": {"a": 1}}
+    client.request("exec", session=s, code="class Point:\n    def __init__(self, x): self.x = x")
+    p = client.request("create", session=s, target="Point", args=[3])["value"]
+    assert p["type"] == "Point"
+    assert client.request("getattr", session=s, handle=p, name="x") == {"value": 3}
+    assert client.request("create", session=s, target="os.path.join", args=["a", "b"]) == {"value": "a/b"}
+
+
+def test_sessions_are_isolated(client):
+    a, b = session(), session()
+    client.request("exec", session=a, code="secret = 41")
+    answer = client.request("eval", session=b, expr="secret")
+    assert answer["error"]["type"] == "NameError"
+    assert client.request("eval", session=a, expr="secret + 1") == {"value": 42}
+    h = client.request("eval", session=a, expr="object()")["value"]
+    assert client.request("getattr", session=b, handle=h, name="__class__")["error"]["type"] == "UnknownHandle"
+    assert all(x["id"] != h["$handle"] for x in client.request("handles", session=b)["value"])
+    # the default session is `default`
+    client.request("exec", code="in_default = 1")
+    assert client.request("eval", session="default", expr="in_default") == {"value": 1}
+
+
+def test_bytes_round_trip(client):
+    s = session()
+    data = bytes(range(256))
+    assert client.request("eval", session=s, expr="bytes(range(256))") == {"value": b64(data)}
+    client.request("exec", session=s, code="def echo(x): return x")
+    f = client.request("eval", session=s, expr="echo")["value"]
+    answer = client.request("create", session=s, target=f, args=[b64(data)])
+    assert answer == {"value": b64(data)}
+    assert client.request("create", session=s, target="len", args=[b64(data)]) == {"value": 256}
+
+
+def test_user_exception_then_next_call_works(client):
+    answer = client.request("eval", expr="1/0")
+    err = answer["error"]
+    assert err["type"] == "ZeroDivisionError"
+    assert err["message"] == "division by zero"
+    assert "Traceback" in err["traceback"] and "ZeroDivisionError" in err["traceback"]
+    assert "beep_backend" not in err["traceback"]
+    assert client.request("eval", expr="2+2") == {"value": 4}
+
+
+def test_exec_exception_keeps_output_and_source_lines(client):
+    answer = client.request("exec", code="print('before')\ndef f():\n    raise ValueError('boom')\nf()")
+    assert answer["error"]["type"] == "ValueError"
+    assert answer["error"]["message"] == "boom"
+    assert "raise ValueError('boom')" in answer["error"]["traceback"]
+    assert answer["stdout"] == "before\n"
+    syntax = client.request("exec", code="def (:")
+    assert syntax["error"]["type"] == "SyntaxError"
+    system_exit = client.request("exec", code="raise SystemExit(3)")
+    assert system_exit["error"]["type"] == "SystemExit"
+    assert client.request("eval", expr="'alive'") == {"value": "alive"}
+
+
+def test_exec_timeout(client):
+    t0 = time.monotonic()
+    answer = client.request("exec", code="import time\ntime.sleep(10)", timeout=0.3)
+    assert time.monotonic() - t0 < 3
+    assert answer["error"]["type"] == "TimeoutError"
+    assert client.request("exec", code="1", timeout=5) == {"stdout": "", "stderr": "", "value": 1}
+
+
+def test_info(client, transport, backend):
+    info = client.request("info")["value"]
+    assert set(info) == {
+        "python_version",
+        "executable",
+        "prefix",
+        "env_name",
+        "pid",
+        "transport",
+        "started_at",
+        "handles",
+    }
+    assert info["transport"] == transport
+    assert info["pid"] == backend.proc.pid
+    assert info["python_version"].count(".") == 2
+    assert time.time() - 600 < info["started_at"] <= time.time()
+    assert isinstance(info["handles"], int)
+
+
+def test_interrupt_stops_sleep(backend, transport):
+    runner = backend.client()
+    other = backend.client()
+    import threading
+
+    result = {}
+
+    def run():
+        result["answer"] = runner.request("exec", code="import time\ntime.sleep(30)")
+        result["t"] = time.monotonic()
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.monotonic() + 5
+    interrupted = False
+    while time.monotonic() < deadline and not interrupted:
+        time.sleep(0.05)
+        sent = time.monotonic()
+        interrupted = other.request("interrupt")["value"]
+    t.join(5)
+    assert interrupted
+    assert result["t"] - sent < 1.0
+    assert result["answer"]["error"]["type"] == "KeyboardInterrupt"
+    assert other.request("interrupt") == {"value": False}
+    assert runner.request("eval", expr="'still here'") == {"value": "still here"}
+    runner.close()
+    other.close()

@@ -1,0 +1,294 @@
+//! The gRPC transport: the `beep.backend.v1.Backend` service, built from
+//! `python/beep_backend/backend.proto` by `build.rs` (protox, no protoc). Values travel as
+//! JSON text; errors of user code come back inside the reply, protocol errors as statuses.
+
+use serde_json::{Map, Value};
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use super::{BackendClient, Error, Op, RemoteError, Reply};
+use crate::backend::spec::Transport;
+
+/// The code generated from the .proto.
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    tonic::include_proto!("beep.backend.v1");
+}
+
+use proto::backend_client::BackendClient as Stub;
+
+/// A client of a gRPC backend.
+#[derive(Debug, Clone)]
+pub struct GrpcClient {
+    channel: Channel,
+    address: String,
+    authorization: MetadataValue<tonic::metadata::Ascii>,
+}
+
+impl GrpcClient {
+    /// Connect to `127.0.0.1:PORT`; the first call (`Info`) checks the token.
+    pub async fn connect(address: &str, token: &str) -> Result<Self, Error> {
+        let connect = |source: Box<dyn std::error::Error + Send + Sync>| Error::Connect {
+            address: address.to_string(),
+            source,
+        };
+        let channel = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| connect(Box::new(e)))?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| connect(Box::new(e)))?;
+        let authorization = format!("Bearer {token}")
+            .parse()
+            .map_err(|e| connect(Box::new(e)))?;
+        let client = Self {
+            channel,
+            address: address.to_string(),
+            authorization,
+        };
+        client.request(Op::Info, None).await?;
+        Ok(client)
+    }
+
+    fn request_of<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", self.authorization.clone());
+        request
+    }
+
+    fn status(&self, op: &str, status: tonic::Status) -> Error {
+        if status.code() == tonic::Code::Unauthenticated {
+            Error::Unauthorized {
+                address: self.address.clone(),
+            }
+        } else {
+            Error::Grpc {
+                op: op.to_string(),
+                address: self.address.clone(),
+                source: Box::new(status),
+            }
+        }
+    }
+
+    fn parse(&self, text: &str) -> Result<Value, Error> {
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(text).map_err(|e| Error::Protocol {
+            address: self.address.clone(),
+            message: format!("bad JSON value from the backend: {e}"),
+        })
+    }
+
+    fn value_reply(&self, reply: proto::ValueReply) -> Result<Reply, Error> {
+        match reply.result {
+            Some(proto::value_reply::Result::ValueJson(text)) => Ok(value(self.parse(&text)?)),
+            Some(proto::value_reply::Result::Error(error)) => Err(remote(error)),
+            None => Ok(value(Value::Null)),
+        }
+    }
+}
+
+fn value(value: Value) -> Reply {
+    Reply {
+        value,
+        stdout: None,
+        stderr: None,
+    }
+}
+
+fn remote(error: proto::Error) -> Error {
+    Error::Remote(RemoteError {
+        type_name: error.r#type,
+        message: error.message,
+        traceback: error.traceback,
+    })
+}
+
+fn json_text(value: impl Into<Value>) -> String {
+    value.into().to_string()
+}
+
+#[async_trait::async_trait]
+impl BackendClient for GrpcClient {
+    fn transport(&self) -> Transport {
+        Transport::Rpc
+    }
+
+    async fn request(&self, op: Op, session: Option<&str>) -> Result<Reply, Error> {
+        let session = session.unwrap_or_default().to_string();
+        let mut stub = Stub::new(self.channel.clone());
+        match op {
+            Op::Exec { code, timeout } => {
+                let reply = stub
+                    .exec(self.request_of(proto::ExecRequest {
+                        session,
+                        code,
+                        timeout,
+                    }))
+                    .await
+                    .map_err(|s| self.status("exec", s))?
+                    .into_inner();
+                if let Some(error) = reply.error {
+                    return Err(remote(error));
+                }
+                Ok(Reply {
+                    value: self.parse(&reply.value_json)?,
+                    stdout: Some(reply.stdout),
+                    stderr: Some(reply.stderr),
+                })
+            }
+            Op::Eval { expr } => {
+                let reply = stub
+                    .eval(self.request_of(proto::EvalRequest { session, expr }))
+                    .await
+                    .map_err(|s| self.status("eval", s))?;
+                self.value_reply(reply.into_inner())
+            }
+            Op::Import { module } => {
+                let reply = stub
+                    .import(self.request_of(proto::ImportRequest { session, module }))
+                    .await
+                    .map_err(|s| self.status("import", s))?;
+                self.value_reply(reply.into_inner())
+            }
+            Op::Create {
+                target,
+                args,
+                kwargs,
+            } => {
+                let is_handle = target.len() > 1
+                    && target.starts_with('h')
+                    && target[1..].bytes().all(|b| b.is_ascii_digit());
+                let target = if is_handle {
+                    proto::create_request::Target::Handle(target)
+                } else {
+                    proto::create_request::Target::Path(target)
+                };
+                let reply = stub
+                    .create(self.request_of(proto::CreateRequest {
+                        session,
+                        target: Some(target),
+                        args_json: json_text(args),
+                        kwargs_json: json_text(kwargs),
+                    }))
+                    .await
+                    .map_err(|s| self.status("create", s))?;
+                self.value_reply(reply.into_inner())
+            }
+            Op::Call {
+                handle,
+                method,
+                args,
+                kwargs,
+            } => {
+                let reply = stub
+                    .call(self.request_of(proto::CallRequest {
+                        session,
+                        handle,
+                        method,
+                        args_json: json_text(args),
+                        kwargs_json: json_text(kwargs),
+                    }))
+                    .await
+                    .map_err(|s| self.status("call", s))?;
+                self.value_reply(reply.into_inner())
+            }
+            Op::Getattr { handle, name } => {
+                let reply = stub
+                    .get_attr(self.request_of(proto::GetAttrRequest {
+                        session,
+                        handle,
+                        name,
+                    }))
+                    .await
+                    .map_err(|s| self.status("getattr", s))?;
+                self.value_reply(reply.into_inner())
+            }
+            Op::Setattr {
+                handle,
+                name,
+                value,
+            } => {
+                let reply = stub
+                    .set_attr(self.request_of(proto::SetAttrRequest {
+                        session,
+                        handle,
+                        name,
+                        value_json: json_text(value),
+                    }))
+                    .await
+                    .map_err(|s| self.status("setattr", s))?;
+                self.value_reply(reply.into_inner())
+            }
+            Op::Release { handle } => {
+                let reply = stub
+                    .release(self.request_of(proto::ReleaseRequest { session, handle }))
+                    .await
+                    .map_err(|s| self.status("release", s))?;
+                self.value_reply(reply.into_inner())
+            }
+            Op::Handles => {
+                let reply = stub
+                    .handles(self.request_of(proto::HandlesRequest { session }))
+                    .await
+                    .map_err(|s| self.status("handles", s))?
+                    .into_inner();
+                if let Some(error) = reply.error {
+                    return Err(remote(error));
+                }
+                let handles = reply
+                    .handles
+                    .into_iter()
+                    .map(|h| {
+                        serde_json::json!({
+                            "id": h.id, "type": h.r#type, "repr": h.repr,
+                            "created": h.created, "last_used": h.last_used,
+                        })
+                    })
+                    .collect::<Vec<_>>();
+                Ok(value(Value::Array(handles)))
+            }
+            Op::Info => {
+                let info = stub
+                    .info(self.request_of(proto::InfoRequest {}))
+                    .await
+                    .map_err(|s| self.status("info", s))?
+                    .into_inner();
+                let mut object = Map::new();
+                object.insert("python_version".into(), info.python_version.into());
+                object.insert("executable".into(), info.executable.into());
+                object.insert("prefix".into(), info.prefix.into());
+                object.insert(
+                    "env_name".into(),
+                    Some(info.env_name).filter(|s| !s.is_empty()).into(),
+                );
+                object.insert("pid".into(), info.pid.into());
+                object.insert("transport".into(), info.transport.into());
+                object.insert("started_at".into(), info.started_at.into());
+                object.insert("handles".into(), info.handles.into());
+                Ok(value(Value::Object(object)))
+            }
+            Op::Interrupt => {
+                let reply = stub
+                    .interrupt(self.request_of(proto::InterruptRequest {}))
+                    .await
+                    .map_err(|s| self.status("interrupt", s))?;
+                Ok(value(reply.into_inner().interrupted.into()))
+            }
+            Op::Shutdown => {
+                let reply = stub
+                    .shutdown(self.request_of(proto::ShutdownRequest {}))
+                    .await
+                    .map_err(|s| self.status("shutdown", s))?;
+                Ok(value(reply.into_inner().accepted.into()))
+            }
+            Op::Other { op, .. } => Err(Error::Protocol {
+                address: self.address.clone(),
+                message: format!("unknown operation `{op}` (the gRPC service has no such rpc)"),
+            }),
+        }
+    }
+}

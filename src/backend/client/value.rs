@@ -1,0 +1,349 @@
+//! The operations and values that travel between Rust and Python.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One operation of the Python side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    Exec {
+        code: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeout: Option<f64>,
+    },
+    Eval {
+        expr: String,
+    },
+    Import {
+        module: String,
+    },
+    Create {
+        target: String,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    },
+    Call {
+        handle: String,
+        method: String,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    },
+    Getattr {
+        handle: String,
+        name: String,
+    },
+    Setattr {
+        handle: String,
+        name: String,
+        value: Value,
+    },
+    Release {
+        handle: String,
+    },
+    Handles,
+    Info,
+    Interrupt,
+    Shutdown,
+    /// An operation by name with its fields as given (the CLI's `beep-host call`).
+    #[serde(skip)]
+    Other {
+        op: String,
+        fields: Map<String, Value>,
+    },
+}
+
+impl Op {
+    /// Parse `op` with the fields of a JSON object.
+    pub fn from_parts(op: &str, fields: Map<String, Value>) -> Self {
+        let mut object = fields.clone();
+        object.insert("op".into(), Value::String(op.to_string()));
+        match serde_json::from_value::<Self>(Value::Object(object)) {
+            Ok(typed) => typed,
+            Err(_) => Self::Other {
+                op: op.to_string(),
+                fields,
+            },
+        }
+    }
+
+    /// The operation name and its fields.
+    pub fn into_parts(self) -> (String, Map<String, Value>) {
+        if let Self::Other { op, fields } = self {
+            return (op, fields);
+        }
+        let Ok(Value::Object(mut object)) = serde_json::to_value(&self) else {
+            unreachable!("an Op serializes to an object");
+        };
+        let Some(Value::String(op)) = object.remove("op") else {
+            unreachable!("an Op carries its tag");
+        };
+        (op, object)
+    }
+}
+
+// Deserializing is only used by `from_parts`; `Other` is never produced by serde.
+impl<'de> Deserialize<'de> for Op {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+        enum Typed {
+            Exec {
+                code: String,
+                timeout: Option<f64>,
+            },
+            Eval {
+                expr: String,
+            },
+            Import {
+                module: String,
+            },
+            Create {
+                target: String,
+                #[serde(default)]
+                args: Vec<Value>,
+                #[serde(default)]
+                kwargs: Map<String, Value>,
+            },
+            Call {
+                handle: String,
+                method: String,
+                #[serde(default)]
+                args: Vec<Value>,
+                #[serde(default)]
+                kwargs: Map<String, Value>,
+            },
+            Getattr {
+                handle: String,
+                name: String,
+            },
+            Setattr {
+                handle: String,
+                name: String,
+                value: Value,
+            },
+            Release {
+                handle: String,
+            },
+            Handles,
+            Info,
+            Interrupt,
+            Shutdown,
+        }
+        Ok(match Typed::deserialize(deserializer)? {
+            Typed::Exec { code, timeout } => Self::Exec { code, timeout },
+            Typed::Eval { expr } => Self::Eval { expr },
+            Typed::Import { module } => Self::Import { module },
+            Typed::Create {
+                target,
+                args,
+                kwargs,
+            } => Self::Create {
+                target,
+                args,
+                kwargs,
+            },
+            Typed::Call {
+                handle,
+                method,
+                args,
+                kwargs,
+            } => Self::Call {
+                handle,
+                method,
+                args,
+                kwargs,
+            },
+            Typed::Getattr { handle, name } => Self::Getattr { handle, name },
+            Typed::Setattr {
+                handle,
+                name,
+                value,
+            } => Self::Setattr {
+                handle,
+                name,
+                value,
+            },
+            Typed::Release { handle } => Self::Release { handle },
+            Typed::Handles => Self::Handles,
+            Typed::Info => Self::Info,
+            Typed::Interrupt => Self::Interrupt,
+            Typed::Shutdown => Self::Shutdown,
+        })
+    }
+}
+
+/// A Python exception, as the backend reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteError {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub message: String,
+    #[serde(default)]
+    pub traceback: String,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    #[serde(default)]
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+}
+
+impl Reply {
+    /// Read an answer object: `{"value": ...}` (with `stdout`/`stderr` for exec) or
+    /// `{"error": {type, message, traceback}}`.
+    pub fn from_json(mut object: Map<String, Value>) -> Result<Self, ReplyError> {
+        if let Some(error) = object.remove("error") {
+            return Err(match serde_json::from_value::<RemoteError>(error.clone()) {
+                Ok(remote) => ReplyError::Remote(remote),
+                Err(_) => ReplyError::Malformed(error.to_string()),
+            });
+        }
+        let text = |v: Option<Value>| match v {
+            Some(Value::String(s)) => Some(s),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        };
+        Ok(Self {
+            stdout: text(object.remove("stdout")),
+            stderr: text(object.remove("stderr")),
+            value: object.remove("value").unwrap_or(Value::Null),
+        })
+    }
+}
+
+/// Why an answer object is not a [`Reply`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyError {
+    Remote(RemoteError),
+    Malformed(String),
+}
+
+/// A Python object the backend keeps; pass it back by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Handle {
+    #[serde(rename = "$handle")]
+    pub id: String,
+    #[serde(rename = "type", default)]
+    pub type_name: String,
+    #[serde(default)]
+    pub repr: String,
+}
+
+impl Handle {
+    /// The JSON form that passes the handle as an argument: `{"$handle": "h7"}`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({ "$handle": self.id })
+    }
+}
+
+/// A value from Python: JSON, a handle, or bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PyValue {
+    Json(Value),
+    Handle(Handle),
+    Bytes(Vec<u8>),
+}
+
+impl PyValue {
+    pub fn from_json(value: Value) -> Self {
+        if let Value::Object(object) = &value {
+            if object.contains_key("$handle")
+                && let Ok(handle) = serde_json::from_value::<Handle>(value.clone())
+            {
+                return Self::Handle(handle);
+            }
+            if object.len() == 1
+                && let Some(Value::String(b64)) = object.get("$bytes")
+                && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64)
+            {
+                return Self::Bytes(bytes);
+            }
+        }
+        Self::Json(value)
+    }
+
+    pub fn as_handle(&self) -> Option<&Handle> {
+        match self {
+            Self::Handle(handle) => Some(handle),
+            _ => None,
+        }
+    }
+
+    pub fn as_json(&self) -> Option<&Value> {
+        match self {
+            Self::Json(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Back to the wire form.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Json(value) => value.clone(),
+            Self::Handle(handle) => serde_json::to_value(handle).unwrap_or(Value::Null),
+            Self::Bytes(bytes) => serde_json::json!({
+                "$bytes": base64::engine::general_purpose::STANDARD.encode(bytes)
+            }),
+        }
+    }
+}
+
+/// What `exec` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub value: PyValue,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ops_round_trip() {
+        let (op, fields) = Op::Eval { expr: "1+1".into() }.into_parts();
+        assert_eq!(op, "eval");
+        assert_eq!(Value::Object(fields), json!({"expr": "1+1"}));
+        let parsed = Op::from_parts("exec", json!({"code": "x=1"}).as_object().unwrap().clone());
+        assert_eq!(
+            parsed,
+            Op::Exec {
+                code: "x=1".into(),
+                timeout: None
+            }
+        );
+        assert!(matches!(
+            Op::from_parts("frobnicate", Map::new()),
+            Op::Other { .. }
+        ));
+        assert_eq!(Op::Handles.into_parts().0, "handles");
+    }
+
+    #[test]
+    fn values() {
+        let h = PyValue::from_json(json!({"$handle": "h7", "type": "a.B", "repr": "<B>"}));
+        assert_eq!(h.as_handle().unwrap().id, "h7");
+        assert_eq!(h.as_handle().unwrap().to_json(), json!({"$handle": "h7"}));
+        assert_eq!(
+            PyValue::from_json(json!({"$bytes": "aGk="})),
+            PyValue::Bytes(b"hi".to_vec())
+        );
+        assert_eq!(PyValue::from_json(json!(2)), PyValue::Json(json!(2)));
+        let err = Reply::from_json(
+            json!({"error": {"type": "ZeroDivisionError", "message": "division by zero", "traceback": "tb"}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        assert!(matches!(err, Err(ReplyError::Remote(r)) if r.type_name == "ZeroDivisionError"));
+    }
+}

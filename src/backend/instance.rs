@@ -1,0 +1,380 @@
+//! One backend this process supervises: its state and the task that watches its process,
+//! restarts it by policy, and stops it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::Error;
+use super::client;
+use super::log::BackendLog;
+use super::process::{self, LaunchPlan, Launched};
+use super::record::{self, BackendRecord};
+use super::spec::{BackendId, BackendSpec, RestartPolicy};
+use super::status::{BackendEvent, BackendState, BackendStatus, LastExit, ProcessStats};
+
+/// Requests to the supervising task.
+#[derive(Debug)]
+pub(crate) enum Control {
+    Stop(oneshot::Sender<()>),
+    Restart(oneshot::Sender<Result<(), String>>),
+}
+
+/// What changes while the backend runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub state: BackendState,
+    pub pid: Option<u32>,
+    pub start_time: u64,
+    pub address: Option<String>,
+    pub restarts: u32,
+    pub last_exit: Option<LastExit>,
+    pub running_since: Option<Instant>,
+    pub has_record: bool,
+}
+
+/// A backend supervised by this process.
+#[derive(Debug)]
+pub(crate) struct BackendInstance {
+    pub id: BackendId,
+    pub spec: BackendSpec,
+    pub plan: LaunchPlan,
+    pub log: Arc<BackendLog>,
+    pub started_at: u64,
+    pub records: PathBuf,
+    pub supervisor: (u32, u64),
+    pub snapshot: Mutex<Snapshot>,
+    pub control: mpsc::UnboundedSender<Control>,
+    pub events: broadcast::Sender<BackendEvent>,
+}
+
+impl BackendInstance {
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Snapshot)) {
+        let (event, record) = {
+            let mut snap = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+            let before = (snap.state, snap.pid);
+            change(&mut snap);
+            let event = ((snap.state, snap.pid) != before).then(|| BackendEvent::State {
+                id: self.id.clone(),
+                state: snap.state,
+                pid: snap.pid,
+                last_exit: snap.last_exit.clone(),
+            });
+            let record = snap.has_record.then(|| self.record_of(&snap));
+            (event, record)
+        };
+        if let Some(record) = record
+            && let Err(err) = record.write(&self.records)
+        {
+            tracing::warn!(id = %self.id, %err, "cannot update the backend record");
+        }
+        if let Some(event) = event {
+            tracing::debug!(?event, "backend state");
+            let _ = self.events.send(event);
+        }
+    }
+
+    pub fn set_state(&self, state: BackendState) {
+        self.update(|snap| snap.state = state);
+    }
+
+    fn record_of(&self, snap: &Snapshot) -> BackendRecord {
+        BackendRecord {
+            id: self.id.clone(),
+            pid: snap.pid.unwrap_or(0),
+            start_time: snap.start_time,
+            transport: self.spec.transport,
+            address: snap.address.clone().unwrap_or_default(),
+            token: self.plan.token.clone(),
+            env: self.spec.env.to_string(),
+            started_at: self.started_at,
+            supervisor_pid: self.supervisor.0,
+            supervisor_start_time: self.supervisor.1,
+            state: snap.state,
+            restarts: snap.restarts,
+            last_exit: snap.last_exit.clone(),
+            log_file: self.log.path().to_path_buf(),
+            socket: self.plan.socket.clone(),
+        }
+    }
+
+    pub fn status(&self, stats: Option<ProcessStats>) -> BackendStatus {
+        let snap = self.snapshot();
+        let live = !snap.state.is_final() && snap.state != BackendState::Restarting;
+        let stats = stats.filter(|_| live).unwrap_or_default();
+        BackendStatus {
+            id: self.id.clone(),
+            env: self.spec.env.to_string(),
+            transport: self.spec.transport,
+            address: snap.address.clone(),
+            state: snap.state,
+            pid: snap.pid.filter(|_| live),
+            cpu_percent: stats.cpu_percent,
+            rss_bytes: stats.rss_bytes,
+            uptime_secs: snap
+                .running_since
+                .filter(|_| live)
+                .map(|t| t.elapsed().as_secs())
+                .unwrap_or(0),
+            restarts: snap.restarts,
+            last_exit: snap.last_exit.clone(),
+            supervisor_pid: self.supervisor.0,
+            record: record::path(&self.records, &self.id),
+            log_file: self.log.path().to_path_buf(),
+            started_at: self.started_at,
+        }
+    }
+
+    /// A process is ready: remember it and write the record.
+    pub fn mark_ready(&self, launched: &Launched) {
+        let start_time = record::process_start_time(launched.pid).unwrap_or(0);
+        self.update(|snap| {
+            snap.state = BackendState::Ready;
+            snap.pid = Some(launched.pid);
+            snap.start_time = start_time;
+            snap.address = Some(launched.address.clone());
+            snap.running_since = Some(Instant::now());
+            snap.has_record = true;
+        });
+    }
+
+    /// Final: remove the record and the socket.
+    fn finish(&self, state: BackendState) {
+        self.update(|snap| {
+            snap.state = state;
+            snap.has_record = false;
+            snap.running_since = None;
+        });
+        record::remove_files(&self.records, &self.id, self.plan.socket.as_deref());
+        let last_exit = self.snapshot().last_exit;
+        let _ = self.events.send(BackendEvent::Ended {
+            id: self.id.clone(),
+            state,
+            last_exit,
+        });
+    }
+
+    fn marker(&self, what: &str) -> PathBuf {
+        record::marker(&self.records, &self.id, what)
+    }
+
+    /// Ask a ready process to shut down, then escalate to signals.
+    async fn stop_process(&self, launched: &mut Launched) -> Option<std::process::ExitStatus> {
+        let began = Instant::now();
+        let address = launched.address.clone();
+        let transport = self.spec.transport;
+        let token = self.plan.token.clone();
+        let ask = async move {
+            let client = client::connect(transport, &address, &token).await?;
+            client.shutdown().await
+        };
+        if let Ok(Err(err)) = tokio::time::timeout(Duration::from_secs(1), ask).await {
+            tracing::debug!(id = %self.id, %err, "shutdown op failed; escalating");
+        }
+        let status = process::stop_child(&mut launched.child, launched.pid, began).await;
+        finish_readers(launched).await;
+        status
+    }
+
+    async fn relaunch(&self) -> Result<Launched, Error> {
+        if let Some(socket) = &self.plan.socket {
+            let _ = std::fs::remove_file(socket);
+        }
+        let launched = process::launch(&self.plan, &self.log).await?;
+        self.mark_ready(&launched);
+        Ok(launched)
+    }
+}
+
+/// Give the log readers a moment to drain the pipes of an ended process.
+async fn finish_readers(launched: &mut Launched) {
+    for reader in launched.readers.drain(..) {
+        let abort = reader.abort_handle();
+        if tokio::time::timeout(Duration::from_millis(500), reader)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+}
+
+fn last_lines(log: &BackendLog) -> Vec<String> {
+    log.tail(20).into_iter().map(|l| l.text).collect()
+}
+
+/// The task that owns the process: wait for its exit or a request, restart by policy.
+pub(crate) async fn supervise(
+    backend: Arc<BackendInstance>,
+    first: Launched,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    let limits = backend.spec.limits;
+    let mut attempts = 0u32;
+    let mut current = Some(first);
+    loop {
+        let Some(mut launched) = current.take() else {
+            break;
+        };
+        let running_since = Instant::now();
+        let request = tokio::select! {
+            status = launched.child.wait() => Err(status),
+            request = control.recv() => Ok(request),
+        };
+        match request {
+            Ok(Some(Control::Stop(reply))) => {
+                backend.set_state(BackendState::Stopping);
+                backend.stop_process(&mut launched).await;
+                backend.finish(BackendState::Stopped);
+                let _ = reply.send(());
+                break;
+            }
+            Ok(Some(Control::Restart(reply))) => {
+                backend.set_state(BackendState::Stopping);
+                backend.stop_process(&mut launched).await;
+                backend.set_state(BackendState::Restarting);
+                match backend.relaunch().await {
+                    Ok(next) => {
+                        let _ = reply.send(Ok(()));
+                        current = Some(next);
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err.to_string()));
+                        backend.update(|snap| {
+                            snap.last_exit = Some(LastExit {
+                                code: None,
+                                signal: None,
+                                at: process::unix_now(),
+                                last_lines: last_lines(&backend.log),
+                            });
+                        });
+                        backend.finish(BackendState::Crashed);
+                        break;
+                    }
+                }
+            }
+            Ok(None) => {
+                // The supervisor is gone: stop quietly.
+                backend.stop_process(&mut launched).await;
+                backend.finish(BackendState::Stopped);
+                break;
+            }
+            Err(status) => {
+                finish_readers(&mut launched).await;
+                let exit = match status {
+                    Ok(status) => process::exit_of(status, last_lines(&backend.log)),
+                    Err(_) => LastExit {
+                        code: None,
+                        signal: None,
+                        at: process::unix_now(),
+                        last_lines: last_lines(&backend.log),
+                    },
+                };
+                tracing::info!(id = %backend.id, exit = %exit.describe(), "backend process ended");
+                let clean = exit.is_success();
+                backend.update(|snap| snap.last_exit = Some(exit));
+                let restart_asked = backend.marker("restart").exists();
+                if backend.marker("stop").exists() || (clean && !restart_asked) {
+                    backend.finish(BackendState::Stopped);
+                    break;
+                }
+                if restart_asked {
+                    let _ = std::fs::remove_file(backend.marker("restart"));
+                    backend.set_state(BackendState::Restarting);
+                } else {
+                    backend.set_state(BackendState::Crashed);
+                    if backend.spec.restart == RestartPolicy::Never {
+                        backend.finish(BackendState::Crashed);
+                        break;
+                    }
+                    if running_since.elapsed() >= limits.stable_after {
+                        attempts = 0;
+                    }
+                    if attempts >= limits.max_restarts {
+                        tracing::warn!(id = %backend.id, "restart limit reached");
+                        backend.finish(BackendState::Crashed);
+                        break;
+                    }
+                    let delay = limits.delay(attempts);
+                    attempts += 1;
+                    backend.update(|snap| {
+                        snap.state = BackendState::Restarting;
+                        snap.restarts += 1;
+                    });
+                    let stop = tokio::select! {
+                        _ = tokio::time::sleep(delay) => None,
+                        request = control.recv() => Some(request),
+                    };
+                    if let Some(request) = stop {
+                        backend.finish(BackendState::Stopped);
+                        if let Some(Control::Stop(reply)) = request {
+                            let _ = reply.send(());
+                        }
+                        break;
+                    }
+                    if backend.marker("stop").exists() {
+                        backend.finish(BackendState::Stopped);
+                        break;
+                    }
+                }
+                // Start again; a failed start counts as another crash.
+                loop {
+                    match backend.relaunch().await {
+                        Ok(next) => {
+                            current = Some(next);
+                            break;
+                        }
+                        Err(err) => {
+                            tracing::warn!(id = %backend.id, %err, "restart failed");
+                            backend.update(|snap| {
+                                snap.state = BackendState::Crashed;
+                                snap.last_exit = Some(LastExit {
+                                    code: None,
+                                    signal: None,
+                                    at: process::unix_now(),
+                                    last_lines: last_lines(&backend.log),
+                                });
+                            });
+                            if backend.spec.restart == RestartPolicy::Never
+                                || attempts >= limits.max_restarts
+                            {
+                                break;
+                            }
+                            tokio::time::sleep(limits.delay(attempts)).await;
+                            attempts += 1;
+                            backend.update(|snap| {
+                                snap.state = BackendState::Restarting;
+                                snap.restarts += 1;
+                            });
+                        }
+                    }
+                }
+                if current.is_none() {
+                    backend.finish(BackendState::Crashed);
+                    break;
+                }
+            }
+        }
+    }
+    // Answer requests that arrive after the end.
+    control.close();
+    while let Ok(request) = control.try_recv() {
+        match request {
+            Control::Stop(reply) => {
+                let _ = reply.send(());
+            }
+            Control::Restart(reply) => {
+                let _ = reply.send(Err("the backend has ended".into()));
+            }
+        }
+    }
+}

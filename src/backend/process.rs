@@ -1,0 +1,504 @@
+//! Starting and ending one backend process: the command line, the ready line, signals.
+//!
+//! Children are spawned from one long-lived thread: Linux `PR_SET_PDEATHSIG` fires when
+//! the *thread* that forked the child exits, and tokio's blocking threads come and go.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+use super::Error;
+use super::log::BackendLog;
+use super::spec::{BackendId, Transport};
+use super::status::{LastExit, LogStream};
+
+/// Overrides where the `beep_backend` package is found.
+pub const PYTHONPATH_ENV: &str = "BEEP_BACKEND_PYTHONPATH";
+
+/// The ready or error line the Python side prints once on stdout.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum StartEvent {
+    Ready {
+        address: String,
+        #[allow(dead_code)]
+        transport: String,
+        pid: Option<u32>,
+    },
+    Error {
+        kind: String,
+        message: String,
+    },
+}
+
+/// Where the shipped `python/` directory is: `$BEEP_BACKEND_PYTHONPATH`, else upward from
+/// the executable (a cargo build: `<repo>/python`), else `<exe dir>/../share/beep-host/python`.
+pub fn python_package_dir() -> Result<PathBuf, Error> {
+    if let Some(dir) = std::env::var_os(PYTHONPATH_ENV).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe().map_err(|source| Error::CurrentExe { source })?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let has_package = |dir: &Path| dir.join("beep_backend").join("__init__.py").is_file();
+    for ancestor in exe.ancestors().skip(1) {
+        let candidate = ancestor.join("python");
+        if has_package(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    if let Some(bin) = exe.parent() {
+        let candidate = bin
+            .join("..")
+            .join("share")
+            .join("beep-host")
+            .join("python");
+        if has_package(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::PythonPackageMissing { exe })
+}
+
+/// The interpreter of an environment directory.
+pub fn interpreter(env_dir: &Path) -> PathBuf {
+    if cfg!(windows) {
+        env_dir.join("Scripts").join("python.exe")
+    } else {
+        env_dir.join("bin").join("python")
+    }
+}
+
+/// Does the environment carry grpcio? Looks at the files, without starting Python.
+/// `None` when it cannot tell (the environment also sees the system site-packages).
+pub fn has_grpc(env_dir: &Path) -> Option<bool> {
+    let cfg = std::fs::read_to_string(env_dir.join("pyvenv.cfg")).unwrap_or_default();
+    let system_site = cfg.lines().any(|line| {
+        let mut parts = line.splitn(2, '=');
+        parts.next().map(str::trim) == Some("include-system-site-packages")
+            && parts.next().map(str::trim) == Some("true")
+    });
+    let mut site_dirs = vec![env_dir.join("Lib").join("site-packages")];
+    if let Ok(entries) = std::fs::read_dir(env_dir.join("lib")) {
+        for entry in entries.flatten() {
+            site_dirs.push(entry.path().join("site-packages"));
+        }
+    }
+    if site_dirs
+        .iter()
+        .any(|dir| dir.join("grpc").join("__init__.py").is_file())
+    {
+        Some(true)
+    } else if system_site {
+        None
+    } else {
+        Some(false)
+    }
+}
+
+/// A fresh 256-bit token, hex encoded.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    hex::encode(bytes)
+}
+
+/// What [`launch`] needs.
+#[derive(Debug, Clone)]
+pub struct LaunchPlan {
+    pub id: BackendId,
+    pub env: String,
+    pub env_dir: PathBuf,
+    pub transport: Transport,
+    pub python_path: PathBuf,
+    pub socket: Option<PathBuf>,
+    pub token: String,
+    pub ready_timeout: Duration,
+}
+
+/// A backend process that printed its ready line.
+#[derive(Debug)]
+pub struct Launched {
+    pub child: Child,
+    pub pid: u32,
+    pub address: String,
+    pub readers: Vec<JoinHandle<()>>,
+}
+
+/// Spawn the backend and wait for its ready line.
+pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched, Error> {
+    let python = interpreter(&plan.env_dir);
+    let mut command = Command::new(&python);
+    command
+        .arg("-m")
+        .arg("beep_backend")
+        .arg("--transport")
+        .arg(plan.transport.python_name())
+        .arg("--env-name")
+        .arg(&plan.env);
+    if let Some(socket) = &plan.socket {
+        command.arg("--socket").arg(socket);
+    }
+    command
+        .env("PYTHONPATH", &plan.python_path)
+        .env("PYTHONUNBUFFERED", "1")
+        .env("BEEP_BACKEND_TOKEN", &plan.token)
+        .env("BEEP_PARENT_PID", std::process::id().to_string())
+        .env("BEEP_ENV_NAME", &plan.env)
+        .current_dir(&plan.env_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    orphan_protection(&mut command);
+
+    let mut child = spawn(command).await.map_err(|source| Error::Spawn {
+        program: python.clone(),
+        source,
+    })?;
+    let pid = child.id().unwrap_or(0);
+    tracing::debug!(id = %plan.id, pid, "backend process spawned");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_reader = tokio::spawn(pump(stderr, log.clone(), LogStream::Stderr));
+    let mut stdout = BufReader::new(stdout).lines();
+
+    let waited = tokio::time::timeout(plan.ready_timeout, async {
+        loop {
+            match stdout.next_line().await {
+                Ok(Some(line)) => match parse_start_line(&line) {
+                    Some(event) => return Ok(Some(event)),
+                    None => log.push(LogStream::Stdout, line),
+                },
+                Ok(None) | Err(_) => return Ok(None),
+            }
+        }
+    })
+    .await;
+    let event = match waited {
+        Ok(Ok(event)) => event,
+        Ok(Err(err)) => return Err(err),
+        Err(_) => {
+            signal_group(pid, Signal::Kill);
+            let _ = child.wait().await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), stderr_reader).await;
+            return Err(Error::ReadyTimeout {
+                id: plan.id.clone(),
+                timeout: plan.ready_timeout,
+                last_lines: last_lines(log),
+            });
+        }
+    };
+    match event {
+        Some(Ok(StartEvent::Ready {
+            address,
+            pid: ready_pid,
+            ..
+        })) => {
+            if ready_pid.is_some_and(|p| p != pid) {
+                tracing::warn!(pid, ?ready_pid, "the ready line names another pid");
+            }
+            let stdout_reader = tokio::spawn(pump_lines(stdout, log.clone(), LogStream::Stdout));
+            Ok(Launched {
+                child,
+                pid,
+                address,
+                readers: vec![stderr_reader, stdout_reader],
+            })
+        }
+        Some(Ok(StartEvent::Error { kind, message })) => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), stderr_reader).await;
+            Err(Error::Reported {
+                id: plan.id.clone(),
+                kind,
+                message,
+            })
+        }
+        Some(Err((line, source))) => {
+            signal_group(pid, Signal::Kill);
+            let _ = child.wait().await;
+            Err(Error::BadReadyLine {
+                id: plan.id.clone(),
+                line,
+                source,
+            })
+        }
+        None => {
+            let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+                Ok(Ok(status)) => Some(status),
+                _ => {
+                    signal_group(pid, Signal::Kill);
+                    child.wait().await.ok()
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), stderr_reader).await;
+            let exit = status
+                .map(|s| exit_of(s, Vec::new()).describe())
+                .unwrap_or_else(|| "unknown exit".into());
+            Err(Error::ExitedBeforeReady {
+                id: plan.id.clone(),
+                exit,
+                last_lines: last_lines(log),
+            })
+        }
+    }
+}
+
+type StartLine = Result<StartEvent, (String, serde_json::Error)>;
+
+/// `Some` for a line that is a start event (or claims to be one and is malformed).
+fn parse_start_line(line: &str) -> Option<StartLine> {
+    let trimmed = line.trim();
+    if !trimmed.starts_with('{') {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(trimmed).ok()?;
+    value.get("event")?;
+    Some(serde_json::from_value(value).map_err(|e| (trimmed.to_string(), e)))
+}
+
+fn last_lines(log: &BackendLog) -> String {
+    let lines: Vec<String> = log.tail(20).into_iter().map(|l| l.text).collect();
+    if lines.is_empty() {
+        "(no output)".to_string()
+    } else {
+        lines.join("\n")
+    }
+}
+
+async fn pump(stream: impl AsyncRead + Unpin, log: Arc<BackendLog>, which: LogStream) {
+    pump_lines(BufReader::new(stream).lines(), log, which).await;
+}
+
+async fn pump_lines<R: AsyncBufReadExt + Unpin>(
+    mut lines: tokio::io::Lines<R>,
+    log: Arc<BackendLog>,
+    which: LogStream,
+) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        log.push(which, line);
+    }
+}
+
+/// Turn an exit status into a [`LastExit`].
+pub fn exit_of(status: ExitStatus, last_lines: Vec<String>) -> LastExit {
+    #[cfg(unix)]
+    let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+    #[cfg(not(unix))]
+    let signal = None;
+    LastExit {
+        code: status.code(),
+        signal,
+        at: unix_now(),
+        last_lines,
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// New process group, and on Linux a SIGKILL when this process goes away.
+fn orphan_protection(command: &mut Command) {
+    #[cfg(unix)]
+    {
+        command.process_group(0);
+        #[cfg(target_os = "linux")]
+        {
+            let parent = std::process::id() as libc::pid_t;
+            // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run in the child.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    if libc::getppid() != parent {
+                        libc::_exit(1);
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+    #[cfg(windows)]
+    {
+        // Windows: the Python watchdog (BEEP_PARENT_PID) ends the backend when the host
+        // is gone; a kill-on-close job object is the next step.
+        let _ = command;
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Run `command.spawn()` on the long-lived spawner thread, registered with the caller's
+/// tokio runtime.
+async fn spawn(command: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<std::sync::Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let sender = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("beep-backend-spawner".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("the spawner thread starts");
+        std::sync::Mutex::new(tx)
+    });
+    let handle = tokio::runtime::Handle::current();
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let mut command = command;
+    let job: Job = Box::new(move || {
+        let _guard = handle.enter();
+        let _ = reply.send(command.spawn());
+    });
+    sender
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send(job)
+        .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
+    answer
+        .await
+        .map_err(|_| std::io::Error::other("the spawner thread dropped the request"))?
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Signal {
+    Term,
+    Kill,
+}
+
+/// Signal the backend's process group (it leads its own group).
+pub fn signal_group(pid: u32, signal: Signal) {
+    if pid == 0 {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        let sig = match signal {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        };
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            if libc::kill(-(pid as libc::pid_t), sig) != 0 {
+                libc::kill(pid as libc::pid_t, sig);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (pid, signal);
+        let mut system = sysinfo::System::new();
+        let spid = sysinfo::Pid::from_u32(pid);
+        system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[spid]), false);
+        if let Some(process) = system.process(spid) {
+            process.kill();
+        }
+    }
+}
+
+/// The stop schedule: `shutdown` op first, SIGTERM at 2 s, SIGKILL at 4 s.
+pub const TERM_AFTER: Duration = Duration::from_secs(2);
+pub const KILL_AFTER: Duration = Duration::from_secs(4);
+
+/// End a child we own: after `shutdown` was asked, escalate to signals.
+pub async fn stop_child(child: &mut Child, pid: u32, began: Instant) -> Option<ExitStatus> {
+    let remaining = |at: Duration| at.saturating_sub(began.elapsed());
+    if let Ok(Ok(status)) = tokio::time::timeout(remaining(TERM_AFTER), child.wait()).await {
+        return Some(status);
+    }
+    tracing::debug!(pid, "backend ignored shutdown; SIGTERM");
+    signal_group(pid, Signal::Term);
+    if let Ok(Ok(status)) = tokio::time::timeout(remaining(KILL_AFTER), child.wait()).await {
+        return Some(status);
+    }
+    tracing::debug!(pid, "backend ignored SIGTERM; SIGKILL");
+    signal_group(pid, Signal::Kill);
+    child.wait().await.ok()
+}
+
+/// End a process another `beep-host` started (no child handle: poll its liveness).
+pub async fn stop_foreign(alive: impl Fn() -> bool, pid: u32, began: Instant) -> bool {
+    let wait_until = |at: Duration| {
+        let alive = &alive;
+        async move {
+            while began.elapsed() < at {
+                if !alive() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            !alive()
+        }
+    };
+    if wait_until(TERM_AFTER).await {
+        return true;
+    }
+    signal_group(pid, Signal::Term);
+    if wait_until(KILL_AFTER).await {
+        return true;
+    }
+    signal_group(pid, Signal::Kill);
+    wait_until(KILL_AFTER + Duration::from_secs(2)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_lines() {
+        assert!(parse_start_line("hello").is_none());
+        assert!(parse_start_line("{\"x\": 1}").is_none());
+        match parse_start_line(
+            r#"{"event": "ready", "transport": "pipe", "address": "/a.sock", "pid": 5}"#,
+        ) {
+            Some(Ok(StartEvent::Ready { address, .. })) => assert_eq!(address, "/a.sock"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_start_line(r#"{"event": "error", "kind": "bind", "message": "no"}"#),
+            Some(Ok(StartEvent::Error { .. }))
+        ));
+        assert!(matches!(
+            parse_start_line(r#"{"event": "surprise"}"#),
+            Some(Err(_))
+        ));
+    }
+
+    #[test]
+    fn grpc_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        let site = dir.path().join("lib/python3.11/site-packages");
+        std::fs::create_dir_all(&site).unwrap();
+        assert_eq!(has_grpc(dir.path()), Some(false));
+        std::fs::write(
+            dir.path().join("pyvenv.cfg"),
+            "include-system-site-packages = true\n",
+        )
+        .unwrap();
+        assert_eq!(has_grpc(dir.path()), None);
+        std::fs::create_dir_all(site.join("grpc")).unwrap();
+        std::fs::write(site.join("grpc/__init__.py"), "").unwrap();
+        assert_eq!(has_grpc(dir.path()), Some(true));
+    }
+
+    #[test]
+    fn tokens_are_256_bit() {
+        let a = new_token();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, new_token());
+    }
+}

@@ -1,0 +1,239 @@
+//! What to start: the environment, the transport, the restart policy.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::venv::EnvName;
+
+/// How other programs talk to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// `POST /v1/<op>` on 127.0.0.1.
+    Http,
+    /// A Unix domain socket with length-prefixed JSON frames.
+    Pipe,
+    /// gRPC (`beep.backend.v1.Backend`); needs grpcio in the environment.
+    Rpc,
+}
+
+impl Transport {
+    /// The name the Python side uses on its command line.
+    pub fn python_name(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Pipe => "pipe",
+            Self::Rpc => "grpc",
+        }
+    }
+
+    /// The name users type (`beep-host start rpc`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Pipe => "pipe",
+            Self::Rpc => "rpc",
+        }
+    }
+
+    pub const ALL: [Transport; 3] = [Self::Http, Self::Pipe, Self::Rpc];
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "http" => Ok(Self::Http),
+            "pipe" => Ok(Self::Pipe),
+            "rpc" | "grpc" => Ok(Self::Rpc),
+            other => Err(format!(
+                "unknown transport `{other}` (expected http, pipe or rpc)"
+            )),
+        }
+    }
+}
+
+/// Whether a backend that exits on its own is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    Never,
+    /// Restart after a crash (non-zero exit or a signal) with exponential backoff.
+    OnFailure,
+}
+
+impl FromStr for RestartPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "never" => Ok(Self::Never),
+            "on-failure" => Ok(Self::OnFailure),
+            other => Err(format!(
+                "unknown restart policy `{other}` (expected never or on-failure)"
+            )),
+        }
+    }
+}
+
+/// Limits of the restart policy (jupyter_client's restarter, in short).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartLimits {
+    /// Restarts allowed before the backend stays crashed.
+    pub max_restarts: u32,
+    /// First delay; doubled after every restart.
+    pub backoff: Duration,
+    /// Longest delay.
+    pub max_backoff: Duration,
+    /// A run this long resets the restart counter.
+    pub stable_after: Duration,
+}
+
+impl Default for RestartLimits {
+    fn default() -> Self {
+        Self {
+            max_restarts: 5,
+            backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+            stable_after: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RestartLimits {
+    /// The delay before restart number `attempt` (0-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+}
+
+/// Everything needed to start one backend.
+#[derive(Debug, Clone)]
+pub struct BackendSpec {
+    pub env: EnvName,
+    pub transport: Transport,
+    pub restart: RestartPolicy,
+    pub limits: RestartLimits,
+    /// How long to wait for the ready line.
+    pub ready_timeout: Duration,
+    /// Use this id instead of a fresh one (the detached `beep-host` supervisor gets its id
+    /// from the command that started it).
+    pub id: Option<BackendId>,
+}
+
+impl BackendSpec {
+    pub fn new(env: EnvName, transport: Transport) -> Self {
+        Self {
+            env,
+            transport,
+            restart: RestartPolicy::Never,
+            limits: RestartLimits::default(),
+            ready_timeout: Duration::from_secs(30),
+            id: None,
+        }
+    }
+
+    pub fn restart(mut self, policy: RestartPolicy) -> Self {
+        self.restart = policy;
+        self
+    }
+}
+
+/// A backend's id: 8 lowercase hex digits, unique among the records.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BackendId(String);
+
+impl BackendId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 4];
+        getrandom::fill(&mut bytes).expect("the OS random source is available");
+        Self(hex::encode(bytes))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if (1..=32).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(format!(
+                "invalid backend id `{s}` (expected lowercase hex digits)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BackendId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<BackendId> for String {
+    fn from(id: BackendId) -> String {
+        id.0
+    }
+}
+
+impl FromStr for BackendId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for BackendId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let limits = RestartLimits::default();
+        assert_eq!(limits.delay(0), Duration::from_millis(500));
+        assert_eq!(limits.delay(1), Duration::from_secs(1));
+        assert_eq!(limits.delay(3), Duration::from_secs(4));
+        assert_eq!(limits.delay(10), Duration::from_secs(8));
+        assert_eq!(limits.delay(100), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn ids_are_hex() {
+        let id = BackendId::random();
+        assert_eq!(id.as_str().len(), 8);
+        assert!(BackendId::parse(id.as_str()).is_ok());
+        for bad in ["", "../x", "ABCD", "g1", &"a".repeat(33)] {
+            assert!(BackendId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn transports_parse() {
+        assert_eq!("rpc".parse::<Transport>().unwrap(), Transport::Rpc);
+        assert_eq!(Transport::Rpc.python_name(), "grpc");
+        assert!("tcp".parse::<Transport>().is_err());
+    }
+}

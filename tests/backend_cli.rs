@@ -1,0 +1,245 @@
+//! `beep-host start/ps/stop/restart/logs/call/exec/eval`, driving the real binary against
+//! real Python, each test in a fresh `BEEP_HOST_HOME`.
+
+#[path = "support/backend.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Home, alive, id_of, kill9, wait_for};
+
+fn pid_of(ps: &[Value], id: &str) -> u32 {
+    let row = ps
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in {ps:?}"));
+    row["pid"].as_u64().unwrap() as u32
+}
+
+#[test]
+fn each_transport_starts_detached_answers_and_stops_from_another_process() {
+    let home = Home::new();
+    home.grpc_env("admin");
+    for transport in ["http", "pipe", "rpc"] {
+        let out = home.ok(&["start", transport, "--detach"]);
+        let id = id_of(&out);
+        assert!(out.contains("token:"), "{out}");
+
+        let ps = home.ps();
+        let row = ps.iter().find(|r| r["id"] == id.as_str()).unwrap();
+        assert_eq!(row["state"], "ready", "{row}");
+        assert_eq!(row["transport"], transport);
+        assert_eq!(row["env"], "admin");
+        assert!(row["rss_bytes"].as_u64().unwrap() > 0, "{row}");
+        let pid = pid_of(&ps, &id);
+        assert!(alive(pid));
+
+        assert_eq!(home.ok(&["eval", &id, "1+1"]).trim(), "2");
+        let exec: Value =
+            serde_json::from_str(&home.ok(&["exec", &id, "print('out')\n6*7"])).unwrap();
+        assert_eq!(exec, json!({"stdout": "out\n", "stderr": "", "value": 42}));
+        let call: Value =
+            serde_json::from_str(&home.ok(&["call", &id, "eval", r#"{"expr": "[1, 'a']"}"#]))
+                .unwrap();
+        assert_eq!(call, json!([1, "a"]));
+
+        let failed = home.cli(&["eval", &id, "1/0"]);
+        assert!(!failed.status.success());
+        let stderr = String::from_utf8_lossy(&failed.stderr);
+        assert!(stderr.contains("Traceback"), "{stderr}");
+        assert!(stderr.contains("ZeroDivisionError"), "{stderr}");
+
+        let record = home.paths.backend_records().join(format!("{id}.json"));
+        assert!(record.exists());
+        home.ok(&["stop", &id]);
+        assert!(!alive(pid), "{transport}: backend still running");
+        assert!(!record.exists(), "{transport}: record left");
+        assert!(home.files(&home.paths.sockets()).is_empty(), "socket left");
+        // The detached supervisor ends with its backend.
+        wait_for("no backends", Duration::from_secs(3), || {
+            home.ps().is_empty()
+        });
+    }
+}
+
+#[test]
+fn a_foreground_backend_is_listed_and_stopped_by_another_process() {
+    let home = Home::new();
+    home.plain_env("admin");
+    let mut host = home
+        .command(&["start", "pipe"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(host.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let id = id_of(&first);
+    let ps = home.ps();
+    let pid = pid_of(&ps, &id);
+    assert_eq!(ps[0]["supervisor_pid"], json!(host.id()));
+
+    assert_eq!(home.ok(&["eval", &id, "'x' * 3"]).trim(), "\"xxx\"");
+    home.ok(&[
+        "exec",
+        &id,
+        "import os; os.write(2, b'hello from python\\n')",
+    ]);
+    wait_for("the log line", Duration::from_secs(3), || {
+        home.ok(&["logs", &id, "--lines", "5"])
+            .contains("hello from python")
+    });
+
+    home.ok(&["stop", &id]);
+    assert!(!alive(pid));
+    let status = wait_with_timeout(&mut host, Duration::from_secs(5));
+    assert!(
+        status.success(),
+        "the foreground host exits cleanly: {status}"
+    );
+    assert!(home.ps().is_empty());
+    assert!(home.files(&home.paths.backend_records()).is_empty());
+}
+
+fn wait_with_timeout(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> std::process::ExitStatus {
+    let began = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(began.elapsed() < timeout, "the process did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn killing_the_foreground_host_takes_the_backend_with_it() {
+    let home = Home::new();
+    home.plain_env("admin");
+    for transport in ["pipe", "http"] {
+        let mut host = home
+            .command(&["start", transport])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(host.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let pid: u32 = first.rsplit("pid ").next().unwrap().trim().parse().unwrap();
+        assert!(alive(pid));
+        kill9(host.id());
+        host.wait().unwrap();
+        let took = wait_for("the backend to die", Duration::from_secs(3), || !alive(pid));
+        eprintln!("{transport}: backend gone {took:?} after the host");
+        // Its record is stale now: `ps` cleans it up.
+        assert!(home.ps().is_empty());
+        assert!(home.files(&home.paths.backend_records()).is_empty());
+    }
+}
+
+#[test]
+fn a_stale_record_is_removed_not_shown() {
+    let home = Home::new();
+    let dir = home.paths.backend_records();
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = home.root().join("gone.sock");
+    std::fs::write(&socket, b"").unwrap();
+    let record = json!({
+        "id": "deadbeef", "pid": 999_999_999u32, "start_time": 1, "transport": "pipe",
+        "address": socket, "token": "t", "env": "admin", "started_at": 1,
+        "supervisor_pid": 999_999_998u32, "supervisor_start_time": 1, "state": "ready",
+        "restarts": 0, "last_exit": null, "log_file": "/nowhere.log", "socket": socket,
+    });
+    std::fs::write(dir.join("deadbeef.json"), record.to_string()).unwrap();
+    assert!(home.ps().is_empty());
+    assert!(!dir.join("deadbeef.json").exists());
+    assert!(!socket.exists());
+    let stop = home.cli(&["stop", "deadbeef"]);
+    assert!(!stop.status.success());
+    assert!(String::from_utf8_lossy(&stop.stderr).contains("Failed to find backend `deadbeef`"));
+}
+
+#[test]
+fn rpc_in_an_environment_without_grpcio_fails_fast() {
+    let home = Home::new();
+    home.plain_env("plain");
+    let began = Instant::now();
+    let out = home.cli(&["start", "rpc", "--venv", "plain"]);
+    assert!(began.elapsed() < Duration::from_secs(2));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("grpcio is not installed"), "{stderr}");
+    assert!(stderr.contains("beep-host venv admin"), "{stderr}");
+    assert!(home.files(&home.paths.backend_records()).is_empty());
+}
+
+#[test]
+fn restart_and_on_failure_from_the_cli() {
+    let home = Home::new();
+    home.plain_env("admin");
+    let id = id_of(&home.ok(&["start", "http", "--detach", "--restart", "on-failure"]));
+    let pid = pid_of(&home.ps(), &id);
+    home.ok(&["restart", &id]);
+    let ps = home.ps();
+    let new_pid = pid_of(&ps, &id);
+    assert_ne!(pid, new_pid);
+    assert!(!alive(pid));
+    assert_eq!(home.ok(&["eval", &id, "3*3"]).trim(), "9");
+
+    // A crash is restarted by the detached supervisor.
+    kill9(new_pid);
+    wait_for("a restart", Duration::from_secs(5), || {
+        home.ps()
+            .iter()
+            .any(|r| r["id"] == id.as_str() && r["state"] == "ready" && r["restarts"] == 1)
+    });
+    home.ok(&["stop", "--all"]);
+    assert!(home.ps().is_empty());
+}
+
+#[test]
+fn twenty_backends_at_once() {
+    let home = Home::new();
+    home.plain_env("admin");
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let starts: Vec<_> = (0..20)
+            .map(|i| {
+                let home = &home;
+                scope.spawn(move || {
+                    let transport = if i % 2 == 0 { "pipe" } else { "http" };
+                    id_of(&home.ok(&["start", transport, "--detach"]))
+                })
+            })
+            .collect();
+        starts.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    let ps = home.ps();
+    assert_eq!(ps.len(), 20);
+    let mut pids = Vec::new();
+    for id in &ids {
+        let row = ps.iter().find(|r| r["id"] == id.as_str()).unwrap();
+        assert_eq!(row["state"], "ready");
+        assert!(row["rss_bytes"].as_u64().unwrap() > 0);
+        pids.push(row["pid"].as_u64().unwrap() as u32);
+    }
+    assert_eq!(home.files(&home.paths.sockets()).len(), 10);
+    let table = home.ok(&["ps"]);
+    assert_eq!(table.lines().count(), 21, "{table}");
+
+    home.ok(&["stop", "--all"]);
+    for pid in pids {
+        assert!(!alive(pid), "{pid} still runs");
+    }
+    assert!(home.ps().is_empty());
+    assert!(home.files(&home.paths.sockets()).is_empty());
+    assert!(home.files(&home.paths.backend_records()).is_empty());
+}
