@@ -119,6 +119,8 @@ def main(argv=None):
             "started_at": started_at,
         }
     )
+    if sys.flags.no_site and opts["transport"] == "grpc":
+        add_site_packages()  # grpcio lives there
     try:
         server = make_server(opts, dispatcher, token)
         address = server.bind()
@@ -134,6 +136,7 @@ def main(argv=None):
         from .watchdog import watch_parent
 
         watch_parent(parent, dispatcher)
+    dispatcher.install_signal_handlers()
     emit({"event": "ready", "transport": opts["transport"], "address": address, "pid": os.getpid()})
     # From here on, stdout is the log: a stray print (or C-level write) must not look like protocol.
     try:
@@ -141,13 +144,27 @@ def main(argv=None):
     except OSError:
         pass
 
-    dispatcher.run_forever()
+    if sys.flags.no_site and opts["transport"] != "grpc":
+        add_site_packages()  # late, while the client connects
+
+    serve = getattr(server, "serve", None)  # the pipe transport runs its own main loop
+    if serve is not None:
+        serve()
+    else:
+        dispatcher.run_forever()
     try:
         server.close()
     except Exception as exc:
         sys.stderr.write("beep_backend: close failed: %r\n" % exc)
     dispatcher.exit(0)
     return 0
+
+
+def add_site_packages():
+    """Started with -S (faster start): add site-packages so user code imports the env's packages."""
+    import site
+
+    site.main()
 
 
 def make_server(opts, dispatcher, token):

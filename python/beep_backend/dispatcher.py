@@ -1,13 +1,16 @@
-"""Hands requests from the I/O threads to the main thread, which runs user code.
+"""Runs user code on the main thread; answers `info`/`interrupt`/`shutdown` from any thread.
 
 User code runs on the main thread so that `interrupt` and per-call timeouts can use
 signals: a signal stops a blocking `time.sleep` or a long loop on the main thread, while
 an asynchronous exception set on a worker thread does not stop `time.sleep`.
 
-- `submit(req, reply)` is called on an I/O thread. `info`, `interrupt` and `shutdown` are
-  answered right there (they must work while a long call runs); everything else goes
-  through a `SimpleQueue` to the main thread, which calls `reply(status, body)` itself,
-  so the answer leaves without another thread switch.
+- HTTP and gRPC: `submit(req, reply)` is called on an I/O thread. `info`, `interrupt` and
+  `shutdown` are answered right there (they must work while a long call runs); everything
+  else goes through a `SimpleQueue` to the main thread (`run_forever`), which calls
+  `reply(status, body)` itself, so the answer leaves without another thread switch.
+- Pipe: the main thread reads the sockets itself and calls `run_call` inline (see
+  `pipe_server.py`).
+- Per-call timeouts use `setitimer` (SIGALRM) on the main thread.
 - `interrupt` sends SIGINT to the main thread, but only when a call is running, and the
   handler only raises in the call it was meant for (each call has a sequence number).
 """
@@ -18,11 +21,12 @@ import signal
 import sys
 import threading
 import time
-from queue import SimpleQueue
+from _queue import SimpleQueue  # not `queue`: it imports heapq, collections, ...
 
 from .operations import CallTimeout, Operations, bad_request, error_body
 
 _STOP = object()
+LONG_CALL = 0.05  # seconds before the pipe transport's watcher takes over its sockets
 _HAS_ITIMER = hasattr(signal, "setitimer")
 
 
@@ -43,10 +47,10 @@ class Dispatcher:
         self._running = 0  # sequence number of the call running on the main thread, 0 when idle
         self._seq = 0
         self._interrupt_target = 0
-        self._timeout_target = 0
         self._stopping = False
         self._main_ident = threading.main_thread().ident
         self.on_exit = []  # callables run (once) before the process exits
+        self.wakers = []  # callables that wake a main loop other than the queue (pipe)
 
     # ---- I/O threads ---------------------------------------------------------------
 
@@ -62,7 +66,16 @@ class Dispatcher:
             reply(200, {"value": True})
             self.stop("shutdown requested")
         elif type(op) is str:
-            reply(404, {"error": {"type": "UnknownOperation", "message": "unknown op `%s`" % op[:100], "traceback": ""}})
+            reply(
+                404,
+                {
+                    "error": {
+                        "type": "UnknownOperation",
+                        "message": "unknown op `%s`" % op[:100],
+                        "traceback": "",
+                    }
+                },
+            )
         else:
             reply(*bad_request_body("missing or non-string field `op`"))
 
@@ -75,10 +88,14 @@ class Dispatcher:
         return value
 
     @property
+    def stopping(self):
+        return self._stopping
+
+    @property
     def busy(self):
         return self._running != 0
 
-    def interrupt(self, reason=None):
+    def interrupt(self):
         with self._lock:
             seq = self._running
             if not seq:
@@ -101,6 +118,8 @@ class Dispatcher:
             self._stopping = True
         log("stopping: %s" % reason)
         self.queue.put(_STOP)
+        for wake in self.wakers:
+            wake()
         self.interrupt()
         threading.Thread(target=self._exit_later, args=(2.0,), daemon=True).start()
 
@@ -124,13 +143,16 @@ class Dispatcher:
 
     # ---- main thread ---------------------------------------------------------------
 
-    def run_forever(self):
-        """Run queued calls until `stop`; returns normally, or on an external SIGINT/SIGTERM."""
+    def install_signal_handlers(self):
+        """SIGINT (interrupt), SIGALRM (timeouts), SIGTERM (clean exit); call before ready."""
         signal.signal(signal.SIGINT, self._on_sigint)
         if hasattr(signal, "SIGTERM"):
             signal.signal(signal.SIGTERM, self._on_sigterm)
         if _HAS_ITIMER:
             signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def run_forever(self):
+        """Run queued calls until `stop`, or until an external SIGINT while idle."""
         get = self.queue.get
         try:
             while True:
@@ -146,62 +168,107 @@ class Dispatcher:
         except KeyboardInterrupt:
             log("SIGINT while idle")
 
-    def _run(self, fn, req):
-        with self._lock:
-            self._seq += 1
-            seq = self._seq
-        timeout = req.get("timeout") if fn.__name__ == "op_exec" else None
-        timer = None
+    def run_call(self, fn, req, on_long=None):
+        """Run one operation on the main thread; `(status, body)`, never raises.
+
+        `on_long`, if given, is called (on the main thread, from the SIGALRM handler) once the
+        call has run for LONG_CALL seconds: the pipe transport then lets a watcher thread
+        read its sockets, so `interrupt` can arrive while user code runs.
+        """
+        try:
+            return self._run_call(fn, req, on_long)
+        except BaseException as exc:
+            # A signal that landed in our own bookkeeping (e.g. a second interrupt while the
+            # call unwinds) may have cut a `finally` short: clean up again.
+            self._running = 0
+            self._disarm()
+            return error_body(exc)
+
+    def _run_call(self, fn, req, on_long):
+        self._seq += 1  # only the main thread writes it
+        seq = self._seq
+        timeout = req.get("timeout") if "timeout" in req and fn.__name__ == "op_exec" else None
         try:
             if timeout is not None:
                 if type(timeout) not in (int, float) or not timeout > 0:
                     raise bad_request("`timeout` must be a positive number of seconds")
-                timer = self._start_timer(seq, timeout)
+                if not _HAS_ITIMER:
+                    self._fallback = self._fallback_timer(seq, timeout)
+            if _HAS_ITIMER and (timeout is not None or on_long is not None):
+                now = time.monotonic()
+                self._on_long = on_long
+                self._timeout_len = timeout
+                first = self._long_at = now + LONG_CALL if on_long is not None else 0.0
+                if timeout is not None:
+                    self._timeout_at = now + timeout
+                    if not first or self._timeout_at < first:
+                        first = self._timeout_at
+                self._timer_seq = seq
+                signal.setitimer(signal.ITIMER_REAL, max(first - now, 1e-6))
             self._running = seq
             try:
                 return fn(req)
             finally:
                 self._running = 0
-                if timer is not None:
-                    self._cancel_timer(timer)
+                if self._timer_seq or self._fallback is not None:
+                    self._disarm()
         except BaseException as exc:
             return error_body(exc)
 
-    def _start_timer(self, seq, timeout):
-        self._timeout_target = seq
-        if _HAS_ITIMER:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-            return True
-        # Windows: a timer thread fakes SIGINT; the handler sees `_timeout_fired`.
-        t = threading.Timer(timeout, self._timeout_fallback, args=(seq,))
+    def _disarm(self):
+        if self._timer_seq:
+            self._timer_seq = 0
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self._timeout_at = self._long_at = 0.0
+            self._on_long = None
+        if self._fallback is not None:
+            self._fallback.cancel()
+            self._fallback = None
+
+    _run = run_call
+    _timer_seq = 0  # the call the interval timer is armed for
+    _fallback = None
+    _timeout_at = _long_at = 0.0
+    _timeout_len = None
+    _on_long = None
+    _timeout_fired = 0
+
+    def _fallback_timer(self, seq, timeout):
+        # No setitimer (Windows): a timer thread fakes SIGINT; the handler sees `_timeout_fired`.
+        self._timeout_len = timeout
+
+        def fire():
+            if self._running == seq:
+                self._timeout_fired = seq
+                _thread.interrupt_main()
+
+        t = threading.Timer(timeout, fire)
         t.daemon = True
         t.start()
         return t
 
-    def _timeout_fallback(self, seq):
-        if self._running == seq:
-            self._timeout_fired = seq
-            _thread.interrupt_main()
-
-    def _cancel_timer(self, timer):
-        self._timeout_target = 0
-        if timer is True:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        else:
-            timer.cancel()
-
     # Signal handlers run on the main thread between bytecodes.
 
     def _on_alarm(self, signum, frame):
-        if self._running and self._running == self._timeout_target:
-            self._timeout_target = 0
-            raise CallTimeout("exec timed out")
+        if not self._running or self._running != self._timer_seq:
+            return
+        now = time.monotonic()
+        if self._long_at and now >= self._long_at - 0.001:
+            self._long_at = 0.0
+            on_long, self._on_long = self._on_long, None
+            if on_long is not None:
+                on_long()
+        if self._timeout_at:
+            if now >= self._timeout_at - 0.001:
+                self._timeout_at = 0.0
+                raise CallTimeout("exec timed out after %g s" % self._timeout_len)
+            signal.setitimer(signal.ITIMER_REAL, self._timeout_at - now)
 
     def _on_sigint(self, signum, frame):
         running = self._running
-        if getattr(self, "_timeout_fired", 0) and self._timeout_fired == running:
+        if self._timeout_fired and self._timeout_fired == running:
             self._timeout_fired = 0
-            raise CallTimeout("exec timed out")
+            raise CallTimeout("exec timed out after %g s" % self._timeout_len)
         target = self._interrupt_target
         if target:
             self._interrupt_target = 0

@@ -146,7 +146,12 @@ class Servicer(pb_grpc.BackendServicer):
 
     def GetAttr(self, request, context):
         def build(r):
-            return {"op": "getattr", "session": r.session, "handle": _need(r.handle, "handle"), "name": _need(r.name, "name")}
+            return {
+                "op": "getattr",
+                "session": r.session,
+                "handle": _need(r.handle, "handle"),
+                "name": _need(r.name, "name"),
+            }
 
         return self._value_reply(self._guard(build, request, context), context)
 
@@ -197,7 +202,7 @@ class GrpcServer:
     def bind(self):
         interceptors = [_TokenCheck(self.token)] if self.token is not None else []
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"),
+            futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="grpc"),
             interceptors=interceptors,
             options=[
                 ("grpc.max_receive_message_length", self.max_body),

@@ -178,13 +178,24 @@ class _Connection:
                 self.fail(400, "BadRequest", "bad Content-Length", close=True)
             length = int(length)
             if length > server.max_body:
-                self.fail(413, "PayloadTooLarge", "body of %d bytes over the cap of %d" % (length, server.max_body), True)
+                self.fail(
+                    413,
+                    "PayloadTooLarge",
+                    "body of %d bytes over the cap of %d" % (length, server.max_body),
+                    True,
+                )
 
+            expect = headers.get(b"expect", b"").lower() == b"100-continue"
             problem = self.check(method, target, headers)
             if problem is not None:
+                if expect:  # the client waits for our word before it sends the body: none comes
+                    self.respond(*problem, keep_alive=False)
+                    raise _Close
                 self.read_body(length, keep=False)  # discard it; nothing runs
                 self.respond(*problem, keep_alive=keep_alive)
             else:
+                if expect:
+                    self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 op = target.split(b"?", 1)[0][4:].decode("ascii", "replace")
                 body = self.read_body(length)
                 self.handle(op, body, keep_alive)

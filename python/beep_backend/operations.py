@@ -194,7 +194,7 @@ class Operations:
         if type(ref) is dict and "$handle" in ref:
             ref = ref["$handle"]
         if type(ref) is not str:
-            raise bad_request("`%s` must be a handle id like `h7` or {\"$handle\": \"h7\"}" % field)
+            raise bad_request('`%s` must be a handle id like `h7` or {"$handle": "h7"}' % field)
         entry = session.handles.get(ref)
         if entry is None:
             raise OpError(422, "UnknownHandle", "no handle `%s` in session `%s`" % (ref, session.name))
@@ -207,15 +207,14 @@ class Operations:
         if t is dict:
             if "$handle" in value:  # `{"$handle": "h7"}`, or a whole handle value sent back
                 return self.lookup(session, value["$handle"], "$handle")
-            if len(value) == 1:
-                if "$bytes" in value:
-                    data = value["$bytes"]
-                    if type(data) is not str:
-                        raise bad_request("`$bytes` must be a base64 string")
-                    try:
-                        return binascii.a2b_base64(data.encode("ascii"))
-                    except (ValueError, binascii.Error) as exc:
-                        raise bad_request("`$bytes` is not valid base64: %s" % exc) from None
+            if len(value) == 1 and "$bytes" in value:
+                data = value["$bytes"]
+                if type(data) is not str:
+                    raise bad_request("`$bytes` must be a base64 string")
+                try:
+                    return binascii.a2b_base64(data.encode("ascii"))
+                except (ValueError, binascii.Error) as exc:
+                    raise bad_request("`$bytes` is not valid base64: %s" % exc) from None
             if depth >= MAX_DEPTH:
                 raise bad_request("arguments nested too deeply")
             return {k: self.decode(session, v, depth + 1) for k, v in value.items()}

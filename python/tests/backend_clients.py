@@ -81,8 +81,7 @@ class HttpClient:
         return resp.status, json.loads(data)
 
     def request(self, op, **fields):
-        status, body = self.raw("POST", "/v1/" + op, json.dumps(fields).encode())
-        return body
+        return self.raw("POST", "/v1/" + op, json.dumps(fields).encode())[1]
 
     def close(self):
         self.conn.close()
@@ -207,9 +206,13 @@ class GrpcClient:
             )
             return self._value(self.rpc("Call", req))
         if op == "getattr":
-            return self._value(self.rpc("GetAttr", pb.GetAttrRequest(session=session, handle=handle, name=f["name"])))
+            return self._value(
+                self.rpc("GetAttr", pb.GetAttrRequest(session=session, handle=handle, name=f["name"]))
+            )
         if op == "setattr":
-            req = pb.SetAttrRequest(session=session, handle=handle, name=f["name"], value_json=dumps(f["value"]))
+            req = pb.SetAttrRequest(
+                session=session, handle=handle, name=f["name"], value_json=dumps(f["value"])
+            )
             return self._value(self.rpc("SetAttr", req))
         if op == "release":
             return self._value(self.rpc("Release", pb.ReleaseRequest(session=session, handle=handle)))
@@ -219,7 +222,13 @@ class GrpcClient:
                 return self._error(r.error)
             return {
                 "value": [
-                    {"id": h.id, "type": h.type, "repr": h.repr, "created": h.created, "last_used": h.last_used}
+                    {
+                        "id": h.id,
+                        "type": h.type,
+                        "repr": h.repr,
+                        "created": h.created,
+                        "last_used": h.last_used,
+                    }
                     for h in r.handles
                 ]
             }

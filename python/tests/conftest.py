@@ -6,7 +6,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from backend_clients import TRANSPORTS, Backend  # noqa: E402
+from backend_clients import TRANSPORTS, Backend
 
 
 @pytest.fixture(scope="session")

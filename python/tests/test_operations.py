@@ -1,8 +1,10 @@
 """Every operation on every transport, against a real backend process."""
 
+import threading
 import time
 import uuid
 
+import pytest
 from backend_clients import b64
 
 
@@ -19,7 +21,9 @@ def test_eval(client):
 
 def test_exec_returns_stdout_stderr_and_trailing_value(client):
     s = session()
-    answer = client.request("exec", session=s, code="import sys\nprint('out')\nprint('err', file=sys.stderr)\nx = 20\nx + 1")
+    answer = client.request(
+        "exec", session=s, code="import sys\nprint('out')\nprint('err', file=sys.stderr)\nx = 20\nx + 1"
+    )
     assert answer == {"stdout": "out\n", "stderr": "err\n", "value": 21}
     answer = client.request("exec", session=s, code="y = x * 2")
     assert answer == {"stdout": "", "stderr": "", "value": None}
@@ -32,7 +36,9 @@ def test_non_json_values_become_handles(client):
     assert value["$handle"].startswith("h")
     assert value["type"] == "object"
     assert value["repr"].startswith("<object object at")
-    long = client.request("eval", session=s, expr="type('Long', (), {'__repr__': lambda self: 'x' * 1000})()")["value"]
+    long = client.request(
+        "eval", session=s, expr="type('Long', (), {'__repr__': lambda self: 'x' * 1000})()"
+    )["value"]
     assert len(long["repr"]) == 200
 
 
@@ -47,12 +53,16 @@ def test_import_create_call_getattr_setattr_release_handles(client):
     cls = client.request("getattr", session=s, handle=mod, name="Counter")["value"]
     counter = client.request("create", session=s, target=cls, args=["abca"])["value"]
     assert counter["type"] == "collections.Counter"
-    assert client.request("call", session=s, handle=counter, method="most_common", args=[1]) == {"value": [["a", 2]]}
+    assert client.request("call", session=s, handle=counter, method="most_common", args=[1]) == {
+        "value": [["a", 2]]
+    }
 
     # a handle passed back as an argument means that object
     assert client.request("call", session=s, handle=od, method="update", args=[counter]) == {"value": None}
     assert client.request("call", session=s, handle=od["$handle"], method="get", args=["b"]) == {"value": 1}
-    assert client.request("call", session=s, handle={"$handle": od["$handle"]}, method="__len__") == {"value": 3}
+    assert client.request("call", session=s, handle={"$handle": od["$handle"]}, method="__len__") == {
+        "value": 3
+    }
 
     ns = client.request("create", session=s, target="types.SimpleNamespace", kwargs={"x": 1})["value"]
     assert client.request("setattr", session=s, handle=ns, name="y", value={"$handle": od["$handle"]}) == {
@@ -92,7 +102,9 @@ def test_sessions_are_isolated(client):
     assert answer["error"]["type"] == "NameError"
     assert client.request("eval", session=a, expr="secret + 1") == {"value": 42}
     h = client.request("eval", session=a, expr="object()")["value"]
-    assert client.request("getattr", session=b, handle=h, name="__class__")["error"]["type"] == "UnknownHandle"
+    assert (
+        client.request("getattr", session=b, handle=h, name="__class__")["error"]["type"] == "UnknownHandle"
+    )
     assert all(x["id"] != h["$handle"] for x in client.request("handles", session=b)["value"])
     # the default session is `default`
     client.request("exec", code="in_default = 1")
@@ -160,15 +172,16 @@ def test_info(client, transport, backend):
     assert isinstance(info["handles"], int)
 
 
-def test_interrupt_stops_sleep(backend, transport):
+@pytest.mark.parametrize(
+    "code", ["import time\ntime.sleep(30)", "while True:\n    pass"], ids=["sleep", "loop"]
+)
+def test_interrupt_stops_call(backend, transport, code):
     runner = backend.client()
     other = backend.client()
-    import threading
-
     result = {}
 
     def run():
-        result["answer"] = runner.request("exec", code="import time\ntime.sleep(30)")
+        result["answer"] = runner.request("exec", code=code)
         result["t"] = time.monotonic()
 
     t = threading.Thread(target=run)
@@ -187,3 +200,38 @@ def test_interrupt_stops_sleep(backend, transport):
     assert runner.request("eval", expr="'still here'") == {"value": "still here"}
     runner.close()
     other.close()
+
+
+def test_interrupt_storm_leaves_server_sound(backend):
+    """Interrupts racing with calls that end: only calls are hit, the server lives on."""
+    runner = backend.client()
+    stopper = backend.client()
+    stop = threading.Event()
+
+    def storm():
+        while not stop.is_set():
+            stopper.request("interrupt")
+
+    t = threading.Thread(target=storm)
+    t.start()
+    try:
+        outcomes = set()
+        for i in range(150):
+            if i % 3 == 0:
+                answer = runner.request("exec", code="import time\ntime.sleep(0.002)\n%d" % i, timeout=5)
+            else:
+                answer = runner.request("eval", expr="sum(range(2000)) and %d" % i)
+            if "error" in answer:
+                outcomes.add(answer["error"]["type"])
+            else:
+                assert answer["value"] == i
+        assert outcomes <= {"KeyboardInterrupt"}
+    finally:
+        stop.set()
+        t.join(10)
+    # no stale timer or pending interrupt hits a later call
+    answer = runner.request("exec", code="import time\ntime.sleep(0.3)\n'done'")
+    assert answer["value"] == "done"
+    assert runner.request("eval", expr="1") == {"value": 1}
+    runner.close()
+    stopper.close()

@@ -48,7 +48,6 @@ def raw_http(address, data, timeout=5.0):
 
 
 def http_request(b, path="/v1/exec", body=b"{}", headers=None, token="default"):
-    host, port = b.address.rsplit(":", 1)
     h = {"Host": b.address, "Content-Length": str(len(body))}
     if token == "default":
         token = b.token
@@ -117,8 +116,8 @@ def test_http_oversized_body(http_backend, marker):
     # a huge declared length is refused before any of it is read
     raw = raw_http(
         http_backend.address,
-        b"POST /v1/exec HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: 2147483648\r\n\r\n{"
-        % (http_backend.address.encode(), http_backend.token.encode()),
+        b"POST /v1/exec HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Length: 2147483648\r\n\r\n{" % (http_backend.address.encode(), http_backend.token.encode()),
     )
     assert status_and_body(raw)[0] == 413
     assert_serving(http_backend)
@@ -157,7 +156,8 @@ def test_http_wrong_method_and_chunked(http_backend):
     assert c.raw("GET", "/v1/eval")[0] == 405
     raw = raw_http(
         http_backend.address,
-        b"POST /v1/eval HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"POST /v1/eval HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
         % (http_backend.address.encode(), http_backend.token.encode()),
     )
     assert status_and_body(raw)[0] == 411
@@ -175,7 +175,10 @@ def test_http_user_error_status(http_backend):
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.binary(max_size=300), prefix=st.sampled_from([b"", b"POST /v1/exec HTTP/1.1\r\n", b"GET / HTTP/1.1\r\n"]))
+@given(
+    data=st.binary(max_size=300),
+    prefix=st.sampled_from([b"", b"POST /v1/exec HTTP/1.1\r\n", b"GET / HTTP/1.1\r\n"]),
+)
 def test_http_fuzz(http_backend, data, prefix):
     raw = raw_http(http_backend.address, prefix + data)
     if raw:
@@ -402,3 +405,65 @@ def test_grpc_invalid_arguments(grpc_backend):
     reply = c.rpc("Eval", pb.EvalRequest(expr="1/0"))
     assert reply.WhichOneof("result") == "error" and reply.error.type == "ZeroDivisionError"
     assert_serving(grpc_backend)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.binary(max_size=300), preface=st.booleans())
+def test_grpc_fuzz(grpc_backend, data, preface):
+    if preface:  # get past the HTTP/2 connection preface, into frame parsing
+        data = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + data
+    host, port = grpc_backend.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(65536):
+                pass
+        except (ConnectionResetError, BrokenPipeError, socket.timeout):
+            pass
+
+
+def test_grpc_fuzz_left_server_serving(grpc_backend):
+    assert_serving(grpc_backend)
+
+
+def test_http_works_with_curl(http_backend, marker):
+    """curl sends `Expect: 100-continue` for bodies over 1 KiB: answered without a 1 s stall."""
+    import shutil
+    import subprocess
+    import time
+
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("no curl")
+    body = json.dumps({"expr": "len(%r)" % ("x" * 2000)})
+    base = [curl, "-s", "-w", "\n%{http_code}", "-H", "Content-Type: application/json", "--data-binary", body]
+    t0 = time.monotonic()
+    out = subprocess.run(
+        [
+            *base,
+            "-H",
+            "Authorization: Bearer " + http_backend.token,
+            "http://%s/v1/eval" % http_backend.address,
+        ],
+        capture_output=True,
+        timeout=10,
+    ).stdout.decode()
+    assert out.splitlines() == ['{"value":2000}', "200"]
+    assert time.monotonic() - t0 < 0.9
+    bad = json.dumps({"code": marker_code(marker) + "  # " + "x" * 2000})
+    out = subprocess.run(
+        [
+            curl,
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "--data-binary",
+            bad,
+            "http://%s/v1/exec" % http_backend.address,
+        ],
+        capture_output=True,
+        timeout=10,
+    ).stdout.decode()
+    assert out.splitlines()[-1] == "401"
+    assert_serving(http_backend)
