@@ -26,5 +26,6 @@ pub enum Error {
     Runtime(#[from] runtime::Error),
     #[error(transparent)]
     Venv(#[from] venv::Error),
+    #[error(transparent)]
     Backend(#[from] backend::Error),
 }
