@@ -116,3 +116,35 @@ impl From<beep_host::paths::Error> for AppError {
         Self::from_chain(ErrorCode::Failed, &e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_cross_as_code_and_message() {
+        let e: AppError = beep_host::venv::Error::NotFound { name: "x".into() }.into();
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["code"], "not_found");
+        assert!(json["message"].as_str().unwrap().contains("`x`"));
+        let e: AppError = beep_host::runtime::Error::Cancelled.into();
+        assert_eq!(serde_json::to_value(&e).unwrap()["code"], "cancelled");
+        let e: AppError = beep_host::venv::EnvName::parse("../x").unwrap_err().into();
+        assert_eq!(e.code, ErrorCode::Invalid);
+    }
+
+    #[test]
+    fn causes_are_kept() {
+        let io = std::io::Error::other("disk full");
+        let e: AppError = beep_host::config::Error::Write {
+            path: "/x/config.toml".into(),
+            source: io,
+        }
+        .into();
+        assert!(
+            e.message.contains("config.toml") && e.message.contains("disk full"),
+            "{}",
+            e.message
+        );
+    }
+}

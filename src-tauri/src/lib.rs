@@ -58,6 +58,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             events::CloseRequested,
         ])
         .dangerously_cast_bigints_to_number()
+        .disable_serde_phases()
 }
 
 /// The TypeScript the builder generates.
