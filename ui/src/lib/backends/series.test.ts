@@ -30,3 +30,23 @@ describe("backend series", () => {
     expect(h.get("a")?.map((s) => s.cpu)).toEqual([3]);
   });
 });
+
+import { mergeRows } from "./series";
+
+describe("ended backends", () => {
+  it("keep their row as stopped, with no pid, until cleared", () => {
+    const a = row("a", "ready", 1, 10);
+    const b = row("b", "ready", 1, 10);
+    let m = mergeRows([], [a, b], new Map());
+    expect(m.rows.map((r) => r.id)).toEqual(["a", "b"]);
+    m = mergeRows(m.rows, [a], m.ended);
+    expect(m.rows.find((r) => r.id === "b")).toMatchObject({ state: "stopped", pid: null, rss_bytes: 0 });
+    m = mergeRows(m.rows, [a], m.ended);
+    expect(m.rows.length).toBe(2);
+    const crashed = { ...a, state: "crashed" };
+    m = mergeRows([crashed, ...m.rows.slice(1)], [], m.ended);
+    expect(m.rows.find((r) => r.id === "a")?.state).toBe("crashed");
+    // Cleared: an empty `ended` forgets them.
+    expect(mergeRows([], [], new Map()).rows).toEqual([]);
+  });
+});

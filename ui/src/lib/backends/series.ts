@@ -60,3 +60,32 @@ export function sparkline(values: number[], width: number, height: number, floor
 function round(n: number): number {
   return Math.round(n * 10) / 10;
 }
+
+const FINAL = new Set(["stopped", "crashed"]);
+
+/**
+ * The table after an update: the supervisor forgets a backend once it has ended, but the
+ * table keeps it (state stopped/crashed, no pid) until the user clears it.
+ * `ended` carries those rows between updates; the function returns the new pair.
+ */
+export function mergeRows(
+  previous: BackendRow[],
+  next: BackendRow[],
+  ended: Map<string, BackendRow>,
+): { rows: BackendRow[]; ended: Map<string, BackendRow> } {
+  const live = new Set(next.map((r) => r.id));
+  const kept = new Map([...ended].filter(([id]) => !live.has(id)));
+  for (const row of previous) {
+    if (!live.has(row.id) && !kept.has(row.id)) {
+      kept.set(row.id, {
+        ...row,
+        state: FINAL.has(row.state) ? row.state : "stopped",
+        pid: null,
+        cpu_percent: 0,
+        rss_bytes: 0,
+        uptime_secs: 0,
+      });
+    }
+  }
+  return { rows: [...next, ...kept.values()], ended: kept };
+}
