@@ -10,6 +10,7 @@
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { connect } from "node:net";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { remote } from "webdriverio";
@@ -56,6 +57,9 @@ async function waitFor(what, f, timeout = 30_000) {
 
 async function shot(name) {
   const file = join(shots, `${name}.png`);
+  // WebKit under Xvfb paints a frame late: let it catch up so the picture shows this step.
+  await browser.execute(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await browser.pause(400);
   await browser.saveScreenshot(file);
   log("screenshot", file);
 }
@@ -134,7 +138,10 @@ async function main() {
   };
   const driver = spawn(driverBin, ["--port", "4444"], { env, stdio: ["ignore", "inherit", "inherit"] });
   children.push(driver);
-  await waitFor("tauri-driver", async () => (await fetch("http://127.0.0.1:4444/status")).ok, 20_000);
+  await waitFor("tauri-driver", () => new Promise((ok) => {
+    const socket = connect(4444, "127.0.0.1", () => { socket.end(); ok(true); });
+    socket.on("error", () => ok(false));
+  }), 20_000);
 
   browser = await remote({
     hostname: "127.0.0.1",
