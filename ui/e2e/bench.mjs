@@ -48,10 +48,10 @@ try {
   await browser.$('[data-testid="env-env0"]').waitForExist({ timeout: 30000, interval: 20 });
   results.launch_to_first_env_ms = Date.now() - t0;
   const pid = appPid();
-  for (let i = 0; i < 5; i++) execFileSync(cli, ["start", "pipe", "--venv", `env${i}`], { env });
+  for (let i = 0; i < 5; i++) execFileSync(cli, ["start", "pipe", "--venv", `env${i}`, "--detach"], { env });
   await sleep(5000);
   results.idle_memory_mb_10_envs_5_backends = Math.round(rss(tree(pid)) / 1048576);
-  for (let i = 5; i < 20; i++) execFileSync(cli, ["start", "pipe", "--venv", `env${i % 10}`], { env });
+  for (let i = 5; i < 20; i++) execFileSync(cli, ["start", "pipe", "--venv", `env${i % 10}`, "--detach"], { env });
   await browser.$('[data-testid="nav-backends"]').click();
   await sleep(3000);
   const pids = tree(pid);
