@@ -236,7 +236,43 @@ async function main() {
     await exists('[data-testid="envs-empty"]');
   });
 
-  await browser.deleteSession();
+  await step("08-settings", async () => {
+    await (await $t("nav-settings")).click();
+    await exists('[data-testid="data-dir"]');
+    const rows = await waitFor("configuration check rows", async () => {
+      const r = await browser.$$('[data-testid="config-check"] tr');
+      return r.length > 0 ? r : null;
+    });
+    log("config check:", rows.length, "items");
+  });
+
+  // Closing the window while a backend runs: the app asks, then stops it and exits.
+  let lastPid = 0;
+  await step("09-close-asks", async () => {
+    await (await $t("nav-environments")).click();
+    await (await exists('[data-testid="env-new"]')).click();
+    await (await exists('[data-testid="env-name"]')).setValue("e2e-close");
+    const options = await browser.$$('[data-testid="env-runtime"] option');
+    for (const o of options) if ((await o.getText()).includes("adopted")) { await (await $t("env-runtime")).selectByAttribute("value", await o.getValue()); break; }
+    await (await $t("env-create")).click();
+    await exists('[data-testid="env-e2e-close"]', 180_000);
+    await (await $t("nav-backends")).click();
+    await (await exists('[data-testid="backend-env"]')).selectByAttribute("value", "e2e-close");
+    await (await $t("backend-start")).click();
+    lastPid = await waitFor("second backend ready", async () => {
+      const p = Number(await (await $t("backend-pid")).getText());
+      return p > 0 ? p : 0;
+    }, 60_000);
+    // What the window manager's close button does.
+    await browser.execute(() => window.__TAURI_INTERNALS__.invoke("plugin:window|close", { label: "main" }));
+    const dialog = await exists('[data-testid="confirm-dialog"][open]', 10_000);
+    const text = await dialog.getText();
+    if (!/1 backend is running/.test(text)) throw new Error(`the close dialog says: ${text}`);
+  });
+  await (await $t("confirm-ok")).click().catch(() => {});
+  await waitFor(`backend ${lastPid} stopped by quitting`, async () => !alive(lastPid), 20_000);
+  log("quit stopped backend", lastPid);
+  await browser.deleteSession().catch(() => {});
   browser = undefined;
   // Nothing of ours may outlive the app: no process mentions the temp home.
   await waitFor("no process left behind", async () => {
