@@ -274,10 +274,10 @@ async function main() {
   log("quit stopped backend", lastPid);
   await browser.deleteSession().catch(() => {});
   browser = undefined;
-  // Nothing of ours may outlive the app: no process mentions the temp home.
+  // Nothing of ours may outlive the app: neither the app nor any process naming the temp home.
   await waitFor("no process left behind", async () => {
     const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
-    return !out.split("\n").some((l) => l.includes(home) && !l.includes("ps -eo"));
+    return !out.split("\n").some((l) => (l.includes(home) || l.includes(app)) && !l.includes("ps -eo"));
   }, 15_000);
   rmSync(work, { recursive: true, force: true });
 }
