@@ -35,7 +35,7 @@ export function pushSamples(
   for (const row of rows) {
     const old = history.get(row.id) ?? [];
     const kept = old.filter((s) => s.at >= cutoff);
-    if (row.state === "ready" || row.state === "starting") kept.push({ at: now, cpu: row.cpu_percent ?? 0, rss: row.rss_bytes });
+    if (row.state === "ready" && row.rss_bytes > 0) kept.push({ at: now, cpu: row.cpu_percent ?? 0, rss: row.rss_bytes });
     next.set(row.id, kept);
   }
   return next;
