@@ -3,7 +3,7 @@
 // Goals: first content < 1 s, idle memory < 150 MB, live page < 5% of one core.
 //   APP=/abs/path/beep-host-gui xvfb-run -a node ui/e2e/bench.mjs
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,7 +36,11 @@ const work = mkdtempSync(join(tmpdir(), "beep-bench-"));
 const home = join(work, "home");
 const envs = join(home, "data/envs");
 mkdirSync(envs, { recursive: true });
-for (let i = 0; i < 10; i++) execFileSync("python3", ["-m", "venv", "--without-pip", join(envs, `env${i}`)]);
+for (let i = 0; i < 10; i++) {
+  // A bare venv plus the host's metadata file is what `venv list` reads.
+  execFileSync("python3", ["-m", "venv", "--without-pip", join(envs, `env${i}`)]);
+  writeFileSync(join(envs, `env${i}`, "beep-env.json"), JSON.stringify({ installer: "bench" }));
+}
 const env = { ...process.env, BEEP_HOST_HOME: home };
 const driver = spawn(driverBin, ["--port", "4444"], { env, stdio: "ignore" });
 await sleep(1500);
