@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Install what is missing, build beep-host and run it (until the GUI lands: the configuration check).
+# Install what is missing, build the UI and the desktop app, and start it.
+# (The CLI: target/release/beep-host, built too.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
-cargo build --release --locked
-exec target/release/beep-host "${@:-config}"
+(cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npx vite build --logLevel warn)
+cargo build --release --locked -p beep-host -p beep-host-gui
+exec target/release/beep-host-gui "$@"

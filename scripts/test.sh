@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every test of the project: lints, Rust unit and integration tests, Python tests.
+# Run every test of the project: lints, Rust unit and integration tests, Python tests, GUI tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -16,3 +16,4 @@ cargo test --workspace --locked -- --test-threads 2
 
 echo "== python tests" >&2
 .venv-test/bin/python -m pytest -q python/tests
+scripts/test-gui.sh

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# GUI tests: UI type check and unit tests, the bindings test, the end-to-end test of the
+# real app under Xvfb, then the .deb (built, unpacked, started, seen to show a window).
+# Called by scripts/test.sh after scripts/deps.sh; runs alone too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+export PATH="$HOME/.cargo/bin:$PATH"
+start=$SECONDS
+t() { echo "== gui: $1 ($((SECONDS - start))s)" >&2; }
+
+t "npm ci"
+(cd ui && npm ci --no-audit --no-fund --loglevel=error)
+
+t "ui: svelte-check, tsc, vitest"
+(cd ui && npx svelte-check --tsconfig ./tsconfig.json --fail-on-warnings --threshold warning >/dev/null && npx tsc --noEmit && npx vitest run)
+
+t "ui: build"
+(cd ui && npx vite build --logLevel warn)
+
+t "app: bindings test and debug build (embeds ui/dist)"
+cargo test -p beep-host-gui --locked -- --test-threads 2
+cargo build -p beep-host-gui --locked
+
+t "e2e (tauri-driver + WebKitWebDriver under Xvfb)"
+APP="$PWD/target/debug/beep-host-gui" xvfb-run -a -s "-screen 0 1280x900x24" node ui/e2e/run.mjs
+
+if [ "${BEEP_GUI_SKIP_DEB:-}" != "1" ]; then
+  t ".deb: tauri build --bundles deb"
+  (cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --ci)
+  deb=$(ls -t target/release/bundle/deb/*.deb | head -1)
+  t ".deb: unpack and start $deb"
+  scripts/test-deb.sh "$deb"
+fi
+t "done"

@@ -1,0 +1,140 @@
+use tauri::{AppHandle, State};
+
+use beep_host::venv::{CreateOptions, DeleteOptions, EnvName, PackageRequest};
+
+use crate::dto::environments::{CreateEnv, EnvDetails, EnvRow};
+use crate::error::AppResult;
+use crate::events::TaskReporter;
+use crate::state::AppState;
+
+/// Every environment, with how many backends run in it.
+#[tauri::command]
+#[specta::specta]
+pub async fn envs_list(state: State<'_, AppState>) -> AppResult<Vec<EnvRow>> {
+    let envs = state.environments()?.list()?;
+    let running = state.supervisor.list();
+    Ok(envs
+        .into_iter()
+        .map(|e| {
+            let n = running
+                .iter()
+                .filter(|b| b.env == e.name && !b.state.is_final())
+                .count();
+            EnvRow::new(e, n)
+        })
+        .collect())
+}
+
+/// One environment with its packages, size and backends.
+#[tauri::command]
+#[specta::specta]
+pub async fn env_details(state: State<'_, AppState>, name: String) -> AppResult<EnvDetails> {
+    Ok(state
+        .environments()?
+        .status(&EnvName::parse(&name)?, &state.running())?
+        .into())
+}
+
+/// Create an environment; output arrives as `TaskOutput` events tagged with `task`.
+#[tauri::command]
+#[specta::specta]
+pub async fn env_create(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    task: String,
+    request: CreateEnv,
+) -> AppResult<EnvRow> {
+    let options = CreateOptions {
+        runtime: request.runtime.filter(|r| !r.is_empty()),
+        packages: PackageRequest::new(
+            request.packages,
+            request.requirements.into_iter().map(Into::into).collect(),
+        ),
+        ..CreateOptions::default()
+    };
+    let reporter = TaskReporter { app, task };
+    Ok(EnvRow::new(
+        state
+            .environments()?
+            .create(&EnvName::parse(&request.name)?, &options, &reporter)
+            .await?,
+        0,
+    ))
+}
+
+/// Delete an environment; `force` stops its backends first.
+#[tauri::command]
+#[specta::specta]
+pub async fn env_delete(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    name: String,
+    force: bool,
+) -> AppResult<()> {
+    let reporter = TaskReporter {
+        app,
+        task: format!("delete:{name}"),
+    };
+    Ok(state
+        .environments()?
+        .delete(
+            &EnvName::parse(&name)?,
+            DeleteOptions { force },
+            &state.running(),
+            &reporter,
+        )
+        .await?)
+}
+
+/// Install packages (requirement strings) into an environment.
+#[tauri::command]
+#[specta::specta]
+pub async fn env_install(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    task: String,
+    name: String,
+    requirements: Vec<String>,
+) -> AppResult<()> {
+    let reporter = TaskReporter { app, task };
+    Ok(state
+        .environments()?
+        .install(
+            &EnvName::parse(&name)?,
+            &PackageRequest::new(requirements, Vec::new()),
+            &reporter,
+        )
+        .await?)
+}
+
+/// Remove packages from an environment.
+#[tauri::command]
+#[specta::specta]
+pub async fn env_uninstall(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    task: String,
+    name: String,
+    packages: Vec<String>,
+) -> AppResult<()> {
+    let reporter = TaskReporter { app, task };
+    Ok(state
+        .environments()?
+        .uninstall(&EnvName::parse(&name)?, &packages, &reporter)
+        .await?)
+}
+
+/// Create or repair the `admin` environment.
+#[tauri::command]
+#[specta::specta]
+pub async fn env_repair_admin(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    task: String,
+) -> AppResult<EnvRow> {
+    let reporter = TaskReporter { app, task };
+    Ok(EnvRow::new(
+        state.environments()?.admin(&reporter).await?.environment,
+        0,
+    ))
+}

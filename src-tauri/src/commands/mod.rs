@@ -1,0 +1,6 @@
+//! Tauri commands, one file per domain: each one delegates to the core.
+
+pub mod backends;
+pub mod environments;
+pub mod runtimes;
+pub mod settings;

@@ -1,0 +1,49 @@
+use serde::{Deserialize, Serialize};
+
+use beep_host::check::{Check, Status};
+
+/// The settings file and where things live.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
+pub struct Settings {
+    pub data_dir: String,
+    pub config_file: String,
+    /// As saved in the file (the environment may override it: see `overridden`).
+    pub catalog: Option<String>,
+    pub mirror: Option<String>,
+    /// `auto`, `uv` or `pip`.
+    pub installer: String,
+    /// Environment variables that win over the file right now.
+    pub overridden: Vec<String>,
+}
+
+/// What the Settings page saves.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
+pub struct SettingsUpdate {
+    pub catalog: Option<String>,
+    pub mirror: Option<String>,
+    pub installer: String,
+}
+
+/// One line of the configuration check.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
+pub struct CheckRow {
+    pub name: String,
+    /// `ok`, `warn` or `fail`.
+    pub status: String,
+    pub message: String,
+}
+
+impl From<Check> for CheckRow {
+    fn from(c: Check) -> Self {
+        Self {
+            name: c.name,
+            status: match c.status {
+                Status::Ok => "ok",
+                Status::Warn => "warn",
+                Status::Fail => "fail",
+            }
+            .to_string(),
+            message: c.message,
+        }
+    }
+}

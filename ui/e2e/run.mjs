@@ -1,0 +1,295 @@
+// End-to-end test of the real app binary (embedded UI), driven through tauri-driver +
+// WebKitWebDriver. Run under a display (scripts/test-gui.sh uses `xvfb-run -a`).
+//
+//   APP=/abs/path/beep-host-gui node e2e/run.mjs
+//
+// A temp BEEP_HOST_HOME, a real loopback HTTP mirror serving a python-build-standalone-
+// shaped archive of this machine's CPython, and a catalog naming it. Each step saves a
+// screenshot under SHOTS (default <repo>/target/e2e-screenshots) and fails when the
+// element it waits for does not appear.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { connect } from "node:net";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { remote } from "webdriverio";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "../..");
+const app = resolve(process.env.APP ?? join(repo, "target/debug/beep-host-gui"));
+const shots = resolve(process.env.SHOTS ?? join(repo, "target/e2e-screenshots"));
+const driverBin = process.env.TAURI_DRIVER ?? join(process.env.HOME ?? "/root", ".cargo/bin/tauri-driver");
+const BUILD = "20990101";
+const PREFIX = "https://github.com/astral-sh/python-build-standalone/releases/download";
+
+const children = [];
+let browser;
+let failed = false;
+
+function log(...a) {
+  console.error("[e2e]", ...a);
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(what, f, timeout = 30_000) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try {
+      const v = await f();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
+}
+
+async function shot(name) {
+  const file = join(shots, `${name}.png`);
+  // WebKit under Xvfb paints a frame late: let it catch up so the picture shows this step.
+  await browser.execute(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  await browser.pause(400);
+  await browser.saveScreenshot(file);
+  log("screenshot", file);
+}
+
+const $t = (id) => browser.$(`[data-testid="${id}"]`);
+
+async function exists(selector, timeout = 30_000) {
+  const el = typeof selector === "string" ? await browser.$(selector) : selector;
+  await el.waitForExist({ timeout, timeoutMsg: `element ${el.selector} is missing` });
+  return el;
+}
+
+async function step(name, f) {
+  log("step", name);
+  try {
+    await f();
+    await shot(name);
+  } catch (e) {
+    try {
+      await shot(`${name}-FAILED`);
+    } catch {}
+    throw new Error(`step ${name}: ${e.message}`);
+  }
+}
+
+function startMirror(root) {
+  return new Promise((ok, fail) => {
+    const server = spawn("python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", root], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.push(server);
+    server.stdout.on("data", (d) => {
+      const m = /port (\d+)/.exec(String(d));
+      if (m) ok(Number(m[1]));
+    });
+    server.on("exit", (c) => fail(new Error(`mirror exited ${c}`)));
+  });
+}
+
+async function main() {
+  if (!existsSync(app)) throw new Error(`no app binary at ${app}`);
+  rmSync(shots, { recursive: true, force: true });
+  mkdirSync(shots, { recursive: true });
+  const work = mkdtempSync(join(tmpdir(), "beep-e2e-"));
+  const home = join(work, "home");
+  const mirror = join(work, "mirror");
+
+  // The runtime mirror: <build>/<file name> on a real HTTP server, and a catalog naming it.
+  const made = JSON.parse(
+    execFileSync("python3", [join(repo, "tests/support/make_pbs_archive.py"), "--out", join(mirror, BUILD), "--build", BUILD], {
+      encoding: "utf8",
+    }),
+  );
+  const archive = made.archives["tar.gz"];
+  const port = await startMirror(mirror);
+  const catalog = join(work, "catalog.json");
+  writeFileSync(
+    catalog,
+    JSON.stringify({
+      entries: [
+        {
+          version: made.version, os: "linux", arch: "x86_64", libc: "gnu", build: BUILD,
+          url: `${PREFIX}/${BUILD}/${archive.name.replace("+", "%2B")}`, sha256: archive.sha256,
+        },
+      ],
+    }),
+  );
+  log("mirror on port", port, "archive", archive.name);
+
+  const env = {
+    ...process.env,
+    BEEP_HOST_HOME: home,
+    BEEP_PYTHON_CATALOG: catalog,
+    BEEP_PYTHON_MIRROR: `http://127.0.0.1:${port}`,
+    BEEP_HOST_INSTALLER: "pip",
+  };
+  const driver = spawn(driverBin, ["--port", "4444"], { env, stdio: ["ignore", "inherit", "inherit"] });
+  children.push(driver);
+  await waitFor("tauri-driver", () => new Promise((ok) => {
+    const socket = connect(4444, "127.0.0.1", () => { socket.end(); ok(true); });
+    socket.on("error", () => ok(false));
+  }), 20_000);
+
+  browser = await remote({
+    hostname: "127.0.0.1",
+    port: 4444,
+    logLevel: "warn",
+    capabilities: { "tauri:options": { application: app } },
+  });
+
+  await step("01-launch", async () => {
+    await exists('[data-testid="nav-environments"]');
+    await exists('[data-testid="envs-empty"]');
+  });
+
+  await step("02-runtime-install", async () => {
+    await (await $t("nav-runtimes")).click();
+    const install = await exists(`[data-testid="install-${made.version}"]`);
+    await install.click();
+    await exists('[data-testid="install-progress"]', 5_000);
+    await waitFor("install to finish", async () => {
+      const bar = await browser.$('[data-testid="install-progress"]');
+      const phase = await bar.getAttribute("data-phase");
+      if (phase === "failed") throw new Error(await (await $t("install-error")).getText());
+      return phase === "done";
+    }, 120_000);
+    const value = await browser.$('[data-testid="install-progress"] progress').getProperty("value");
+    if (Number(value) !== 1) throw new Error(`progress bar at ${value}, not at the end`);
+    await exists(`[data-testid^="runtime-cpython-${made.version}"]`);
+  });
+
+  await step("03-env-create", async () => {
+    await (await $t("nav-environments")).click();
+    await (await exists('[data-testid="env-new"]')).click();
+    await (await exists('[data-testid="env-name"]')).setValue("e2e");
+    // The machine's interpreter (adopted) has ensurepip, which a pip-made venv needs.
+    const options = await browser.$$('[data-testid="env-runtime"] option');
+    let chosen = "";
+    for (const o of options) {
+      const text = await o.getText();
+      if (text.includes("adopted")) { chosen = await o.getValue(); break; }
+    }
+    if (!chosen) throw new Error("no adopted runtime to create the environment with");
+    await (await $t("env-runtime")).selectByAttribute("value", chosen);
+    await (await $t("env-create")).click();
+    await waitFor("environment e2e listed", async () => {
+      const err = await browser.$('[data-testid="env-create-error"]');
+      if (await err.isExisting()) throw new Error(await err.getText());
+      return (await browser.$('[data-testid="env-e2e"]')).isExisting();
+    }, 180_000);
+  });
+
+  let pid = 0;
+  await step("04-backend-ready", async () => {
+    await (await $t("nav-backends")).click();
+    await (await exists('[data-testid="backend-env"]')).selectByAttribute("value", "e2e");
+    await (await $t("backend-transport")).selectByAttribute("value", "pipe");
+    await (await $t("backend-start")).click();
+    await waitFor("backend ready with pid and memory", async () => {
+      const err = await browser.$('[data-testid="backend-start-error"]');
+      if (await err.isExisting()) throw new Error(await err.getText());
+      const state = await browser.$('[data-testid="backend-state"]');
+      if (!(await state.isExisting()) || (await state.getText()) !== "ready") return false;
+      const p = Number(await (await $t("backend-pid")).getText());
+      const mem = await (await $t("backend-memory")).getText();
+      if (p > 0 && /B$/.test(mem)) { pid = p; return true; }
+      return false;
+    }, 60_000);
+    if (!alive(pid)) throw new Error(`pid ${pid} is not running`);
+  });
+
+  await step("05-console", async () => {
+    await exists('[data-testid="backend-detail"]');
+    const input = await $t("console-input");
+    await input.setValue("1+1");
+    await (await $t("console-run")).click();
+    await waitFor("result 2", async () => (await (await browser.$('[data-testid="console-value"]')).getText()) === "2", 20_000);
+  });
+
+  await step("06-backend-stopped", async () => {
+    await (await $t("backend-stop")).click();
+    await waitFor("stopped", async () => (await (await $t("backend-state")).getText()) === "stopped", 30_000);
+    await waitFor(`pid ${pid} gone`, async () => !alive(pid), 10_000);
+  });
+
+  await step("07-env-deleted", async () => {
+    await (await $t("nav-environments")).click();
+    await (await exists('[data-testid="env-delete-e2e"]')).click();
+    const dialog = await exists('[data-testid="confirm-dialog"]');
+    const text = await dialog.getText();
+    if (!text.includes("e2e")) throw new Error(`the confirmation does not name the environment: ${text}`);
+    await (await $t("confirm-ok")).click();
+    await waitFor("environment gone", async () => !(await (await browser.$('[data-testid="env-e2e"]')).isExisting()), 30_000);
+    await exists('[data-testid="envs-empty"]');
+  });
+
+  await step("08-settings", async () => {
+    await (await $t("nav-settings")).click();
+    await exists('[data-testid="data-dir"]');
+    const rows = await waitFor("configuration check rows", async () => {
+      const r = await browser.$$('[data-testid="config-check"] tr');
+      return r.length > 0 ? r : null;
+    });
+    log("config check:", rows.length, "items");
+  });
+
+  // Closing the window while a backend runs: the app asks, then stops it and exits.
+  let lastPid = 0;
+  await step("09-close-asks", async () => {
+    await (await $t("nav-environments")).click();
+    await (await exists('[data-testid="env-new"]')).click();
+    await (await exists('[data-testid="env-name"]')).setValue("e2e-close");
+    const options = await browser.$$('[data-testid="env-runtime"] option');
+    for (const o of options) if ((await o.getText()).includes("adopted")) { await (await $t("env-runtime")).selectByAttribute("value", await o.getValue()); break; }
+    await (await $t("env-create")).click();
+    await exists('[data-testid="env-e2e-close"]', 180_000);
+    await (await $t("nav-backends")).click();
+    await (await exists('[data-testid="backend-env"]')).selectByAttribute("value", "e2e-close");
+    await (await $t("backend-start")).click();
+    lastPid = await waitFor("second backend ready", async () => {
+      const p = Number(await (await $t("backend-pid")).getText());
+      return p > 0 ? p : 0;
+    }, 60_000);
+    // What the window manager's close button does.
+    await browser.execute(() => window.__TAURI_INTERNALS__.invoke("plugin:window|close", { label: "main" }));
+    const dialog = await exists('[data-testid="confirm-dialog"][open]', 10_000);
+    const text = await dialog.getText();
+    if (!/1 backend is running/.test(text)) throw new Error(`the close dialog says: ${text}`);
+  });
+  await (await $t("confirm-ok")).click().catch(() => {});
+  await waitFor(`backend ${lastPid} stopped by quitting`, async () => !alive(lastPid), 20_000);
+  log("quit stopped backend", lastPid);
+  await browser.deleteSession().catch(() => {});
+  browser = undefined;
+  // Nothing of ours may outlive the app: neither the app nor any process naming the temp home.
+  await waitFor("no process left behind", async () => {
+    const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
+    return !out.split("\n").some((l) => (l.includes(home) || l.includes(app)) && !l.includes("ps -eo"));
+  }, 15_000);
+  rmSync(work, { recursive: true, force: true });
+}
+
+try {
+  await main();
+  log("PASS; screenshots in", shots);
+} catch (e) {
+  failed = true;
+  console.error("[e2e] FAIL:", e.message);
+} finally {
+  if (browser) await browser.deleteSession().catch(() => {});
+  for (const c of children.reverse()) c.kill("SIGTERM");
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,32 @@
+import { describe, expect, it, vi } from "vitest";
+
+// The generated bindings are mocked: this module is the only one that imports them.
+vi.mock("../../bindings", () => ({
+  commands: {
+    runtimesList: async () => ({ status: "ok", data: [{ key: "k" }] }),
+    runtimeRemove: async () => ({ status: "error", error: { code: "invalid", message: "Runtime `k` is adopted" } }),
+    runtimeSetDefault: async () => {
+      throw "Command runtime_set_default not found";
+    },
+  },
+  events: {},
+}));
+
+import { api, ApiError, errorMessage } from "./index";
+
+describe("backend wrapper", () => {
+  it("unwraps ok results", async () => {
+    expect(await api.runtimes.list()).toEqual([{ key: "k" }]);
+  });
+  it("throws {code, message} errors as ApiError", async () => {
+    const e = await api.runtimes.remove("k").catch((x) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e.code).toBe("invalid");
+    expect(errorMessage(e)).toBe("Runtime `k` is adopted");
+  });
+  it("turns framework rejections into `failed`", async () => {
+    const e = await api.runtimes.setDefault("k").catch((x) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect(e.code).toBe("failed");
+  });
+});

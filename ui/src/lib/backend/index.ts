@@ -1,0 +1,110 @@
+// The one module that talks to Tauri: wraps the generated bindings and event
+// subscriptions. Components import from here, never from `bindings.ts` or `@tauri-apps/api`.
+import { commands, events } from "../../bindings";
+import type {
+  AppError,
+  ErrorCode,
+  InstallProgress,
+  TaskOutput,
+  BackendChanged,
+  BackendsTick,
+  BackendLog,
+  CloseRequested,
+  CreateEnv,
+  StartBackend,
+  SettingsUpdate,
+} from "../../bindings";
+
+export type * from "../../bindings";
+
+/** A command's `{code, message}` error, thrown so callers can `try/catch`. */
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  constructor(error: AppError) {
+    super(error.message);
+    this.code = error.code;
+  }
+}
+
+type Result<T> = { status: "ok"; data: T } | { status: "error"; error: AppError };
+
+async function unwrap<T>(result: Promise<Result<T>>): Promise<T> {
+  let r: Result<T>;
+  try {
+    r = await result;
+  } catch (e) {
+    // Framework failures (unknown command, bad argument) reject with a string.
+    throw new ApiError({ code: "failed", message: String(e) });
+  }
+  if (r.status === "error") throw new ApiError(r.error);
+  return r.data;
+}
+
+export const api = {
+  runtimes: {
+    list: () => unwrap(commands.runtimesList()),
+    available: () => unwrap(commands.runtimesAvailable()),
+    install: (request: string) => unwrap(commands.runtimeInstall(request)),
+    cancelInstall: (request: string) => unwrap(commands.runtimeCancelInstall(request)),
+    remove: (key: string) => unwrap(commands.runtimeRemove(key)),
+    setDefault: (key: string) => unwrap(commands.runtimeSetDefault(key)),
+  },
+  environments: {
+    list: () => unwrap(commands.envsList()),
+    details: (name: string) => unwrap(commands.envDetails(name)),
+    create: (task: string, request: CreateEnv) => unwrap(commands.envCreate(task, request)),
+    remove: (name: string, force: boolean) => unwrap(commands.envDelete(name, force)),
+    install: (task: string, name: string, requirements: string[]) =>
+      unwrap(commands.envInstall(task, name, requirements)),
+    uninstall: (task: string, name: string, packages: string[]) =>
+      unwrap(commands.envUninstall(task, name, packages)),
+    repairAdmin: (task: string) => unwrap(commands.envRepairAdmin(task)),
+  },
+  backends: {
+    list: () => unwrap(commands.backendsList()),
+    start: (request: StartBackend) => unwrap(commands.backendStart(request)),
+    stop: (id: string) => unwrap(commands.backendStop(id)),
+    restart: (id: string) => unwrap(commands.backendRestart(id)),
+    logTail: (id: string) => unwrap(commands.backendLogTail(id)),
+    connection: (id: string) => unwrap(commands.backendConnection(id)),
+    exec: (id: string, code: string) => unwrap(commands.backendExec(id, code)),
+    eval: (id: string, expr: string) => unwrap(commands.backendEval(id, expr)),
+    handles: (id: string) => unwrap(commands.backendHandles(id)),
+    release: (id: string, handle: string) => unwrap(commands.backendRelease(id, handle)),
+  },
+  settings: {
+    get: () => unwrap(commands.settingsGet()),
+    save: (update: SettingsUpdate) => unwrap(commands.settingsSave(update)),
+    check: () => unwrap(commands.configCheck()),
+  },
+  app: {
+    quit: () => unwrap(commands.appQuit()),
+  },
+};
+
+type Unlisten = () => void;
+function listen<T>(event: { listen: (cb: (e: { payload: T }) => void) => Promise<Unlisten> }, cb: (payload: T) => void): Promise<Unlisten> {
+  return event.listen((e) => cb(e.payload));
+}
+
+/** Event subscriptions; each returns a promise of its unsubscribe function. */
+export const on = {
+  installProgress: (cb: (p: InstallProgress) => void) => listen(events.installProgress, cb),
+  taskOutput: (cb: (p: TaskOutput) => void) => listen(events.taskOutput, cb),
+  backendChanged: (cb: (p: BackendChanged) => void) => listen(events.backendChanged, cb),
+  backendsTick: (cb: (p: BackendsTick) => void) => listen(events.backendsTick, cb),
+  backendLog: (cb: (p: BackendLog) => void) => listen(events.backendLog, cb),
+  closeRequested: (cb: (p: CloseRequested) => void) => listen(events.closeRequested, cb),
+};
+
+/** A message for any thrown value. */
+export function errorMessage(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+/** Copy text to the clipboard (the webview's own API; no plugin needed). */
+export async function copyText(text: string): Promise<void> {
+  await navigator.clipboard.writeText(text);
+}
