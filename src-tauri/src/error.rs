@@ -76,6 +76,12 @@ impl From<beep_host::venv::Error> for AppError {
     }
 }
 
+impl From<beep_host::host::Error> for AppError {
+    fn from(e: beep_host::host::Error) -> Self {
+        Self::from_chain(ErrorCode::Failed, &e)
+    }
+}
+
 impl From<beep_host::venv::name::Error> for AppError {
     fn from(e: beep_host::venv::name::Error) -> Self {
         Self::from_chain(ErrorCode::Invalid, &e)

@@ -48,6 +48,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             settings::settings_get,
             settings::settings_save,
             settings::config_check,
+            settings::host_api_status,
+            settings::host_api_set,
         ])
         .events(collect_events![
             events::InstallProgress,

@@ -16,6 +16,15 @@ pub struct AppState {
     pub supervisor: Supervisor,
     /// Cancel tokens of the runtime installs in flight, by request.
     pub installs: Mutex<HashMap<String, CancellationToken>>,
+    /// The host API while the app serves it.
+    pub host_api: Mutex<Option<HostApiRunning>>,
+}
+
+/// A running host API: where it is, how to stop it, and its server task.
+pub struct HostApiRunning {
+    pub served: beep_host::host::Served,
+    pub stop: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
 }
 
 impl AppState {
@@ -24,6 +33,7 @@ impl AppState {
             supervisor: Supervisor::new(paths.clone()),
             paths,
             installs: Mutex::new(HashMap::new()),
+            host_api: Mutex::new(None),
         }
     }
 

@@ -8,7 +8,7 @@
 // screenshot under SHOTS (default <repo>/target/e2e-screenshots) and fails when the
 // element it waits for does not appear.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join, resolve, dirname } from "node:path";
@@ -246,6 +246,25 @@ async function main() {
     log("config check:", rows.length, "items");
   });
 
+  // The host API, turned on from Settings, answers with the token from host.json, then stops.
+  await step("08b-host-api", async () => {
+    await (await $t("host-api-toggle")).click();
+    const addr = await waitFor("host API address", async () => {
+      const el = await browser.$('[data-testid="host-api-http"]');
+      return (await el.isExisting()) ? (await el.getText()).trim() : null;
+    }, 20_000);
+    const record = join(home, "state", "host.json");
+    const token = JSON.parse(readFileSync(record, "utf8")).token;
+    const ok = await fetch(`http://${addr}/venv/list`, { headers: { Authorization: `Bearer ${token}` } });
+    if (ok.status !== 200 || !Array.isArray(await ok.json())) throw new Error(`host API answered ${ok.status}`);
+    const refused = await fetch(`http://${addr}/venv/list`);
+    if (refused.status !== 401) throw new Error(`host API without token answered ${refused.status}`);
+    await (await $t("host-api-toggle")).click();
+    await exists('[data-testid="host-api-off"]', 20_000);
+    await waitFor("host.json removed", async () => !existsSync(record), 10_000);
+    log("host API served at", addr, "and stopped");
+  });
+
   // Closing the window while a backend runs: the app asks, then stops it and exits.
   let lastPid = 0;
   await step("09-close-asks", async () => {
@@ -275,10 +294,15 @@ async function main() {
   await browser.deleteSession().catch(() => {});
   browser = undefined;
   // Nothing of ours may outlive the app: neither the app nor any process naming the temp home.
-  await waitFor("no process left behind", async () => {
-    const out = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" });
-    return !out.split("\n").some((l) => (l.includes(home) || l.includes(app)) && !l.includes("ps -eo"));
-  }, 15_000);
+  const leftovers = () =>
+    execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => (l.includes(home) || l.includes(app)) && !l.includes("ps -eo") && !l.includes("e2e/run.mjs"));
+  try {
+    await waitFor("no process left behind", async () => leftovers().length === 0, 15_000);
+  } catch (e) {
+    throw new Error(`${e.message}: ${leftovers().join(" | ")}`);
+  }
   rmSync(work, { recursive: true, force: true });
 }
 

@@ -59,6 +59,10 @@ export const commands = {
 	settingsSave: (update: SettingsUpdate) => typedError<Settings, AppError>(__TAURI_INVOKE("settings_save", { update })),
 	/**  The configuration check: ok / warn / fail with reasons. */
 	configCheck: () => typedError<CheckRow[], AppError>(__TAURI_INVOKE("config_check")),
+	/**  Whether the app serves the host API, and where. */
+	hostApiStatus: () => typedError<HostApi, AppError>(__TAURI_INVOKE("host_api_status")),
+	/**  Serve the host API on loopback (ports chosen by the system), or stop serving it. */
+	hostApiSet: (on: boolean) => typedError<HostApi, AppError>(__TAURI_INVOKE("host_api_set", { on })),
 };
 
 /** Events */
@@ -211,6 +215,16 @@ export type HandleRow = {
 	repr: string,
 	/**  Unix seconds it was created, when the backend says. */
 	created: number | null,
+};
+
+/**  The host API served by the app (the same service as `beep-host serve`). */
+export type HostApi = {
+	running: boolean,
+	/**  `127.0.0.1:PORT` when served. */
+	http: string | null,
+	grpc: string | null,
+	/**  `<state>/host.json`: addresses and the token (mode 0600). */
+	record: string | null,
 };
 
 /**  One step of a runtime install (`request` is what the UI asked to install). */

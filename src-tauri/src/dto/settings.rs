@@ -24,6 +24,17 @@ pub struct SettingsUpdate {
     pub installer: String,
 }
 
+/// The host API served by the app (the same service as `beep-host serve`).
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
+pub struct HostApi {
+    pub running: bool,
+    /// `127.0.0.1:PORT` when served.
+    pub http: Option<String>,
+    pub grpc: Option<String>,
+    /// `<state>/host.json`: addresses and the token (mode 0600).
+    pub record: Option<String>,
+}
+
 /// One line of the configuration check.
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
 pub struct CheckRow {

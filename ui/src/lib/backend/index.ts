@@ -76,6 +76,8 @@ export const api = {
     get: () => unwrap(commands.settingsGet()),
     save: (update: SettingsUpdate) => unwrap(commands.settingsSave(update)),
     check: () => unwrap(commands.configCheck()),
+    hostApi: () => unwrap(commands.hostApiStatus()),
+    setHostApi: (on: boolean) => unwrap(commands.hostApiSet(on)),
   },
   app: {
     quit: () => unwrap(commands.appQuit()),
