@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
-(cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npx vite build --logLevel warn)
+(cd ui && { [ -d node_modules ] || npm install --no-save --no-audit --no-fund --loglevel=error; } && npx vite build --logLevel warn)
 cargo build --release --locked -p beep-host -p beep-host-gui
 exec target/release/beep-host-gui "$@"

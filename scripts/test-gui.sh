@@ -9,8 +9,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 start=$SECONDS
 t() { echo "== gui: $1 ($((SECONDS - start))s)" >&2; }
 
-t "npm ci"
-(cd ui && npm ci --no-audit --no-fund --loglevel=error)
+# `npm ci` refuses this lock file with npm 11 (optional per-platform packages of
+# @tauri-apps/cli); `npm install --no-save` installs exactly what the lock file pins.
+t "npm install (from the lock file)"
+(cd ui && npm install --no-save --no-audit --no-fund --loglevel=error)
 
 t "ui: svelte-check, tsc, vitest"
 (cd ui && npx svelte-check --tsconfig ./tsconfig.json --fail-on-warnings --threshold warning >/dev/null && npx tsc --noEmit && npx vitest run)
