@@ -386,7 +386,11 @@ impl<'a> Leader<'a> {
                     }
                     if let Some(Some(until)) = spin_until {
                         if Instant::now() < until && IN_FLIGHT.load(Ordering::Relaxed) == 1 {
+                            // Give the CPU to the backend if it shares our core, and return
+                            // `Pending` once so futures polled next to this one (`join_all`,
+                            // `select!`) get to send their calls (which ends the spin).
                             std::thread::yield_now();
+                            tokio::task::yield_now().await;
                             continue;
                         }
                         // The spin ran out: skip spinning for a while.
