@@ -8,11 +8,20 @@ While a call runs longer than `LONG_CALL` (50 ms), a watcher thread takes over t
 selector: it accepts, authenticates, answers `info`/`interrupt`/`shutdown` at once and
 queues other requests, which the main thread runs, in order, when the call ends. All
 requests are queued in one FIFO, so the answers of one connection keep their order.
+
+With exactly one connection the main thread skips `poll` and blocks in `recv` on that
+connection (one syscall less per call: ~10 us under load). A sentinel thread then polls the
+listening socket and the wake pipe; when either is ready it makes the connection's fd
+non-blocking and sends SIGALRM to the main thread, so the `recv` returns (EAGAIN after the
+EINTR retry, or the data that came meanwhile: nothing is lost) and the main loop polls again.
+The fd is made non-blocking only while the main thread is inside that `recv` (checked under
+a lock), so answers are never sent on a non-blocking socket.
 """
 
 import collections
 import os
 import select
+import signal
 import socket
 import stat
 import sys
@@ -52,6 +61,13 @@ class PipeServer:
         self._arm.acquire()
         self._released = threading.Lock()
         self._released.acquire()
+        self._only = None  # the connection when there is exactly one, else None
+        self._block_lock = threading.Lock()
+        self._blocking = False  # the main thread is in (or about to enter) a blocking recv
+        self._break = False  # the sentinel saw the listener or the wake pipe ready
+        self._sentinel_armed = False  # main thread only
+        self._sentinel_arm = threading.Lock()
+        self._sentinel_arm.acquire()
 
     def bind(self):
         if self.path is None:
@@ -87,9 +103,17 @@ class PipeServer:
         self.targets = {}  # fd -> None (listener), "wake", or a Connection
         self.watch(sock.fileno(), None)
         self.watch(self._wake_r, "wake")
+        self._sentinel_poller = select.poll()
+        self._sentinel_poller.register(sock.fileno(), select.POLLIN)
+        self._sentinel_poller.register(self._wake_r, select.POLLIN)
         self.dispatcher.on_exit.append(self.cleanup)
         self.dispatcher.wakers.append(self._wake)
         threading.Thread(target=self._watch_loop, name="pipe-watcher", daemon=True).start()
+        if hasattr(signal, "pthread_kill") and hasattr(signal, "SIGALRM"):
+            self._main_ident = threading.main_thread().ident
+            threading.Thread(target=self._sentinel_loop, name="pipe-sentinel", daemon=True).start()
+        else:
+            self._sentinel_arm = None
         return self.path
 
     def cleanup(self):
@@ -111,6 +135,7 @@ class PipeServer:
     def watch(self, fd, target):
         self.targets[fd] = target
         self.poller.register(fd, select.POLLIN)
+        self._count()
 
     def unwatch(self, fd):
         self.targets.pop(fd, None)
@@ -118,6 +143,11 @@ class PipeServer:
             self.poller.unregister(fd)
         except (KeyError, ValueError):
             pass
+        self._count()
+
+    def _count(self):
+        conns = [t for t in self.targets.values() if isinstance(t, Connection)]
+        self._only = conns[0] if len(conns) == 1 else None
 
     def _wake(self):
         try:
@@ -144,10 +174,63 @@ class PipeServer:
                         self._stop_watching()
                 if dispatcher.stopping:
                     return
-                for fd, _ in poll():
-                    ready(fd)
+                conn = self._only
+                if conn is not None and self._sentinel_arm is not None and not self._watching:
+                    self._read_only(conn)
+                else:
+                    for fd, _ in poll():
+                        ready(fd)
         except KeyboardInterrupt:
             log("SIGINT while idle")
+
+    def _read_only(self, conn):
+        """Block in `recv` on the only connection until it sends or the sentinel breaks in."""
+        if not self._sentinel_armed:
+            self._sentinel_armed = True
+            self._sentinel_arm.release()
+        chunk = None
+        self._blocking = True
+        try:
+            if not self._break:
+                chunk = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            chunk = b""
+        finally:
+            with self._block_lock:
+                self._blocking = False
+            if self._break:
+                self._break = False
+                self._sentinel_armed = False
+                try:
+                    os.set_blocking(conn.sock.fileno(), True)
+                except OSError:
+                    pass
+        if chunk is not None:
+            conn.feed(chunk)
+        else:  # the sentinel broke in: let the poll loop run once
+            for fd, _ in self.poller.poll(0):
+                self._ready(fd)
+
+    def _sentinel_loop(self):
+        """While the main thread blocks on its only connection, watch the listener and wake pipe."""
+        while True:
+            self._sentinel_arm.acquire()
+            try:
+                self._sentinel_poller.poll()
+            except Exception as exc:
+                log("pipe sentinel failed: %r" % exc)
+            self._break = True
+            with self._block_lock:
+                if self._blocking:
+                    conn = self._only
+                    try:
+                        if conn is not None:
+                            os.set_blocking(conn.sock.fileno(), False)
+                        signal.pthread_kill(self._main_ident, signal.SIGALRM)
+                    except (OSError, ValueError):
+                        pass
 
     def _start_watching(self):
         """Called from the SIGALRM handler once a call has run LONG_CALL seconds."""
@@ -240,12 +323,20 @@ class Connection:
             return
         except OSError:
             chunk = b""
+        self.feed(chunk)
+
+    def feed(self, chunk):
         if not chunk:
             if self.buf:
                 log("pipe: connection closed inside a frame")
             self.close()
             return
         buf = self.buf
+        if not buf and self.authed:  # fast path: the chunk is exactly one whole frame
+            size = int.from_bytes(chunk[:4], "big")
+            if len(chunk) == 4 + size and size <= self.server.max_frame:
+                self.handle(chunk[4:])
+                return
         buf += chunk
         while len(buf) >= 4 and not self.closed:
             size = int.from_bytes(buf[:4], "big")

@@ -35,9 +35,9 @@ def loads(data):
     """A JSON object from bytes, or raise ValueError with a short reason."""
     try:
         text = data.decode("utf-8")
-        start = len(text) - len(text.lstrip(_WS))
+        start = 0 if text[:1] == "{" else len(text) - len(text.lstrip(_WS))
         obj, end = _scan(text, start)
-        if text[end:].strip(_WS):
+        if end != len(text) and text[end:].strip(_WS):
             raise ValueError("extra data at character %d" % end)
     except StopIteration as exc:
         raise ValueError("malformed JSON: expected a value at character %s" % exc.value) from None
