@@ -29,6 +29,14 @@ fn setup(
     (server, home, dir)
 }
 
+/// The same, for one of the fixture's archives as it is.
+fn setup_archive(
+    archive: &pbs::Archive,
+    behaviour: Behaviour,
+) -> (FileServer, Home, tempfile::TempDir) {
+    setup(&archive.name, &archive.path, &archive.sha256, behaviour)
+}
+
 fn assert_ok(out: &std::process::Output) {
     assert!(
         out.status.success(),
@@ -58,12 +66,7 @@ fn assert_nothing_installed(home: &Home) {
 #[test]
 fn installs_from_local_mirror_and_runs_from_its_new_place() {
     let fx = fixture();
-    let (server, home, _dir) = setup(
-        &fx.targz.name,
-        &fx.targz.path,
-        &fx.targz.sha256,
-        Behaviour::default(),
-    );
+    let (server, home, _dir) = setup_archive(&fx.targz, Behaviour::default());
     let out = home.run(&["runtime", "install", "3.11", "--json"]);
     assert_ok(&out);
     let managed = home.managed();
@@ -139,7 +142,7 @@ fn dropped_connection_resumes_with_range() {
         drop_first_after: Some(3_000_000),
         ..Behaviour::default()
     };
-    let (server, home, _dir) = setup(&fx.targz.name, &fx.targz.path, &fx.targz.sha256, behaviour);
+    let (server, home, _dir) = setup_archive(&fx.targz, behaviour);
     let out = home.run(&["runtime", "install", "3.11"]);
     assert_ok(&out);
     assert_eq!(home.managed().len(), 1);
@@ -166,7 +169,7 @@ fn server_without_range_support_restarts_from_zero() {
         no_range: true,
         ..Behaviour::default()
     };
-    let (server, home, _dir) = setup(&fx.targz.name, &fx.targz.path, &fx.targz.sha256, behaviour);
+    let (server, home, _dir) = setup_archive(&fx.targz, behaviour);
     let out = home.run(&["runtime", "install", "3.11"]);
     assert_ok(&out);
     assert_eq!(home.managed().len(), 1);
@@ -177,12 +180,7 @@ fn server_without_range_support_restarts_from_zero() {
 #[test]
 fn concurrent_installs_both_succeed_with_one_runtime_dir() {
     let fx = fixture();
-    let (_server, home, _dir) = setup(
-        &fx.targz.name,
-        &fx.targz.path,
-        &fx.targz.sha256,
-        Behaviour::default(),
-    );
+    let (_server, home, _dir) = setup_archive(&fx.targz, Behaviour::default());
     let a = home
         .command()
         .args(["runtime", "install", "3.11"])
@@ -300,12 +298,7 @@ fn archives_with_parent_entries_or_outside_links_are_refused() {
 #[test]
 fn zip_archives_install_too() {
     let fx = fixture();
-    let (_server, home, _dir) = setup(
-        &fx.zip.name,
-        &fx.zip.path,
-        &fx.zip.sha256,
-        Behaviour::default(),
-    );
+    let (_server, home, _dir) = setup_archive(&fx.zip, Behaviour::default());
     let out = home.run(&["runtime", "install", "3.11"]);
     assert_ok(&out);
     let managed = home.managed();
@@ -321,12 +314,7 @@ fn zip_archives_install_too() {
 #[test]
 fn config_passes_on_a_good_home_and_fails_when_the_default_runtime_is_gone() {
     let fx = fixture();
-    let (_server, home, _dir) = setup(
-        &fx.targz.name,
-        &fx.targz.path,
-        &fx.targz.sha256,
-        Behaviour::default(),
-    );
+    let (_server, home, _dir) = setup_archive(&fx.targz, Behaviour::default());
     assert_ok(&home.run(&["init", "--version", "3.11"]));
     let out = home.run(&["config", "--json"]);
     assert_ok(&out);
@@ -388,7 +376,7 @@ fn cancel_with_ctrl_c_removes_temp_files() {
         stall_after: Some(1_000_000),
         ..Behaviour::default()
     };
-    let (_server, home, _dir) = setup(&fx.targz.name, &fx.targz.path, &fx.targz.sha256, behaviour);
+    let (_server, home, _dir) = setup_archive(&fx.targz, behaviour);
     let child = home
         .command()
         .args(["runtime", "install", "3.11"])
@@ -461,12 +449,7 @@ fn adopted_runtimes_can_be_default_but_are_never_removed() {
 #[test]
 fn remove_deletes_a_managed_runtime_and_forgets_the_default() {
     let fx = fixture();
-    let (_server, home, _dir) = setup(
-        &fx.targz.name,
-        &fx.targz.path,
-        &fx.targz.sha256,
-        Behaviour::default(),
-    );
+    let (_server, home, _dir) = setup_archive(&fx.targz, Behaviour::default());
     assert_ok(&home.run(&["init", "--version", &fx.version]));
     let key = home.managed()[0]["key"].as_str().unwrap().to_string();
     let out = home.run(&["runtime", "remove", &key]);
@@ -489,12 +472,7 @@ fn remove_deletes_a_managed_runtime_and_forgets_the_default() {
 #[test]
 fn unknown_versions_and_bad_requests_are_clear_errors() {
     let fx = fixture();
-    let (_server, home, _dir) = setup(
-        &fx.targz.name,
-        &fx.targz.path,
-        &fx.targz.sha256,
-        Behaviour::default(),
-    );
+    let (_server, home, _dir) = setup_archive(&fx.targz, Behaviour::default());
     let out = home.run(&["runtime", "install", "3.99"]);
     assert!(!out.status.success());
     assert!(
