@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use beep_host::backend::Supervisor;
 use beep_host::runtime::Runtimes;
-use beep_host::venv::{EnvBackend, EnvName, Environments, RunningBackends};
+use beep_host::venv::Environments;
 use beep_host::{Config, Paths};
 use tokio_util::sync::CancellationToken;
 
@@ -50,38 +50,7 @@ impl AppState {
         Ok(Environments::new(self.paths.clone(), self.config()?))
     }
 
-    /// The supervisor as environments see it (status and delete).
-    pub fn running(&self) -> SupervisorBackends<'_> {
-        SupervisorBackends(&self.supervisor)
-    }
-
     pub fn installs(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
         self.installs.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The supervisor behind the environments' `RunningBackends` hook.
-pub struct SupervisorBackends<'a>(&'a Supervisor);
-
-#[async_trait::async_trait]
-impl RunningBackends for SupervisorBackends<'_> {
-    fn running_in(&self, env: &EnvName) -> Vec<EnvBackend> {
-        self.0
-            .backends_in_env(env)
-            .into_iter()
-            .map(|s| EnvBackend {
-                id: s.id.as_str().to_string(),
-                pid: s.pid,
-                transport: Some(s.transport.as_str().to_string()),
-                state: s.state.as_str().to_string(),
-            })
-            .collect()
-    }
-
-    async fn stop_in(&self, env: &EnvName) -> Result<(), beep_host::venv::backends::StopError> {
-        for status in self.0.backends_in_env(env) {
-            self.0.stop(&status.id).await?;
-        }
-        Ok(())
     }
 }

@@ -31,7 +31,7 @@ pub async fn envs_list(state: State<'_, AppState>) -> AppResult<Vec<EnvRow>> {
 pub async fn env_details(state: State<'_, AppState>, name: String) -> AppResult<EnvDetails> {
     Ok(state
         .environments()?
-        .status(&EnvName::parse(&name)?, &state.running())?
+        .status(&EnvName::parse(&name)?, &state.supervisor)?
         .into())
 }
 
@@ -80,7 +80,7 @@ pub async fn env_delete(
         .delete(
             &EnvName::parse(&name)?,
             DeleteOptions { force },
-            &state.running(),
+            &state.supervisor,
             &reporter,
         )
         .await?)
