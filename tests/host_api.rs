@@ -603,20 +603,15 @@ async fn python_in_a_backend_manages_environments_through_the_host() {
     let token = backend_token(&served, backend["id"].as_str().unwrap());
     let client = reqwest::Client::new();
     let exec = |code: &str| {
-        client
+        let request = client
             .post(format!("http://{address}/v1/exec"))
             .bearer_auth(&token)
-            .json(&json!({ "code": code }))
-            .send()
+            .json(&json!({ "code": code }));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
     };
 
     // Python code inside the backend creates an environment through `beep_backend.host`.
-    let answer: Value = exec("from beep_backend import host\nr = host.venv.create('made-by-python', provider_name='py')\nr['success']")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = exec("from beep_backend import host\nr = host.venv.create('made-by-python', provider_name='py')\nr['success']").await;
     assert_eq!(answer["value"], true, "{answer}");
     let listed = served.home.json(&["venv", "list", "--json"]);
     let made = listed
@@ -628,31 +623,16 @@ async fn python_in_a_backend_manages_environments_through_the_host() {
         made.expect("listed by `beep-host venv list`")["provider"],
         "py"
     );
-    let answer: Value = exec("sorted(e['name'] for e in host.venv.list())")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = exec("sorted(e['name'] for e in host.venv.list())").await;
     assert_eq!(
         answer["value"],
         json!(["made-by-python", "pyhost"]),
         "{answer}"
     );
-    let answer: Value = exec("[b['env'] for b in host.backends.list()]")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = exec("[b['env'] for b in host.backends.list()]").await;
     assert_eq!(answer["value"], json!(["pyhost"]), "{answer}");
     // A bad name raises HostError with the host's code; nothing is created.
-    let answer: Value = exec("host.venv.create('../evil')")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer = exec("host.venv.create('../evil')").await;
     assert_eq!(
         answer["error"]["type"], "beep_backend.host.HostError",
         "{answer}"
