@@ -66,8 +66,14 @@ impl Format {
     }
 }
 
+/// Decompressed tar data moves between the two threads of [`unpack_tar`] in blocks this big.
+const BLOCK: usize = 1 << 20;
+
 /// Unpack a tar stream (compressed as `format`) into `dest`, which must exist.
-pub fn unpack_tar<R: Read>(
+///
+/// Two threads share the work: one decompresses into blocks, the caller's thread parses
+/// the tar stream and writes the files, so decompression overlaps with the file system.
+pub fn unpack_tar<R: Read + Send>(
     reader: R,
     format: Format,
     dest: &Path,
@@ -78,17 +84,97 @@ pub fn unpack_tar<R: Read>(
         archive: name.to_string(),
         source,
     };
-    let decoder: Box<dyn Read> = match format {
+    let mut decoder: Box<dyn Read + Send> = match format {
         Format::TarGz => Box::new(flate2::read::GzDecoder::new(reader)),
         Format::TarZst => Box::new(zstd::stream::read::Decoder::new(reader).map_err(read_err)?),
         Format::Zip => return Err(Error::UnsupportedFormat(name.to_string())),
     };
-    let mut archive = tar::Archive::new(decoder);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    archive.set_overwrite(true);
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        scope.spawn(move || decompress(&mut decoder, &full_tx, &empty_rx));
+        let blocks = BlockReader {
+            full: full_rx,
+            empty: empty_tx,
+            current: Vec::new(),
+            pos: 0,
+        };
+        unpack_entries(blocks, dest, name, reporter)
+    })
+}
+
+/// Fill blocks from `decoder` and send them until the end, an error, or the receiver leaves.
+fn decompress(
+    decoder: &mut dyn Read,
+    full: &std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+    empty: &std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut block = empty.try_recv().unwrap_or_else(|_| vec![0; BLOCK]);
+        block.resize(BLOCK, 0);
+        let mut filled = 0;
+        while filled < BLOCK {
+            match decoder.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = full.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if filled == 0 {
+            return;
+        }
+        block.truncate(filled);
+        if full.send(Ok(block)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the blocks [`decompress`] sends, handing each back for reuse once consumed.
+struct BlockReader {
+    full: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    empty: std::sync::mpsc::Sender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for BlockReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.current.len() {
+            match self.full.recv() {
+                Ok(block) => {
+                    let used = std::mem::replace(&mut self.current, block?);
+                    let _ = self.empty.send(used);
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn unpack_entries(
+    blocks: BlockReader,
+    dest: &Path,
+    name: &str,
+    reporter: &dyn Reporter,
+) -> Result<u64, Error> {
+    let read_err = |source| Error::Read {
+        archive: name.to_string(),
+        source,
+    };
+    let mut archive = tar::Archive::new(blocks);
     let root = canonical_root(dest)?;
     let mut checked = Checked::default();
+    let mut buffer = vec![0; BLOCK];
     let mut count = 0u64;
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
@@ -137,7 +223,7 @@ pub fn unpack_tar<R: Read>(
                 fs_err::hard_link(&source, &target).map_err(write_err)?;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                entry.unpack(&target).map_err(write_err)?;
+                write_file(&mut entry, &target, &mut buffer).map_err(write_err)?;
             }
             _ => return Err(unsafe_entry(&raw, "a device, fifo or other special file")),
         }
@@ -228,6 +314,59 @@ pub fn unpack_zip(path: &Path, dest: &Path, reporter: &dyn Reporter) -> Result<u
         total: Some(total),
     });
     Ok(total)
+}
+
+/// Write a regular file entry with large writes, its mode (no setuid/setgid) and mtime.
+/// It is created anew (`O_EXCL`), so it is never written through a link already there.
+fn write_file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    target: &Path,
+    buffer: &mut [u8],
+) -> std::io::Result<()> {
+    let header = entry.header();
+    let mode = header.mode().unwrap_or(0o644) & 0o777;
+    let mtime = header.mtime().ok();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    let mut file = match options.open(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            remove_existing(target);
+            options.open(target)?
+        }
+        other => other?,
+    };
+    loop {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match entry.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        std::io::Write::write_all(&mut file, &buffer[..filled])?;
+    }
+    // The umask applied at creation; the archive's mode wins.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    if let Some(mtime) = mtime {
+        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+        file.set_times(
+            std::fs::FileTimes::new()
+                .set_accessed(when)
+                .set_modified(when),
+        )?;
+    }
+    Ok(())
 }
 
 fn unsafe_entry(raw: &Path, reason: &'static str) -> Error {
@@ -447,6 +586,87 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o111, 0o111);
         }
+    }
+
+    #[test]
+    fn files_larger_than_a_block_keep_content_mode_and_mtime() {
+        // Pseudo-random bytes, so gzip cannot shrink them to one block of output.
+        let big: Vec<u8> = (0..(BLOCK * 2 + 12345) as u64)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let data = tar_with(|b| {
+            let mut h = file_header(big.len() as u64);
+            h.set_mode(0o640);
+            h.set_mtime(1_000_000_000);
+            b.append_data(&mut h, "python/lib/big.bin", &big[..])
+                .unwrap();
+            let mut small = file_header(3);
+            small.set_mtime(1_234_567_890);
+            b.append_data(&mut small, "python/lib/small.py", &b"x=1"[..])
+                .unwrap();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let n = unpack_tar(&gz(&data)[..], Format::TarGz, dir.path(), "t", &NoReporter).unwrap();
+        assert_eq!(n, 2);
+        assert!(std::fs::read(dir.path().join("lib/big.bin")).unwrap() == big);
+        let meta = std::fs::metadata(dir.path().join("lib/small.py")).unwrap();
+        let mtime = meta
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH);
+        assert_eq!(mtime.unwrap().as_secs(), 1_234_567_890);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let big_meta = std::fs::metadata(dir.path().join("lib/big.bin")).unwrap();
+            assert_eq!(big_meta.permissions().mode() & 0o7777, 0o640);
+        }
+    }
+
+    #[test]
+    fn a_file_after_a_link_of_the_same_name_replaces_the_link() {
+        let outer = tempfile::tempdir().unwrap();
+        let dest = outer.path().join("d");
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(dest.join("victim"), b"keep").unwrap();
+        let data = tar_with(|b| {
+            let mut l = tar::Header::new_gnu();
+            l.set_entry_type(tar::EntryType::Symlink);
+            l.set_size(0);
+            b.append_link(&mut l, "python/f", "victim").unwrap();
+            let mut h = file_header(3);
+            b.append_data(&mut h, "python/f", &b"new"[..]).unwrap();
+        });
+        unpack_tar(&gz(&data)[..], Format::TarGz, &dest, "t", &NoReporter).unwrap();
+        assert_eq!(std::fs::read(dest.join("victim")).unwrap(), b"keep");
+        assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"new");
+        assert!(
+            !std::fs::symlink_metadata(dest.join("f"))
+                .unwrap()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn a_corrupt_stream_is_an_error_naming_the_archive() {
+        let data = tar_with(|b| {
+            let mut h = file_header(BLOCK as u64);
+            b.append_data(&mut h, "python/x", &vec![7u8; BLOCK][..])
+                .unwrap();
+        });
+        let mut gz = gz(&data);
+        let cut = gz.len() / 2;
+        gz.truncate(cut);
+        let dir = tempfile::tempdir().unwrap();
+        let err = unpack_tar(
+            &gz[..],
+            Format::TarGz,
+            dir.path(),
+            "cut.tar.gz",
+            &NoReporter,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("cut.tar.gz"), "{err}");
     }
 
     #[test]
