@@ -315,3 +315,40 @@ async fn one_pipe_connection_serves_many_concurrent_and_cancelled_calls() {
     assert_eq!(client.eval("7").await.unwrap(), PyValue::Json(json!(7)));
     supervisor.stop(&id).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_waits_for_another_operation_on_its_environment() {
+    let home = Home::new();
+    let supervisor = Supervisor::new(home.paths.clone());
+    let env = home.plain_env("busy");
+    // What `venv install`/`venv delete` hold while they work on the environment.
+    let lock_path = home.paths.locks().join("venv-busy.lock");
+    let held = beep_host::lock::LockFile::acquire(&lock_path).unwrap();
+
+    let mut spec = BackendSpec::new(env.clone(), Transport::Pipe);
+    spec.ready_timeout = Duration::from_millis(300);
+    let err = supervisor.start(spec).await.unwrap_err().to_string();
+    assert!(err.contains("environment `busy`"), "{err}");
+    assert!(err.contains("did not finish in time"), "{err}");
+    assert!(supervisor.list().is_empty());
+
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        drop(held);
+    });
+    let t0 = Instant::now();
+    let id = supervisor
+        .start(BackendSpec::new(env, Transport::Pipe))
+        .await
+        .unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        t0.elapsed()
+    );
+    release.join().unwrap();
+    // Once ready and recorded the lock is free again: a delete could now see the backend.
+    let again = beep_host::lock::LockFile::try_acquire(&lock_path, "test").unwrap();
+    drop(again);
+    supervisor.stop(&id).await.unwrap();
+}

@@ -93,7 +93,7 @@ impl From<beep_host::backend::Error> for AppError {
         use beep_host::backend::Error as E;
         let code = match &e {
             E::NotFound { .. } | E::EnvironmentMissing { .. } => ErrorCode::NotFound,
-            E::NotReady { .. } | E::IdTaken { .. } => ErrorCode::Busy,
+            E::NotReady { .. } | E::IdTaken { .. } | E::EnvironmentBusy { .. } => ErrorCode::Busy,
             E::GrpcMissing { .. } => ErrorCode::Invalid,
             _ => ErrorCode::Failed,
         };

@@ -56,6 +56,14 @@ pub enum Error {
     SocketPathTooLong { path: PathBuf },
     #[error("Failed to start backend `{id}`: the id is taken")]
     IdTaken { id: BackendId },
+    #[error(
+        "Failed to start a backend in environment `{env}`: another operation on it (create, package install or delete) did not finish in time"
+    )]
+    EnvironmentBusy {
+        env: String,
+        #[source]
+        source: crate::lock::Error,
+    },
     #[error("Failed to spawn `{}`", program.display())]
     Spawn {
         program: PathBuf,

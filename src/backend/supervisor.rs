@@ -18,6 +18,7 @@ use super::spec::{BackendId, BackendSpec, Transport};
 use super::stats::StatsSampler;
 use super::status::{BackendEvent, BackendState, BackendStatus, LogLine, ProcessStats};
 use crate::Paths;
+use crate::lock::LockFile;
 use crate::venv::EnvName;
 
 /// Longest Unix socket path (`sun_path` is 108 bytes on Linux, 104 on macOS).
@@ -96,6 +97,9 @@ impl Supervisor {
     #[tracing::instrument(skip_all, fields(env = %spec.env, transport = %spec.transport))]
     pub async fn start(&self, spec: BackendSpec) -> Result<BackendId, Error> {
         let paths = &self.inner.paths;
+        // Held until the backend is ready and recorded, so that a delete of the environment
+        // (which takes the same lock, then looks for backends) never races a start.
+        let _env_lock = self.env_lock(&spec).await?;
         let env_dir = paths.env_dir(&spec.env);
         let python = process::interpreter(&env_dir);
         if !python.exists() {
@@ -191,6 +195,31 @@ impl Supervisor {
         tokio::spawn(instance::supervise(backend, launched, requests));
         self.ensure_sampling();
         Ok(id)
+    }
+
+    /// The environment's lock, waiting at most the ready timeout for another operation.
+    async fn env_lock(&self, spec: &BackendSpec) -> Result<LockFile, Error> {
+        let path = crate::venv::lock_path(&self.inner.paths, spec.env.as_str());
+        let busy = |source| Error::EnvironmentBusy {
+            env: spec.env.to_string(),
+            source,
+        };
+        let what = format!("environment `{}`", spec.env);
+        match LockFile::try_acquire(&path, &what) {
+            Ok(lock) => return Ok(lock),
+            Err(crate::lock::Error::Busy { .. }) => {}
+            Err(e) => return Err(busy(e)),
+        }
+        let wait_path = path.clone();
+        let waiting = tokio::task::spawn_blocking(move || LockFile::acquire(&wait_path));
+        match tokio::time::timeout(spec.ready_timeout, waiting).await {
+            Ok(Ok(lock)) => lock.map_err(busy),
+            Ok(Err(join)) => Err(busy(crate::lock::Error::Take {
+                path,
+                source: std::io::Error::other(join),
+            })),
+            Err(_) => Err(busy(crate::lock::Error::Busy { what, path })),
+        }
     }
 
     /// An `rpc` start that failed because grpc is missing gets the advice.

@@ -121,7 +121,9 @@ impl From<backend::Error> for ApiError {
         let code = match &e {
             E::EnvironmentMissing { .. } => ErrorCode::NotFound,
             E::NotFound { .. } => ErrorCode::NotFound,
-            E::IdTaken { .. } | E::NotReady { .. } => ErrorCode::Conflict,
+            E::IdTaken { .. } | E::NotReady { .. } | E::EnvironmentBusy { .. } => {
+                ErrorCode::Conflict
+            }
             E::CurrentExe { .. } | E::CreateDir { .. } | E::Record(_) => ErrorCode::Internal,
             _ => ErrorCode::Failed,
         };

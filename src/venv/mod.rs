@@ -281,6 +281,14 @@ impl Environments {
                 name: name.to_string(),
             });
         }
+        // Under the lock: a backend start holds it until its backend is recorded.
+        let _lock = self.lock(name, reporter).await?;
+        if std::fs::symlink_metadata(&dir).is_err() {
+            // Another delete won the race while we waited.
+            return Err(Error::NotFound {
+                name: name.to_string(),
+            });
+        }
         let running = backends.running_in(name);
         if !running.is_empty() {
             if !options.force {
@@ -300,13 +308,6 @@ impl Environments {
                     name: name.to_string(),
                     source,
                 })?;
-        }
-        let _lock = self.lock(name, reporter).await?;
-        if std::fs::symlink_metadata(&dir).is_err() {
-            // Another delete won the race while we waited.
-            return Err(Error::NotFound {
-                name: name.to_string(),
-            });
         }
         self.delete_locked(name)?;
         self.sweep_trash();
@@ -514,7 +515,7 @@ impl Environments {
     }
 
     fn lock_path(&self, name: &str) -> PathBuf {
-        self.paths.locks().join(format!("venv-{name}.lock"))
+        lock_path(&self.paths, name)
     }
 
     /// Take the environment's lock, waiting (and saying so) while another process holds it.
@@ -545,6 +546,11 @@ impl Environments {
             Err(e) => Err(lock_error(e)),
         }
     }
+}
+
+/// The lock file every operation on environment `name` takes (backend starts too).
+pub(crate) fn lock_path(paths: &Paths, name: &str) -> PathBuf {
+    paths.locks().join(format!("venv-{name}.lock"))
 }
 
 /// Refuse option-like requirements (no `--index-url` smuggled in) and missing files,
