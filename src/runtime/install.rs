@@ -246,13 +246,13 @@ async fn fetch_and_unpack(
             let progress = Forward::new();
             let sender = progress.sender.clone();
             let unpack = tokio::task::spawn_blocking(move || {
-                let file =
-                    std::io::BufReader::new(fs_err::File::open(&archive).map_err(|source| {
-                        extract::Error::Read {
-                            archive: name.clone(),
-                            source,
-                        }
-                    })?);
+                let file = std::io::BufReader::with_capacity(
+                    1 << 18,
+                    fs_err::File::open(&archive).map_err(|source| extract::Error::Read {
+                        archive: name.clone(),
+                        source,
+                    })?,
+                );
                 extract::unpack_tar(file, format, &dest, &name, &sender)
             });
             progress
@@ -331,6 +331,16 @@ impl ChannelReader {
 
 impl std::io::Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = std::io::BufRead::fill_buf(self)?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        std::io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl std::io::BufRead for ChannelReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.current.is_empty() {
             match self.rx.blocking_recv() {
                 Some(Chunk::Data(data)) => self.current = data,
@@ -339,12 +349,15 @@ impl std::io::Read for ChannelReader {
                         "the download restarted from the beginning",
                     ));
                 }
-                None => return Ok(0),
+                None => break,
             }
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
+        Ok(&self.current)
+    }
+
+    fn consume(&mut self, amount: usize) {
+        let amount = amount.min(self.current.len());
+        bytes::Buf::advance(&mut self.current, amount);
     }
 }
 
