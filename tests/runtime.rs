@@ -96,6 +96,25 @@ fn installs_from_local_mirror_and_runs_from_its_new_place() {
         home_real.display()
     );
     assert!(Path::new(&prefix).join("beep-runtime.json").is_file());
+    // The build-time configuration (prefix `/install`, the build machine's tools) now names
+    // the runtime's own place and ordinary tools, so C extensions can build against it.
+    let config = Command::new(python)
+        .args([
+            "-c",
+            "import sysconfig as s, json; print(json.dumps([s.get_config_var(v) for v in \
+             ('INCLUDEPY', 'LIBDIR', 'CC', 'AR')]))",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&config);
+    let config: Vec<String> = serde_json::from_slice(&config.stdout).unwrap();
+    let root = runtime["path"].as_str().unwrap();
+    assert!(config[0].starts_with(root), "{config:?} {root}");
+    assert!(config[1].starts_with(root), "{config:?} {root}");
+    assert!(config[2].starts_with("cc"), "{config:?}");
+    assert_eq!(config[3], "ar");
+    let pc = std::fs::read_to_string(Path::new(root).join("lib/pkgconfig/python-3.11.pc"));
+    assert!(pc.unwrap().starts_with(&format!("prefix={root}\n")));
     // Exactly one plain GET, to the mirror, at the catalog's path.
     let seen = server.requests();
     assert_eq!(seen.len(), 1, "{seen:?}");

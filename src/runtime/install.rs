@@ -162,6 +162,8 @@ pub async fn install_entry(
             ),
         });
     }
+    let patched = super::sysconfig::patch(temp.path(), &final_dir)?;
+    tracing::debug!(?patched, "build-time configuration points at the runtime");
     let metadata = RuntimeMetadata {
         key: key.clone(),
         version: entry.version.clone(),

@@ -10,6 +10,7 @@ pub mod download;
 pub mod extract;
 pub mod install;
 pub mod platform;
+pub mod sysconfig;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -25,7 +26,16 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-SKIP_DIRS = {"test", "tests", "idle_test", "__pycache__", "idlelib", "tkinter", "turtledemo", "ensurepip"}
+SKIP_DIRS = {
+    "test",
+    "tests",
+    "idle_test",
+    "__pycache__",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "ensurepip",
+}
 
 
 def probe(python: str) -> dict:
@@ -56,7 +66,9 @@ def copy_prefix(src: Path, dst: Path, minor: str) -> None:
     stdlib = f"python{minor}"
 
     def ignore(directory: str, names: list[str]) -> set[str]:
-        skipped = {n for n in names if n in SKIP_DIRS or n.endswith(".a") or n.endswith(".pyc")}
+        skipped = {
+            n for n in names if n in SKIP_DIRS or n.endswith(".a") or n.endswith(".pyc")
+        }
         if Path(directory).name == "site-packages":
             skipped |= {n for n in names if n != "README.txt"}
         if Path(directory).name == stdlib:
@@ -73,9 +85,32 @@ def patch_runpaths(root: Path, minor: str) -> None:
         if not lib.is_symlink():
             subprocess.check_call(["patchelf", "--set-rpath", "$ORIGIN", str(lib)])
     for so in (root / "lib" / f"python{minor}" / "lib-dynload").glob("*.so"):
-        out = subprocess.run(["patchelf", "--print-rpath", str(so)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["patchelf", "--print-rpath", str(so)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         if out.stdout.strip():
             subprocess.check_call(["patchelf", "--remove-rpath", str(so)])
+
+
+def pbs_build_config(root: Path, old_prefix: str, minor: str) -> None:
+    """Record the build-time configuration the way python-build-standalone does: prefix
+    `/install`, `ar` and `clang` of the build machine, and a pkg-config file."""
+    for data in (root / "lib" / f"python{minor}").glob("_sysconfigdata_*.py"):
+        text = data.read_text()
+        text = text.replace(f"'{old_prefix}'", "'/install'").replace(
+            f"{old_prefix}/", "/install/"
+        )
+        text = re.sub(r"'CC': '[^ ']+", "'CC': 'clang", text)
+        text = re.sub(r"'AR': '[^']*'", "'AR': '/tools/llvm/bin/llvm-ar'", text)
+        data.write_text(text)
+    pkgconfig = root / "lib" / "pkgconfig"
+    pkgconfig.mkdir(exist_ok=True)
+    (pkgconfig / f"python-{minor}.pc").write_text(
+        f"prefix=/install\nlibdir=${{prefix}}/lib\nName: Python\nVersion: {minor}\n"
+    )
 
 
 def sha256(path: Path) -> str:
@@ -123,6 +158,7 @@ def main() -> int:
         root = staging / "python"
         copy_prefix(Path(info["prefix"]), root, minor)
         patch_runpaths(root, minor)
+        pbs_build_config(root, info["prefix"], minor)
         archives = {}
         tar_path = args.out / f"{stem}.tar.gz"
         with tarfile.open(tar_path, "w:gz", compresslevel=6) as tf:
@@ -130,8 +166,21 @@ def main() -> int:
         zip_path = args.out / f"{stem}.zip"
         write_zip(staging, zip_path)
         for kind, path in (("tar.gz", tar_path), ("zip", zip_path)):
-            archives[kind] = {"name": path.name, "path": str(path), "sha256": sha256(path)}
-    print(json.dumps({"version": version, "triple": triple, "build": args.build, "archives": archives}))
+            archives[kind] = {
+                "name": path.name,
+                "path": str(path),
+                "sha256": sha256(path),
+            }
+    print(
+        json.dumps(
+            {
+                "version": version,
+                "triple": triple,
+                "build": args.build,
+                "archives": archives,
+            }
+        )
+    )
     return 0
 
 
