@@ -80,10 +80,7 @@ pub fn unpack_tar<R: BufRead + Send>(
     name: &str,
     reporter: &dyn Reporter,
 ) -> Result<u64, Error> {
-    let read_err = |source| Error::Read {
-        archive: name.to_string(),
-        source,
-    };
+    let read_err = read_error(name);
     let mut decoder: Box<dyn Read + Send> = match format {
         Format::TarGz => Box::new(GzipBody::new(reader)),
         Format::TarZst => {
@@ -114,18 +111,13 @@ fn decompress(
     loop {
         let mut block = empty.try_recv().unwrap_or_else(|_| vec![0; BLOCK]);
         block.resize(BLOCK, 0);
-        let mut filled = 0;
-        while filled < BLOCK {
-            match decoder.read(&mut block[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = full.send(Err(e));
-                    return;
-                }
+        let filled = match fill(decoder, &mut block) {
+            Ok(filled) => filled,
+            Err(e) => {
+                let _ = full.send(Err(e));
+                return;
             }
-        }
+        };
         if filled == 0 {
             return;
         }
@@ -222,6 +214,20 @@ impl<R: BufRead> Read for GzipBody<R> {
     }
 }
 
+/// Read until `buf` is full or the reader ends; how much was read.
+fn fill(reader: &mut (impl Read + ?Sized), buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// Reads the blocks [`decompress`] sends, handing each back for reuse once consumed.
 struct BlockReader {
     full: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
@@ -249,16 +255,20 @@ impl Read for BlockReader {
     }
 }
 
+fn read_error(archive: &str) -> impl Fn(std::io::Error) -> Error + Copy + '_ {
+    move |source| Error::Read {
+        archive: archive.to_string(),
+        source,
+    }
+}
+
 fn unpack_entries(
     blocks: BlockReader,
     dest: &Path,
     name: &str,
     reporter: &dyn Reporter,
 ) -> Result<u64, Error> {
-    let read_err = |source| Error::Read {
-        archive: name.to_string(),
-        source,
-    };
+    let read_err = read_error(name);
     let mut archive = tar::Archive::new(blocks);
     let root = canonical_root(dest)?;
     let mut checked = Checked::default();
@@ -426,15 +436,7 @@ fn write_file<R: Read>(
         other => other?,
     };
     loop {
-        let mut filled = 0;
-        while filled < buffer.len() {
-            match entry.read(&mut buffer[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = fill(entry, buffer)?;
         if filled == 0 {
             break;
         }
