@@ -4,7 +4,7 @@ The main thread runs a selector loop over the listening socket and every connect
 runs each request inline, so a call costs one thread wake-up, like a plain threaded echo
 server (a hand-off from a reader thread to the main thread costs 2-3 more under load).
 
-While a call runs longer than `LONG_CALL` (50 ms), a watcher thread takes over the
+Once a call has run 25-50 ms (`LONG_CALL`, see the dispatcher), a watcher thread takes over the
 selector: it accepts, authenticates, answers `info`/`interrupt`/`shutdown` at once and
 queues other requests, which the main thread runs, in order, when the call ends. All
 requests are queued in one FIFO, so the answers of one connection keep their order.
@@ -15,7 +15,8 @@ listening socket and the wake pipe; when either is ready it makes the connection
 non-blocking and sends SIGALRM to the main thread, so the `recv` returns (EAGAIN after the
 EINTR retry, or the data that came meanwhile: nothing is lost) and the main loop polls again.
 The fd is made non-blocking only while the main thread is inside that `recv` (checked under
-a lock), so answers are never sent on a non-blocking socket.
+a lock), so answers are never sent on a non-blocking socket. A call that arrives there as one
+whole frame runs at once, without a trip through the queue.
 """
 
 import collections
@@ -50,6 +51,7 @@ class PipeServer:
                 "the pipe transport is not implemented on Windows yet; use --transport http or grpc",
             )
         self.dispatcher = dispatcher
+        self.calls = dispatcher.operations.table  # op -> function, for the ops that run user code
         self.token = token
         self.max_frame = max_frame
         self.path = path
@@ -107,6 +109,7 @@ class PipeServer:
         self._sentinel_poller.register(sock.fileno(), select.POLLIN)
         self._sentinel_poller.register(self._wake_r, select.POLLIN)
         self.dispatcher.on_exit.append(self.cleanup)
+        self.dispatcher.on_long = self._start_watching
         self.dispatcher.wakers.append(self._wake)
         threading.Thread(target=self._watch_loop, name="pipe-watcher", daemon=True).start()
         if hasattr(signal, "pthread_kill") and hasattr(signal, "SIGALRM"):
@@ -160,7 +163,7 @@ class PipeServer:
     def serve(self):
         """The main loop: run queued requests, then wait for sockets; until `stop`."""
         dispatcher = self.dispatcher
-        table = dispatcher.operations.table
+        calls = self.calls
         pending = self.pending
         poll = self.poller.poll
         ready = self._ready
@@ -168,10 +171,7 @@ class PipeServer:
             while True:
                 while pending and not dispatcher.stopping:
                     conn, req = pending.popleft()
-                    status, body = dispatcher.run_call(table[req["op"]], req, self._start_watching)
-                    conn.reply(req.get("id"), status, body)
-                    if self._watching:
-                        self._stop_watching()
+                    self.run(conn, calls[req["op"]], req)
                 if dispatcher.stopping:
                     return
                 conn = self._only
@@ -182,6 +182,13 @@ class PipeServer:
                         ready(fd)
         except KeyboardInterrupt:
             log("SIGINT while idle")
+
+    def run(self, conn, fn, req):
+        """Run one call on the main thread and answer it."""
+        status, body = self.dispatcher.run_call(fn, req)
+        conn.reply(req.get("id"), status, body)
+        if self._watching:
+            self._stop_watching()
 
     def _read_only(self, conn):
         """Block in `recv` on the only connection until it sends or the sentinel breaks in."""
@@ -208,7 +215,7 @@ class PipeServer:
                 except OSError:
                     pass
         if chunk is not None:
-            conn.feed(chunk)
+            conn.feed(chunk, inline=True)
         else:  # the sentinel broke in: let the poll loop run once
             for fd, _ in self.poller.poll(0):
                 self._ready(fd)
@@ -233,7 +240,7 @@ class PipeServer:
                         pass
 
     def _start_watching(self):
-        """Called from the SIGALRM handler once a call has run LONG_CALL seconds."""
+        """Called from the SIGALRM handler once a call has run 25-50 ms (`Dispatcher.on_long`)."""
         self._watching = True
         self._arm.release()
 
@@ -297,12 +304,10 @@ class Connection:
         self.closed = False
 
     def reply(self, rid, status, body):
-        answer = {"id": rid if type(rid) in (int, str) else None}
-        answer.update(body)
-        data = wire.dumps(answer)
+        data = wire.frame(rid, body)
         try:
             with self.lock:
-                self.sock.sendall(len(data).to_bytes(4, "big") + data)
+                self.sock.sendall(data)
         except OSError:
             pass  # the client went away; its connection is closed on the next read
 
@@ -325,7 +330,8 @@ class Connection:
             chunk = b""
         self.feed(chunk)
 
-    def feed(self, chunk):
+    def feed(self, chunk, inline=False):
+        """Handle the frames in `chunk`; `inline`: see `handle` (only for a chunk of one frame)."""
         if not chunk:
             if self.buf:
                 log("pipe: connection closed inside a frame")
@@ -335,7 +341,7 @@ class Connection:
         if not buf and self.authed:  # fast path: the chunk is exactly one whole frame
             size = int.from_bytes(chunk[:4], "big")
             if len(chunk) == 4 + size and size <= self.server.max_frame:
-                self.handle(chunk[4:])
+                self.handle(chunk[4:], inline)
                 return
         buf += chunk
         while len(buf) >= 4 and not self.closed:
@@ -359,7 +365,12 @@ class Connection:
             else:
                 self.authenticate(frame)
 
-    def handle(self, frame):
+    def handle(self, frame, inline=False):
+        """Answer or queue one request.
+
+        `inline` (main thread, nothing queued: the lone-connection loop) runs a call right here
+        instead of queueing it for `serve`, which saves the queue round trip on every call.
+        """
         try:
             req = wire.loads(frame)
         except ValueError as exc:
@@ -367,8 +378,13 @@ class Connection:
             self.reply(None, 400, wire.error("BadRequest", str(exc)))
             return
         op = req.get("op")
-        if op in self.server.dispatcher.operations.table:
-            self.server.pending.append((self, req))
+        server = self.server
+        fn = server.calls.get(op) if type(op) is str else None
+        if fn is not None:
+            if inline and not server.dispatcher.stopping:
+                server.run(self, fn, req)
+            else:
+                server.pending.append((self, req))
         elif op == "auth":
             self.reply(req.get("id"), 200, {"value": True})
         else:
