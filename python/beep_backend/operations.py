@@ -317,8 +317,15 @@ class Operations:
 
     def op_eval(self, req):
         session = self.session(req)
-        expr = _required_str(req, "expr")
-        return 200, {"value": self.encode(session, eval(self.compiled(expr, "eval"), session.namespace))}
+        expr = req.get("expr")
+        if type(expr) is not str:
+            expr = _required_str(req, "expr")  # raises
+        code = self._code_cache.get((expr, "eval")) or self.compiled(expr, "eval")
+        value = eval(code, session.namespace)
+        t = type(value)
+        if t is int or t is str or t is bool or value is None:  # JSON as it is (see `plain`)
+            return 200, {"value": value}
+        return 200, {"value": self.encode(session, value)}
 
     def op_import(self, req):
         session = self.session(req)
