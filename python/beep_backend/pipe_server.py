@@ -176,7 +176,7 @@ class PipeServer:
                     return
                 conn = self._only
                 if conn is not None and self._sentinel_arm is not None and not self._watching:
-                    self._read_only(conn)
+                    self._serve_only(conn)
                 else:
                     for fd, _ in poll():
                         ready(fd)
@@ -190,35 +190,73 @@ class PipeServer:
         if self._watching:
             self._stop_watching()
 
-    def _read_only(self, conn):
-        """Block in `recv` on the only connection until it sends or the sentinel breaks in."""
+    def _serve_only(self, conn):
+        """Serve the only connection: block in `recv` on it and run each call right here.
+
+        Returns to `serve` when the sentinel broke in (a new client, a wake-up), when calls
+        were queued meanwhile, or when the connection is no longer the only one.
+        """
         if not self._sentinel_armed:
             self._sentinel_armed = True
             self._sentinel_arm.release()
-        chunk = None
-        self._blocking = True
-        try:
-            if not self._break:
-                chunk = conn.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            chunk = b""
-        finally:
-            with self._block_lock:
-                self._blocking = False
-            if self._break:
-                self._break = False
-                self._sentinel_armed = False
+        dispatcher = self.dispatcher
+        run_call = dispatcher.run_call
+        calls = self.calls
+        loads = wire.loads
+        recv = conn.sock.recv
+        block_lock = self._block_lock
+        limit = 4 + self.max_frame
+        while True:
+            chunk = None
+            self._blocking = True
+            try:
+                if not self._break:
+                    chunk = recv(65536)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                chunk = b""
+            finally:
+                with block_lock:
+                    self._blocking = False
+                if self._break:
+                    self._break = False
+                    self._sentinel_armed = False
+                    try:
+                        os.set_blocking(conn.sock.fileno(), True)
+                    except OSError:
+                        pass
+            if chunk is None:  # the sentinel broke in: let the poll loop run once
+                for fd, _ in self.poller.poll(0):
+                    self._ready(fd)
+                return
+            # The common case, inline: one whole frame holding a call.
+            size = len(chunk)
+            req = fn = None
+            if (
+                4 < size <= limit
+                and conn.authed
+                and not conn.buf
+                and int.from_bytes(chunk[:4], "big") == size - 4
+            ):
                 try:
-                    os.set_blocking(conn.sock.fileno(), True)
-                except OSError:
-                    pass
-        if chunk is not None:
-            conn.feed(chunk, inline=True)
-        else:  # the sentinel broke in: let the poll loop run once
-            for fd, _ in self.poller.poll(0):
-                self._ready(fd)
+                    req = loads(chunk[4:])
+                except ValueError:
+                    pass  # `feed` answers it
+                else:
+                    op = req.get("op")
+                    fn = calls.get(op) if type(op) is str else None
+            if fn is not None and not dispatcher.stopping:
+                status, body = run_call(fn, req)
+                conn.reply(req.get("id"), status, body)
+                if self._watching:
+                    self._stop_watching()
+            elif req is not None:
+                conn.dispatch(req)
+            else:
+                conn.feed(chunk)
+            if self.pending or self._only is not conn or not self._sentinel_armed or dispatcher.stopping:
+                return
 
     def _sentinel_loop(self):
         """While the main thread blocks on its only connection, watch the listener and wake pipe."""
@@ -330,8 +368,8 @@ class Connection:
             chunk = b""
         self.feed(chunk)
 
-    def feed(self, chunk, inline=False):
-        """Handle the frames in `chunk`; `inline`: see `handle` (only for a chunk of one frame)."""
+    def feed(self, chunk):
+        """Handle the frames in `chunk`; an empty chunk is the end of the stream."""
         if not chunk:
             if self.buf:
                 log("pipe: connection closed inside a frame")
@@ -341,7 +379,7 @@ class Connection:
         if not buf and self.authed:  # fast path: the chunk is exactly one whole frame
             size = int.from_bytes(chunk[:4], "big")
             if len(chunk) == 4 + size and size <= self.server.max_frame:
-                self.handle(chunk[4:], inline)
+                self.handle(chunk[4:])
                 return
         buf += chunk
         while len(buf) >= 4 and not self.closed:
@@ -365,26 +403,21 @@ class Connection:
             else:
                 self.authenticate(frame)
 
-    def handle(self, frame, inline=False):
-        """Answer or queue one request.
-
-        `inline` (main thread, nothing queued: the lone-connection loop) runs a call right here
-        instead of queueing it for `serve`, which saves the queue round trip on every call.
-        """
+    def handle(self, frame):
         try:
             req = wire.loads(frame)
         except ValueError as exc:
             log("pipe: unparseable frame: %s" % exc)
             self.reply(None, 400, wire.error("BadRequest", str(exc)))
             return
+        self.dispatch(req)
+
+    def dispatch(self, req):
+        """Queue a call for the main thread; answer anything else at once."""
         op = req.get("op")
         server = self.server
-        fn = server.calls.get(op) if type(op) is str else None
-        if fn is not None:
-            if inline and not server.dispatcher.stopping:
-                server.run(self, fn, req)
-            else:
-                server.pending.append((self, req))
+        if type(op) is str and op in server.calls:
+            server.pending.append((self, req))
         elif op == "auth":
             self.reply(req.get("id"), 200, {"value": True})
         else:
