@@ -142,7 +142,13 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        #[cfg(unix)]
+        // SAFETY: plain kill(2).
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM)
+        };
+        #[cfg(not(unix))]
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -213,7 +219,7 @@ async fn every_http_route_works_on_real_environments() {
         .await;
     assert_eq!(status, 201, "{backend}");
     assert_eq!(backend["state"], "ready");
-    let pid = backend["pid"].as_u64().unwrap() as i32;
+    let pid = backend["pid"].as_u64().unwrap() as u32;
     let id = backend["id"].as_str().unwrap().to_string();
     let (_, backends) = served.get("/backends").await;
     assert!(
@@ -231,10 +237,7 @@ async fn every_http_route_works_on_real_environments() {
     assert!(envs.join("api1").is_dir());
     let (status, stopped) = served.delete(&format!("/backends/{id}")).await;
     assert_eq!(status, 200, "{stopped}");
-    assert!(
-        unsafe { libc::kill(pid, 0) } != 0,
-        "backend process still alive"
-    );
+    assert!(!process_exists(pid), "backend process still alive");
     let (status, _) = served.delete(&format!("/backends/{id}")).await;
     assert_eq!(status, 404);
 
@@ -411,7 +414,7 @@ async fn every_grpc_call_works_and_needs_the_token() {
         }))
         .await
         .unwrap();
-    assert!(unsafe { libc::kill(started.pid as i32, 0) } != 0);
+    assert!(!process_exists(started.pid));
 
     let bad = venvs
         .get_environment(served.auth(proto::GetEnvRequest {
@@ -692,4 +695,19 @@ async fn python_in_a_backend_manages_environments_through_the_host() {
         .unwrap();
     assert_eq!(traversal.status(), 400);
     assert!(served.home.envs().join("pyhost").is_dir());
+}
+
+/// Does a process with this pid exist (zombies included)?
+fn process_exists(pid: u32) -> bool {
+    #[cfg(unix)]
+    // SAFETY: kill(2) with signal 0 only checks.
+    let exists = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+    #[cfg(not(unix))]
+    let exists = {
+        let pid = sysinfo::Pid::from_u32(pid);
+        let mut system = sysinfo::System::new();
+        system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), false);
+        system.process(pid).is_some()
+    };
+    exists
 }

@@ -10,7 +10,6 @@ use http::{Behaviour, FileServer};
 use pbs::{Home, fixture, text};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 /// A mirror serving the fixture's archives, and a home whose catalog names `name` with `sha`.
 fn setup(
@@ -389,7 +388,10 @@ fn config_fails_on_an_unreadable_catalog() {
 }
 
 #[test]
+#[cfg(unix)] // SIGINT to a child process
 fn cancel_with_ctrl_c_removes_temp_files() {
+    use std::time::{Duration, Instant};
+
     let fx = fixture();
     let behaviour = Behaviour {
         stall_after: Some(1_000_000),

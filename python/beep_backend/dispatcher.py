@@ -26,7 +26,8 @@ from _queue import SimpleQueue  # not `queue`: it imports heapq, collections, ..
 from .operations import CallTimeout, Operations, bad_request, error_body
 
 _STOP = object()
-LONG_CALL = 0.05  # seconds before the pipe transport's watcher takes over its sockets
+LONG_CALL = 0.05  # seconds (at most) before the pipe transport's watcher takes over its sockets
+_TICK = LONG_CALL / 2
 _HAS_ITIMER = hasattr(signal, "setitimer")
 
 
@@ -56,7 +57,9 @@ class Dispatcher:
 
     def submit(self, req, reply):
         op = req.get("op")
-        if op in self.operations.table:
+        if type(op) is not str:
+            reply(*bad_request_body("missing or non-string field `op`"))
+        elif op in self.operations.table:
             self.queue.put((self.operations.table[op], req, reply))
         elif op == "info":
             reply(200, {"value": self.info_value()})
@@ -65,7 +68,7 @@ class Dispatcher:
         elif op == "shutdown":
             reply(200, {"value": True})
             self.stop("shutdown requested")
-        elif type(op) is str:
+        else:
             reply(
                 404,
                 {
@@ -76,8 +79,6 @@ class Dispatcher:
                     }
                 },
             )
-        else:
-            reply(*bad_request_body("missing or non-string field `op`"))
 
     def is_known(self, op):
         return op in self.operations.table or op in ("info", "interrupt", "shutdown")
@@ -194,15 +195,34 @@ class Dispatcher:
         except KeyboardInterrupt:
             log("SIGINT while idle")
 
-    def run_call(self, fn, req, on_long=None):
+    def run_call(self, fn, req):
         """Run one operation on the main thread; `(status, body)`, never raises.
 
-        `on_long`, if given, is called (on the main thread, from the SIGALRM handler) once the
-        call has run for LONG_CALL seconds: the pipe transport then lets a watcher thread
-        read its sockets, so `interrupt` can arrive while user code runs.
+        If `on_long` is set (the pipe transport), it is called (on the main thread, from the
+        SIGALRM handler) once the call has run for LONG_CALL / 2 to LONG_CALL seconds: the pipe
+        transport then lets a watcher thread read its sockets, so `interrupt` can arrive while
+        user code runs.
         """
         try:
-            return self._run_call(fn, req, on_long)
+            seq = self._seq + 1  # only the main thread writes it
+            self._seq = seq
+            try:
+                if "timeout" in req and fn.__name__ == "op_exec":
+                    self._arm_timeout(seq, req["timeout"])
+                elif not self._timer_due and self.on_long is not None and _HAS_ITIMER:
+                    # Start the tick that finds long calls (see `_on_alarm`). While calls keep
+                    # coming it stays armed, so back-to-back short calls make no syscall here.
+                    signal.setitimer(signal.ITIMER_REAL, _TICK)
+                    self._timer_due = time.monotonic() + _TICK
+                self._running = seq
+                try:
+                    return fn(req)
+                finally:
+                    self._running = 0
+                    if self._timer_seq or self._fallback is not None:
+                        self._disarm()
+            except BaseException as exc:
+                return error_body(exc)
         except BaseException as exc:
             # A signal that landed in our own bookkeeping (e.g. a second interrupt while the
             # call unwinds) may have cut a `finally` short: clean up again.
@@ -210,50 +230,26 @@ class Dispatcher:
             self._disarm()
             return error_body(exc)
 
-    def _run_call(self, fn, req, on_long):
-        self._seq += 1  # only the main thread writes it
-        seq = self._seq
-        timeout = req.get("timeout") if "timeout" in req and fn.__name__ == "op_exec" else None
-        try:
-            if timeout is not None:
-                if type(timeout) not in (int, float) or not timeout > 0:
-                    raise bad_request("`timeout` must be a positive number of seconds")
-                if not _HAS_ITIMER:
-                    self._fallback = self._fallback_timer(seq, timeout)
-            if _HAS_ITIMER and (timeout is not None or on_long is not None):
-                now = time.monotonic()
-                due = 0.0
-                if on_long is not None:
-                    due = self._long_at = now + LONG_CALL
-                    self._on_long = on_long
-                    self._long_seq = seq
-                if timeout is not None:
-                    self._timeout_at = now + timeout
-                    self._timeout_len = timeout
-                    self._timer_seq = seq
-                    if not due or self._timeout_at < due:
-                        due = self._timeout_at
-                # Lazy arming: a timer still pending from an earlier call fires first and the
-                # handler re-arms for this one, so back-to-back short calls make no syscall here.
-                if not (now - 1.0 < self._timer_due <= due):
-                    self._timer_due = due
-                    signal.setitimer(signal.ITIMER_REAL, max(due - now, 1e-6))
-            self._running = seq
-            try:
-                return fn(req)
-            finally:
-                self._running = 0
-                if self._long_seq:  # the pending timer may stay: it finds nothing to do
-                    self._long_seq = 0
-                    self._on_long = None
-                if self._timer_seq or self._fallback is not None:
-                    self._disarm()
-        except BaseException as exc:
-            return error_body(exc)
+    def _arm_timeout(self, seq, timeout):
+        """Arm the `exec` timeout of call `seq` (`timeout` as sent; checked here)."""
+        if type(timeout) not in (int, float) or not timeout > 0:
+            raise bad_request("`timeout` must be a positive number of seconds")
+        if not _HAS_ITIMER:
+            self._fallback = self._fallback_timer(seq, timeout)
+            return
+        now = time.monotonic()
+        self._timeout_at = now + timeout
+        self._timeout_len = timeout
+        self._timer_seq = seq
+        due = self._timeout_at
+        if self.on_long is not None and now + _TICK < due:
+            due = now + _TICK
+        # A pending timer that fires earlier is fine: the handler re-arms for what is left.
+        if not (now - 1.0 < self._timer_due <= due):
+            signal.setitimer(signal.ITIMER_REAL, max(due - now, 1e-6))
+            self._timer_due = due
 
     def _disarm(self):
-        self._long_seq = 0
-        self._on_long = None
         if self._timer_seq:
             self._timer_seq = 0
             self._timeout_at = 0.0
@@ -264,13 +260,14 @@ class Dispatcher:
             self._fallback = None
 
     _run = run_call
+    on_long = None  # set by the pipe transport, see `run_call`
     _timer_seq = 0  # the call an exec timeout is armed for
-    _long_seq = 0  # the call whose long-call hook (`on_long`) is pending
     _timer_due = 0.0  # when the pending ITIMER_REAL fires (monotonic), 0 if none
+    _long_seen = 0  # the call that was running at the last tick
+    _long_done = 0  # the call `on_long` was called for
     _fallback = None
-    _timeout_at = _long_at = 0.0
+    _timeout_at = 0.0
     _timeout_len = None
-    _on_long = None
     _timeout_fired = 0
 
     def _fallback_timer(self, seq, timeout):
@@ -290,26 +287,35 @@ class Dispatcher:
     # Signal handlers run on the main thread between bytecodes.
 
     def _on_alarm(self, signum, frame):
+        """The tick (every LONG_CALL / 2 while calls run) and `exec` timeouts.
+
+        A call is long when it was already running at the previous tick: it then has run at
+        least LONG_CALL / 2 and, as the tick runs from the call's start at the latest, at most
+        LONG_CALL. Calls themselves do not read the clock. When a tick finds no call running,
+        it is not re-armed; the next call arms it again.
+        """
         self._timer_due = 0.0
         running = self._running
         if not running:
             return
         now = time.monotonic()
-        if self._long_seq == running and now >= self._long_at - 0.001:
-            on_long, self._on_long = self._on_long, None
-            self._long_seq = 0
-            if on_long is not None:
+        on_long = self.on_long
+        if on_long is not None and self._long_done != running:
+            if self._long_seen == running:
+                self._long_done = running
                 on_long()
+            else:
+                self._long_seen = running
         if self._timer_seq == running and now >= self._timeout_at - 0.001:
             self._timer_seq = 0
             self._timeout_at = 0.0
             raise CallTimeout("exec timed out after %g s" % self._timeout_len)
-        due = self._long_at if self._long_seq == running else 0.0
+        due = now + _TICK if on_long is not None and self._long_done != running else 0.0
         if self._timer_seq == running and (not due or self._timeout_at < due):
             due = self._timeout_at
         if due:
-            self._timer_due = due
             signal.setitimer(signal.ITIMER_REAL, max(due - now, 1e-6))
+            self._timer_due = due
 
     def _on_sigint(self, signum, frame):
         running = self._running

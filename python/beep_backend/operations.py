@@ -14,7 +14,8 @@ import time
 
 MAX_REPR = 200
 MAX_DEPTH = 100
-_CODE_CACHE_SIZE = 512
+_CODE_CACHE_SIZE = 512  # compiled `eval` and `exec` sources kept (code objects are immutable)
+_CACHE_MAX_SOURCE = 16 * 1024  # longer sources are compiled on every call, not kept
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else __file__.rsplit("\\", 1)[0]
 
 
@@ -242,10 +243,15 @@ class Operations:
         code = self._code_cache.get(key)
         if code is None:
             code = compile(source, "<%s>" % mode, mode)
-            if len(self._code_cache) >= _CODE_CACHE_SIZE:
-                self._code_cache.clear()
-            self._code_cache[key] = code
+            self._keep(key, code)
         return code
+
+    def _keep(self, key, entry):
+        if len(key[0]) > _CACHE_MAX_SOURCE:
+            return
+        if len(self._code_cache) >= _CODE_CACHE_SIZE:
+            self._code_cache.clear()
+        self._code_cache[key] = entry
 
     def resolve(self, session, path):
         parts = path.split(".")
@@ -272,13 +278,21 @@ class Operations:
     def op_exec(self, req):
         session = self.session(req)
         code = _required_str(req, "code")
-        self._exec_count += 1
-        filename = "<exec-%d>" % self._exec_count
+        # The same source runs the cached code objects again, under its first file name (the
+        # traceback's source lines are those of this source either way).
+        cached = self._code_cache.get((code, "exec"))
+        if cached is None:
+            self._exec_count += 1
+            filename = "<exec-%d>" % self._exec_count
+        else:
+            filename, body, last = cached
         out, err = io.StringIO(), io.StringIO()
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = out, err
         try:
-            body, last = self._compile_exec(code, filename)
+            if cached is None:
+                body, last = self._compile_exec(code, filename)
+                self._keep((code, "exec"), (filename, body, last))
             exec(body, session.namespace)
             value = eval(last, session.namespace) if last is not None else None
         except BaseException as exc:
@@ -303,8 +317,15 @@ class Operations:
 
     def op_eval(self, req):
         session = self.session(req)
-        expr = _required_str(req, "expr")
-        return 200, {"value": self.encode(session, eval(self.compiled(expr, "eval"), session.namespace))}
+        expr = req.get("expr")
+        if type(expr) is not str:
+            expr = _required_str(req, "expr")  # raises
+        code = self._code_cache.get((expr, "eval")) or self.compiled(expr, "eval")
+        value = eval(code, session.namespace)
+        t = type(value)
+        if t is int or t is str or t is bool or value is None:  # JSON as it is (see `plain`)
+            return 200, {"value": value}
+        return 200, {"value": self.encode(session, value)}
 
     def op_import(self, req):
         session = self.session(req)

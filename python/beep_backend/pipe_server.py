@@ -4,7 +4,7 @@ The main thread runs a selector loop over the listening socket and every connect
 runs each request inline, so a call costs one thread wake-up, like a plain threaded echo
 server (a hand-off from a reader thread to the main thread costs 2-3 more under load).
 
-While a call runs longer than `LONG_CALL` (50 ms), a watcher thread takes over the
+Once a call has run 25-50 ms (`LONG_CALL`, see the dispatcher), a watcher thread takes over the
 selector: it accepts, authenticates, answers `info`/`interrupt`/`shutdown` at once and
 queues other requests, which the main thread runs, in order, when the call ends. All
 requests are queued in one FIFO, so the answers of one connection keep their order.
@@ -15,7 +15,8 @@ listening socket and the wake pipe; when either is ready it makes the connection
 non-blocking and sends SIGALRM to the main thread, so the `recv` returns (EAGAIN after the
 EINTR retry, or the data that came meanwhile: nothing is lost) and the main loop polls again.
 The fd is made non-blocking only while the main thread is inside that `recv` (checked under
-a lock), so answers are never sent on a non-blocking socket.
+a lock), so answers are never sent on a non-blocking socket. A call that arrives there as one
+whole frame runs at once, without a trip through the queue.
 """
 
 import collections
@@ -50,6 +51,7 @@ class PipeServer:
                 "the pipe transport is not implemented on Windows yet; use --transport http or grpc",
             )
         self.dispatcher = dispatcher
+        self.calls = dispatcher.operations.table  # op -> function, for the ops that run user code
         self.token = token
         self.max_frame = max_frame
         self.path = path
@@ -107,6 +109,7 @@ class PipeServer:
         self._sentinel_poller.register(sock.fileno(), select.POLLIN)
         self._sentinel_poller.register(self._wake_r, select.POLLIN)
         self.dispatcher.on_exit.append(self.cleanup)
+        self.dispatcher.on_long = self._start_watching
         self.dispatcher.wakers.append(self._wake)
         threading.Thread(target=self._watch_loop, name="pipe-watcher", daemon=True).start()
         if hasattr(signal, "pthread_kill") and hasattr(signal, "SIGALRM"):
@@ -160,7 +163,7 @@ class PipeServer:
     def serve(self):
         """The main loop: run queued requests, then wait for sockets; until `stop`."""
         dispatcher = self.dispatcher
-        table = dispatcher.operations.table
+        calls = self.calls
         pending = self.pending
         poll = self.poller.poll
         ready = self._ready
@@ -168,50 +171,92 @@ class PipeServer:
             while True:
                 while pending and not dispatcher.stopping:
                     conn, req = pending.popleft()
-                    status, body = dispatcher.run_call(table[req["op"]], req, self._start_watching)
-                    conn.reply(req.get("id"), status, body)
-                    if self._watching:
-                        self._stop_watching()
+                    self.run(conn, calls[req["op"]], req)
                 if dispatcher.stopping:
                     return
                 conn = self._only
                 if conn is not None and self._sentinel_arm is not None and not self._watching:
-                    self._read_only(conn)
+                    self._serve_only(conn)
                 else:
                     for fd, _ in poll():
                         ready(fd)
         except KeyboardInterrupt:
             log("SIGINT while idle")
 
-    def _read_only(self, conn):
-        """Block in `recv` on the only connection until it sends or the sentinel breaks in."""
+    def run(self, conn, fn, req):
+        """Run one call on the main thread and answer it."""
+        status, body = self.dispatcher.run_call(fn, req)
+        conn.reply(req.get("id"), status, body)
+        if self._watching:
+            self._stop_watching()
+
+    def _serve_only(self, conn):
+        """Serve the only connection: block in `recv` on it and run each call right here.
+
+        Returns to `serve` when the sentinel broke in (a new client, a wake-up), when calls
+        were queued meanwhile, or when the connection is no longer the only one.
+        """
         if not self._sentinel_armed:
             self._sentinel_armed = True
             self._sentinel_arm.release()
-        chunk = None
-        self._blocking = True
-        try:
-            if not self._break:
-                chunk = conn.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            chunk = b""
-        finally:
-            with self._block_lock:
-                self._blocking = False
-            if self._break:
-                self._break = False
-                self._sentinel_armed = False
+        dispatcher = self.dispatcher
+        run_call = dispatcher.run_call
+        calls = self.calls
+        loads = wire.loads
+        recv = conn.sock.recv
+        block_lock = self._block_lock
+        limit = 4 + self.max_frame
+        while True:
+            chunk = None
+            self._blocking = True
+            try:
+                if not self._break:
+                    chunk = recv(65536)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                chunk = b""
+            finally:
+                with block_lock:
+                    self._blocking = False
+                if self._break:
+                    self._break = False
+                    self._sentinel_armed = False
+                    try:
+                        os.set_blocking(conn.sock.fileno(), True)
+                    except OSError:
+                        pass
+            if chunk is None:  # the sentinel broke in: let the poll loop run once
+                for fd, _ in self.poller.poll(0):
+                    self._ready(fd)
+                return
+            # The common case, inline: one whole frame holding a call.
+            size = len(chunk)
+            req = fn = None
+            if (
+                4 < size <= limit
+                and conn.authed
+                and not conn.buf
+                and int.from_bytes(chunk[:4], "big") == size - 4
+            ):
                 try:
-                    os.set_blocking(conn.sock.fileno(), True)
-                except OSError:
-                    pass
-        if chunk is not None:
-            conn.feed(chunk)
-        else:  # the sentinel broke in: let the poll loop run once
-            for fd, _ in self.poller.poll(0):
-                self._ready(fd)
+                    req = loads(chunk[4:])
+                except ValueError:
+                    pass  # `feed` answers it
+                else:
+                    op = req.get("op")
+                    fn = calls.get(op) if type(op) is str else None
+            if fn is not None and not dispatcher.stopping:
+                status, body = run_call(fn, req)
+                conn.reply(req.get("id"), status, body)
+                if self._watching:
+                    self._stop_watching()
+            elif req is not None:
+                conn.dispatch(req)
+            else:
+                conn.feed(chunk)
+            if self.pending or self._only is not conn or not self._sentinel_armed or dispatcher.stopping:
+                return
 
     def _sentinel_loop(self):
         """While the main thread blocks on its only connection, watch the listener and wake pipe."""
@@ -233,7 +278,7 @@ class PipeServer:
                         pass
 
     def _start_watching(self):
-        """Called from the SIGALRM handler once a call has run LONG_CALL seconds."""
+        """Called from the SIGALRM handler once a call has run 25-50 ms (`Dispatcher.on_long`)."""
         self._watching = True
         self._arm.release()
 
@@ -297,12 +342,10 @@ class Connection:
         self.closed = False
 
     def reply(self, rid, status, body):
-        answer = {"id": rid if type(rid) in (int, str) else None}
-        answer.update(body)
-        data = wire.dumps(answer)
+        data = wire.frame(rid, body)
         try:
             with self.lock:
-                self.sock.sendall(len(data).to_bytes(4, "big") + data)
+                self.sock.sendall(data)
         except OSError:
             pass  # the client went away; its connection is closed on the next read
 
@@ -326,6 +369,7 @@ class Connection:
         self.feed(chunk)
 
     def feed(self, chunk):
+        """Handle the frames in `chunk`; an empty chunk is the end of the stream."""
         if not chunk:
             if self.buf:
                 log("pipe: connection closed inside a frame")
@@ -366,9 +410,14 @@ class Connection:
             log("pipe: unparseable frame: %s" % exc)
             self.reply(None, 400, wire.error("BadRequest", str(exc)))
             return
+        self.dispatch(req)
+
+    def dispatch(self, req):
+        """Queue a call for the main thread; answer anything else at once."""
         op = req.get("op")
-        if op in self.server.dispatcher.operations.table:
-            self.server.pending.append((self, req))
+        server = self.server
+        if type(op) is str and op in server.calls:
+            server.pending.append((self, req))
         elif op == "auth":
             self.reply(req.get("id"), 200, {"value": True})
         else:

@@ -1,7 +1,9 @@
 """JSON in and out, shared by the HTTP and pipe transports.
 
 The json module's C scanner and C encoder are called directly: `json.loads` and
-`JSONEncoder.encode` add ~10 us of Python-level work per call on top of them.
+`JSONEncoder.encode` add ~10 us of Python-level work per call on top of them. The pipe's
+answers with a scalar value (`{"id": 1, "value": 2}`, the common case) are formatted
+directly (`frame`), a quarter of the encoder's cost.
 """
 
 import json
@@ -21,6 +23,7 @@ else:  # pragma: no cover - interpreters without the C accelerator
     _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 _WS = " \t\n\r"
+_escape = json.encoder.encode_basestring_ascii  # C when available: '"text"', ASCII only
 
 
 def dumps(body):
@@ -29,6 +32,46 @@ def dumps(body):
         return _encode(body).encode("ascii")
     except (TypeError, ValueError, RecursionError) as exc:  # values are checked before; be safe
         return json.dumps(error("InternalError", "could not encode the answer: %s" % exc)).encode()
+
+
+def frame(rid, body):
+    """The pipe frame (4-byte big-endian length + JSON) of `{"id": rid, **body}`.
+
+    `rid` is echoed if it is an int or a str, else null. Byte for byte what `dumps` gives for
+    the same object; a `{"value": <int, str, bool or None>}` body skips the general encoder.
+    """
+    t = type(rid)
+    if t is not int and t is not str:
+        rid = None
+    if len(body) == 1 and "value" in body:
+        value = body["value"]
+        t = type(value)
+        try:
+            if t is int:
+                value_json = b"%d" % value
+            elif t is str:
+                value_json = _escape(value).encode("ascii")
+            elif value is None or t is bool:
+                value_json = _LITERALS[value]
+            else:
+                value_json = None
+        except ValueError:  # an int over the str conversion limit: `dumps` reports it
+            value_json = None
+        if value_json is not None:
+            if type(rid) is int:
+                data = b'{"id":%d,"value":%s}' % (rid, value_json)
+            elif rid is None:
+                data = b'{"id":null,"value":%s}' % value_json
+            else:
+                data = b'{"id":%s,"value":%s}' % (_escape(rid).encode("ascii"), value_json)
+            return len(data).to_bytes(4, "big") + data
+    answer = {"id": rid}
+    answer.update(body)
+    data = dumps(answer)
+    return len(data).to_bytes(4, "big") + data
+
+
+_LITERALS = {None: b"null", True: b"true", False: b"false"}
 
 
 def loads(data):

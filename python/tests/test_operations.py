@@ -275,3 +275,33 @@ def test_repeated_interrupts(backend):
         assert result["answer"]["error"]["type"] == "KeyboardInterrupt"
     runner.close()
     other.close()
+
+
+def test_exec_of_the_same_source_again(client):
+    """Re-running a source (its compiled code is cached) behaves like running it anew."""
+    s1, s2 = session(), session()
+    code = "def f():\n    return n * 2\nitems = globals().setdefault('items', [])\nitems.append(f())\nf()"
+    assert client.request("exec", code="n = 1", session=s1)["value"] is None
+    assert client.request("exec", code="n = 10", session=s2)["value"] is None
+    assert client.request("exec", code=code, session=s1)["value"] == 2
+    assert client.request("exec", code=code, session=s2)["value"] == 20  # other globals
+    client.request("exec", code="n = 3", session=s1)
+    assert client.request("exec", code=code, session=s1)["value"] == 6
+    assert client.request("eval", expr="items", session=s1) == {"value": [2, 6]}
+    # The function defined twice is a new object each time, bound to its session's globals.
+    assert client.request("eval", expr="f.__globals__['n']", session=s2) == {"value": 10}
+    assert client.request("exec", code="g = f", session=s1)["value"] is None
+    client.request("exec", code=code, session=s1)
+    assert client.request("eval", expr="g is not f and g() == f()", session=s1) == {"value": True}
+    # Output is captured on every run; errors in a re-run source keep their source lines.
+    for _ in range(3):
+        assert client.request("exec", code="print('hi', n)", session=s1)["stdout"] == "hi 3\n"
+        failing = "x = 1\nraise KeyError(n)"
+        answer = client.request("exec", code=failing, session=s1)
+        assert answer["error"]["type"] == "KeyError"
+        assert "raise KeyError(n)" in answer["error"]["traceback"]
+    # A trailing expression is evaluated on each run.
+    assert [client.request("exec", code="n += 1\nn", session=s1)["value"] for _ in range(3)] == [4, 5, 6]
+    # eval's cache: the same expression in two sessions.
+    assert client.request("eval", expr="n", session=s1) == {"value": 6}
+    assert client.request("eval", expr="n", session=s2) == {"value": 10}

@@ -34,3 +34,29 @@ def test_pipe_clients_come_and_go_while_one_idles():
         assert b.proc.returncode == 0
     finally:
         b.stop()
+
+
+def test_pipe_answers_info_during_each_long_call():
+    """Every long call hands the sockets to the watcher within 50 ms, also the second in a row
+    and one after an idle pause (the long-call tick stops when idle and restarts with a call)."""
+    b = Backend("pipe")
+    try:
+        runner, other = b.client(), b.client()
+        for pause in (0, 0, 0.3):
+            time.sleep(pause)
+            for _ in range(50):  # short calls first: the tick is running when the long call starts
+                assert runner.request("eval", expr="1") == {"value": 1}
+            t = time.monotonic()
+            runner.send_frame({"id": 1, "op": "exec", "code": "import time; time.sleep(0.8)"})
+            time.sleep(0.1)
+            assert other.request("info")["value"]["transport"] == "pipe"
+            assert time.monotonic() - t < 0.5, "info waited for the long call"
+            assert runner.recv_frame()["id"] == 1
+            assert time.monotonic() - t >= 0.8
+        # A call on the other connection, queued during a long call, runs after it in order.
+        runner.send_frame({"id": 2, "op": "exec", "code": "import time; time.sleep(0.3); x = 1"})
+        time.sleep(0.1)
+        assert other.request("eval", expr="x") == {"value": 1}
+        assert runner.recv_frame() == {"id": 2, "stdout": "", "stderr": "", "value": None}
+    finally:
+        b.stop()

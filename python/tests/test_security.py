@@ -285,6 +285,11 @@ def test_pipe_bad_frames_after_auth_keep_connection(pipe_backend):
         "error": {"type": "UnknownOperation", "message": "unknown op `nope`", "traceback": ""},
     }
     assert c.roundtrip({"id": 7, "op": "eval"})["error"]["type"] == "BadRequest"
+    for op in ([], {}, 5, None):  # `op` not a string (a list once crashed the server)
+        assert c.roundtrip({"id": 8, "op": op}) == {
+            "id": 8,
+            "error": {"type": "BadRequest", "message": "missing or non-string field `op`", "traceback": ""},
+        }
     assert c.roundtrip({"id": "x", "op": "eval", "expr": "3"}) == {"id": "x", "value": 3}
 
 

@@ -180,7 +180,7 @@ impl BackendInstance {
         if let Ok(Err(err)) = tokio::time::timeout(Duration::from_secs(1), ask).await {
             tracing::debug!(id = %self.id, %err, "shutdown op failed; escalating");
         }
-        let status = process::stop_child(&mut launched.child, launched.pid, began).await;
+        let status = process::stop_child(launched, began).await;
         finish_readers(launched).await;
         status
     }

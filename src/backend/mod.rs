@@ -6,6 +6,8 @@
 
 pub mod client;
 mod instance;
+#[cfg(windows)]
+mod job;
 pub mod log;
 pub mod process;
 pub mod record;

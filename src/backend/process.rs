@@ -14,6 +14,8 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 use super::Error;
+#[cfg(windows)]
+use super::job::JobObject;
 use super::log::BackendLog;
 use super::spec::{BackendId, Transport};
 use super::status::{LastExit, LogStream};
@@ -130,6 +132,9 @@ pub struct Launched {
     pub pid: u32,
     pub address: String,
     pub readers: Vec<JoinHandle<()>>,
+    /// Windows: the kill-on-close job the process runs in; dropping it ends the process.
+    #[cfg(windows)]
+    pub job: Option<JobObject>,
 }
 
 /// Spawn the backend and wait for its ready line.
@@ -169,6 +174,9 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
         source,
     })?;
     let pid = child.id().unwrap_or(0);
+    // Windows: from here on the backend dies with this process (or with `job`).
+    #[cfg(windows)]
+    let job = contain(&child);
     tracing::debug!(id = %plan.id, pid, "backend process spawned");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -216,6 +224,8 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
                 pid,
                 address,
                 readers: vec![stderr_reader, stdout_reader],
+                #[cfg(windows)]
+                job,
             })
         }
         Some(Ok(StartEvent::Error { kind, message })) => {
@@ -338,20 +348,35 @@ fn orphan_protection(command: &mut Command) {
     }
     #[cfg(windows)]
     {
-        // Windows: the Python watchdog (BEEP_PARENT_PID) ends the backend when the host
-        // is gone; a kill-on-close job object is the next step.
+        // Windows: `contain` puts the started process into a kill-on-close job; the Python
+        // watchdog (BEEP_PARENT_PID) is the second line.
         let _ = command;
     }
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+/// Windows: put a just-spawned backend into its own kill-on-close job. Without one (the
+/// job could not be made) the backend still ends itself when it sees its parent gone.
+#[cfg(windows)]
+fn contain(child: &Child) -> Option<JobObject> {
+    let handle = child.raw_handle()?;
+    let job = JobObject::kill_on_close().and_then(|job| job.assign(handle).map(|()| job));
+    match job {
+        Ok(job) => Some(job),
+        Err(err) => {
+            tracing::warn!(%err, "Failed to put the backend into a kill-on-close job object");
+            None
+        }
+    }
+}
+
+type SpawnTask = Box<dyn FnOnce() + Send>;
 
 /// Run `command.spawn()` on the long-lived spawner thread, registered with the caller's
 /// tokio runtime.
 async fn spawn(command: Command) -> std::io::Result<Child> {
-    static SPAWNER: OnceLock<std::sync::Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    static SPAWNER: OnceLock<std::sync::Mutex<mpsc::Sender<SpawnTask>>> = OnceLock::new();
     let sender = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<SpawnTask>();
         std::thread::Builder::new()
             .name("beep-backend-spawner".into())
             .spawn(move || {
@@ -365,14 +390,14 @@ async fn spawn(command: Command) -> std::io::Result<Child> {
     let handle = tokio::runtime::Handle::current();
     let (reply, answer) = tokio::sync::oneshot::channel();
     let mut command = command;
-    let job: Job = Box::new(move || {
+    let task: SpawnTask = Box::new(move || {
         let _guard = handle.enter();
         let _ = reply.send(command.spawn());
     });
     sender
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .send(job)
+        .send(task)
         .map_err(|_| std::io::Error::other("the spawner thread is gone"))?;
     answer
         .await
@@ -419,20 +444,38 @@ pub fn signal_group(pid: u32, signal: Signal) {
 pub const TERM_AFTER: Duration = Duration::from_secs(2);
 pub const KILL_AFTER: Duration = Duration::from_secs(4);
 
-/// End a child we own: after `shutdown` was asked, escalate to signals.
-pub async fn stop_child(child: &mut Child, pid: u32, began: Instant) -> Option<ExitStatus> {
+/// End a child we own: after `shutdown` was asked, escalate to signals (Windows: end its
+/// job at once, as there is nothing like SIGTERM).
+pub async fn stop_child(launched: &mut Launched, began: Instant) -> Option<ExitStatus> {
     let remaining = |at: Duration| at.saturating_sub(began.elapsed());
-    if let Ok(Ok(status)) = tokio::time::timeout(remaining(TERM_AFTER), child.wait()).await {
+    let pid = launched.pid;
+    let wait = tokio::time::timeout(remaining(TERM_AFTER), launched.child.wait());
+    if let Ok(Ok(status)) = wait.await {
         return Some(status);
     }
     tracing::debug!(pid, "backend ignored shutdown; SIGTERM");
-    signal_group(pid, Signal::Term);
-    if let Ok(Ok(status)) = tokio::time::timeout(remaining(KILL_AFTER), child.wait()).await {
+    signal_launched(launched, Signal::Term);
+    let wait = tokio::time::timeout(remaining(KILL_AFTER), launched.child.wait());
+    if let Ok(Ok(status)) = wait.await {
         return Some(status);
     }
     tracing::debug!(pid, "backend ignored SIGTERM; SIGKILL");
-    signal_group(pid, Signal::Kill);
-    child.wait().await.ok()
+    signal_launched(launched, Signal::Kill);
+    launched.child.wait().await.ok()
+}
+
+/// Signal a child we own: its process group; on Windows, terminate its job.
+fn signal_launched(launched: &Launched, signal: Signal) {
+    #[cfg(windows)]
+    if let Some(job) = &launched.job {
+        match job.terminate() {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(pid = launched.pid, %err, "Failed to terminate the backend's job")
+            }
+        }
+    }
+    signal_group(launched.pid, signal);
 }
 
 /// End a process another `beep-host` started (no child handle: poll its liveness).

@@ -224,6 +224,7 @@ mod tests {
         let me = std::process::id();
         let live = record("aa", me, process_start_time(me).unwrap());
         let path = live.write(dir.path()).unwrap();
+        assert!(path.is_file());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

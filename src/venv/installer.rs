@@ -59,7 +59,7 @@ pub enum Error {
     Lock {
         path: PathBuf,
         #[source]
-        source: crate::lock::Error,
+        source: Box<crate::lock::Error>,
     },
 }
 
@@ -256,7 +256,7 @@ async fn provision_uv(
             })?
             .map_err(|source| Error::Lock {
                 path: lock_path.clone(),
-                source,
+                source: Box::new(source),
             })?
     };
     let uv = provisioned_uv(paths);

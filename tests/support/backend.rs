@@ -93,7 +93,10 @@ impl Home {
         let env = EnvName::parse(name).unwrap();
         let dir = self.paths.env_dir(&env);
         std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        #[cfg(unix)]
         std::os::unix::fs::symlink(grpc_env(), &dir).unwrap();
+        #[cfg(windows)]
+        std::os::windows::fs::symlink_dir(grpc_env(), &dir).unwrap();
         env
     }
 
@@ -172,8 +175,18 @@ pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) 
 }
 
 pub fn kill9(pid: u32) {
+    #[cfg(unix)]
     // SAFETY: plain kill(2).
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    #[cfg(not(unix))]
+    {
+        let pid = sysinfo::Pid::from_u32(pid);
+        let mut system = sysinfo::System::new();
+        system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), false);
+        if let Some(process) = system.process(pid) {
+            process.kill();
+        }
     }
 }

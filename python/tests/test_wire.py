@@ -1,0 +1,49 @@
+"""`wire.frame` (the pipe's answer frames) gives exactly the bytes of the general encoder."""
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from beep_backend import wire
+
+finite = st.floats(allow_nan=False, allow_infinity=False)  # the server sends others as handles
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(), finite)
+values = st.recursive(
+    scalars, lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=8
+)
+ids = st.one_of(st.none(), st.integers(), st.text(), st.floats(), st.booleans(), st.lists(st.integers()))
+
+
+def expected(rid, body):
+    answer = {"id": rid if type(rid) in (int, str) else None}
+    answer.update(body)
+    data = wire.dumps(answer)
+    return len(data).to_bytes(4, "big") + data
+
+
+@given(rid=ids, value=values)
+def test_frame_of_a_value_is_the_encoders_bytes(rid, value):
+    frame = wire.frame(rid, {"value": value})
+    assert frame == expected(rid, {"value": value})
+    assert json.loads(frame[4:])["value"] == value
+
+
+@given(rid=ids, value=values, out=st.text())
+def test_frame_of_other_bodies(rid, value, out):
+    for body in (
+        {"stdout": out, "stderr": "", "value": value},
+        wire.error("BadRequest", out),
+        {"value": value, "extra": 1},
+    ):
+        assert wire.frame(rid, body) == expected(rid, body)
+
+
+def test_frame_examples():
+    assert wire.frame(1, {"value": 2}) == b'\x00\x00\x00\x12{"id":1,"value":2}'
+    assert wire.frame("\u00e9", {"value": 'a"\n\u2603'}) == expected("\u00e9", {"value": 'a"\n\u2603'})
+    assert wire.frame(True, {"value": False})[4:] == b'{"id":null,"value":false}'
+    assert wire.frame(None, {"value": None})[4:] == b'{"id":null,"value":null}'
+    # An int too long for str(): the encoder's InternalError, as before.
+    assert b"InternalError" in wire.frame(3, {"value": 10**5000})
+    assert wire.frame(3, {"value": float("inf")}) == expected(3, {"value": float("inf")})
