@@ -98,10 +98,15 @@ def safe_repr(obj):
     return text
 
 
+# Ints this long or longer have more digits than Python converts to text by default
+# (`sys.get_int_max_str_digits`, 4300): they become handles, not a failed answer.
+_HUGE = 10**4000
+
+
 def plain(value, depth=0):
     """`value` as JSON data (bytes as `{"$bytes": ...}`), or raise _NotPlain."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str or t is bool or value is None or (t is int and -_HUGE < value < _HUGE):
         return value
     if t is float:
         if value - value == 0:  # finite: inf - inf and nan - nan are nan
@@ -323,8 +328,8 @@ class Operations:
         code = self._code_cache.get((expr, "eval")) or self.compiled(expr, "eval")
         value = eval(code, session.namespace)
         t = type(value)
-        if t is int or t is str or t is bool or value is None:  # JSON as it is (see `plain`)
-            return 200, {"value": value}
+        if t is str or t is bool or value is None or (t is int and -_HUGE < value < _HUGE):
+            return 200, {"value": value}  # JSON as it is (see `plain`)
         return 200, {"value": self.encode(session, value)}
 
     def op_import(self, req):

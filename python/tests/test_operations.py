@@ -42,6 +42,16 @@ def test_non_json_values_become_handles(client):
     assert len(long["repr"]) == 200
 
 
+def test_ints_too_long_for_text_become_handles(client):
+    s = session()
+    for expr in ("10**5000", "-(10**5000)", "[1, 10**5000]"):
+        value = client.request("eval", session=s, expr=expr)["value"]
+        assert value["$handle"].startswith("h"), (expr, value)
+    assert client.request("exec", session=s, code="n = 10**5000\nn")["value"]["type"] == "int"
+    assert client.request("eval", session=s, expr="len(str(n // 10**4500))") == {"value": 501}
+    assert client.request("eval", session=s, expr="10**3999") == {"value": 10**3999}
+
+
 def test_import_create_call_getattr_setattr_release_handles(client):
     s = session()
     mod = client.request("import", session=s, module="collections")["value"]
