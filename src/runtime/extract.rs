@@ -422,6 +422,7 @@ fn write_file<R: Read>(
     buffer: &mut [u8],
 ) -> std::io::Result<()> {
     let header = entry.header();
+    #[cfg(unix)]
     let mode = header.mode().unwrap_or(0o644) & 0o777;
     let mtime = header.mtime().ok();
     let mut options = std::fs::OpenOptions::new();
