@@ -28,6 +28,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             runtimes::runtime_remove,
             runtimes::runtime_set_default,
             environments::envs_list,
+            environments::envs_sizes,
             environments::env_details,
             environments::env_create,
             environments::env_delete,
