@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod state;
 pub mod watch;
+pub mod webview;
 
 use tauri::{Manager, RunEvent, WindowEvent};
 use tauri_specta::{Event, collect_commands, collect_events};
@@ -94,6 +95,9 @@ pub fn run() {
         .manage(AppState::new(paths))
         .setup(move |app| {
             builder.mount_events(app);
+            if let Some(window) = app.get_webview_window("main") {
+                webview::tune(&window);
+            }
             watch::start(app.handle());
             Ok(())
         })

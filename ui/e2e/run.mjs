@@ -60,7 +60,9 @@ async function shot(name) {
   // WebKit under Xvfb paints a frame late: let it catch up so the picture shows this step.
   await browser.execute(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   await browser.pause(400);
-  await browser.saveScreenshot(file);
+  // The X server's picture, not WebDriver's: WebKit's automation snapshot never answers
+  // when the page is painted without compositing (as the app runs, see webview.rs).
+  execFileSync("import", ["-window", "root", file]);
   log("screenshot", file);
 }
 
