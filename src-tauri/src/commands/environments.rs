@@ -31,9 +31,10 @@ pub async fn envs_list(state: State<'_, AppState>) -> AppResult<Vec<EnvRow>> {
 #[specta::specta]
 pub async fn envs_sizes(state: State<'_, AppState>) -> AppResult<Vec<EnvSize>> {
     let environments = state.environments()?;
-    let sizes = tauri::async_runtime::spawn_blocking(move || environments.sizes())
-        .await
-        .map_err(|e| AppError::new(ErrorCode::Failed, e.to_string()))??;
+    let sizes =
+        tauri::async_runtime::spawn_blocking(move || environments.sizes().map_err(AppError::from))
+            .await
+            .map_err(|e| AppError::new(ErrorCode::Failed, e.to_string()))??;
     Ok(sizes.into_iter().map(Into::into).collect())
 }
 
