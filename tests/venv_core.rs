@@ -111,3 +111,46 @@ fn python_of_an_environment_for_the_supervisor() {
         Error::NotFound { .. }
     ));
 }
+
+#[cfg(unix)]
+#[test]
+fn sizes_count_the_files_and_never_follow_links() {
+    let home = tempfile::tempdir().unwrap();
+    let paths = Paths::under(home.path().to_path_buf());
+    let envs = Environments::new(paths.clone(), Config::default());
+    let small = fake_env(&paths, "small");
+    let big = fake_env(&paths, "big");
+    // Big outside files the environments link to: a link to a file and to a directory.
+    let outside = home.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("python3.11"), vec![0u8; 1 << 20]).unwrap();
+    for dir in [&small, &big] {
+        std::os::unix::fs::symlink(outside.join("python3.11"), dir.join("bin/python")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("lib/outside")).unwrap();
+    }
+    std::fs::write(
+        big.join("lib/python3.11/site-packages/data.bin"),
+        vec![1u8; 300_000],
+    )
+    .unwrap();
+    // Not finished (no metadata file): not listed, so no size either.
+    std::fs::create_dir_all(paths.envs().join("half/bin")).unwrap();
+
+    // What is on disk, by hand: the fake environment's files, then the two links.
+    let files = "Metadata-Version: 2.1\nName: six\nVersion: 1.17.0\n\nbody\n".len()
+        + "home = /nowhere\nversion = 3.11.7\n".len()
+        + r#"{"runtime": "r1"}"#.len();
+    let links = outside.join("python3.11").as_os_str().len() + outside.as_os_str().len();
+    let sizes = envs.sizes().unwrap();
+    let named: Vec<(&str, u64)> = sizes
+        .iter()
+        .map(|s| (s.name.as_str(), s.size_bytes))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("big", (files + links + 300_000) as u64),
+            ("small", (files + links) as u64),
+        ]
+    );
+}

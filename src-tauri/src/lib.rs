@@ -6,6 +6,7 @@ pub mod error;
 pub mod events;
 pub mod state;
 pub mod watch;
+pub mod webview;
 
 use tauri::{Manager, RunEvent, WindowEvent};
 use tauri_specta::{Event, collect_commands, collect_events};
@@ -28,6 +29,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             runtimes::runtime_remove,
             runtimes::runtime_set_default,
             environments::envs_list,
+            environments::envs_sizes,
             environments::env_details,
             environments::env_create,
             environments::env_delete,
@@ -93,6 +95,9 @@ pub fn run() {
         .manage(AppState::new(paths))
         .setup(move |app| {
             builder.mount_events(app);
+            if let Some(window) = app.get_webview_window("main") {
+                webview::tune(&window);
+            }
             watch::start(app.handle());
             Ok(())
         })

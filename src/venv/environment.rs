@@ -74,6 +74,14 @@ pub struct EnvironmentStatus {
     pub backends: Vec<EnvBackend>,
 }
 
+/// How much disk an environment takes (`Environments::sizes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentSize {
+    pub name: String,
+    /// Bytes of the files under the environment (links counted as links).
+    pub size_bytes: u64,
+}
+
 /// The interpreter inside an environment directory.
 pub fn python_in(dir: &Path) -> PathBuf {
     if cfg!(windows) {

@@ -22,7 +22,7 @@ use crate::{Config, Paths, Progress, Reporter};
 
 pub use admin::{ADMIN_ENV, ADMIN_REQUIREMENTS, AdminAction, AdminOutcome};
 pub use backends::{EnvBackend, NoBackends, RunningBackends};
-pub use environment::{Environment, EnvironmentStatus, Metadata, python_in};
+pub use environment::{Environment, EnvironmentSize, EnvironmentStatus, Metadata, python_in};
 pub use installer::Tool;
 pub use name::EnvName;
 pub use package::{Package, PackageRequest};
@@ -239,6 +239,20 @@ impl Environments {
             installed,
             environment,
         })
+    }
+
+    /// The disk size of every finished environment, sorted by name. This walks each tree
+    /// (links are counted as links, never followed), so it is kept out of [`list`](Self::list):
+    /// callers show the list first and the sizes when they arrive.
+    pub fn sizes(&self) -> Result<Vec<EnvironmentSize>, Error> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .map(|env| EnvironmentSize {
+                size_bytes: environment::disk_size(&env.path),
+                name: env.name,
+            })
+            .collect())
     }
 
     /// Create environment `name`; with packages, they are installed before it is listed.

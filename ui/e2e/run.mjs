@@ -8,7 +8,7 @@
 // screenshot under SHOTS (default <repo>/target/e2e-screenshots) and fails when the
 // element it waits for does not appear.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync, readFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync, readFileSync, readdirSync, lstatSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect } from "node:net";
 import { join, resolve, dirname } from "node:path";
@@ -60,7 +60,9 @@ async function shot(name) {
   // WebKit under Xvfb paints a frame late: let it catch up so the picture shows this step.
   await browser.execute(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   await browser.pause(400);
-  await browser.saveScreenshot(file);
+  // The X server's picture, not WebDriver's: WebKit's automation snapshot never answers
+  // when the page is painted without compositing (as the app runs, see webview.rs).
+  execFileSync("import", ["-window", "root", file]);
   log("screenshot", file);
 }
 
@@ -83,6 +85,17 @@ async function step(name, f) {
     } catch {}
     throw new Error(`step ${name}: ${e.message}`);
   }
+}
+
+/** Bytes of the files under `dir`, not following links (a link counts as itself). */
+function treeBytes(dir) {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += treeBytes(path);
+    else total += lstatSync(path).size;
+  }
+  return total;
 }
 
 function startMirror(root) {
@@ -190,6 +203,14 @@ async function main() {
       if (await err.isExisting()) throw new Error(await err.getText());
       return (await browser.$('[data-testid="env-e2e"]')).isExisting();
     }, 180_000);
+    // The size arrives after the list: the bytes of the files under the environment, links
+    // counted as links (lstat), as this walk counts them; shown with a unit.
+    const size = await browser.$('[data-testid="env-e2e"] [data-testid="env-size"]');
+    const onDisk = treeBytes(join(home, "data/envs/e2e"));
+    if (!(onDisk > 0)) throw new Error(`environment e2e has ${onDisk} bytes on disk`);
+    await waitFor(`environment e2e size ${onDisk}`, async () => Number(await size.getAttribute("data-bytes")) === onDisk, 30_000);
+    const text = await size.getText();
+    if (!/^\d+(\.\d)? (B|KB|MB|GB)$/.test(text) || text.startsWith("0 ")) throw new Error(`size shown as "${text}"`);
   });
 
   let pid = 0;

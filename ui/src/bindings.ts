@@ -21,6 +21,11 @@ export const commands = {
 	runtimeSetDefault: (key: string) => typedError<RuntimeRow, AppError>(__TAURI_INVOKE("runtime_set_default", { key })),
 	/**  Every environment, with how many backends run in it. */
 	envsList: () => typedError<EnvRow[], AppError>(__TAURI_INVOKE("envs_list")),
+	/**
+	 *  The disk size of every environment: a walk of each tree, so the list comes first and
+	 *  the UI fills the sizes in when they arrive.
+	 */
+	envsSizes: () => typedError<EnvSize[], AppError>(__TAURI_INVOKE("envs_sizes")),
 	/**  One environment with its packages, size and backends. */
 	envDetails: (name: string) => typedError<EnvDetails, AppError>(__TAURI_INVOKE("env_details", { name })),
 	/**  Create an environment; output arrives as `TaskOutput` events tagged with `task`. */
@@ -203,6 +208,12 @@ export type EnvRow = {
 	backends_running: number,
 	/**  The special environment the backends' tools live in. */
 	admin: boolean,
+};
+
+/**  How much disk an environment takes (bytes, links counted as links). */
+export type EnvSize = {
+	name: string,
+	size_bytes: number,
 };
 
 /**  What kind of failure; grows only when the UI branches on it. */

@@ -2,8 +2,8 @@ use tauri::{AppHandle, State};
 
 use beep_host::venv::{CreateOptions, DeleteOptions, EnvName, PackageRequest};
 
-use crate::dto::environments::{CreateEnv, EnvDetails, EnvRow};
-use crate::error::AppResult;
+use crate::dto::environments::{CreateEnv, EnvDetails, EnvRow, EnvSize};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::TaskReporter;
 use crate::state::AppState;
 
@@ -23,6 +23,19 @@ pub async fn envs_list(state: State<'_, AppState>) -> AppResult<Vec<EnvRow>> {
             EnvRow::new(e, n)
         })
         .collect())
+}
+
+/// The disk size of every environment: a walk of each tree, so the list comes first and
+/// the UI fills the sizes in when they arrive.
+#[tauri::command]
+#[specta::specta]
+pub async fn envs_sizes(state: State<'_, AppState>) -> AppResult<Vec<EnvSize>> {
+    let environments = state.environments()?;
+    let sizes =
+        tauri::async_runtime::spawn_blocking(move || environments.sizes().map_err(AppError::from))
+            .await
+            .map_err(|e| AppError::new(ErrorCode::Failed, e.to_string()))??;
+    Ok(sizes.into_iter().map(Into::into).collect())
 }
 
 /// One environment with its packages, size and backends.

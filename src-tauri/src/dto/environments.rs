@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use beep_host::venv::{EnvBackend, Environment, EnvironmentStatus, Package};
+use beep_host::venv::{EnvBackend, Environment, EnvironmentSize, EnvironmentStatus, Package};
 
 /// One environment in the list.
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
@@ -32,6 +32,22 @@ impl EnvRow {
             healthy: e.healthy,
             created: e.created,
             backends_running: backends_running as u32,
+        }
+    }
+}
+
+/// How much disk an environment takes (bytes, links counted as links).
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
+pub struct EnvSize {
+    pub name: String,
+    pub size_bytes: u64,
+}
+
+impl From<EnvironmentSize> for EnvSize {
+    fn from(s: EnvironmentSize) -> Self {
+        Self {
+            name: s.name,
+            size_bytes: s.size_bytes,
         }
     }
 }

@@ -51,6 +51,8 @@ export const api = {
   },
   environments: {
     list: () => unwrap(commands.envsList()),
+    /** Bytes on disk per environment: slower than `list`, so it is asked for after it. */
+    sizes: () => unwrap(commands.envsSizes()),
     details: (name: string) => unwrap(commands.envDetails(name)),
     create: (task: string, request: CreateEnv) => unwrap(commands.envCreate(task, request)),
     remove: (name: string, force: boolean) => unwrap(commands.envDelete(name, force)),
