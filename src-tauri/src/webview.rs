@@ -39,7 +39,11 @@ mod linux {
 
     pub fn tune(view: &WebView) {
         if let Some(settings) = WebViewExt::settings(view) {
-            settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+            // `WEBKIT_DISABLE_COMPOSITING_MODE=0` (a machine with a GPU that wants it) keeps
+            // WebKit's own policy.
+            if std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none_or(|v| v != "0") {
+                settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+            }
             // One page that never navigates back: nothing to keep for back/forward.
             settings.set_enable_page_cache(false);
             settings.set_enable_webgl(false);
