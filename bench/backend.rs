@@ -2,7 +2,8 @@
 //! a raw Rust <-> Python Unix-socket echo measured in the same run, and the supervisor's own
 //! CPU use while idle with 20 backends.
 //!
-//! Run: `cargo run --release --example bench_backend` (env `BENCH_CALLS`, `BENCH_SECS`).
+//! Run: `cargo run --release --example bench_backend` (env `BENCH_CALLS`, `BENCH_SECS`,
+//! `BENCH_PYTHON`: the interpreter of the echo and the backends, default `python3`).
 #![allow(clippy::print_stdout)]
 
 // The raw baselines and the pipe transport use Unix domain sockets.
@@ -56,22 +57,30 @@ while True:
             .unwrap_or(default)
     }
 
+    /// The interpreter of the echo and the backends: `BENCH_PYTHON`, else `python3` on PATH.
     fn python() -> PathBuf {
-        let out = Command::new("python3")
+        let python = std::env::var("BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = Command::new(python)
             .args(["-c", "import sys; print(sys.executable)"])
             .output()
             .expect("python3 runs");
         PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
     }
 
-    /// A venv with grpcio, cached under the target dir.
+    /// A venv of `python` with grpcio, cached under the target dir.
     fn grpc_env(python: &Path) -> PathBuf {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/test-envs");
         std::fs::create_dir_all(&root).unwrap();
-        let env = root.join("grpc");
-        let _lock = beep_host::lock::LockFile::acquire(&root.join("grpc.lock")).unwrap();
+        let name = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            python.hash(&mut hasher);
+            format!("grpc-{:016x}", hasher.finish())
+        };
+        let env = root.join(&name);
+        let _lock = beep_host::lock::LockFile::acquire(&root.join(format!("{name}.lock"))).unwrap();
         if !env.join("ok").exists() {
-            let partial = root.join("grpc.partial");
+            let partial = root.join(format!("{name}.partial"));
             let _ = std::fs::remove_dir_all(&partial);
             assert!(
                 Command::new(python)
