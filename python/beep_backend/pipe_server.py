@@ -32,6 +32,7 @@ from . import wire
 from .dispatcher import log
 
 PRE_AUTH_CAP = 64 * 1024  # the auth frame is tiny; do not buffer more before it
+DEFAULT_AUTH_TIMEOUT = 10.0  # seconds a new connection has to send its auth frame
 MAX_PATH = 103  # sun_path holds 108 bytes on Linux, 104 on macOS, both with a final NUL
 
 
@@ -55,6 +56,7 @@ class PipeServer:
         self.token = token
         self.max_frame = max_frame
         self.path = path
+        self.auth_timeout = _auth_timeout()
         self._made_dir = None
         self.sock = None
         self.pending = collections.deque()  # (connection, request) waiting for the main thread
@@ -327,7 +329,22 @@ class PipeServer:
                 log("pipe accept failed: %s" % exc)
                 return
             sock.setblocking(True)
-            self.watch(sock.fileno(), Connection(self, sock))
+            conn = Connection(self, sock)
+            self.watch(sock.fileno(), conn)
+            if not conn.authed:
+                # A client that never authenticates must not hold its connection forever.
+                timer = threading.Timer(self.auth_timeout, conn.expire_unauthed)
+                timer.daemon = True
+                timer.start()
+
+
+def _auth_timeout():
+    """`BEEP_BACKEND_AUTH_TIMEOUT` (seconds, > 0), else the default."""
+    try:
+        value = float(os.environ.get("BEEP_BACKEND_AUTH_TIMEOUT", DEFAULT_AUTH_TIMEOUT))
+    except ValueError:
+        return DEFAULT_AUTH_TIMEOUT
+    return value if value > 0 else DEFAULT_AUTH_TIMEOUT
 
 
 class Connection:
@@ -340,6 +357,17 @@ class Connection:
         self.buf = bytearray()
         self.authed = server.token is None
         self.closed = False
+
+    def expire_unauthed(self):
+        """(Timer thread) Close the connection if it has not authenticated by now."""
+        if self.authed or self.closed:
+            return
+        message = "no auth frame within %g s" % self.server.auth_timeout
+        self.reply(None, 401, wire.error("Unauthorized", message))
+        try:  # the main thread's recv or poll sees the end and closes it as usual
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def reply(self, rid, status, body):
         data = wire.frame(rid, body)

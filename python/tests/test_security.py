@@ -6,11 +6,13 @@ create it, and the file is absent afterwards.
 
 import json
 import os
+import secrets
 import socket
 import stat
+import time
 
 import pytest
-from backend_clients import Backend, HttpClient, PipeClient
+from backend_clients import Backend, HttpClient, PipeClient, backend_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -199,6 +201,25 @@ def pipe_backend():
     assert b.event["event"] == "ready"
     yield b
     b.stop()
+
+
+def test_pipe_connection_without_auth_is_closed_after_the_deadline():
+    token = secrets.token_hex(32)
+    b = Backend("pipe", token=token, env=backend_env(token, BEEP_BACKEND_AUTH_TIMEOUT="0.5"))
+    try:
+        silent = PipeClient(b.address, "", auth=False)
+        late = PipeClient(b.address, b.token)  # authenticates at once: never expired
+        started = time.monotonic()
+        answer = silent.recv_frame()
+        assert answer["id"] is None and answer["error"]["type"] == "Unauthorized", answer
+        assert "no auth frame within 0.5 s" in answer["error"]["message"]
+        assert silent.recv_frame() is None  # then the end of the stream
+        assert 0.4 < time.monotonic() - started < 5
+        time.sleep(0.3)
+        assert late.roundtrip({"id": 1, "op": "eval", "expr": "6*7"}) == {"id": 1, "value": 42}
+        assert b.alive()
+    finally:
+        b.stop()
 
 
 def exec_frame(marker, rid=1):
