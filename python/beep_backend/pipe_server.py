@@ -27,6 +27,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 
 from . import wire
 from .dispatcher import log
@@ -57,6 +58,9 @@ class PipeServer:
         self.max_frame = max_frame
         self.path = path
         self.auth_timeout = _auth_timeout()
+        self._deadlines = collections.deque()  # (monotonic deadline, connection) to check
+        self._deadlines_cv = threading.Condition()
+        self._reaper_started = False
         self._made_dir = None
         self.sock = None
         self.pending = collections.deque()  # (connection, request) waiting for the main thread
@@ -319,6 +323,31 @@ class PipeServer:
         else:
             target.readable()
 
+    def _expire_later(self, conn):
+        """A client that never authenticates must not hold its connection forever: one
+        thread (started with the first connection) closes each that is still not
+        authenticated when its deadline comes. All deadlines are the same length, so
+        they come in the order the connections did."""
+        with self._deadlines_cv:
+            self._deadlines.append((time.monotonic() + self.auth_timeout, conn))
+            if not self._reaper_started:
+                self._reaper_started = True
+                threading.Thread(target=self._expire_loop, name="pipe-auth-deadline", daemon=True).start()
+            self._deadlines_cv.notify()
+
+    def _expire_loop(self):
+        while True:
+            with self._deadlines_cv:
+                while not self._deadlines:
+                    self._deadlines_cv.wait()
+                deadline, conn = self._deadlines[0]
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    self._deadlines_cv.wait(delay)
+                    continue
+                self._deadlines.popleft()
+            conn.expire_unauthed()
+
     def _accept(self):
         while True:
             try:
@@ -332,10 +361,7 @@ class PipeServer:
             conn = Connection(self, sock)
             self.watch(sock.fileno(), conn)
             if not conn.authed:
-                # A client that never authenticates must not hold its connection forever.
-                timer = threading.Timer(self.auth_timeout, conn.expire_unauthed)
-                timer.daemon = True
-                timer.start()
+                self._expire_later(conn)
 
 
 def _auth_timeout():
@@ -359,7 +385,7 @@ class Connection:
         self.closed = False
 
     def expire_unauthed(self):
-        """(Timer thread) Close the connection if it has not authenticated by now."""
+        """(Deadline thread) Close the connection if it has not authenticated by now."""
         if self.authed or self.closed:
             return
         message = "no auth frame within %g s" % self.server.auth_timeout
