@@ -12,7 +12,7 @@ vi.mock("../../bindings", () => ({
   events: {},
 }));
 
-import { api, ApiError, errorMessage } from "./index";
+import { api, ApiError, attempt, errorMessage } from "./index";
 
 describe("backend wrapper", () => {
   it("unwraps ok results", async () => {
@@ -23,6 +23,10 @@ describe("backend wrapper", () => {
     expect(e).toBeInstanceOf(ApiError);
     expect(e.code).toBe("invalid");
     expect(errorMessage(e)).toBe("Runtime `k` is adopted");
+  });
+  it("attempt gives null on success and the core's message on failure", async () => {
+    expect(await attempt(() => api.runtimes.list())).toBeNull();
+    expect(await attempt(() => api.runtimes.remove("k"))).toBe("Runtime `k` is adopted");
   });
   it("turns framework rejections into `failed`", async () => {
     const e = await api.runtimes.setDefault("k").catch((x) => x);

@@ -108,6 +108,16 @@ export function errorMessage(e: unknown): string {
   return String(e);
 }
 
+/** Run `f`: null when it succeeded, else the message to show where it happened. */
+export async function attempt(f: () => Promise<unknown>): Promise<string | null> {
+  try {
+    await f();
+    return null;
+  } catch (e) {
+    return errorMessage(e);
+  }
+}
+
 /** Copy text to the clipboard (the webview's own API; no plugin needed). */
 export async function copyText(text: string): Promise<void> {
   await navigator.clipboard.writeText(text);
