@@ -3,7 +3,8 @@
 //! CPU use while idle with 20 backends.
 //!
 //! Run: `cargo run --release --example bench_backend` (env `BENCH_CALLS`, `BENCH_SECS`,
-//! `BENCH_PYTHON`: the interpreter of the echo and the backends, default `python3`).
+//! `BENCH_PYTHON`: the interpreter of the echo and the backends, default `python3`;
+//! `BENCH_PIPE_ONLY=1`: the echo and the pipe transport only, for quick comparisons).
 #![allow(clippy::print_stdout)]
 
 // The raw baselines and the pipe transport use Unix domain sockets.
@@ -402,10 +403,19 @@ while True:
         let (rows, idle) = runtime.block_on(async {
             let supervisor = Supervisor::new(paths.clone());
             let mut rows = vec![raw.clone()];
-            for transport in [Transport::Pipe, Transport::Http, Transport::Rpc] {
+            let pipe_only = std::env::var("BENCH_PIPE_ONLY").as_deref() == Ok("1");
+            let transports: &[Transport] = if pipe_only {
+                &[Transport::Pipe]
+            } else {
+                &[Transport::Pipe, Transport::Http, Transport::Rpc]
+            };
+            for &transport in transports {
                 let (row, raw) = bench_transport(&supervisor, &env, transport, calls, secs).await;
                 rows.extend(raw);
                 rows.push(row);
+            }
+            if pipe_only {
+                return (rows, f64::NAN);
             }
             // Idle supervisor with 20 backends.
             let mut ids = Vec::new();

@@ -101,12 +101,13 @@ def safe_repr(obj):
 # Ints this long or longer have more digits than Python converts to text by default
 # (`sys.get_int_max_str_digits`, 4300): they become handles, not a failed answer.
 _HUGE = 10**4000
+_NEG_HUGE = -_HUGE  # not negated per call: that copies a 1.7 KB int
 
 
 def plain(value, depth=0):
     """`value` as JSON data (bytes as `{"$bytes": ...}`), or raise _NotPlain."""
     t = type(value)
-    if t is str or t is bool or value is None or (t is int and -_HUGE < value < _HUGE):
+    if t is str or t is bool or value is None or (t is int and _NEG_HUGE < value < _HUGE):
         return value
     if t is float:
         if value - value == 0:  # finite: inf - inf and nan - nan are nan
@@ -243,16 +244,17 @@ class Operations:
             raise bad_request("`kwargs` must be an object")
         return self.decode(session, args), self.decode(session, kwargs)
 
-    def compiled(self, source, mode):
-        key = (source, mode)
-        code = self._code_cache.get(key)
+    def compiled_eval(self, source):
+        """The code object of an `eval` expression; cached under the source itself (`exec`
+        entries are under `(source, "exec")`), so the common hit builds no key."""
+        code = self._code_cache.get(source)
         if code is None:
-            code = compile(source, "<%s>" % mode, mode)
-            self._keep(key, code)
+            code = compile(source, "<eval>", "eval")
+            self._keep(source, source, code)
         return code
 
-    def _keep(self, key, entry):
-        if len(key[0]) > _CACHE_MAX_SOURCE:
+    def _keep(self, source, key, entry):
+        if len(source) > _CACHE_MAX_SOURCE:
             return
         if len(self._code_cache) >= _CODE_CACHE_SIZE:
             self._code_cache.clear()
@@ -297,7 +299,7 @@ class Operations:
         try:
             if cached is None:
                 body, last = self._compile_exec(code, filename)
-                self._keep((code, "exec"), (filename, body, last))
+                self._keep(code, (code, "exec"), (filename, body, last))
             exec(body, session.namespace)
             value = eval(last, session.namespace) if last is not None else None
         except BaseException as exc:
@@ -321,14 +323,19 @@ class Operations:
         return compile(tree, filename, "exec"), last
 
     def op_eval(self, req):
-        session = self.session(req)
+        # The common call, `{"op": "eval", "expr": ...}` in an existing session, takes the
+        # short way; anything else goes through `session` and `_required_str`, which check.
+        name = req.get("session", "default")
+        session = self.sessions.get(name) if type(name) is str else None
+        if session is None:
+            session = self.session(req)
         expr = req.get("expr")
         if type(expr) is not str:
             expr = _required_str(req, "expr")  # raises
-        code = self._code_cache.get((expr, "eval")) or self.compiled(expr, "eval")
+        code = self._code_cache.get(expr) or self.compiled_eval(expr)
         value = eval(code, session.namespace)
         t = type(value)
-        if t is str or t is bool or value is None or (t is int and -_HUGE < value < _HUGE):
+        if t is str or t is bool or value is None or (t is int and _NEG_HUGE < value < _HUGE):
             return 200, {"value": value}  # JSON as it is (see `plain`)
         return 200, {"value": self.encode(session, value)}
 

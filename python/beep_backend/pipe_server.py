@@ -25,6 +25,7 @@ import select
 import signal
 import socket
 import stat
+import struct
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ from .dispatcher import log
 
 PRE_AUTH_CAP = 64 * 1024  # the auth frame is tiny; do not buffer more before it
 DEFAULT_AUTH_TIMEOUT = 10.0  # seconds a new connection has to send its auth frame
+_SIZE = struct.Struct(">I")  # a frame's length prefix
 MAX_PATH = 103  # sun_path holds 108 bytes on Linux, 104 on macOS, both with a final NUL
 
 
@@ -208,8 +210,13 @@ class PipeServer:
         dispatcher = self.dispatcher
         run_call = dispatcher.run_call
         calls = self.calls
-        loads = wire.loads
-        recv = conn.sock.recv
+        scan = wire.scan
+        frame = wire.frame
+        size_of = _SIZE.unpack_from
+        sock = conn.sock
+        recv = sock.recv
+        sendall = sock.sendall
+        send_lock = conn.lock
         block_lock = self._block_lock
         limit = 4 + self.max_frame
         while True:
@@ -236,32 +243,38 @@ class PipeServer:
                 for fd, _ in self.poller.poll(0):
                     self._ready(fd)
                 return
-            # The common case, inline: one whole frame holding a call.
+            # The common case, inline: one whole frame holding a call, compact JSON starting
+            # with `{`. Anything else (several frames, a part of one, whitespace, an error to
+            # report) takes the general way, `feed`.
             size = len(chunk)
             req = fn = None
-            if (
-                4 < size <= limit
-                and conn.authed
-                and not conn.buf
-                and int.from_bytes(chunk[:4], "big") == size - 4
-            ):
+            if 4 < size <= limit and size_of(chunk)[0] == size - 4 and conn.authed and not conn.buf:
                 try:
-                    req = loads(chunk[4:])
-                except ValueError:
-                    pass  # `feed` answers it
+                    text = chunk[4:].decode()
+                    req, end = scan(text, 0)
+                except (ValueError, StopIteration, RecursionError):
+                    req = None
                 else:
-                    op = req.get("op")
-                    fn = calls.get(op) if type(op) is str else None
-            if fn is not None and not dispatcher.stopping:
-                status, body = run_call(fn, req)
-                conn.reply(req.get("id"), status, body)
+                    if end != len(text) or type(req) is not dict:
+                        req = None
+                    else:
+                        op = req.get("op")
+                        fn = calls.get(op) if type(op) is str else None
+            if fn is not None and not dispatcher._stopping:
+                _status, body = run_call(fn, req)
+                data = frame(req.get("id"), body)
+                try:
+                    with send_lock:
+                        sendall(data)
+                except OSError:
+                    pass  # the client went away; the next recv sees the end
                 if self._watching:
                     self._stop_watching()
             elif req is not None:
                 conn.dispatch(req)
             else:
                 conn.feed(chunk)
-            if self.pending or self._only is not conn or not self._sentinel_armed or dispatcher.stopping:
+            if self.pending or self._only is not conn or not self._sentinel_armed or dispatcher._stopping:
                 return
 
     def _sentinel_loop(self):

@@ -9,8 +9,9 @@ directly (`frame`), a quarter of the encoder's cost.
 import json
 import json.decoder
 import json.encoder
+import struct
 
-_scan = json.decoder.JSONDecoder().scan_once  # the C scanner when available
+scan = json.decoder.JSONDecoder().scan_once  # the C scanner when available
 _c_make_encoder = json.encoder.c_make_encoder
 if _c_make_encoder is not None:
     _iterencode = _c_make_encoder(
@@ -41,6 +42,15 @@ def frame(rid, body):
     the same object; a `{"value": <int, str, bool or None>}` body skips the general encoder.
     """
     t = type(rid)
+    if len(body) == 1 and t is int:  # the common answer first: {"id": 7, "value": 2}
+        value = body.get("value", body)
+        if type(value) is int:
+            try:
+                data = b'{"id":%d,"value":%d}' % (rid, value)
+            except ValueError:  # an int over the str conversion limit: `dumps` reports it
+                pass
+            else:
+                return _pack_size(len(data)) + data
     if t is not int and t is not str:
         rid = None
     if len(body) == 1 and "value" in body:
@@ -64,13 +74,14 @@ def frame(rid, body):
                 data = b'{"id":null,"value":%s}' % value_json
             else:
                 data = b'{"id":%s,"value":%s}' % (_escape(rid).encode("ascii"), value_json)
-            return len(data).to_bytes(4, "big") + data
+            return _pack_size(len(data)) + data
     answer = {"id": rid}
     answer.update(body)
     data = dumps(answer)
-    return len(data).to_bytes(4, "big") + data
+    return _pack_size(len(data)) + data
 
 
+_pack_size = struct.Struct(">I").pack  # the frame's 4-byte big-endian length
 _LITERALS = {None: b"null", True: b"true", False: b"false"}
 
 
@@ -79,7 +90,7 @@ def loads(data):
     try:
         text = data.decode("utf-8")
         start = 0 if text[:1] == "{" else len(text) - len(text.lstrip(_WS))
-        obj, end = _scan(text, start)
+        obj, end = scan(text, start)
         if end != len(text) and text[end:].strip(_WS):
             raise ValueError("extra data at character %d" % end)
     except StopIteration as exc:

@@ -315,6 +315,16 @@ def test_pipe_bad_frames_after_auth_keep_connection(pipe_backend):
             "error": {"type": "BadRequest", "message": "missing or non-string field `op`", "traceback": ""},
         }
     assert c.roundtrip({"id": "x", "op": "eval", "expr": "3"}) == {"id": "x", "value": 3}
+    # Frames the lone connection's short way does not take fall back to the general one.
+    assert c.roundtrip(b' \n{"id": 9, "op": "eval", "expr": "4"} ') == {"id": 9, "value": 4}
+    assert c.roundtrip(b'{"id": 10, "op": "eval", "expr": "1"} x')["error"]["type"] == "BadRequest"
+    assert c.roundtrip(b'{"id": 11, "op": "eval", "expr": "\xff"}')["error"]["type"] == "BadRequest"
+    assert c.roundtrip(b'[{"id": 12, "op": "eval", "expr": "1"}]')["error"]["type"] == "BadRequest"
+    # The session as sent is checked even though the default session takes a short way.
+    assert c.roundtrip({"id": 13, "op": "eval", "expr": "5", "session": ""}) == {"id": 13, "value": 5}
+    for session in (5, ["a"], {"a": 1}):
+        answer = c.roundtrip({"id": 14, "op": "eval", "expr": "5", "session": session})
+        assert answer["error"]["type"] == "BadRequest", answer
 
 
 def test_pipe_pipelining(pipe_backend):
