@@ -31,6 +31,13 @@ pub fn tune(window: &tauri::WebviewWindow) {
     let _ = window;
 }
 
+/// The same settings on a WebKitGTK view made without Tauri (the engine's memory floor,
+/// `examples/webview_floor.rs`).
+#[cfg(target_os = "linux")]
+pub fn tune_view(view: &webkit2gtk::WebView) {
+    linux::tune(view);
+}
+
 #[cfg(target_os = "linux")]
 mod linux {
     use webkit2gtk::{

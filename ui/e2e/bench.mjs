@@ -2,6 +2,7 @@
 // environments and 5 backends, CPU while the Backends page shows 20 live backends.
 // Goals: first content < 1 s, idle memory < 150 MB, live page < 5% of one core.
 // Memory is PSS (shared pages split between the processes that map them), RSS beside it.
+// FLOOR (optional): the webview_floor example, a bare WebKitGTK window measured the same way.
 //   APP=/abs/path/beep-host-gui xvfb-run -a node ui/e2e/bench.mjs
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -48,6 +49,20 @@ function appPid() {
   return Math.min(...out);
 }
 
+// The anchor: a bare WebKitGTK window with the same settings (examples/webview_floor.rs),
+// measured the same way, alone: while the app runs, the libraries both map would be split
+// between them and the floor would look smaller than it is.
+const floorResults = {};
+if (process.env.FLOOR) {
+  const floor = spawn(resolve(process.env.FLOOR), [], { env: process.env, stdio: "ignore" });
+  await sleep(6000);
+  const procs = tree(floor.pid);
+  floorResults.webview_floor_memory_mb = { pss: mb(sum(procs, pss)), rss: mb(sum(procs, rss)) };
+  floorResults.webview_floor_by_process = procs.map((p) => ({ pid: p.pid, comm: p.comm, pss_mb: mb(pss(p)), rss_mb: mb(rss(p)) }));
+  floor.kill();
+  await sleep(1500); // its WebKit processes end with it
+}
+
 const work = mkdtempSync(join(tmpdir(), "beep-bench-"));
 const home = join(work, "home");
 const envs = join(home, "data/envs");
@@ -91,6 +106,10 @@ try {
   if (browser) await browser.deleteSession().catch(() => {});
   driver.kill();
   rmSync(work, { recursive: true, force: true });
+}
+if (floorResults.webview_floor_memory_mb) {
+  Object.assign(results, floorResults);
+  results.app_over_floor_pss_mb = results.idle_memory_mb_10_envs_5_backends.pss - floorResults.webview_floor_memory_mb.pss;
 }
 console.log(JSON.stringify(results, null, 2));
 console.log("memory: PSS summed over the app and its WebKit processes (shared libraries counted once); RSS beside it counts them in each process");
