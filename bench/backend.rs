@@ -4,7 +4,10 @@
 //!
 //! Run: `cargo run --release --example bench_backend` (env `BENCH_CALLS`, `BENCH_SECS`,
 //! `BENCH_PYTHON`: the interpreter of the echo and the backends, default `python3`;
-//! `BENCH_PIPE_ONLY=1`: the echo and the pipe transport only, for quick comparisons).
+//! `BENCH_PIPE_ONLY=1`: the echo and the pipe transport only, for quick comparisons;
+//! `BENCH_RUNTIME=current`: everything on a single-threaded tokio runtime; by default the
+//! clients run on a 2-worker runtime, from `block_on` like `#[tokio::main]`, and the pipe
+//! is measured once more from a single-threaded runtime at the end).
 #![allow(clippy::print_stdout)]
 
 // The raw baselines and the pipe transport use Unix domain sockets.
@@ -336,6 +339,11 @@ while True:
             n
         });
         let shared_total: usize = futures_util::future::join_all(runs).await.into_iter().sum();
+        drop(clients);
+        drop(client);
+        // The floor alone on the backend, like the sequential pipe calls above (with other
+        // connections open the server polls them all instead of blocking on one).
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let raw = if transport == Transport::Pipe {
             let status = supervisor.status(&id).unwrap();
             let record = beep_host::backend::BackendRecord::read(&status.record).unwrap();
@@ -348,8 +356,6 @@ while True:
         } else {
             None
         };
-        drop(clients);
-        drop(client);
         supervisor.stop(&id).await.unwrap();
         let row = Row {
             name: transport.as_str().into(),
@@ -441,6 +447,24 @@ while True:
             supervisor.stop_all().await;
             (rows, idle)
         });
+        drop(runtime);
+        // The pipe again from a single-threaded runtime, in the same run. On the multi-thread
+        // runtime, an idle worker parked in epoll wakes for every answer that reaches the
+        // socket (tokio registers it edge-triggered), even while the caller spins on it; on
+        // two cores that wake-up competes with the backend.
+        let mut rows = rows;
+        if std::env::var("BENCH_RUNTIME").as_deref() != Ok("current") {
+            let current = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (mut row, _) = current.block_on(async {
+                let supervisor = Supervisor::new(paths.clone());
+                bench_transport(&supervisor, &env, Transport::Pipe, calls, secs).await
+            });
+            row.name = "pipe 1-thread".into();
+            rows.push(row);
+        }
 
         println!("\neval 1+1, {calls} sequential calls; 4 clients for {secs} s (2 cores)\n");
         println!(
@@ -511,5 +535,17 @@ while True:
             pipe.p50_us / floor.p50_us,
             pipe.four_clients / floor.four_clients
         );
+        if let Some(single) = rows.iter().find(|r| r.name == "pipe 1-thread") {
+            println!(
+                "pipe from a single-threaded runtime: p50 {:.2}x raw ({}), 4 clients {:.0}/s",
+                single.p50_us / raw.p50_us,
+                if single.p50_us <= 2.0 * raw.p50_us {
+                    "met"
+                } else {
+                    "MISSED"
+                },
+                single.four_clients
+            );
+        }
     }
 }
