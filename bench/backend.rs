@@ -283,6 +283,7 @@ while True:
         transport: Transport,
         calls: usize,
         secs: f64,
+        with_floor: bool,
     ) -> (Row, Option<Row>) {
         // Cold start: spawn to first answered call, median of 5.
         let mut colds = Vec::new();
@@ -344,7 +345,7 @@ while True:
         // The floor alone on the backend, like the sequential pipe calls above (with other
         // connections open the server polls them all instead of blocking on one).
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let raw = if transport == Transport::Pipe {
+        let raw = if with_floor && transport == Transport::Pipe {
             let status = supervisor.status(&id).unwrap();
             let record = beep_host::backend::BackendRecord::read(&status.record).unwrap();
             let (address, token) = (record.address.clone(), record.token.clone());
@@ -416,7 +417,8 @@ while True:
                 &[Transport::Pipe, Transport::Http, Transport::Rpc]
             };
             for &transport in transports {
-                let (row, raw) = bench_transport(&supervisor, &env, transport, calls, secs).await;
+                let (row, raw) =
+                    bench_transport(&supervisor, &env, transport, calls, secs, true).await;
                 rows.extend(raw);
                 rows.push(row);
             }
@@ -460,7 +462,7 @@ while True:
                 .unwrap();
             let (mut row, _) = current.block_on(async {
                 let supervisor = Supervisor::new(paths.clone());
-                bench_transport(&supervisor, &env, Transport::Pipe, calls, secs).await
+                bench_transport(&supervisor, &env, Transport::Pipe, calls, secs, false).await
             });
             row.name = "pipe 1-thread".into();
             rows.push(row);
