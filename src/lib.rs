@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod host;
 pub mod lock;
 pub mod paths;
@@ -31,4 +32,6 @@ pub enum Error {
     Backend(#[from] backend::Error),
     #[error(transparent)]
     Host(#[from] host::Error),
+    #[error(transparent)]
+    Daemon(#[from] daemon::Error),
 }

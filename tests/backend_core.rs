@@ -101,7 +101,11 @@ async fn every_transport_answers_the_rust_client_and_refuses_a_wrong_token() {
         let pid = status.pid.unwrap();
         supervisor.stop(&id).await.unwrap();
         assert!(!alive(pid), "{transport}: the process is gone");
-        assert!(!status.record.exists(), "{transport}: the record is gone");
+        assert_eq!(
+            record_state(&status.record),
+            "stopped",
+            "{transport}: the record keeps the end"
+        );
         if transport == Transport::Pipe {
             assert!(
                 !std::path::Path::new(&address).exists(),
@@ -149,13 +153,13 @@ async fn a_killed_backend_is_crashed_at_once_and_restarts_up_to_the_limit() {
         assert_eq!(client.eval("2+2").await.unwrap(), PyValue::Json(json!(4)));
         assert_eq!(supervisor.status(&id).unwrap().restarts, round + 1);
     }
-    // Five restarts used: it stays crashed, with its record and socket gone.
+    // Five restarts used: it stays crashed (so says its record), its socket gone.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = supervisor.status(&id).unwrap();
     assert_eq!(status.state, BackendState::Crashed);
     assert_eq!(status.restarts, 5);
     assert_eq!(status.last_exit.unwrap().signal, Some(9));
-    assert!(!status.record.exists());
+    assert_eq!(record_state(&status.record), "crashed");
     assert!(home.files(&home.paths.sockets()).is_empty());
 }
 
@@ -193,8 +197,12 @@ async fn without_a_restart_policy_a_crash_is_final() {
         exit.last_lines
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!status.record.exists());
+    assert_eq!(record_state(&status.record), "crashed");
     assert!(supervisor.backends_in_env(&env).is_empty());
+    // Removed on request: the record goes, the backend leaves the table.
+    supervisor.remove(&id).await.unwrap();
+    assert!(!status.record.exists());
+    assert!(supervisor.status(&id).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,4 +359,10 @@ async fn a_start_waits_for_another_operation_on_its_environment() {
     let again = beep_host::lock::LockFile::try_acquire(&lock_path, "test").unwrap();
     drop(again);
     supervisor.stop(&id).await.unwrap();
+}
+
+/// The `state` field of a backend record.
+fn record_state(path: &std::path::Path) -> String {
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    record["state"].as_str().unwrap().to_string()
 }

@@ -101,6 +101,19 @@ impl From<beep_host::backend::Error> for AppError {
     }
 }
 
+impl From<beep_host::daemon::Error> for AppError {
+    fn from(e: beep_host::daemon::Error) -> Self {
+        use beep_host::daemon::protocol::FailureCode as F;
+        let code = match e.code() {
+            Some(F::NotFound) => ErrorCode::NotFound,
+            Some(F::Invalid) => ErrorCode::Invalid,
+            Some(F::Conflict) => ErrorCode::Busy,
+            _ => ErrorCode::Failed,
+        };
+        Self::from_chain(code, &e)
+    }
+}
+
 impl From<beep_host::backend::client::Error> for AppError {
     fn from(e: beep_host::backend::client::Error) -> Self {
         Self::from_chain(ErrorCode::Failed, &e)

@@ -4,11 +4,12 @@ pub mod commands;
 pub mod dto;
 pub mod error;
 pub mod events;
+pub mod prefs;
 pub mod state;
 pub mod watch;
 pub mod webview;
 
-use tauri::{Manager, RunEvent, WindowEvent};
+use tauri::{Manager, WindowEvent};
 use tauri_specta::{Event, collect_commands, collect_events};
 
 use crate::events::CloseRequested;
@@ -51,7 +52,6 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             settings::settings_save,
             settings::config_check,
             settings::host_api_status,
-            settings::host_api_set,
         ])
         .events(collect_events![
             events::InstallProgress,
@@ -104,27 +104,45 @@ pub fn run() {
         .on_window_event(|window, event| {
             if let WindowEvent::CloseRequested { api, .. } = event {
                 let state = window.state::<AppState>();
-                let running = state
-                    .supervisor
-                    .list()
-                    .into_iter()
-                    .filter(|b| b.supervisor_pid == std::process::id() && !b.state.is_final())
-                    .count();
-                if running > 0 {
-                    api.prevent_close();
-                    let _ = CloseRequested {
-                        running: running as u32,
+                let started: Vec<_> = state.started().iter().cloned().collect();
+                if started.is_empty() {
+                    return;
+                }
+                let running = tauri::async_runtime::block_on(async {
+                    let Ok(daemon) = state.daemon().await else {
+                        return 0;
+                    };
+                    let Ok(listing) = daemon.list().await else {
+                        return 0;
+                    };
+                    started
+                        .iter()
+                        .filter(|id| listing.get(id).is_some_and(|s| !s.state.is_final()))
+                        .count()
+                });
+                match prefs::on_close(&state.paths) {
+                    _ if running == 0 => {}
+                    Some(stop) => {
+                        api.prevent_close();
+                        let app = window.app_handle().clone();
+                        tauri::async_runtime::spawn(async move {
+                            if stop {
+                                commands::backends::stop_started(&app.state::<AppState>()).await;
+                            }
+                            app.exit(0);
+                        });
                     }
-                    .emit(window.app_handle());
+                    None => {
+                        api.prevent_close();
+                        let _ = CloseRequested {
+                            running: running as u32,
+                        }
+                        .emit(window.app_handle());
+                    }
                 }
             }
         })
         .build(tauri::generate_context!())
         .expect("Failed to build the Tauri application");
-    app.run(|app, event| {
-        if let RunEvent::Exit = event {
-            let state = app.state::<AppState>();
-            tauri::async_runtime::block_on(state.supervisor.stop_own());
-        }
-    });
+    app.run(|_, _| {});
 }

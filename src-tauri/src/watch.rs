@@ -1,29 +1,38 @@
-//! Background forwarding: supervisor state changes, stats ticks and log lines as events.
+//! Background forwarding from the daemon: state changes, the table every second, and log
+//! lines, as events.
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use beep_host::backend::{BackendEvent, BackendId, Supervisor};
+use beep_host::backend::{BackendEvent, BackendId};
+use beep_host::daemon::DaemonClient;
+use futures_util::StreamExt;
 use tauri::{AppHandle, Manager};
 use tauri_specta::Event;
 
 use crate::events::{BackendChanged, BackendLog, BackendsTick};
 use crate::state::AppState;
 
-/// Forward state changes as `BackendChanged`, and every second the table as `BackendsTick`
-/// (only while there is something to show, so an idle app stays idle).
+/// Forward state changes as `BackendChanged` (reconnecting when the daemon restarts), and
+/// every second the table as `BackendsTick` (only while there is something to show).
 pub fn start(app: &AppHandle) {
-    let state = app.state::<AppState>();
-    let mut changes = state.supervisor.subscribe();
     let handle = app.clone();
     tauri::async_runtime::spawn(async move {
         loop {
-            match changes.recv().await {
-                Ok(event) => {
-                    let _ = changed(event).emit(&handle);
+            let paths = handle.state::<AppState>().paths.clone();
+            if let Ok(client) = DaemonClient::connect(&paths).await
+                && let Ok(mut events) = client.watch().await
+            {
+                while let Some(event) = events.next().await {
+                    if let Some(changed) = changed(event) {
+                        let _ = changed.emit(&handle);
+                    }
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => break,
             }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
     let handle = app.clone();
@@ -33,12 +42,9 @@ pub fn start(app: &AppHandle) {
         loop {
             tick.tick().await;
             let state = handle.state::<AppState>();
-            let backends: Vec<_> = state
-                .supervisor
-                .list()
-                .into_iter()
-                .map(Into::into)
-                .collect();
+            let Ok(backends) = crate::commands::backends::rows(&state).await else {
+                continue;
+            };
             if backends.is_empty() && !shown {
                 continue;
             }
@@ -48,7 +54,7 @@ pub fn start(app: &AppHandle) {
     });
 }
 
-fn changed(event: BackendEvent) -> BackendChanged {
+fn changed(event: BackendEvent) -> Option<BackendChanged> {
     let (id, state, pid, last_exit) = match event {
         BackendEvent::State {
             id,
@@ -61,36 +67,73 @@ fn changed(event: BackendEvent) -> BackendChanged {
             state,
             last_exit,
         } => (id, state, None, last_exit),
+        BackendEvent::Removed { .. } => return None,
     };
-    BackendChanged {
+    Some(BackendChanged {
         id: id.as_str().to_string(),
         state: state.as_str().to_string(),
         pid,
         last_exit: last_exit.map(|e| e.describe()),
-    }
+    })
 }
 
-/// Forward a backend's new log lines as `BackendLog` until it is gone.
-pub fn follow_logs(app: &AppHandle, supervisor: &Supervisor, id: &BackendId) {
-    let Ok((_, mut lines)) = supervisor.follow_logs(id) else {
+/// Forward the lines appended to a backend's log file as `BackendLog`, until the backend
+/// has ended or is gone (one follower per backend).
+pub fn follow_logs(app: &AppHandle, id: BackendId, file: PathBuf) {
+    static FOLLOWED: OnceLock<Mutex<HashSet<BackendId>>> = OnceLock::new();
+    let followed = FOLLOWED.get_or_init(Default::default);
+    if !followed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone())
+    {
         return;
-    };
+    }
     let app = app.clone();
-    let id = id.as_str().to_string();
     tauri::async_runtime::spawn(async move {
+        let mut offset = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let mut last_check = Instant::now();
+        let mut pending = String::new();
         loop {
-            match lines.recv().await {
-                Ok(line) => {
-                    let _ = BackendLog {
-                        id: id.clone(),
-                        stream: format!("{:?}", line.stream).to_lowercase(),
-                        text: line.text,
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            if len < offset {
+                offset = 0; // rotated
+            }
+            if len > offset
+                && let Ok(mut f) = std::fs::File::open(&file)
+                && f.seek(SeekFrom::Start(offset)).is_ok()
+            {
+                let mut buf = Vec::new();
+                if f.read_to_end(&mut buf).is_ok() {
+                    offset += buf.len() as u64;
+                    pending.push_str(&String::from_utf8_lossy(&buf));
+                    while let Some(end) = pending.find('\n') {
+                        let line: String = pending.drain(..=end).collect();
+                        let _ = BackendLog {
+                            id: id.as_str().to_string(),
+                            stream: "stdout".into(),
+                            text: line.trim_end_matches(['\n', '\r']).to_string(),
+                        }
+                        .emit(&app);
                     }
-                    .emit(&app);
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => break,
+            }
+            if last_check.elapsed() >= Duration::from_secs(2) {
+                last_check = Instant::now();
+                let state = app.state::<AppState>();
+                let alive = match state.daemon().await {
+                    Ok(d) => d.status(&id).await.is_ok_and(|s| !s.state.is_final()),
+                    Err(_) => false,
+                };
+                if !alive {
+                    break;
+                }
             }
         }
+        followed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     });
 }

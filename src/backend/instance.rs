@@ -1,5 +1,6 @@
-//! One backend this process supervises: its state and the task that watches its process,
-//! restarts it by policy, and stops it.
+//! One backend the daemon supervises: its state and the task that watches its process,
+//! restarts it by policy, and stops it. Ended backends stay (with their last exit) until
+//! removed.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,13 @@ impl BackendInstance {
     }
 
     fn update(&self, change: impl FnOnce(&mut Snapshot)) {
+        if let Err(err) = self.try_update(change) {
+            tracing::warn!(id = %self.id, %err, "cannot update the backend record");
+        }
+    }
+
+    /// Change the snapshot, announce it, and write the record (when it has one).
+    fn try_update(&self, change: impl FnOnce(&mut Snapshot)) -> Result<(), record::Error> {
         let (event, record) = {
             let mut snap = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
             let before = (snap.state, snap.pid);
@@ -72,15 +80,12 @@ impl BackendInstance {
             let record = snap.has_record.then(|| self.record_of(&snap));
             (event, record)
         };
-        if let Some(record) = record
-            && let Err(err) = record.write(&self.records)
-        {
-            tracing::warn!(id = %self.id, %err, "cannot update the backend record");
-        }
+        let written = record.map(|r| r.write(&self.records)).transpose();
         if let Some(event) = event {
             tracing::debug!(?event, "backend state");
             let _ = self.events.send(event);
         }
+        written.map(|_| ())
     }
 
     pub fn set_state(&self, state: BackendState) {
@@ -104,6 +109,7 @@ impl BackendInstance {
             last_exit: snap.last_exit.clone(),
             log_file: self.log.path().to_path_buf(),
             socket: self.plan.socket.clone(),
+            restart: self.spec.restart,
         }
     }
 
@@ -134,10 +140,11 @@ impl BackendInstance {
         }
     }
 
-    /// A process is ready: remember it and write the record.
-    pub fn mark_ready(&self, launched: &Launched) {
+    /// A process is ready: remember it and write the record. Never ready without a
+    /// record: when it cannot be written (a full disk), the caller stops the process.
+    pub fn mark_ready(&self, launched: &Launched) -> Result<(), record::Error> {
         let start_time = record::process_start_time(launched.pid).unwrap_or(0);
-        self.update(|snap| {
+        let written = self.try_update(|snap| {
             snap.state = BackendState::Ready;
             snap.pid = Some(launched.pid);
             snap.start_time = start_time;
@@ -145,26 +152,30 @@ impl BackendInstance {
             snap.running_since = Some(Instant::now());
             snap.has_record = true;
         });
+        if written.is_err() {
+            self.snapshot
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .has_record = false;
+        }
+        written
     }
 
-    /// Final: remove the record and the socket.
-    fn finish(&self, state: BackendState) {
+    /// Final: the record keeps the end (until removed); the socket goes.
+    pub(crate) fn finish(&self, state: BackendState) {
         self.update(|snap| {
             snap.state = state;
-            snap.has_record = false;
             snap.running_since = None;
         });
-        record::remove_files(&self.records, &self.id, self.plan.socket.as_deref());
+        if let Some(socket) = &self.plan.socket {
+            let _ = std::fs::remove_file(socket);
+        }
         let last_exit = self.snapshot().last_exit;
         let _ = self.events.send(BackendEvent::Ended {
             id: self.id.clone(),
             state,
             last_exit,
         });
-    }
-
-    fn marker(&self, what: &str) -> PathBuf {
-        record::marker(&self.records, &self.id, what)
     }
 
     /// Ask a ready process to shut down, then escalate to signals.
@@ -189,8 +200,11 @@ impl BackendInstance {
         if let Some(socket) = &self.plan.socket {
             let _ = std::fs::remove_file(socket);
         }
-        let launched = process::launch(&self.plan, &self.log).await?;
-        self.mark_ready(&launched);
+        let mut launched = process::launch(&self.plan, &self.log).await?;
+        if let Err(err) = self.mark_ready(&launched) {
+            self.stop_process(&mut launched).await;
+            return Err(err.into());
+        }
         Ok(launched)
     }
 }
@@ -255,6 +269,7 @@ pub(crate) async fn supervise(
                                 signal: None,
                                 at: process::unix_now(),
                                 last_lines: last_lines(&backend.log),
+                                reason: None,
                             });
                         });
                         backend.finish(BackendState::Crashed);
@@ -277,20 +292,20 @@ pub(crate) async fn supervise(
                         signal: None,
                         at: process::unix_now(),
                         last_lines: last_lines(&backend.log),
+                        reason: None,
                     },
                 };
                 tracing::info!(id = %backend.id, exit = %exit.describe(), "backend process ended");
                 let clean = exit.is_success();
+                backend
+                    .log
+                    .note(&format!("backend process ended ({})", exit.describe()));
                 backend.update(|snap| snap.last_exit = Some(exit));
-                let restart_asked = backend.marker("restart").exists();
-                if backend.marker("stop").exists() || (clean && !restart_asked) {
+                if clean {
                     backend.finish(BackendState::Stopped);
                     break;
                 }
-                if restart_asked {
-                    let _ = std::fs::remove_file(backend.marker("restart"));
-                    backend.set_state(BackendState::Restarting);
-                } else {
+                {
                     backend.set_state(BackendState::Crashed);
                     if backend.spec.restart == RestartPolicy::Never {
                         backend.finish(BackendState::Crashed);
@@ -321,10 +336,7 @@ pub(crate) async fn supervise(
                         }
                         break;
                     }
-                    if backend.marker("stop").exists() {
-                        backend.finish(BackendState::Stopped);
-                        break;
-                    }
+                    backend.log.note("restarting (policy on-failure)");
                 }
                 // Start again; a failed start counts as another crash.
                 loop {
@@ -342,6 +354,7 @@ pub(crate) async fn supervise(
                                     signal: None,
                                     at: process::unix_now(),
                                     last_lines: last_lines(&backend.log),
+                                    reason: None,
                                 });
                             });
                             if backend.spec.restart == RestartPolicy::Never

@@ -80,6 +80,12 @@ impl BackendLog {
         let _ = self.lines.send(line);
     }
 
+    /// A line of the host's own (started, ended, restarting), marked `[beep-host]`.
+    pub fn note(&self, text: &str) {
+        let at = time_of_day(super::process::unix_now());
+        self.push(LogStream::Stderr, format!("[beep-host {at}] {text}"));
+    }
+
     /// The last `n` lines in memory.
     pub fn tail(&self, n: usize) -> Vec<LogLine> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -146,6 +152,12 @@ pub fn read_tail(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
     let lines: Vec<&str> = text.lines().collect();
     let skip = lines.len().saturating_sub(n);
     Ok(lines[skip..].iter().map(|s| s.to_string()).collect())
+}
+
+/// `HH:MM:SS` UTC of a Unix time.
+fn time_of_day(secs: u64) -> String {
+    let s = secs % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub use spec::{BackendId, BackendSpec, RestartLimits, RestartPolicy, Transport};
 pub use status::{
     BackendEvent, BackendState, BackendStatus, LastExit, LogLine, LogStream, ProcessStats,
 };
-pub use supervisor::Supervisor;
+pub use supervisor::{Connection, Supervisor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -110,9 +110,9 @@ pub enum Error {
     #[error("Failed to restart backend `{id}`: {message}")]
     Restart { id: BackendId, message: String },
     #[error(
-        "Failed to restart backend `{id}`: no live supervisor owns it; stop it and start a new one"
+        "Failed to remove backend `{id}`: it is running; stop it first (`beep-host stop {id}`)"
     )]
-    Unsupervised { id: BackendId },
+    StillRunning { id: BackendId },
     #[error(transparent)]
     Record(#[from] record::Error),
     #[error(transparent)]

@@ -314,6 +314,7 @@ pub fn exit_of(status: ExitStatus, last_lines: Vec<String>) -> LastExit {
         signal,
         at: unix_now(),
         last_lines,
+        reason: None,
     }
 }
 

@@ -1,16 +1,16 @@
-//! The record of a running backend, `<state>/backends/<id>.json` (mode 0600).
+//! The record of a backend, `<state>/backends/<id>.json` (mode 0600): the daemon's
+//! persisted backend table.
 //!
-//! Records let every `beep-host` process (the CLI while the GUI runs, a detached
-//! supervisor) see and stop the backends of the others. The owning supervisor writes it
-//! when the backend is ready and rewrites it on each state change; a record whose
-//! supervisor and backend processes are both gone (or reused: their start times differ)
-//! is stale and removed by whoever finds it.
+//! The daemon writes a record when a backend is ready and rewrites it on each state
+//! change; an ended backend keeps its record (with its last exit) until it is removed.
+//! The next daemon reads the records its predecessor left: those still marked running
+//! were lost with it (their processes die with their owner).
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{BackendId, Transport};
+use super::spec::{BackendId, RestartPolicy, Transport};
 use super::status::{BackendState, LastExit};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,16 +61,44 @@ pub struct BackendRecord {
     pub log_file: PathBuf,
     /// The socket file of a pipe backend, removed with the record.
     pub socket: Option<PathBuf>,
+    /// The restart policy (the next daemon restarts a lost `on-failure` backend).
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
+/// A record that cannot be read: which file, what is wrong, and the process it names
+/// when that much can still be found in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    pub id: Option<BackendId>,
+    pub path: PathBuf,
+    pub error: String,
+    /// The backend process (pid, start time) found in the damaged text.
+    pub pid: Option<u32>,
+    pub start_time: Option<u64>,
+}
+
+impl Unreadable {
+    /// Is the process the damaged record names still the one it started?
+    pub fn process_alive(&self) -> bool {
+        match (self.pid, self.start_time) {
+            (Some(pid), Some(start)) => process_start_time(pid) == Some(start),
+            _ => false,
+        }
+    }
+}
+
+/// The number after `"key":` in damaged JSON text.
+fn salvage_number(text: &str, key: &str) -> Option<u64> {
+    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// The record file of `id` in `dir`.
 pub fn path(dir: &Path, id: &BackendId) -> PathBuf {
     dir.join(format!("{id}.json"))
-}
-
-/// A request left for the owning supervisor (`stop` or `restart`).
-pub fn marker(dir: &Path, id: &BackendId, what: &str) -> PathBuf {
-    dir.join(format!("{id}.{what}"))
 }
 
 impl BackendRecord {
@@ -84,15 +112,22 @@ impl BackendRecord {
         create_private_dir(dir).map_err(err)?;
         let tmp = dir.join(format!(".{}.{}.tmp", self.id, std::process::id()));
         let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
-        {
+        let written = (|| {
             let mut options = std::fs::OpenOptions::new();
             options.create(true).write(true).truncate(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&tmp).map_err(err)?;
-            std::io::Write::write_all(&mut file, &json).map_err(err)?;
+            let mut file = options.open(&tmp)?;
+            std::io::Write::write_all(&mut file, &json)?;
+            file.sync_data()?;
+            drop(file);
+            std::fs::rename(&tmp, &target)
+        })();
+        if let Err(source) = written {
+            // A full disk must not leave a zero-byte temp file behind.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(source));
         }
-        std::fs::rename(&tmp, &target).map_err(err)?;
         Ok(target)
     }
 
@@ -107,30 +142,51 @@ impl BackendRecord {
         })
     }
 
-    /// Every readable record in `dir`; unreadable ones are logged and skipped.
-    pub fn list(dir: &Path) -> Vec<BackendRecord> {
+    /// Every record in `dir`, and the ones that cannot be read (with what is wrong).
+    /// Leftover temp files of an interrupted write are removed.
+    pub fn scan(dir: &Path) -> (Vec<BackendRecord>, Vec<Unreadable>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
-        let mut records: Vec<BackendRecord> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension().is_some_and(|e| e == "json")
-                    && !p
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .filter_map(|p| match Self::read(&p) {
-                Ok(record) => Some(record),
+        let mut records = Vec::new();
+        let mut unreadable = Vec::new();
+        for path in entries.flatten().map(|e| e.path()) {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if name.starts_with('.') || path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            match Self::read(&path) {
+                Ok(record) => records.push(record),
                 Err(err) => {
-                    tracing::debug!(%err, "skipping a backend record");
-                    None
+                    let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default())
+                        .into_owned();
+                    let source = std::error::Error::source(&err)
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default();
+                    unreadable.push(Unreadable {
+                        id: BackendId::parse(name.trim_end_matches(".json")).ok(),
+                        error: format!("{err}{source}"),
+                        pid: salvage_number(&text, "pid").and_then(|p| u32::try_from(p).ok()),
+                        start_time: salvage_number(&text, "start_time"),
+                        path,
+                    });
                 }
-            })
-            .collect();
+            }
+        }
         records.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
-        records
+        (records, unreadable)
+    }
+
+    /// Every readable record in `dir`.
+    pub fn list(dir: &Path) -> Vec<BackendRecord> {
+        Self::scan(dir).0
     }
 
     /// Remove the record, its markers and the socket file (missing files are fine).
@@ -145,21 +201,13 @@ impl BackendRecord {
 
     /// Is the backend process still the one that wrote the record?
     pub fn backend_alive(&self) -> bool {
-        process_start_time(self.pid) == Some(self.start_time)
-    }
-
-    /// Nobody supervises it and the backend is gone: the record is stale.
-    pub fn is_stale(&self) -> bool {
-        !self.supervisor_alive() && !self.backend_alive()
+        self.pid != 0 && process_start_time(self.pid) == Some(self.start_time)
     }
 }
 
-/// Remove the record of `id`, its markers and `socket`.
+/// Remove the record of `id` and `socket`.
 pub fn remove_files(dir: &Path, id: &BackendId, socket: Option<&Path>) {
     let _ = std::fs::remove_file(path(dir, id));
-    for what in ["stop", "restart"] {
-        let _ = std::fs::remove_file(marker(dir, id, what));
-    }
     if let Some(socket) = socket {
         let _ = std::fs::remove_file(socket);
     }
@@ -215,6 +263,7 @@ mod tests {
             last_exit: None,
             log_file: "/x.log".into(),
             socket: None,
+            restart: RestartPolicy::Never,
         }
     }
 
@@ -231,15 +280,41 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert!(!live.is_stale());
+        assert!(live.backend_alive());
         let reused = record("bb", me, 1);
         reused.write(dir.path()).unwrap();
-        assert!(reused.is_stale());
+        assert!(!reused.backend_alive());
         let dead = record("cc", u32::MAX - 7, 1);
-        assert!(dead.is_stale());
+        assert!(!dead.backend_alive());
         let listed = BackendRecord::list(dir.path());
         assert_eq!(listed.len(), 2);
         reused.remove(dir.path());
         assert_eq!(BackendRecord::list(dir.path()), vec![live]);
+    }
+
+    #[test]
+    fn damaged_records_are_reported_with_the_process_they_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        let live = record("abcd", me, process_start_time(me).unwrap());
+        let path = live.write(dir.path()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Cut after the start time: the pid and start time are still in the text.
+        let cut = text.find("\"transport\"").unwrap();
+        std::fs::write(&path, &text[..cut]).unwrap();
+        std::fs::write(dir.path().join(".abcd.1.tmp"), b"").unwrap();
+        let (records, unreadable) = BackendRecord::scan(dir.path());
+        assert!(records.is_empty());
+        assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+        let bad = &unreadable[0];
+        assert_eq!(bad.id.as_ref().map(BackendId::as_str), Some("abcd"));
+        assert_eq!(bad.path, path);
+        assert!(bad.error.contains("Failed to parse"), "{}", bad.error);
+        assert_eq!(bad.pid, Some(me));
+        assert!(bad.process_alive());
+        assert!(
+            !dir.path().join(".abcd.1.tmp").exists(),
+            "temp files are swept"
+        );
     }
 }

@@ -18,6 +18,8 @@ pub enum BackendState {
     Crashed,
     /// Crashed and waiting for its next start (restart policy `on-failure`).
     Restarting,
+    /// Its owner (a daemon) ended while it ran; see [`BackendStatus::last_exit`].
+    Lost,
 }
 
 impl BackendState {
@@ -29,12 +31,18 @@ impl BackendState {
             Self::Stopped => "stopped",
             Self::Crashed => "crashed",
             Self::Restarting => "restarting",
+            Self::Lost => "lost",
         }
     }
 
     /// No process runs and none will be started again.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Stopped | Self::Crashed)
+        matches!(self, Self::Stopped | Self::Crashed | Self::Lost)
+    }
+
+    /// Ended in a way a person should see (`crashed`, `lost`), unlike a stop asked for.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Crashed | Self::Lost)
     }
 }
 
@@ -55,12 +63,16 @@ pub struct LastExit {
     pub at: u64,
     /// The last log lines before the exit (at most 20).
     pub last_lines: Vec<String>,
+    /// Why, when neither a code nor a signal says it (`the daemon that owned it ended`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl LastExit {
     /// `exit code 1`, `signal 9 (SIGKILL)`.
     pub fn describe(&self) -> String {
         match (self.code, self.signal) {
+            _ if self.reason.is_some() => self.reason.clone().unwrap_or_default(),
             (_, Some(signal)) => format!("signal {signal}{}", signal_name(signal)),
             (Some(code), None) => format!("exit code {code}"),
             (None, None) => "unknown exit".to_string(),
@@ -122,7 +134,7 @@ pub struct BackendStatus {
 }
 
 /// A change announced to subscribers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BackendEvent {
     State {
@@ -137,6 +149,8 @@ pub enum BackendEvent {
         state: BackendState,
         last_exit: Option<LastExit>,
     },
+    /// An ended backend was removed from the table.
+    Removed { id: BackendId },
 }
 
 /// Which stream a log line came from.

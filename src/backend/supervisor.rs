@@ -1,10 +1,14 @@
-//! The supervisor: starts backends, watches them, and lists, stops and restarts every
-//! backend on the machine — its own directly, those of other `beep-host` processes
-//! through their records.
+//! The supervisor: starts backends, watches them, restarts them by policy, samples their
+//! CPU and memory, and keeps the ended ones (with their last exit) until they are removed.
+//!
+//! One process owns the supervisor of a home: the daemon (`crate::daemon`). Every other
+//! program (the CLI, the app, the host API's clients) asks it. Its table is persisted as
+//! the backend records (`<state>/backends/<id>.json`), so the next daemon can tell what its
+//! predecessor was running ([`Supervisor::recover`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -13,10 +17,10 @@ use super::client::{self, BackendClient};
 use super::instance::{self, BackendInstance, Control, Snapshot};
 use super::log::BackendLog;
 use super::process::{self, LaunchPlan};
-use super::record::{self, BackendRecord};
+use super::record::{self, BackendRecord, Unreadable};
 use super::spec::{BackendId, BackendSpec, Transport};
 use super::stats::StatsSampler;
-use super::status::{BackendEvent, BackendState, BackendStatus, LogLine, ProcessStats};
+use super::status::{BackendEvent, BackendState, BackendStatus, LastExit, LogLine, ProcessStats};
 use crate::Paths;
 use crate::lock::LockFile;
 use crate::venv::EnvName;
@@ -38,6 +42,8 @@ struct Inner {
     paths: Paths,
     me: (u32, u64),
     backends: Mutex<BTreeMap<BackendId, Arc<BackendInstance>>>,
+    /// Records that could not be read (reported by `ps`, removable with `rm`).
+    unreadable: Mutex<Vec<Unreadable>>,
     events: broadcast::Sender<BackendEvent>,
     sampler: Mutex<StatsSampler>,
     stats: Mutex<HashMap<u32, ProcessStats>>,
@@ -54,6 +60,14 @@ impl Drop for Inner {
     }
 }
 
+/// How a client reaches a backend.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Connection {
+    pub transport: Transport,
+    pub address: String,
+    pub token: String,
+}
+
 impl Supervisor {
     pub fn new(paths: Paths) -> Self {
         let me = std::process::id();
@@ -63,6 +77,7 @@ impl Supervisor {
                 paths,
                 me: (me, record::process_start_time(me).unwrap_or(0)),
                 backends: Mutex::new(BTreeMap::new()),
+                unreadable: Mutex::new(Vec::new()),
                 events,
                 sampler: Mutex::new(StatsSampler::new()),
                 stats: Mutex::new(HashMap::new()),
@@ -88,12 +103,132 @@ impl Supervisor {
         self.inner.host_api.lock().ok().and_then(|h| h.clone())
     }
 
-    /// State changes of this supervisor's backends.
+    /// State changes of the backends.
     pub fn subscribe(&self) -> broadcast::Receiver<BackendEvent> {
         self.inner.events.subscribe()
     }
 
-    /// Start a backend and wait until it is ready (or failed to start).
+    /// Read the table a previous owner left (the records). Ended backends are shown as they
+    /// ended; those it was running were lost with it (their processes die with their
+    /// owner; one that survived is stopped now). A lost backend whose policy is
+    /// `on-failure` is started again with the same id. Unreadable records are reported.
+    pub async fn recover(&self) -> Vec<BackendId> {
+        let dir = self.inner.paths.backend_records();
+        let (records, unreadable) = BackendRecord::scan(&dir);
+        for bad in &unreadable {
+            tracing::warn!(path = %bad.path.display(), error = %bad.error, "unreadable backend record");
+            if bad.process_alive()
+                && let Some(pid) = bad.pid
+            {
+                process::stop_foreign(|| bad.process_alive(), pid, std::time::Instant::now()).await;
+            }
+        }
+        *self.unreadable() = unreadable;
+        let mut restarted = Vec::new();
+        for mut rec in records {
+            if self.own(&rec.id).is_some() {
+                continue;
+            }
+            let newly_lost = !rec.state.is_final();
+            if newly_lost {
+                if rec.backend_alive() {
+                    process::stop_foreign(
+                        || rec.backend_alive(),
+                        rec.pid,
+                        std::time::Instant::now(),
+                    )
+                    .await;
+                }
+                let reason = if rec.supervisor_pid == self.inner.me.0 {
+                    "lost: its owner ended".to_string()
+                } else {
+                    format!(
+                        "lost: the daemon that owned it (pid {}) ended",
+                        rec.supervisor_pid
+                    )
+                };
+                rec.state = BackendState::Lost;
+                rec.last_exit = Some(LastExit {
+                    code: None,
+                    signal: None,
+                    at: process::unix_now(),
+                    last_lines: rec
+                        .last_exit
+                        .take()
+                        .map(|e| e.last_lines)
+                        .unwrap_or_default(),
+                    reason: Some(reason),
+                });
+                if let Some(socket) = &rec.socket {
+                    let _ = std::fs::remove_file(socket);
+                }
+                if let Err(err) = rec.write(&dir) {
+                    tracing::warn!(%err, "cannot mark a lost backend");
+                }
+            }
+            let lost_to_restart =
+                rec.state == BackendState::Lost && rec.restart == super::RestartPolicy::OnFailure;
+            let Ok(env) = EnvName::parse(&rec.env) else {
+                continue;
+            };
+            let mut spec = BackendSpec::new(env, rec.transport).restart(rec.restart);
+            spec.id = Some(rec.id.clone());
+            let ended = self.ended_instance(spec.clone(), &rec);
+            if newly_lost && let Some(exit) = &rec.last_exit {
+                ended.log.note(&exit.describe());
+            }
+            self.lock().insert(rec.id.clone(), ended);
+            if lost_to_restart {
+                match self.start(spec).await {
+                    Ok(id) => restarted.push(id),
+                    Err(err) => {
+                        tracing::warn!(id = %rec.id, %err, "cannot restart a lost backend")
+                    }
+                }
+            }
+        }
+        restarted
+    }
+
+    /// An ended backend, rebuilt from its record.
+    fn ended_instance(&self, spec: BackendSpec, rec: &BackendRecord) -> Arc<BackendInstance> {
+        let (control, _) = mpsc::unbounded_channel();
+        let env_dir = self.inner.paths.env_dir(&spec.env);
+        Arc::new(BackendInstance {
+            id: rec.id.clone(),
+            plan: LaunchPlan {
+                id: rec.id.clone(),
+                env: rec.env.clone(),
+                env_dir,
+                transport: rec.transport,
+                python_path: Default::default(),
+                socket: rec.socket.clone(),
+                token: rec.token.clone(),
+                ready_timeout: spec.ready_timeout,
+                host_api: None,
+            },
+            spec,
+            log: Arc::new(BackendLog::open(rec.log_file.clone())),
+            started_at: rec.started_at,
+            records: self.inner.paths.backend_records(),
+            supervisor: self.inner.me,
+            snapshot: Mutex::new(Snapshot {
+                state: rec.state,
+                pid: None,
+                start_time: 0,
+                address: Some(rec.address.clone()).filter(|a| !a.is_empty()),
+                restarts: rec.restarts,
+                last_exit: rec.last_exit.clone(),
+                running_since: None,
+                has_record: true,
+            }),
+            control,
+            events: self.inner.events.clone(),
+        })
+    }
+
+    /// Start a backend and wait until it is ready (or failed to start). A spec with the id
+    /// of an ended backend starts it again (same id, environment, transport and policy).
     #[tracing::instrument(skip_all, fields(env = %spec.env, transport = %spec.transport))]
     pub async fn start(&self, spec: BackendSpec) -> Result<BackendId, Error> {
         let paths = &self.inner.paths;
@@ -117,11 +252,14 @@ impl Supervisor {
         let python_path = process::python_package_dir()?;
         let id = spec.id.clone().unwrap_or_else(BackendId::random);
         let records = paths.backend_records();
-        if record::path(&records, &id).exists() || self.own(&id).is_some() {
-            return Err(Error::IdTaken { id });
+        let previous = self.own(&id);
+        match &previous {
+            Some(b) if !b.snapshot().state.is_final() => return Err(Error::IdTaken { id }),
+            None if record::path(&records, &id).exists() => return Err(Error::IdTaken { id }),
+            _ => {}
         }
         let socket = match spec.transport {
-            Transport::Pipe => {
+            Transport::Pipe if cfg!(unix) => {
                 let dir = paths.sockets();
                 record::create_private_dir(&dir).map_err(|source| Error::CreateDir {
                     path: dir.clone(),
@@ -152,6 +290,7 @@ impl Supervisor {
             host_api: self.host_api(),
         };
         let (control, requests) = mpsc::unbounded_channel();
+        let restarts = previous.as_ref().map_or(0, |p| p.snapshot().restarts);
         let backend = Arc::new(BackendInstance {
             id: id.clone(),
             spec,
@@ -165,7 +304,7 @@ impl Supervisor {
                 pid: None,
                 start_time: 0,
                 address: None,
-                restarts: 0,
+                restarts,
                 last_exit: None,
                 running_since: None,
                 has_record: false,
@@ -174,24 +313,38 @@ impl Supervisor {
             events: self.inner.events.clone(),
         });
         self.lock().insert(id.clone(), backend.clone());
+        backend.log.note(&format!(
+            "starting: {} in environment `{}`",
+            backend.spec.transport, backend.spec.env
+        ));
         let _ = self.inner.events.send(BackendEvent::State {
             id: id.clone(),
             state: BackendState::Starting,
             pid: None,
             last_exit: None,
         });
-        let launched = match process::launch(&backend.plan, &backend.log).await {
-            Ok(launched) => launched,
-            Err(err) => {
-                self.lock().remove(&id);
-                if let Some(socket) = &backend.plan.socket {
-                    let _ = std::fs::remove_file(socket);
-                }
-                backend.set_state(BackendState::Crashed);
-                return Err(self.explain(err, &backend));
+        let failed = |backend: &Arc<BackendInstance>, err: Error| {
+            match &previous {
+                Some(previous) => self.lock().insert(id.clone(), previous.clone()),
+                None => self.lock().remove(&id),
+            };
+            if let Some(socket) = &backend.plan.socket {
+                let _ = std::fs::remove_file(socket);
             }
+            backend.log.note(&format!("failed to start: {err}"));
+            backend.set_state(BackendState::Crashed);
+            self.explain(err, backend)
         };
-        backend.mark_ready(&launched);
+        let mut launched = match process::launch(&backend.plan, &backend.log).await {
+            Ok(launched) => launched,
+            Err(err) => return Err(failed(&backend, err)),
+        };
+        if let Err(err) = backend.mark_ready(&launched) {
+            // Never report ready without a record (a full disk): stop the process.
+            let _ = process::stop_child(&mut launched, std::time::Instant::now()).await;
+            return Err(failed(&backend, err.into()));
+        }
+        backend.log.note(&format!("ready: pid {}", launched.pid));
         tokio::spawn(instance::supervise(backend, launched, requests));
         self.ensure_sampling();
         Ok(id)
@@ -242,81 +395,143 @@ impl Supervisor {
         err
     }
 
-    /// Stop a backend: this process's directly, another's through its record.
+    /// Stop a backend (an ended one stays ended). A damaged record's process is stopped
+    /// through the pid still readable in it, and the record removed.
     #[tracing::instrument(skip_all, fields(id = %id))]
     pub async fn stop(&self, id: &BackendId) -> Result<(), Error> {
         if let Some(backend) = self.own(id) {
+            if backend.snapshot().state.is_final() {
+                return Ok(());
+            }
+            backend.log.note("stopping (asked)");
             let (reply, done) = oneshot::channel();
             if backend.control.send(Control::Stop(reply)).is_ok() {
                 let _ = done.await;
             }
-            self.lock().remove(id);
             return Ok(());
         }
-        let record = self.foreign(id)?;
-        stop_foreign(&self.inner.paths, record).await;
-        Ok(())
+        if self.remove_unreadable(id).await {
+            return Ok(());
+        }
+        Err(Error::NotFound { id: id.clone() })
     }
 
-    /// Stop every backend on the machine; the ids that were stopped.
+    /// Stop every running backend; the ids that were stopped.
     pub async fn stop_all(&self) -> Vec<BackendId> {
-        let ids: Vec<BackendId> = self.list().into_iter().map(|status| status.id).collect();
+        let ids: Vec<BackendId> = self
+            .list()
+            .into_iter()
+            .filter(|s| !s.state.is_final())
+            .map(|status| status.id)
+            .collect();
         let stops = ids.iter().map(|id| self.stop(id));
         futures_util::future::join_all(stops).await;
+        let damaged: Vec<BackendId> = self
+            .unreadable()
+            .iter()
+            .filter_map(|u| u.id.clone())
+            .collect();
+        for id in damaged {
+            self.remove_unreadable(&id).await;
+        }
         ids
     }
 
-    /// Stop this process's backends only (on exit).
-    pub async fn stop_own(&self) {
-        let ids: Vec<BackendId> = self.lock().keys().cloned().collect();
-        futures_util::future::join_all(ids.iter().map(|id| self.stop(id))).await;
-    }
-
-    /// Stop and start again (same id, token and address kind; a new process).
-    pub async fn restart(&self, id: &BackendId) -> Result<(), Error> {
+    /// Forget an ended backend (its record goes; its log file stays). A running one must
+    /// be stopped first.
+    pub async fn remove(&self, id: &BackendId) -> Result<(), Error> {
         if let Some(backend) = self.own(id) {
-            let (reply, done) = oneshot::channel();
-            backend
-                .control
-                .send(Control::Restart(reply))
-                .map_err(|_| Error::Ended { id: id.clone() })?;
-            return match done.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(message)) => Err(Error::Restart {
-                    id: id.clone(),
-                    message,
-                }),
-                Err(_) => Err(Error::Ended { id: id.clone() }),
-            };
-        }
-        let record = self.foreign(id)?;
-        let dir = self.inner.paths.backend_records();
-        if !record.supervisor_alive() {
-            return Err(Error::Unsupervised { id: id.clone() });
-        }
-        let _ = std::fs::write(record::marker(&dir, id, "restart"), b"");
-        let began = Instant::now();
-        ask_shutdown(&record).await;
-        let old = record.pid;
-        let pid_alive = || record.backend_alive();
-        process::stop_foreign(pid_alive, old, began).await;
-        let deadline = Instant::now() + Duration::from_secs(35);
-        while Instant::now() < deadline {
-            match BackendRecord::read(&record::path(&dir, id)) {
-                Ok(now) if now.pid != old && now.state == BackendState::Ready => return Ok(()),
-                Ok(now) if now.state.is_final() => break,
-                Err(_) => break,
-                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            if !backend.snapshot().state.is_final() {
+                return Err(Error::StillRunning { id: id.clone() });
             }
+            self.lock().remove(id);
+            record::remove_files(&self.inner.paths.backend_records(), id, None);
+            let _ = self
+                .inner
+                .events
+                .send(BackendEvent::Removed { id: id.clone() });
+            return Ok(());
         }
-        Err(Error::Restart {
-            id: id.clone(),
-            message: "the backend did not come back ready".into(),
-        })
+        if self.remove_unreadable(id).await {
+            return Ok(());
+        }
+        Err(Error::NotFound { id: id.clone() })
     }
 
-    /// Every backend on the machine: this process's, then the others' (stale records are
-    /// removed on the way).
+    /// Forget backends that ended more than `age` ago; the ids removed.
+    pub fn remove_ended_before(&self, age: Duration) -> Vec<BackendId> {
+        let now = process::unix_now();
+        let old: Vec<BackendId> = self
+            .lock()
+            .values()
+            .filter(|b| {
+                let snap = b.snapshot();
+                let ended_at = snap.last_exit.as_ref().map_or(b.started_at, |e| e.at);
+                snap.state.is_final() && now.saturating_sub(ended_at) >= age.as_secs()
+            })
+            .map(|b| b.id.clone())
+            .collect();
+        for id in &old {
+            self.lock().remove(id);
+            record::remove_files(&self.inner.paths.backend_records(), id, None);
+            let _ = self
+                .inner
+                .events
+                .send(BackendEvent::Removed { id: id.clone() });
+        }
+        old
+    }
+
+    async fn remove_unreadable(&self, id: &BackendId) -> bool {
+        let bad = {
+            let mut list = self.unreadable();
+            let at = list.iter().position(|u| u.id.as_ref() == Some(id));
+            at.map(|at| list.remove(at))
+        };
+        let Some(bad) = bad else { return false };
+        if bad.process_alive()
+            && let Some(pid) = bad.pid
+        {
+            process::stop_foreign(|| bad.process_alive(), pid, std::time::Instant::now()).await;
+        }
+        let _ = std::fs::remove_file(&bad.path);
+        true
+    }
+
+    /// Stop every running backend (the daemon's exit).
+    pub async fn stop_own(&self) {
+        self.stop_all().await;
+    }
+
+    /// Stop and start again (same id and address kind; a new process). An ended backend
+    /// is started again.
+    pub async fn restart(&self, id: &BackendId) -> Result<(), Error> {
+        let backend = self
+            .own(id)
+            .ok_or_else(|| Error::NotFound { id: id.clone() })?;
+        if backend.snapshot().state.is_final() {
+            let mut spec = backend.spec.clone();
+            spec.id = Some(id.clone());
+            self.start(spec).await?;
+            return Ok(());
+        }
+        backend.log.note("restarting (asked)");
+        let (reply, done) = oneshot::channel();
+        backend
+            .control
+            .send(Control::Restart(reply))
+            .map_err(|_| Error::Ended { id: id.clone() })?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(Error::Restart {
+                id: id.clone(),
+                message,
+            }),
+            Err(_) => Err(Error::Ended { id: id.clone() }),
+        }
+    }
+
+    /// Every backend, running or ended, in the order they were started.
     pub fn list(&self) -> Vec<BackendStatus> {
         let own: Vec<Arc<BackendInstance>> = self.lock().values().cloned().collect();
         let stats = self
@@ -332,11 +547,13 @@ impl Supervisor {
                 b.status(pid.and_then(|p| stats.get(&p).copied()))
             })
             .collect();
-        for record in self.foreign_records() {
-            let stats = stats.get(&record.pid).copied().unwrap_or_default();
-            list.push(status_of_record(&self.inner.paths, record, stats));
-        }
+        list.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
         list
+    }
+
+    /// Records that could not be read, with what is wrong.
+    pub fn unreadable_records(&self) -> Vec<Unreadable> {
+        self.unreadable().clone()
     }
 
     /// The status of one backend.
@@ -355,34 +572,39 @@ impl Supervisor {
             .collect()
     }
 
-    /// Sample CPU and memory now (twice, 250 ms apart, so CPU has a base): for one-shot
-    /// callers such as `beep-host ps`.
+    /// Sample CPU and memory now (twice, 250 ms apart, so CPU has a base).
     pub async fn refresh_stats(&self) {
         self.sample();
         tokio::time::sleep(Duration::from_millis(250)).await;
         self.sample();
     }
 
-    /// A client of a backend, over its transport, authenticated.
-    pub async fn client(&self, id: &BackendId) -> Result<Box<dyn BackendClient>, Error> {
-        let (transport, address, token) = match self.own(id) {
-            Some(backend) => {
-                let address = backend
-                    .snapshot()
-                    .address
-                    .ok_or_else(|| Error::NotReady { id: id.clone() })?;
-                (backend.spec.transport, address, backend.plan.token.clone())
-            }
-            None => {
-                let record = self.foreign(id)?;
-                (record.transport, record.address, record.token)
-            }
-        };
-        Ok(client::connect(transport, &address, &token).await?)
+    /// How to reach a ready backend: transport, address and token.
+    pub fn connection(&self, id: &BackendId) -> Result<Connection, Error> {
+        let backend = self
+            .own(id)
+            .ok_or_else(|| Error::NotFound { id: id.clone() })?;
+        let snap = backend.snapshot();
+        if snap.state.is_final() {
+            return Err(Error::Ended { id: id.clone() });
+        }
+        let address = snap
+            .address
+            .ok_or_else(|| Error::NotReady { id: id.clone() })?;
+        Ok(Connection {
+            transport: backend.spec.transport,
+            address,
+            token: backend.plan.token.clone(),
+        })
     }
 
-    /// The captured log lines so far and the lines that follow (this process's backends;
-    /// for others read [`BackendStatus::log_file`]).
+    /// A client of a backend, over its transport, authenticated.
+    pub async fn client(&self, id: &BackendId) -> Result<Box<dyn BackendClient>, Error> {
+        let c = self.connection(id)?;
+        Ok(client::connect(c.transport, &c.address, &c.token).await?)
+    }
+
+    /// The captured log lines so far and the lines that follow.
     pub fn follow_logs(
         &self,
         id: &BackendId,
@@ -400,44 +622,27 @@ impl Supervisor {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    fn unreadable(&self) -> std::sync::MutexGuard<'_, Vec<Unreadable>> {
+        self.inner
+            .unreadable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn own(&self, id: &BackendId) -> Option<Arc<BackendInstance>> {
         self.lock().get(id).cloned()
     }
 
-    fn foreign(&self, id: &BackendId) -> Result<BackendRecord, Error> {
-        let path = record::path(&self.inner.paths.backend_records(), id);
-        if !path.exists() {
-            return Err(Error::NotFound { id: id.clone() });
-        }
-        let record = BackendRecord::read(&path)?;
-        if record.is_stale() {
-            record.remove(&self.inner.paths.backend_records());
-            return Err(Error::NotFound { id: id.clone() });
-        }
-        Ok(record)
-    }
-
-    /// Records of other processes, without the stale ones (which are removed).
-    fn foreign_records(&self) -> Vec<BackendRecord> {
-        let dir = self.inner.paths.backend_records();
-        let own = self.lock().keys().cloned().collect::<Vec<_>>();
-        BackendRecord::list(&dir)
-            .into_iter()
-            .filter(|r| !own.contains(&r.id))
-            .filter(|r| {
-                if r.is_stale() {
-                    tracing::info!(id = %r.id, pid = r.pid, "removing a stale backend record");
-                    r.remove(&dir);
-                    false
-                } else {
-                    true
-                }
-            })
-            .collect()
+    /// Backends whose process runs (or is being started again).
+    pub fn running_count(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|b| !b.snapshot().state.is_final())
+            .count()
     }
 
     fn sample(&self) {
-        let mut pids: Vec<u32> = self
+        let pids: Vec<u32> = self
             .lock()
             .values()
             .filter_map(|b| {
@@ -445,7 +650,6 @@ impl Supervisor {
                 snap.pid.filter(|_| !snap.state.is_final())
             })
             .collect();
-        pids.extend(self.foreign_records().iter().map(|r| r.pid));
         let fresh = self
             .inner
             .sampler
@@ -462,6 +666,8 @@ impl Supervisor {
             .sampling
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        // A new backend has figures from its first listing on.
+        self.sample();
         if sampling.is_some() {
             return;
         }
@@ -476,67 +682,4 @@ impl Supervisor {
             }
         }));
     }
-}
-
-fn status_of_record(paths: &Paths, record: BackendRecord, stats: ProcessStats) -> BackendStatus {
-    let alive = record.backend_alive();
-    let stats = if alive {
-        stats
-    } else {
-        ProcessStats::default()
-    };
-    let uptime = if alive {
-        process::unix_now().saturating_sub(record.start_time)
-    } else {
-        0
-    };
-    BackendStatus {
-        record: record::path(&paths.backend_records(), &record.id),
-        id: record.id,
-        env: record.env,
-        transport: record.transport,
-        address: Some(record.address),
-        state: record.state,
-        pid: alive.then_some(record.pid),
-        cpu_percent: stats.cpu_percent,
-        rss_bytes: stats.rss_bytes,
-        uptime_secs: uptime,
-        restarts: record.restarts,
-        last_exit: record.last_exit,
-        supervisor_pid: record.supervisor_pid,
-        log_file: record.log_file,
-        started_at: record.started_at,
-    }
-}
-
-/// Best-effort `shutdown` op to a backend (1 s).
-async fn ask_shutdown(record: &BackendRecord) {
-    let ask = async {
-        let client = client::connect(record.transport, &record.address, &record.token).await?;
-        client.shutdown().await
-    };
-    if let Ok(Err(err)) = tokio::time::timeout(Duration::from_secs(1), ask).await {
-        tracing::debug!(id = %record.id, %err, "shutdown op failed; escalating");
-    }
-}
-
-/// Stop a backend another process supervises: leave a `stop` marker so its supervisor
-/// does not restart it, ask it to shut down, escalate to signals, then make sure the
-/// record and socket are gone.
-async fn stop_foreign(paths: &Paths, record: BackendRecord) {
-    let dir = paths.backend_records();
-    let _ = std::fs::write(record::marker(&dir, &record.id, "stop"), b"");
-    let began = Instant::now();
-    if record.backend_alive() {
-        ask_shutdown(&record).await;
-        let pid_alive = || record.backend_alive();
-        process::stop_foreign(pid_alive, record.pid, began).await;
-    }
-    // Let a live supervisor clean up after itself, then do it for it.
-    let path = record::path(&dir, &record.id);
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while path.exists() && record.supervisor_alive() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    record.remove(&dir);
 }

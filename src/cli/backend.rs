@@ -11,10 +11,11 @@ use serde_json::{Map, Value};
 
 use beep_host::Paths;
 use beep_host::backend::{
-    self, BackendEvent, BackendId, BackendRecord, BackendSpec, BackendState, BackendStatus, Op,
-    RestartPolicy, Supervisor, Transport, record,
+    self, BackendEvent, BackendId, BackendState, BackendStatus, Op, RestartPolicy, Transport,
 };
+use beep_host::daemon::{DaemonClient, StartSpec};
 use beep_host::venv::EnvName;
+use futures_util::StreamExt;
 
 use super::output::{print_json, print_table};
 
@@ -28,21 +29,29 @@ pub struct StartArgs {
     /// Restart the backend when it crashes: never or on-failure.
     #[arg(long, default_value = "never")]
     restart: RestartPolicy,
-    /// Leave the backend running (under a background `beep-host` supervisor) and return.
+    /// Leave the backend running (the daemon keeps it) and return.
     #[arg(long)]
     detach: bool,
     /// Seconds to wait for the backend to report ready.
     #[arg(long, default_value_t = 30.0)]
     ready_timeout: f64,
-    /// Internal: run as the detached supervisor of backend ID.
-    #[arg(long, hide = true)]
-    supervise: Option<BackendId>,
 }
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
+    /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Also list backends stopped by hand (crashed and lost ones are always listed).
+    #[arg(long, short)]
+    all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The ended backends to forget.
+    #[arg(required = true)]
+    ids: Vec<BackendId>,
 }
 
 #[derive(Debug, Args)]
@@ -102,30 +111,38 @@ pub struct EvalArgs {
     session: Option<String>,
 }
 
-fn supervisor() -> anyhow::Result<Supervisor> {
-    Ok(Supervisor::new(Paths::from_env()?))
+/// The home's daemon (started when none runs).
+pub(super) async fn daemon() -> anyhow::Result<DaemonClient> {
+    Ok(DaemonClient::connect(&Paths::from_env()?).await?)
 }
 
-fn spec_of(args: &StartArgs) -> BackendSpec {
-    let mut spec = BackendSpec::new(args.venv.clone(), args.transport).restart(args.restart);
-    spec.ready_timeout = Duration::from_secs_f64(args.ready_timeout.max(0.1));
-    spec.id = args.supervise.clone();
-    spec
+fn spec_of(args: &StartArgs) -> StartSpec {
+    StartSpec {
+        env: args.venv.to_string(),
+        transport: args.transport,
+        restart: args.restart,
+        ready_timeout_ms: (args.ready_timeout.max(0.1) * 1000.0) as u64,
+    }
 }
 
+/// Ask the daemon to start a backend. In the foreground, follow its state until Ctrl+C,
+/// which stops it; `--detach` returns at once.
 pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
-    let supervisor = supervisor()?;
+    let client = daemon().await?;
+    let status = client.start(spec_of(&args)).await?;
+    let id = status.id.clone();
+    print_endpoint(&status);
     if args.detach {
-        return detach(&supervisor, &args).await;
+        println!(
+            "  Detached: it runs until `beep-host stop {id}` (daemon pid {}).",
+            client.pid()
+        );
+        return Ok(ExitCode::SUCCESS);
     }
-    let quiet = args.supervise.is_some();
-    let mut events = supervisor.subscribe();
-    let id = supervisor.start(spec_of(&args)).await?;
-    if !quiet {
-        print_endpoint(&supervisor.status(&id)?);
-        println!("  Ctrl+C stops it.");
-        let _ = std::io::stdout().flush();
-    }
+    println!("  Ctrl+C stops it.");
+    let _ = std::io::stdout().flush();
+    let stopper = daemon().await?;
+    let mut events = client.watch().await?;
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -136,16 +153,17 @@ pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {
                 eprintln!("stopping backend {id}");
-                supervisor.stop(&id).await?;
+                stopper.stop(&id).await?;
                 return Ok(ExitCode::SUCCESS);
             }
             _ = terminated => {
-                supervisor.stop(&id).await?;
+                stopper.stop(&id).await?;
                 return Ok(ExitCode::SUCCESS);
             }
-            event = events.recv() => {
+            event = events.next() => {
                 match event {
-                    Ok(BackendEvent::State { id: which, state, pid, last_exit }) if which == id => {
+                    None => bail!("Failed to follow backend `{id}`: the daemon went away"),
+                    Some(BackendEvent::State { id: which, state, pid, last_exit }) if which == id => {
                         let exit = last_exit
                             .as_ref()
                             .filter(|_| matches!(state, BackendState::Crashed | BackendState::Restarting))
@@ -154,90 +172,21 @@ pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
                         let pid = pid.map(|p| format!(" pid {p}")).unwrap_or_default();
                         eprintln!("backend {id}: {state}{pid}{exit}");
                     }
-                    Ok(BackendEvent::Ended { id: which, state, last_exit }) if which == id => {
-                        if state == BackendState::Crashed {
-                            eprintln!("backend {id}: crashed; not restarting");
+                    Some(BackendEvent::Ended { id: which, state, last_exit }) if which == id => {
+                        if state.is_failure() {
+                            eprintln!("backend {id}: {state}; not restarting");
                             for line in last_exit.iter().flat_map(|e| &e.last_lines) {
                                 eprintln!("  | {line}");
                             }
                             return Ok(ExitCode::FAILURE);
                         }
-                        if quiet {
-                            // The detached supervisor's own log is only kept when it failed.
-                            let log = supervisor.paths().logs().join(format!("{id}.supervisor.log"));
-                            let _ = fs_err::remove_file(log);
-                        }
+                        eprintln!("backend {id}: {state}");
                         return Ok(ExitCode::SUCCESS);
                     }
                     _ => {}
                 }
             }
         }
-    }
-}
-
-/// Hand the backend to a background `beep-host start --supervise <id>` in its own session,
-/// wait for its record to say ready, and return.
-async fn detach(supervisor: &Supervisor, args: &StartArgs) -> anyhow::Result<ExitCode> {
-    let paths = supervisor.paths();
-    let id = BackendId::random();
-    let exe = std::env::current_exe().context("Failed to find the current executable")?;
-    fs_err::create_dir_all(paths.logs())?;
-    let log = paths.logs().join(format!("{id}.supervisor.log"));
-    let stderr = fs_err::File::create(&log)?;
-    let mut command = tokio::process::Command::new(exe);
-    command
-        .arg("start")
-        .arg(args.transport.as_str())
-        .arg("--venv")
-        .arg(args.venv.as_str())
-        .arg("--restart")
-        .arg(match args.restart {
-            RestartPolicy::Never => "never",
-            RestartPolicy::OnFailure => "on-failure",
-        })
-        .arg("--ready-timeout")
-        .arg(args.ready_timeout.to_string())
-        .arg("--supervise")
-        .arg(id.as_str())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr.into_parts().0);
-    #[cfg(unix)]
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = command
-        .spawn()
-        .context("Failed to start the background supervisor")?;
-    let record_path = record::path(&paths.backend_records(), &id);
-    let deadline = Instant::now() + Duration::from_secs_f64(args.ready_timeout + 10.0);
-    loop {
-        if let Ok(record) = BackendRecord::read(&record_path)
-            && record.state == BackendState::Ready
-        {
-            print_endpoint(&supervisor.status(&id)?);
-            println!(
-                "  Detached: it runs until `beep-host stop {id}` (supervisor pid {}).",
-                record.supervisor_pid
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
-        if let Some(status) = child.try_wait()? {
-            let text = fs_err::read_to_string(&log).unwrap_or_default();
-            let _ = fs_err::remove_file(&log);
-            let text = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
-            bail!("{text} (background supervisor {status})");
-        }
-        if Instant::now() > deadline {
-            let _ = child.start_kill();
-            bail!("Failed to start backend `{id}`: the background supervisor did not report ready");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -258,10 +207,40 @@ fn print_endpoint(status: &BackendStatus) {
     println!("  logs:    beep-host logs {id} --follow");
 }
 
+/// The STATE column: `crashed: signal 9 (SIGKILL)`, `lost: ...`, else the state.
+fn state_text(s: &BackendStatus) -> String {
+    match (&s.last_exit, s.state.is_failure()) {
+        (Some(exit), true) => {
+            let why = exit.describe();
+            if why.starts_with(s.state.as_str()) {
+                why
+            } else {
+                format!("{}: {why}", s.state)
+            }
+        }
+        _ => s.state.to_string(),
+    }
+}
+
 pub async fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
-    let supervisor = supervisor()?;
-    supervisor.refresh_stats().await;
-    let list = supervisor.list();
+    let listing = daemon().await?.list().await?;
+    let list: Vec<&BackendStatus> = listing
+        .backends
+        .iter()
+        .filter(|s| args.all || s.state != BackendState::Stopped)
+        .collect();
+    for bad in &listing.unreadable {
+        eprintln!(
+            "warning: backend record `{}` is unreadable ({}){}; `beep-host stop {}` stops what it names, `beep-host rm {}` removes it",
+            bad.path.display(),
+            bad.error,
+            bad.pid
+                .map(|p| format!(", it names pid {p}"))
+                .unwrap_or_default(),
+            bad.id.as_ref().map(|i| i.as_str()).unwrap_or("?"),
+            bad.id.as_ref().map(|i| i.as_str()).unwrap_or("?"),
+        );
+    }
     if args.json {
         print_json(&list)?;
         return Ok(ExitCode::SUCCESS);
@@ -274,7 +253,7 @@ pub async fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
                 s.env.clone(),
                 s.transport.to_string(),
                 s.address.clone().unwrap_or_else(|| "-".into()),
-                s.state.to_string(),
+                state_text(s),
                 s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 format!("{:.1}%", s.cpu_percent),
                 format_bytes(s.rss_bytes),
@@ -314,23 +293,30 @@ fn format_duration(secs: u64) -> String {
 }
 
 pub async fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
-    let supervisor = supervisor()?;
+    let client = daemon().await?;
     if args.all {
-        for id in supervisor.stop_all().await {
+        for id in client.stop_all().await? {
             eprintln!("stopped {id}");
         }
         return Ok(ExitCode::SUCCESS);
     }
     let id = args.id.expect("clap requires an id without --all");
-    supervisor.stop(&id).await?;
+    client.stop(&id).await?;
     eprintln!("stopped {id}");
     Ok(ExitCode::SUCCESS)
 }
 
+pub async fn rm(args: RmArgs) -> anyhow::Result<ExitCode> {
+    let client = daemon().await?;
+    for id in &args.ids {
+        client.remove(id).await?;
+        eprintln!("removed {id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
-    let supervisor = supervisor()?;
-    supervisor.restart(&args.id).await?;
-    let status = supervisor.status(&args.id)?;
+    let status = daemon().await?.restart(&args.id).await?;
     eprintln!(
         "restarted {}: pid {}",
         args.id,
@@ -340,10 +326,10 @@ pub async fn restart(args: RestartArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let supervisor = supervisor()?;
-    let path = match supervisor.status(&args.id) {
+    let client = daemon().await?;
+    let path = match client.status(&args.id).await {
         Ok(status) => status.log_file,
-        Err(_) => supervisor.paths().logs().join(format!("{}.log", args.id)),
+        Err(_) => client.paths().logs().join(format!("{}.log", args.id)),
     };
     if !path.exists() {
         return Err(backend::Error::NotFound { id: args.id }.into());
@@ -357,13 +343,13 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     drop(out);
     if args.follow {
-        follow(&supervisor, &args.id, &path).await?;
+        follow(&client, &args.id, &path).await?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Print what is appended to `path` until the backend is gone.
-async fn follow(supervisor: &Supervisor, id: &BackendId, path: &Path) -> anyhow::Result<()> {
+/// Print what is appended to `path` until the backend has ended.
+async fn follow(client: &DaemonClient, id: &BackendId, path: &Path) -> anyhow::Result<()> {
     let mut offset = fs_err::metadata(path)?.len();
     let mut last_check = Instant::now();
     loop {
@@ -382,7 +368,7 @@ async fn follow(supervisor: &Supervisor, id: &BackendId, path: &Path) -> anyhow:
             out.flush()?;
         } else if last_check.elapsed() > Duration::from_secs(1) {
             last_check = Instant::now();
-            match supervisor.status(id) {
+            match client.status(id).await {
                 Ok(status) if !status.state.is_final() => {}
                 _ => return Ok(()),
             }
@@ -428,7 +414,7 @@ pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
 /// Send one operation; print the answer as JSON, or the Python traceback and fail.
 async fn run_op(id: &BackendId, op: Op, session: Option<&str>) -> anyhow::Result<ExitCode> {
     let is_exec = matches!(op, Op::Exec { .. });
-    let client = supervisor()?.client(id).await?;
+    let client = daemon().await?.backend_client(id).await?;
     match client.request(op, session).await {
         Ok(reply) if is_exec || reply.stdout.is_some() => {
             print_json(&serde_json::json!({

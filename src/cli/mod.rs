@@ -1,7 +1,7 @@
 //! Command-line parsing and dispatch. Each domain has its own file with its subcommands.
 
 mod backend;
-mod host;
+mod daemon;
 mod output;
 mod pkg;
 mod progress;
@@ -34,12 +34,16 @@ enum Command {
     /// Install, remove and list packages in an environment.
     #[command(subcommand)]
     Pkg(pkg::PkgCommand),
-    /// Serve the host API (environments, runtimes, backends) on loopback over HTTP and gRPC.
-    Serve(host::ServeArgs),
+    /// Run the daemon in the foreground, serving the host API on the given loopback addresses.
+    Serve(daemon::ServeArgs),
+    /// The daemon that owns this home's backends (started on demand by every command).
+    Daemon(daemon::DaemonArgs),
     /// Start a Python backend (http, pipe or rpc) in an environment.
     Start(backend::StartArgs),
     /// List the backends: state, pid, endpoint, CPU, memory, uptime, restarts.
     Ps(backend::PsArgs),
+    /// Forget an ended backend (its record; the log file stays).
+    Rm(backend::RmArgs),
     /// Stop a backend (or all of them).
     Stop(backend::StopArgs),
     /// Restart a backend.
@@ -61,6 +65,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -80,9 +85,11 @@ pub fn main() -> ExitCode {
             Command::Config(args) => runtime::config(args).await,
             Command::Venv(cmd) => venv::run(cmd).await,
             Command::Pkg(cmd) => pkg::run(cmd).await,
-            Command::Serve(args) => host::serve(args).await,
+            Command::Serve(args) => daemon::serve(args).await,
+            Command::Daemon(args) => daemon::daemon(args).await,
             Command::Start(args) => backend::start(args).await,
             Command::Ps(args) => backend::ps(args).await,
+            Command::Rm(args) => backend::rm(args).await,
             Command::Stop(args) => backend::stop(args).await,
             Command::Restart(args) => backend::restart(args).await,
             Command::Logs(args) => backend::logs(args).await,

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use beep_host::backend::Supervisor;
+use beep_host::daemon::DaemonBackends;
 use beep_host::venv::{
     AdminAction, CreateOptions, DeleteOptions, EnvName, Environments, PackageRequest,
 };
@@ -137,8 +137,8 @@ pub async fn run(cmd: VenvCommand) -> anyhow::Result<ExitCode> {
         }
         VenvCommand::Status { name, json } => {
             let envs = environments()?;
-            let supervisor = Supervisor::new(envs.paths().clone());
-            let status = envs.status(&name, &supervisor)?;
+            let running = DaemonBackends::ask(envs.paths()).await?;
+            let status = envs.status(&name, &running)?;
             if json {
                 print_json(&status)?;
             } else {
@@ -184,8 +184,8 @@ pub async fn run(cmd: VenvCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("Not deleted.");
                 return Ok(ExitCode::FAILURE);
             }
-            let supervisor = Supervisor::new(envs.paths().clone());
-            envs.delete(&name, DeleteOptions { force }, &supervisor, &StderrReporter)
+            let running = DaemonBackends::ask(envs.paths()).await?;
+            envs.delete(&name, DeleteOptions { force }, &running, &StderrReporter)
                 .await?;
             println!("Deleted environment `{name}`");
         }

@@ -121,9 +121,11 @@ impl From<backend::Error> for ApiError {
         let code = match &e {
             E::EnvironmentMissing { .. } => ErrorCode::NotFound,
             E::NotFound { .. } => ErrorCode::NotFound,
-            E::IdTaken { .. } | E::NotReady { .. } | E::EnvironmentBusy { .. } => {
-                ErrorCode::Conflict
-            }
+            E::IdTaken { .. }
+            | E::NotReady { .. }
+            | E::EnvironmentBusy { .. }
+            | E::StillRunning { .. }
+            | E::Ended { .. } => ErrorCode::Conflict,
             E::CurrentExe { .. } | E::CreateDir { .. } | E::Record(_) => ErrorCode::Internal,
             _ => ErrorCode::Failed,
         };

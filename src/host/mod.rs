@@ -241,7 +241,9 @@ impl Host {
 
     pub async fn stop_backend(&self, id: &str) -> Result<(), ApiError> {
         let id = BackendId::parse(id).map_err(|e| ApiError::new(ErrorCode::Invalid, e))?;
-        Ok(self.supervisor.stop(&id).await?)
+        // DELETE removes the resource: stop it, then forget it.
+        self.supervisor.stop(&id).await?;
+        Ok(self.supervisor.remove(&id).await?)
     }
 }
 

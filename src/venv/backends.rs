@@ -44,27 +44,3 @@ impl RunningBackends for NoBackends {
         Ok(())
     }
 }
-
-/// The supervisor sees every backend on the machine (its own and other processes'
-/// through their records), so it answers for environments directly.
-#[async_trait::async_trait]
-impl RunningBackends for crate::backend::Supervisor {
-    fn running_in(&self, env: &EnvName) -> Vec<EnvBackend> {
-        self.backends_in_env(env)
-            .into_iter()
-            .map(|status| EnvBackend {
-                id: status.id.to_string(),
-                pid: status.pid,
-                transport: Some(status.transport.to_string()),
-                state: status.state.to_string(),
-            })
-            .collect()
-    }
-
-    async fn stop_in(&self, env: &EnvName) -> Result<(), StopError> {
-        for status in self.backends_in_env(env) {
-            self.stop(&status.id).await?;
-        }
-        Ok(())
-    }
-}

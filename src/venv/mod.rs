@@ -21,7 +21,7 @@ use crate::runtime::{Runtime, Runtimes};
 use crate::{Config, Paths, Progress, Reporter};
 
 pub use admin::{ADMIN_ENV, ADMIN_REQUIREMENTS, AdminAction, AdminOutcome};
-pub use backends::{EnvBackend, NoBackends, RunningBackends};
+pub use backends::{EnvBackend, NoBackends, RunningBackends, StopError};
 pub use environment::{Environment, EnvironmentSize, EnvironmentStatus, Metadata, python_in};
 pub use installer::Tool;
 pub use name::EnvName;

@@ -110,8 +110,18 @@ impl Home {
         command
             .args(args)
             .env("BEEP_HOST_HOME", self.root())
+            // A daemon a test forgets still ends soon; `Drop` checks none is left.
+            .env("BEEP_HOST_DAEMON_IDLE", "30")
             .env_remove("RUST_LOG");
         command
+    }
+
+    /// The pid of the home's running daemon, if one runs.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        let record = std::fs::read(self.paths.state.join("daemon.json")).ok()?;
+        let record: serde_json::Value = serde_json::from_slice(&record).ok()?;
+        let pid = record["pid"].as_u64()? as u32;
+        alive(pid).then_some(pid)
     }
 
     /// Run `beep-host`, require success, return stdout.
@@ -140,6 +150,27 @@ impl Home {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// No test leaves a daemon behind: the home's daemon is asked to stop, and must be gone
+/// (with its backends) within 10 s.
+impl Drop for Home {
+    fn drop(&mut self) {
+        let Some(pid) = self.daemon_pid() else {
+            return;
+        };
+        let _ = self.command(&["daemon", "stop"]).output();
+        let began = Instant::now();
+        while alive(pid) && began.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if alive(pid) {
+            kill9(pid);
+            if !std::thread::panicking() {
+                panic!("the daemon (pid {pid}) did not stop when asked");
+            }
+        }
     }
 }
 

@@ -149,6 +149,17 @@ async function main() {
     BEEP_PYTHON_MIRROR: `http://127.0.0.1:${port}`,
     BEEP_HOST_INSTALLER: "pip",
   };
+  // A backend started from the CLI before the app opens, burning CPU in a thread: the app,
+  // a client of the same daemon, must show its CPU and memory from its first seconds.
+  const cli = join(dirname(app), "beep-host");
+  const run = (...args) => execFileSync(cli, args, { env, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  run("venv", "create", "cli", "--runtime", execFileSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8" }).trim());
+  const started = run("start", "http", "--venv", "cli", "--detach");
+  const cliId = /backend (\w+) ready/.exec(started)[1];
+  const cliPid = Number(/pid (\d+)/.exec(started)[1]);
+  run("exec", cliId, "import threading\ndef burn():\n    while True: pass\nthreading.Thread(target=burn, daemon=True).start()");
+  log("CLI backend", cliId, "pid", cliPid);
+
   const driver = spawn(driverBin, ["--port", "4444"], { env, stdio: ["ignore", "inherit", "inherit"] });
   children.push(driver);
   await waitFor("tauri-driver", () => new Promise((ok) => {
@@ -163,8 +174,25 @@ async function main() {
     capabilities: { "tauri:options": { application: app } },
   });
 
-  await step("01-launch", async () => {
+  const launched = Date.now();
+  await step("01-launch-cli-backend-live", async () => {
     await exists('[data-testid="nav-environments"]');
+    await (await $t("nav-backends")).click();
+    const row = `[data-testid="backend-${cliId}"]`;
+    await exists(row, 10_000);
+    // The system's own figure: VmRSS of the process (and its children, none here).
+    const procRss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${cliPid}/status`, "utf8"))[1]) * 1024;
+    const seen = await waitFor("CPU > 10 % and memory within 20 % of /proc", async () => {
+      const cpu = parseFloat(await (await browser.$(`${row} [data-testid="backend-cpu"]`)).getText());
+      const mem = Number(await (await browser.$(`${row} [data-testid="backend-memory"]`)).getAttribute("data-bytes"));
+      const real = procRss();
+      return cpu > 10 && Math.abs(mem - real) <= 0.2 * real ? { cpu, mem, real } : null;
+    }, 15_000);
+    log(`CLI backend in the app after ${Date.now() - launched} ms:`, JSON.stringify(seen));
+    run("stop", cliId);
+    run("rm", cliId);
+    run("venv", "delete", "cli", "--yes");
+    await (await $t("nav-environments")).click();
     await exists('[data-testid="envs-empty"]');
   });
 
@@ -267,9 +295,8 @@ async function main() {
     log("config check:", rows.length, "items");
   });
 
-  // The host API, turned on from Settings, answers with the token from host.json, then stops.
+  // The host API, served by the daemon, answers with the token from host.json.
   await step("08b-host-api", async () => {
-    await (await $t("host-api-toggle")).click();
     const addr = await waitFor("host API address", async () => {
       const el = await browser.$('[data-testid="host-api-http"]');
       return (await el.isExisting()) ? (await el.getText()).trim() : null;
@@ -280,10 +307,7 @@ async function main() {
     if (ok.status !== 200 || !Array.isArray(await ok.json())) throw new Error(`host API answered ${ok.status}`);
     const refused = await fetch(`http://${addr}/venv/list`);
     if (refused.status !== 401) throw new Error(`host API without token answered ${refused.status}`);
-    await (await $t("host-api-toggle")).click();
-    await exists('[data-testid="host-api-off"]', 20_000);
-    await waitFor("host.json removed", async () => !existsSync(record), 10_000);
-    log("host API served at", addr, "and stopped");
+    log("host API served at", addr);
   });
 
   // Closing the window while a backend runs: the app asks, then stops it and exits.
@@ -300,8 +324,9 @@ async function main() {
     await (await exists('[data-testid="backend-env"]')).selectByAttribute("value", "e2e-close");
     await (await $t("backend-start")).click();
     lastPid = await waitFor("second backend ready", async () => {
-      const p = Number(await (await $t("backend-pid")).getText());
-      return p > 0 ? p : 0;
+      let best = 0;
+      for (const el of await browser.$$('[data-testid="backend-pid"]')) best = Math.max(best, Number(await el.getText()) || 0);
+      return best;
     }, 60_000);
     // What the window manager's close button does.
     await browser.execute(() => window.__TAURI_INTERNALS__.invoke("plugin:window|close", { label: "main" }));
@@ -314,6 +339,8 @@ async function main() {
   log("quit stopped backend", lastPid);
   await browser.deleteSession().catch(() => {});
   browser = undefined;
+  // The daemon outlives the window by design; it exits when its home is removed.
+  rmSync(home, { recursive: true, force: true });
   // Nothing of ours may outlive the app: neither the app nor any process naming the temp home.
   const leftovers = () =>
     execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })

@@ -1,8 +1,10 @@
+use std::time::Duration;
+
 use tauri::{AppHandle, State};
 
 use beep_host::backend::client::Error as ClientError;
-use beep_host::backend::{BackendId, BackendRecord, BackendSpec, Handle, log};
-use beep_host::venv::EnvName;
+use beep_host::backend::{BackendClient, BackendId, Handle, log};
+use beep_host::daemon::StartSpec;
 
 use crate::dto::backends::{
     BackendRow, Connection, ConsoleResult, HandleRow, LogRow, StartBackend,
@@ -18,16 +20,26 @@ fn invalid(message: String) -> AppError {
     AppError::new(ErrorCode::Invalid, message)
 }
 
-/// Every backend: this app's and those other processes started.
+/// Every backend of the home (the daemon owns them all), each marked when this window
+/// started it.
+pub async fn rows(state: &AppState) -> AppResult<Vec<BackendRow>> {
+    let listing = state.ask(|d| async move { d.list().await }).await?;
+    let started = state.started().clone();
+    Ok(listing
+        .backends
+        .into_iter()
+        .map(|s| {
+            let own = started.contains(&s.id);
+            BackendRow::new(s, own)
+        })
+        .collect())
+}
+
+/// Every backend: those this window started and those any other program did.
 #[tauri::command]
 #[specta::specta]
 pub async fn backends_list(state: State<'_, AppState>) -> AppResult<Vec<BackendRow>> {
-    Ok(state
-        .supervisor
-        .list()
-        .into_iter()
-        .map(Into::into)
-        .collect())
+    rows(&state).await
 }
 
 /// Start a backend; its log lines then arrive as `BackendLog` events.
@@ -38,49 +50,73 @@ pub async fn backend_start(
     state: State<'_, AppState>,
     request: StartBackend,
 ) -> AppResult<BackendRow> {
-    let spec = BackendSpec::new(
-        EnvName::parse(&request.env)?,
-        request.transport.parse().map_err(invalid)?,
-    )
-    .restart(request.restart.parse().map_err(invalid)?);
-    let id = state.supervisor.start(spec).await?;
-    crate::watch::follow_logs(&app, &state.supervisor, &id);
-    Ok(state.supervisor.status(&id)?.into())
+    let spec = StartSpec {
+        env: beep_host::venv::EnvName::parse(&request.env)?.to_string(),
+        transport: request.transport.parse().map_err(invalid)?,
+        restart: request.restart.parse().map_err(invalid)?,
+        ready_timeout_ms: 30_000,
+    };
+    let status = state
+        .ask(|d| {
+            let spec = spec.clone();
+            async move { d.start(spec).await }
+        })
+        .await?;
+    state.started().insert(status.id.clone());
+    crate::watch::follow_logs(&app, status.id.clone(), status.log_file.clone());
+    Ok(BackendRow::new(status, true))
 }
 
 #[tauri::command]
 #[specta::specta]
 pub async fn backend_stop(state: State<'_, AppState>, id: String) -> AppResult<()> {
-    Ok(state.supervisor.stop(&self::id(&id)?).await?)
+    let id = self::id(&id)?;
+    state
+        .ask(|d| {
+            let id = id.clone();
+            async move { d.stop(&id).await }
+        })
+        .await
 }
 
+/// Restart a running backend, or start an ended one again (same environment, transport
+/// and policy).
 #[tauri::command]
 #[specta::specta]
 pub async fn backend_restart(state: State<'_, AppState>, id: String) -> AppResult<()> {
-    Ok(state.supervisor.restart(&self::id(&id)?).await?)
+    let id = self::id(&id)?;
+    state
+        .ask(|d| {
+            let id = id.clone();
+            async move { d.restart(&id).await }
+        })
+        .await?;
+    Ok(())
 }
 
 /// The last lines of a backend's log (then follow `BackendLog` events).
 #[tauri::command]
 #[specta::specta]
-pub async fn backend_log_tail(state: State<'_, AppState>, id: String) -> AppResult<Vec<LogRow>> {
+pub async fn backend_log_tail(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    id: String,
+) -> AppResult<Vec<LogRow>> {
     let id = self::id(&id)?;
-    if let Ok((lines, _)) = state.supervisor.follow_logs(&id) {
-        return Ok(lines
-            .into_iter()
-            .map(|l| LogRow {
-                stream: format!("{:?}", l.stream).to_lowercase(),
-                text: l.text,
-            })
-            .collect());
-    }
-    let file = state.supervisor.status(&id)?.log_file;
+    let file = state
+        .ask(|d| {
+            let id = id.clone();
+            async move { d.status(&id).await }
+        })
+        .await?
+        .log_file;
     let lines = log::read_tail(&file, 500).map_err(|e| {
         AppError::new(
             ErrorCode::Failed,
             format!("Failed to read log `{}`: {e}", file.display()),
         )
     })?;
+    crate::watch::follow_logs(&app, id, file);
     Ok(lines
         .into_iter()
         .map(|text| LogRow {
@@ -94,13 +130,25 @@ pub async fn backend_log_tail(state: State<'_, AppState>, id: String) -> AppResu
 #[tauri::command]
 #[specta::specta]
 pub async fn backend_connection(state: State<'_, AppState>, id: String) -> AppResult<Connection> {
-    let status = state.supervisor.status(&self::id(&id)?)?;
-    let record = BackendRecord::read(&status.record).map_err(beep_host::backend::Error::from)?;
+    let id = self::id(&id)?;
+    let c = state
+        .ask(|d| {
+            let id = id.clone();
+            async move { d.connection(&id).await }
+        })
+        .await?;
     Ok(Connection {
-        transport: record.transport.as_str().into(),
-        address: record.address,
-        token: record.token,
+        transport: c.transport.as_str().into(),
+        address: c.address,
+        token: c.token,
     })
+}
+
+/// A client of a backend, over its transport.
+async fn client(state: &AppState, id: &str) -> AppResult<Box<dyn BackendClient>> {
+    let id = self::id(id)?;
+    let daemon = state.daemon().await?;
+    Ok(daemon.backend_client(&id).await?)
 }
 
 /// Run statements; a Python exception comes back in the result, not as an error.
@@ -111,7 +159,7 @@ pub async fn backend_exec(
     id: String,
     code: String,
 ) -> AppResult<ConsoleResult> {
-    let client = state.supervisor.client(&self::id(&id)?).await?;
+    let client = client(&state, &id).await?;
     console(client.exec(&code, None).await.map(ConsoleResult::exec))
 }
 
@@ -123,7 +171,7 @@ pub async fn backend_eval(
     id: String,
     expr: String,
 ) -> AppResult<ConsoleResult> {
-    let client = state.supervisor.client(&self::id(&id)?).await?;
+    let client = client(&state, &id).await?;
     console(client.eval(&expr).await.map(ConsoleResult::value))
 }
 
@@ -131,7 +179,7 @@ pub async fn backend_eval(
 #[tauri::command]
 #[specta::specta]
 pub async fn backend_handles(state: State<'_, AppState>, id: String) -> AppResult<Vec<HandleRow>> {
-    let client = state.supervisor.client(&self::id(&id)?).await?;
+    let client = client(&state, &id).await?;
     Ok(HandleRow::list(client.handles().await?))
 }
 
@@ -143,7 +191,7 @@ pub async fn backend_release(
     id: String,
     handle: String,
 ) -> AppResult<()> {
-    let client = state.supervisor.client(&self::id(&id)?).await?;
+    let client = client(&state, &id).await?;
     let handle = Handle {
         id: handle,
         type_name: String::new(),
@@ -152,13 +200,38 @@ pub async fn backend_release(
     Ok(client.release(&handle).await?)
 }
 
-/// Stop the backends this app started and quit (the answer to `CloseRequested`).
+/// Quit (the answer to `CloseRequested`): stop the backends this window started, or keep
+/// them running under the daemon; `remember` makes the choice the answer from now on.
 #[tauri::command]
 #[specta::specta]
-pub async fn app_quit(app: AppHandle, state: State<'_, AppState>) -> AppResult<()> {
-    state.supervisor.stop_own().await;
+pub async fn app_quit(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    stop: bool,
+    remember: bool,
+) -> AppResult<()> {
+    if remember {
+        crate::prefs::save_on_close(&state.paths, stop)?;
+    }
+    if stop {
+        stop_started(&state).await;
+    }
     app.exit(0);
     Ok(())
+}
+
+/// Stop the backends this window started (at most 10 s).
+pub async fn stop_started(state: &AppState) {
+    let ids: Vec<BackendId> = state.started().drain().collect();
+    let Ok(daemon) = state.daemon().await else {
+        return;
+    };
+    let stops = ids.iter().map(|id| daemon.stop(id));
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures_util::future::join_all(stops),
+    )
+    .await;
 }
 
 fn console(result: Result<ConsoleResult, ClientError>) -> AppResult<ConsoleResult> {

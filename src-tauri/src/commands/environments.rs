@@ -1,6 +1,7 @@
 use tauri::{AppHandle, State};
 
-use beep_host::venv::{CreateOptions, DeleteOptions, EnvName, PackageRequest};
+use beep_host::daemon::DaemonBackends;
+use beep_host::venv::{CreateOptions, DeleteOptions, EnvName, PackageRequest, RunningBackends};
 
 use crate::dto::environments::{CreateEnv, EnvDetails, EnvRow, EnvSize};
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -12,14 +13,13 @@ use crate::state::AppState;
 #[specta::specta]
 pub async fn envs_list(state: State<'_, AppState>) -> AppResult<Vec<EnvRow>> {
     let envs = state.environments()?.list()?;
-    let running = state.supervisor.list();
+    let running = DaemonBackends::ask(&state.paths).await?;
     Ok(envs
         .into_iter()
         .map(|e| {
-            let n = running
-                .iter()
-                .filter(|b| b.env == e.name && !b.state.is_final())
-                .count();
+            let n = EnvName::parse(&e.name)
+                .map(|name| running.running_in(&name).len())
+                .unwrap_or(0);
             EnvRow::new(e, n)
         })
         .collect())
@@ -44,7 +44,10 @@ pub async fn envs_sizes(state: State<'_, AppState>) -> AppResult<Vec<EnvSize>> {
 pub async fn env_details(state: State<'_, AppState>, name: String) -> AppResult<EnvDetails> {
     Ok(state
         .environments()?
-        .status(&EnvName::parse(&name)?, &state.supervisor)?
+        .status(
+            &EnvName::parse(&name)?,
+            &DaemonBackends::ask(&state.paths).await?,
+        )?
         .into())
 }
 
@@ -93,7 +96,7 @@ pub async fn env_delete(
         .delete(
             &EnvName::parse(&name)?,
             DeleteOptions { force },
-            &state.supervisor,
+            &DaemonBackends::ask(&state.paths).await?,
             &reporter,
         )
         .await?)

@@ -1,12 +1,11 @@
 use tauri::State;
-use tokio_util::sync::CancellationToken;
 
 use beep_host::Config;
 use beep_host::config::{CATALOG_ENV, INSTALLER_ENV, MIRROR_ENV};
 
 use crate::dto::settings::{CheckRow, HostApi, Settings, SettingsUpdate};
 use crate::error::AppResult;
-use crate::state::{AppState, HostApiRunning};
+use crate::state::AppState;
 
 /// The settings file and where things live.
 #[tauri::command]
@@ -58,62 +57,28 @@ pub async fn config_check(state: State<'_, AppState>) -> AppResult<Vec<CheckRow>
         .collect())
 }
 
-fn host_api_view(running: Option<&HostApiRunning>) -> HostApi {
-    HostApi {
-        running: running.is_some(),
-        http: running.and_then(|r| r.served.http.map(|a| a.to_string())),
-        grpc: running.and_then(|r| r.served.grpc.map(|a| a.to_string())),
-        record: running.map(|r| r.served.record.display().to_string()),
-    }
-}
-
-/// Whether the app serves the host API, and where.
+/// Where the daemon serves the host API (it always does while it runs).
 #[tauri::command]
 #[specta::specta]
 pub async fn host_api_status(state: State<'_, AppState>) -> AppResult<HostApi> {
-    let running = state.host_api.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(host_api_view(running.as_ref()))
-}
-
-/// Serve the host API on loopback (ports chosen by the system), or stop serving it.
-#[tauri::command]
-#[specta::specta]
-pub async fn host_api_set(state: State<'_, AppState>, on: bool) -> AppResult<HostApi> {
-    let current = state
-        .host_api
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
-    if let Some(running) = current {
-        if on {
-            let view = host_api_view(Some(&running));
-            *state.host_api.lock().unwrap_or_else(|e| e.into_inner()) = Some(running);
-            return Ok(view);
-        }
-        running.stop.cancel();
-        let _ = running.task.await;
-        state.supervisor.set_host_api(None, None);
-        return Ok(host_api_view(None));
-    }
-    if !on {
-        return Ok(host_api_view(None));
-    }
-    let host = beep_host::host::Host::new(
-        state.paths.clone(),
-        state.config()?,
-        state.supervisor.clone(),
-    )?;
-    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let stop = CancellationToken::new();
-    let (served, task) = beep_host::host::serve(
-        std::sync::Arc::new(host),
-        Some(loopback),
-        Some(loopback),
-        stop.clone(),
-    )
-    .await?;
-    let running = HostApiRunning { served, stop, task };
-    let view = host_api_view(Some(&running));
-    *state.host_api.lock().unwrap_or_else(|e| e.into_inner()) = Some(running);
-    Ok(view)
+    state.daemon().await?;
+    let record = beep_host::daemon::DaemonRecord::read(&state.paths).filter(|r| r.alive());
+    Ok(HostApi {
+        running: record
+            .as_ref()
+            .is_some_and(|r| r.http.is_some() || r.grpc.is_some()),
+        http: record
+            .as_ref()
+            .and_then(|r| r.http.as_deref())
+            .map(|a| a.trim_start_matches("http://").to_string()),
+        grpc: record.as_ref().and_then(|r| r.grpc.clone()),
+        record: Some(
+            state
+                .paths
+                .state
+                .join(beep_host::host::RECORD_FILE)
+                .display()
+                .to_string(),
+        ),
+    })
 }

@@ -18,12 +18,13 @@ pub struct BackendRow {
     pub uptime_secs: u64,
     pub restarts: u32,
     pub last_exit: Option<String>,
-    /// Started by this app (closing the window stops it).
+    /// Started by this window (closing it asks whether to stop it).
     pub own: bool,
 }
 
-impl From<BackendStatus> for BackendRow {
-    fn from(s: BackendStatus) -> Self {
+impl BackendRow {
+    /// A row; `own` when this window started the backend.
+    pub fn new(s: BackendStatus, own: bool) -> Self {
         Self {
             id: s.id.as_str().to_string(),
             env: s.env,
@@ -36,7 +37,7 @@ impl From<BackendStatus> for BackendRow {
             uptime_secs: s.uptime_secs,
             restarts: s.restarts,
             last_exit: s.last_exit.map(|e| e.describe()),
-            own: s.supervisor_pid == std::process::id(),
+            own,
         }
     }
 }

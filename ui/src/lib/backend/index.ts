@@ -79,10 +79,10 @@ export const api = {
     save: (update: SettingsUpdate) => unwrap(commands.settingsSave(update)),
     check: () => unwrap(commands.configCheck()),
     hostApi: () => unwrap(commands.hostApiStatus()),
-    setHostApi: (on: boolean) => unwrap(commands.hostApiSet(on)),
   },
   app: {
-    quit: () => unwrap(commands.appQuit()),
+    /** Quit: stop the backends this window started, or keep them running; `remember` the choice. */
+    quit: (stop: boolean, remember: boolean) => unwrap(commands.appQuit(stop, remember)),
   },
 };
 

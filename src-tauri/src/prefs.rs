@@ -1,0 +1,50 @@
+//! The app's remembered choices, in `<config>/app.json`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use beep_host::Paths;
+
+use crate::error::{AppError, AppResult, ErrorCode};
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Prefs {
+    /// What closing the window does with the backends it started: stop them (`true`) or
+    /// keep them running (`false`); unset: ask.
+    #[serde(default)]
+    stop_on_close: Option<bool>,
+}
+
+fn file(paths: &Paths) -> PathBuf {
+    paths.config.join("app.json")
+}
+
+fn load(paths: &Paths) -> Prefs {
+    std::fs::read(file(paths))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// The remembered answer to "stop the backends this window started?", if any.
+pub fn on_close(paths: &Paths) -> Option<bool> {
+    load(paths).stop_on_close
+}
+
+/// Remember the answer.
+pub fn save_on_close(paths: &Paths, stop: bool) -> AppResult<()> {
+    let mut prefs = load(paths);
+    prefs.stop_on_close = Some(stop);
+    let path = file(paths);
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&paths.config)?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&prefs)?)
+    };
+    write().map_err(|e| {
+        AppError::new(
+            ErrorCode::Failed,
+            format!("Failed to write `{}`: {e}", path.display()),
+        )
+    })
+}

@@ -1,0 +1,113 @@
+//! The daemon's local protocol: one JSON object per line each way, over a Unix socket
+//! (`<state>/daemon/daemon.sock`, in a directory only the user can enter) or, on Windows, a
+//! named pipe. A client sends `hello` first; every request gets one answer, except
+//! `watch`, after which the daemon sends one [`BackendEvent`] per line until the client
+//! goes away.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{BackendId, BackendState, BackendStatus, RestartPolicy, Transport};
+
+/// Bumped whenever a request or answer changes shape.
+pub const PROTOCOL: u32 = 1;
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Hello {
+        protocol: u32,
+        version: String,
+    },
+    List,
+    Start(StartSpec),
+    Stop {
+        id: BackendId,
+    },
+    StopAll,
+    Restart {
+        id: BackendId,
+    },
+    Remove {
+        id: BackendId,
+    },
+    Connection {
+        id: BackendId,
+    },
+    LogTail {
+        id: BackendId,
+        lines: usize,
+    },
+    /// From now on, send every backend event.
+    Watch,
+    /// Stop every backend and exit.
+    Shutdown,
+}
+
+/// A backend to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartSpec {
+    pub env: String,
+    pub transport: Transport,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Milliseconds to wait for the ready line.
+    pub ready_timeout_ms: u64,
+}
+
+/// One answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    Ok(serde_json::Value),
+    Error(Failure),
+}
+
+/// A failed request: a code for programs, a message for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: FailureCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    Invalid,
+    NotFound,
+    Conflict,
+    Failed,
+}
+
+/// The daemon's `hello` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub version: String,
+    pub pid: u32,
+}
+
+/// The `list` answer: every backend, and the records that could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    pub backends: Vec<BackendStatus>,
+    #[serde(default)]
+    pub unreadable: Vec<crate::backend::record::Unreadable>,
+}
+
+impl Listing {
+    /// The backends that run (or are being started again) in `env`.
+    pub fn running_in(&self, env: &str) -> impl Iterator<Item = &BackendStatus> {
+        self.backends
+            .iter()
+            .filter(move |b| b.env == env && !b.state.is_final())
+    }
+
+    pub fn get(&self, id: &BackendId) -> Option<&BackendStatus> {
+        self.backends.iter().find(|b| &b.id == id)
+    }
+
+    pub fn count(&self, state: BackendState) -> usize {
+        self.backends.iter().filter(|b| b.state == state).count()
+    }
+}
