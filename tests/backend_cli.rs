@@ -258,6 +258,28 @@ fn twenty_backends_at_once() {
     assert!(home.files(&home.paths.backend_records()).is_empty());
 }
 
+/// A backend started with `start --detach`, stopped when dropped (also when a test fails).
+struct Detached<'a> {
+    home: &'a Home,
+    id: String,
+}
+
+impl<'a> Detached<'a> {
+    fn start(home: &'a Home, transport: &str) -> Self {
+        let id = id_of(&home.ok(&["start", transport, "--detach"]));
+        Self { home, id }
+    }
+}
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        let out = self.home.cli(&["stop", &self.id]);
+        if !std::thread::panicking() {
+            assert!(out.status.success(), "stop {}: {out:?}", self.id);
+        }
+    }
+}
+
 #[cfg(unix)]
 fn sigint(pid: u32) {
     // SAFETY: plain kill(2).
@@ -288,7 +310,8 @@ fn ctrl_c_on_exec_interrupts_the_call_on_every_transport() {
     let home = Home::new();
     home.grpc_env("admin");
     for transport in ["pipe", "http", "rpc"] {
-        let id = id_of(&home.ok(&["start", transport, "--detach"]));
+        let backend = Detached::start(&home, transport);
+        let id = backend.id.clone();
         let started = home.root().join(format!("{transport}.started"));
         let code = format!(
             "import time\nopen({}, 'w').close()\ntime.sleep(20)",
@@ -319,7 +342,7 @@ fn ctrl_c_on_exec_interrupts_the_call_on_every_transport() {
             "{transport}: {stderr}"
         );
         answers_at_once(&home, &id);
-        home.ok(&["stop", &id]);
+        drop(backend);
     }
 }
 
@@ -328,7 +351,8 @@ fn ctrl_c_on_exec_interrupts_the_call_on_every_transport() {
 fn a_second_ctrl_c_leaves_the_call_running_and_interrupt_ends_it() {
     let home = Home::new();
     home.plain_env("admin");
-    let id = id_of(&home.ok(&["start", "pipe", "--detach"]));
+    let backend = Detached::start(&home, "pipe");
+    let id = backend.id.clone();
     let started = home.root().join("started");
     let swallowed = home.root().join("swallowed");
     let code = format!(
@@ -371,14 +395,15 @@ fn a_second_ctrl_c_leaves_the_call_running_and_interrupt_ends_it() {
     answers_at_once(&home, &id);
     let out = home.ok(&["interrupt", &id]);
     assert!(out.contains("No call was running"), "{out}");
-    home.ok(&["stop", &id]);
+    drop(backend);
 }
 
 #[test]
 fn exec_timeout_ends_the_call() {
     let home = Home::new();
     home.plain_env("admin");
-    let id = id_of(&home.ok(&["start", "pipe", "--detach"]));
+    let backend = Detached::start(&home, "pipe");
+    let id = backend.id.clone();
     let began = Instant::now();
     let out = home.cli(&[
         "exec",
@@ -402,7 +427,7 @@ fn exec_timeout_ends_the_call() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("positive number of seconds"), "{stderr}");
     }
-    home.ok(&["stop", &id]);
+    drop(backend);
 }
 
 #[test]
@@ -410,7 +435,8 @@ fn call_takes_the_documented_forms_on_every_transport() {
     let home = Home::new();
     home.grpc_env("admin");
     for transport in ["pipe", "http", "rpc"] {
-        let id = id_of(&home.ok(&["start", transport, "--detach"]));
+        let backend = Detached::start(&home, transport);
+        let id = backend.id.clone();
         let call = |op: &str, fields: Value| -> Value {
             let out = home.ok(&["call", &id, op, &fields.to_string()]);
             serde_json::from_str(&out).unwrap_or_else(|e| panic!("{transport} {op}: {out}: {e}"))
@@ -478,7 +504,7 @@ fn call_takes_the_documented_forms_on_every_transport() {
             "UnknownOperation",
             "unknown op `frobnicate`",
         );
-        home.ok(&["stop", &id]);
+        drop(backend);
     }
 }
 
