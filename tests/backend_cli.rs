@@ -269,3 +269,271 @@ fn twenty_backends_at_once() {
     assert_eq!(all.len(), 20);
     assert!(all.iter().all(|r| r["state"] == "stopped"), "{all:?}");
 }
+
+/// A backend started with `start --detach`, stopped when dropped (also when a test fails).
+struct Detached<'a> {
+    home: &'a Home,
+    id: String,
+}
+
+impl<'a> Detached<'a> {
+    fn start(home: &'a Home, transport: &str) -> Self {
+        let id = id_of(&home.ok(&["start", transport, "--detach"]));
+        Self { home, id }
+    }
+}
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        let out = self.home.cli(&["stop", &self.id]);
+        if !std::thread::panicking() {
+            assert!(out.status.success(), "stop {}: {out:?}", self.id);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn sigint(pid: u32) {
+    // SAFETY: plain kill(2).
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGINT);
+    }
+}
+
+/// A Python string literal of `path`.
+fn py_path(path: &std::path::Path) -> String {
+    serde_json::to_string(path.to_str().unwrap()).unwrap()
+}
+
+/// `beep-host eval <id> 1+1` answers `2`, and fast: nothing is left running in the backend.
+fn answers_at_once(home: &Home, id: &str) {
+    let began = Instant::now();
+    assert_eq!(home.ok(&["eval", id, "1+1"]).trim(), "2");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "eval waited {:?}: the backend was still busy",
+        began.elapsed()
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_on_exec_interrupts_the_call_on_every_transport() {
+    let home = Home::new();
+    home.grpc_env("admin");
+    for transport in ["pipe", "http", "rpc"] {
+        let backend = Detached::start(&home, transport);
+        let id = backend.id.clone();
+        let started = home.root().join(format!("{transport}.started"));
+        let code = format!(
+            "import time\nopen({}, 'w').close()\ntime.sleep(20)",
+            py_path(&started)
+        );
+        let mut exec = home
+            .command(&["exec", &id, &code])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for("the call to start", Duration::from_secs(10), || {
+            started.exists()
+        });
+        let sent = Instant::now();
+        sigint(exec.id());
+        let status = wait_with_timeout(&mut exec, Duration::from_secs(5));
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "{transport}: the CLI took {:?} to end",
+            sent.elapsed()
+        );
+        let out = exec.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(status.code(), Some(130), "{transport}: {stderr}");
+        assert!(
+            stderr.contains("KeyboardInterrupt"),
+            "{transport}: {stderr}"
+        );
+        answers_at_once(&home, &id);
+        drop(backend);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_ctrl_c_leaves_the_call_running_and_interrupt_ends_it() {
+    let home = Home::new();
+    home.plain_env("admin");
+    let backend = Detached::start(&home, "pipe");
+    let id = backend.id.clone();
+    let started = home.root().join("started");
+    let swallowed = home.root().join("swallowed");
+    let code = format!(
+        "import time\nopen({}, 'w').close()\ntry:\n    time.sleep(20)\nexcept KeyboardInterrupt:\n    open({}, 'w').close()\ntime.sleep(20)",
+        py_path(&started),
+        py_path(&swallowed)
+    );
+    let mut exec = home
+        .command(&["exec", &id, &code])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the call to start", Duration::from_secs(10), || {
+        started.exists()
+    });
+    sigint(exec.id());
+    // The user code swallows the first interrupt and goes on.
+    wait_for("the interrupt", Duration::from_secs(5), || {
+        swallowed.exists()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(exec.try_wait().unwrap().is_none(), "the CLI ended early");
+    let sent = Instant::now();
+    sigint(exec.id());
+    let status = wait_with_timeout(&mut exec, Duration::from_secs(5));
+    assert!(sent.elapsed() < Duration::from_secs(2));
+    let out = exec.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Left the call running"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("beep-host interrupt {id}")),
+        "{stderr}"
+    );
+
+    // Still running; `interrupt` ends it.
+    let out = home.ok(&["interrupt", &id]);
+    assert!(out.contains("Interrupted the running call"), "{out}");
+    answers_at_once(&home, &id);
+    let out = home.ok(&["interrupt", &id]);
+    assert!(out.contains("No call was running"), "{out}");
+    drop(backend);
+}
+
+#[test]
+fn exec_timeout_ends_the_call() {
+    let home = Home::new();
+    home.plain_env("admin");
+    let backend = Detached::start(&home, "pipe");
+    let id = backend.id.clone();
+    let began = Instant::now();
+    let out = home.cli(&[
+        "exec",
+        &id,
+        "--timeout",
+        "0.5",
+        "import time; time.sleep(20)",
+    ]);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TimeoutError"), "{stderr}");
+    answers_at_once(&home, &id);
+    for bad in ["0", "-1", "soon"] {
+        let out = home.cli(&["exec", &id, &format!("--timeout={bad}"), "1"]);
+        assert_eq!(out.status.code(), Some(2), "--timeout {bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("positive number of seconds"), "{stderr}");
+    }
+    drop(backend);
+}
+
+#[test]
+fn call_takes_the_documented_forms_on_every_transport() {
+    let home = Home::new();
+    home.grpc_env("admin");
+    for transport in ["pipe", "http", "rpc"] {
+        let backend = Detached::start(&home, transport);
+        let id = backend.id.clone();
+        let call = |op: &str, fields: Value| -> Value {
+            let out = home.ok(&["call", &id, op, &fields.to_string()]);
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{transport} {op}: {out}: {e}"))
+        };
+        let created = call("create", json!({"target": "collections.OrderedDict"}));
+        let handle = created["$handle"].as_str().unwrap().to_string();
+        let by_ref = json!({"$handle": handle});
+        let updated = call(
+            "call",
+            json!({"handle": by_ref, "method": "update", "kwargs": {"a": 1}}),
+        );
+        assert_eq!(updated, Value::Null, "{transport}");
+        // The whole handle value as received works too, and the plain id.
+        let len = call("call", json!({"handle": created, "method": "__len__"}));
+        assert_eq!(len, json!(1), "{transport}");
+        let len = call("call", json!({"handle": handle, "method": "__len__"}));
+        assert_eq!(len, json!(1), "{transport}");
+        let namespace = call("create", json!({"target": "types.SimpleNamespace"}));
+        let namespace = json!({"$handle": namespace["$handle"]});
+        let set = call(
+            "setattr",
+            json!({"handle": namespace, "name": "x", "value": 7}),
+        );
+        assert_eq!(set, Value::Null, "{transport}");
+        let got = call("getattr", json!({"handle": namespace, "name": "x"}));
+        assert_eq!(got, json!(7), "{transport}");
+        assert_eq!(call("release", json!({"handle": by_ref})), json!(true));
+
+        let refused = |op: &str, fields: &str, kind: &str, message: &str| {
+            let out = home.cli(&["call", &id, op, fields]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{transport} {op} {fields}: {stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("Python raised {kind}: {message}")),
+                "{transport} {op} {fields}: {stderr}"
+            );
+            assert!(!stderr.contains("no such rpc"), "{transport}: {stderr}");
+        };
+        refused("eval", "{}", "BadRequest", "missing field `expr`");
+        refused(
+            "eval",
+            r#"{"expr": 5}"#,
+            "BadRequest",
+            "`expr` must be a string",
+        );
+        refused(
+            "call",
+            r#"{"handle": 7, "method": "m"}"#,
+            "BadRequest",
+            "`handle` must be a handle id",
+        );
+        refused(
+            "create",
+            r#"{"target": "dict", "args": 1}"#,
+            "BadRequest",
+            "`args` must be a list",
+        );
+        refused(
+            "frobnicate",
+            "{}",
+            "UnknownOperation",
+            "unknown op `frobnicate`",
+        );
+        drop(backend);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_cli_quietly() {
+    let home = Home::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // like `| head` after its lines: nobody reads any more
+    let out = home
+        .command(&["runtime", "list", "--available"])
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+}

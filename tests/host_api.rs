@@ -711,3 +711,99 @@ fn process_exists(pid: u32) -> bool {
     };
     exists
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_case_insensitive_on_http_and_grpc() {
+    use proto::venv_service_client::VenvServiceClient;
+    let served = Served::start(&[]);
+    let mut venvs = VenvServiceClient::new(served.grpc_channel().await);
+    for scheme in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+        let authorization = format!("{scheme} {}", served.token);
+        let response = served
+            .client()
+            .get(format!("{}/venv/list", served.http))
+            .header("authorization", &authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "HTTP, {scheme}");
+        let mut request = tonic::Request::new(proto::ListEnvRequest {});
+        request
+            .metadata_mut()
+            .insert("authorization", authorization.parse().unwrap());
+        venvs
+            .list_environments(request)
+            .await
+            .unwrap_or_else(|e| panic!("gRPC, {scheme}: {e:?}"));
+    }
+    // Another scheme, or the token alone, is still refused.
+    for authorization in [
+        format!("Basic {}", served.token),
+        served.token.clone(),
+        format!("Bearer{}", served.token),
+    ] {
+        let response = served
+            .client()
+            .get(format!("{}/venv/list", served.http))
+            .header("authorization", &authorization)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{authorization}");
+        let mut request = tonic::Request::new(proto::ListEnvRequest {});
+        request
+            .metadata_mut()
+            .insert("authorization", authorization.parse().unwrap());
+        let refused = venvs.list_environments(request).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_413_with_the_error_shape() {
+    let served = Served::start(&[]);
+    let envs = served.home.envs();
+    let before = snapshot(&envs);
+    // A raw request, read while it is written: the server answers before it has read the
+    // body and then closes, and a client that only reads once it has written everything
+    // (reqwest) sees the broken pipe instead of the answer.
+    let body = format!(
+        r#"{{"name": "big", "packages": ["{}"]}}"#,
+        "x".repeat(14 << 20)
+    );
+    let head = format!(
+        "POST /venv/create HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        served.port(),
+        served.token,
+        body.len()
+    );
+    let mut stream =
+        std::net::TcpStream::connect(served.http.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes());
+        let _ = writer.write_all(body.as_bytes());
+    });
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, json) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    let err: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+    assert_eq!(err["code"], "invalid", "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("too large"),
+        "{err}"
+    );
+    drop(stream);
+    sending.join().unwrap();
+    assert_eq!(snapshot(&envs), before);
+    // The server is fine afterwards.
+    let (status, _) = served.get("/venv/list").await;
+    assert_eq!(status, 200);
+}

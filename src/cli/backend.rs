@@ -1,4 +1,5 @@
-//! `start`, `ps`, `stop`, `restart`, `logs`, `call`, `exec`, `eval`: the backends.
+//! `start`, `ps`, `stop`, `restart`, `logs`: the backends (`call`, `exec`, `eval` are in
+//! `call.rs`).
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -7,11 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use serde_json::{Map, Value};
 
 use beep_host::Paths;
 use beep_host::backend::{
-    self, BackendEvent, BackendId, BackendState, BackendStatus, Op, RestartPolicy, Transport,
+    self, BackendEvent, BackendId, BackendState, BackendStatus, RestartPolicy, Transport,
 };
 use beep_host::daemon::{DaemonClient, StartSpec};
 use beep_host::venv::EnvName;
@@ -39,7 +39,7 @@ pub struct StartArgs {
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
-    /// Print JSON.
+    /// Print the list as JSON.
     #[arg(long)]
     json: bool,
     /// Also list backends stopped by hand (crashed and lost ones are always listed).
@@ -55,9 +55,9 @@ pub struct RmArgs {
 }
 
 #[derive(Debug, Args)]
+#[group(id = "which", required = true, multiple = false)]
 pub struct StopArgs {
-    /// The backend to stop.
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    /// The backend to stop (an id from `beep-host ps`).
     id: Option<BackendId>,
     /// Stop every backend.
     #[arg(long)]
@@ -66,11 +66,13 @@ pub struct StopArgs {
 
 #[derive(Debug, Args)]
 pub struct RestartArgs {
+    /// The backend (an id from `beep-host ps`).
     id: BackendId,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// The backend (an id from `beep-host ps`).
     id: BackendId,
     /// Keep printing new lines until the backend ends (or Ctrl+C).
     #[arg(long, short)]
@@ -78,37 +80,6 @@ pub struct LogsArgs {
     /// How many of the last lines to print first.
     #[arg(long, short = 'n', default_value_t = 50)]
     lines: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct CallArgs {
-    id: BackendId,
-    /// The operation: exec, eval, import, create, call, getattr, setattr, release, handles,
-    /// info, interrupt, shutdown.
-    op: String,
-    /// The operation's fields as a JSON object, e.g. '{"expr": "1+1"}'.
-    json: Option<String>,
-    /// A separate namespace on the Python side.
-    #[arg(long)]
-    session: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct ExecArgs {
-    id: BackendId,
-    /// Python statements; the value of a trailing expression is returned.
-    code: String,
-    #[arg(long)]
-    session: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    id: BackendId,
-    /// A Python expression.
-    expr: String,
-    #[arg(long)]
-    session: Option<String>,
 }
 
 /// The home's daemon (started when none runs).
@@ -377,72 +348,5 @@ async fn follow(client: &DaemonClient, id: &BackendId, path: &Path) -> anyhow::R
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
-    }
-}
-
-pub async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
-    let fields: Map<String, Value> = match args.json.as_deref() {
-        None | Some("") => Map::new(),
-        Some(text) => match serde_json::from_str(text)
-            .with_context(|| format!("Failed to parse `{text}` as JSON"))?
-        {
-            Value::Object(fields) => fields,
-            _ => bail!("Failed to use `{text}`: the fields must be a JSON object"),
-        },
-    };
-    run_op(
-        &args.id,
-        Op::from_parts(&args.op, fields),
-        args.session.as_deref(),
-    )
-    .await
-}
-
-pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let op = Op::Exec {
-        code: args.code,
-        timeout: None,
-    };
-    run_op(&args.id, op, args.session.as_deref()).await
-}
-
-pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let op = Op::Eval { expr: args.expr };
-    run_op(&args.id, op, args.session.as_deref()).await
-}
-
-/// Send one operation; print the answer as JSON, or the Python traceback and fail.
-async fn run_op(id: &BackendId, op: Op, session: Option<&str>) -> anyhow::Result<ExitCode> {
-    let is_exec = matches!(op, Op::Exec { .. });
-    let client = daemon().await?.backend_client(id).await?;
-    match client.request(op, session).await {
-        Ok(reply) if is_exec || reply.stdout.is_some() => {
-            print_json(&serde_json::json!({
-                "stdout": reply.stdout.unwrap_or_default(),
-                "stderr": reply.stderr.unwrap_or_default(),
-                "value": reply.value,
-            }))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Ok(reply) => {
-            print_json(&reply.value)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(backend::client::Error::Remote(remote)) => {
-            let mut err = std::io::stderr().lock();
-            if !remote.traceback.is_empty() {
-                write!(err, "{}", remote.traceback)?;
-                if !remote.traceback.ends_with('\n') {
-                    writeln!(err)?;
-                }
-            }
-            writeln!(
-                err,
-                "error: Python raised {}: {}",
-                remote.type_name, remote.message
-            )?;
-            Ok(ExitCode::FAILURE)
-        }
-        Err(err) => Err(err.into()),
     }
 }

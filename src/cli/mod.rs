@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each domain has its own file with its subcommands.
 
 mod backend;
+mod call;
 mod daemon;
 mod output;
 mod pkg;
@@ -51,11 +52,25 @@ enum Command {
     /// Print a backend's log.
     Logs(backend::LogsArgs),
     /// Send one operation to a backend and print the answer as JSON.
-    Call(backend::CallArgs),
-    /// Run Python statements in a backend.
-    Exec(backend::ExecArgs),
+    Call(call::CallArgs),
+    /// Run Python statements in a backend (Ctrl+C interrupts them).
+    Exec(call::ExecArgs),
     /// Evaluate a Python expression in a backend.
-    Eval(backend::EvalArgs),
+    Eval(call::EvalArgs),
+    /// Interrupt the call a backend is running (it raises KeyboardInterrupt).
+    Interrupt(call::InterruptArgs),
+}
+
+/// `beep-host runtime list | head -1`: when the reader of stdout (or stderr) is gone, end
+/// quietly like other command-line tools (SIGPIPE), instead of the panic of a failed
+/// `println!`. Not for `serve` and `start`, which run for long and whose sockets must see
+/// a closed peer as an error, not end the process.
+fn end_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called before any other thread exists; restores the default action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -68,6 +83,9 @@ pub fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_) | Command::Start(_)) {
+        end_quietly_on_a_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -93,9 +111,10 @@ pub fn main() -> ExitCode {
             Command::Stop(args) => backend::stop(args).await,
             Command::Restart(args) => backend::restart(args).await,
             Command::Logs(args) => backend::logs(args).await,
-            Command::Call(args) => backend::call(args).await,
-            Command::Exec(args) => backend::exec(args).await,
-            Command::Eval(args) => backend::eval(args).await,
+            Command::Call(args) => call::call(args).await,
+            Command::Exec(args) => call::exec(args).await,
+            Command::Eval(args) => call::eval(args).await,
+            Command::Interrupt(args) => call::interrupt(args).await,
         }
     });
     match result {
@@ -104,5 +123,48 @@ pub fn main() -> ExitCode {
             output::print_error(&err);
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument and flag of every subcommand, and every subcommand, says what it is.
+    #[test]
+    fn every_argument_has_a_description() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !arg.is_hide_set() && !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{path}: {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path}: the command itself"));
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "beep-host", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "without help text:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    /// `stop` alone says it needs an id or `--all`.
+    #[test]
+    fn stop_without_arguments_names_all() {
+        let err = Cli::try_parse_from(["beep-host", "stop"]).unwrap_err();
+        let text = err.render().to_string();
+        assert!(text.contains("<ID|--all>"), "{text}");
     }
 }

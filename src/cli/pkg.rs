@@ -13,6 +13,7 @@ use super::venv::{StderrReporter, environments};
 pub enum PkgCommand {
     /// Install packages into an environment (uv when available, else pip).
     Install {
+        /// The environment to install into.
         env: EnvName,
         /// Requirements, e.g. `six` or `idna>=3`.
         requirements: Vec<String>,
@@ -22,13 +23,17 @@ pub enum PkgCommand {
     },
     /// Remove packages from an environment.
     Remove {
+        /// The environment to remove from.
         env: EnvName,
+        /// Names of the packages to remove.
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// List the packages of an environment.
     List {
+        /// The environment whose packages to list.
         env: EnvName,
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },

@@ -36,21 +36,31 @@ pub struct ConfigArgs {
 pub enum RuntimeCommand {
     /// List installed and adopted runtimes, or the catalog for this platform with --available.
     List {
+        /// List the catalog for this platform instead, marking what is installed.
         #[arg(long)]
         available: bool,
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Install a runtime: a version (3.12, 3.12.7) or a catalog key.
     Install {
+        /// A version (3.12, 3.12.7) or a catalog key (cpython-3.12.7-linux-x86_64-gnu).
         request: String,
+        /// Print the result as JSON (no progress bar).
         #[arg(long)]
         json: bool,
     },
     /// Remove a managed runtime (adopted ones are never deleted).
-    Remove { key: String },
+    Remove {
+        /// The runtime's key, as `beep-host runtime list` shows it.
+        key: String,
+    },
     /// Make a runtime the default: a key, a version or an interpreter path.
-    Default { key: String },
+    Default {
+        /// A runtime key, a version (3.12) or the path of a Python interpreter.
+        key: String,
+    },
 }
 
 fn runtimes() -> anyhow::Result<Runtimes> {

@@ -19,17 +19,21 @@ pub enum VenvCommand {
     Create(CreateArgs),
     /// List environments.
     List {
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show an environment: packages, disk size, pyvenv.cfg, backends.
     Status {
+        /// The environment's name.
         name: EnvName,
+        /// Print the status as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Delete an environment.
     Delete {
+        /// The environment's name.
         name: EnvName,
         /// Do not ask for confirmation.
         #[arg(long, short)]
@@ -40,6 +44,7 @@ pub enum VenvCommand {
     },
     /// Create or repair the `admin` environment with the packages the backends need.
     Admin {
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -47,12 +52,15 @@ pub enum VenvCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
+    /// The new environment's name (a letter or digit, then letters, digits, `.`, `_`, `-`).
     name: EnvName,
     /// Runtime key, version (3.12) or interpreter path.
     #[arg(long)]
     runtime: Option<String>,
+    /// A model id to record with the environment (in its beep-env.json; `venv list --json`).
     #[arg(long)]
     model_id: Option<String>,
+    /// A provider name to record with the environment (in its beep-env.json; `venv list --json`).
     #[arg(long)]
     provider: Option<String>,
     /// Packages to install before the environment is ready.
@@ -61,6 +69,7 @@ pub struct CreateArgs {
     /// A requirements file to install before the environment is ready.
     #[arg(long, short)]
     requirements: Vec<PathBuf>,
+    /// Print the new environment as JSON (installer output still goes to stderr).
     #[arg(long)]
     json: bool,
 }

@@ -24,7 +24,7 @@ pub fn server(host: Arc<Host>) -> tonic::transport::server::Router {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(super::http::bearer_token)
             .unwrap_or("");
         if super::http::constant_time_eq(given.as_bytes(), token.as_bytes()) {
             Ok(request)

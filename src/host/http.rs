@@ -35,27 +35,34 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `Json<T>` whose rejections are `{code, message}` with status 400 (413 for size).
+/// `Json<T>` whose rejections are `{code, message}`: status 400, or 413 for a body over
+/// [`MAX_BODY`].
 struct Body<T>(T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Self(v)),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
                 ErrorCode::Invalid,
                 "Invalid request: expected `Content-Type: application/json`",
-            )),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                ErrorCode::Invalid,
-                format!("Request body too large (limit {MAX_BODY} bytes)"),
-            )),
+            )
+            .into_response()),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(ApiError::new(
+                    ErrorCode::Invalid,
+                    format!("Request body too large (limit {MAX_BODY} bytes)"),
+                )),
+            )
+                .into_response()),
             Err(e) => Err(ApiError::new(
                 ErrorCode::Invalid,
                 format!("Invalid request body: {}", e.body_text()),
-            )),
+            )
+            .into_response()),
         }
     }
 }
@@ -152,7 +159,7 @@ fn check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or("");
     if !constant_time_eq(token.as_bytes(), state.host.token().as_bytes()) {
         return Err(ApiError::new(
@@ -161,6 +168,15 @@ fn check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 7235), so `bearer` and `BEARER` work too.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 /// Compare without leaking where the first difference is.

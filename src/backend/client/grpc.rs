@@ -63,6 +63,13 @@ impl GrpcClient {
             Error::Unauthorized {
                 address: self.address.clone(),
             }
+        } else if status.code() == tonic::Code::InvalidArgument {
+            // A missing or malformed field: what the other transports answer `BadRequest`.
+            Error::Remote(RemoteError {
+                type_name: "BadRequest".into(),
+                message: status.message().to_string(),
+                traceback: String::new(),
+            })
         } else {
             Error::Grpc {
                 op: op.to_string(),
@@ -285,10 +292,13 @@ impl BackendClient for GrpcClient {
                     .map_err(|s| self.status("shutdown", s))?;
                 Ok(value(reply.into_inner().accepted.into()))
             }
-            Op::Other { op, .. } => Err(Error::Protocol {
-                address: self.address.clone(),
-                message: format!("unknown operation `{op}` (the gRPC service has no such rpc)"),
-            }),
+            // An op by name (`beep-host call`): read its fields as the pipe and HTTP
+            // backends do, so the documented forms work here too.
+            Op::Other { op, fields } => {
+                let (typed, named) = Op::from_fields(&op, &fields).map_err(Error::Remote)?;
+                let session = Some(session).filter(|s| !s.is_empty()).or(named);
+                self.request(typed, session.as_deref()).await
+            }
         }
     }
 }

@@ -83,6 +83,143 @@ impl Op {
     }
 }
 
+impl Op {
+    /// The typed operation of `op` with `fields` as a backend reads them: a handle is
+    /// `"h7"` or `{"$handle": "h7"}` (a whole handle value too), `args`/`kwargs` may be
+    /// missing or null, other fields are ignored; the `session` field is returned beside
+    /// it. An unknown op is `UnknownOperation`, a missing or wrong-typed field `BadRequest`,
+    /// with the messages the backend gives on the other transports.
+    pub fn from_fields(
+        op: &str,
+        fields: &Map<String, Value>,
+    ) -> Result<(Self, Option<String>), RemoteError> {
+        let fields = Fields(fields);
+        let typed = match op {
+            "exec" => Self::Exec {
+                code: fields.string("code")?,
+                timeout: match fields.0.get("timeout") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Number(n)) if n.as_f64().is_some_and(|t| t > 0.0) => n.as_f64(),
+                    Some(_) => {
+                        return Err(bad_request(
+                            "`timeout` must be a positive number of seconds",
+                        ));
+                    }
+                },
+            },
+            "eval" => Self::Eval {
+                expr: fields.string("expr")?,
+            },
+            "import" => Self::Import {
+                module: fields.string("module")?,
+            },
+            "create" => Self::Create {
+                target: match fields.0.get("target") {
+                    None => return Err(bad_request("missing field `target`")),
+                    Some(Value::String(path)) => path.clone(),
+                    Some(Value::Object(_)) => fields.handle("target")?,
+                    Some(_) => {
+                        return Err(bad_request("`target` must be a dotted path or a handle"));
+                    }
+                },
+                args: fields.args()?,
+                kwargs: fields.kwargs()?,
+            },
+            "call" => Self::Call {
+                method: fields.string("method")?,
+                handle: fields.handle("handle")?,
+                args: fields.args()?,
+                kwargs: fields.kwargs()?,
+            },
+            "getattr" => Self::Getattr {
+                name: fields.string("name")?,
+                handle: fields.handle("handle")?,
+            },
+            "setattr" => Self::Setattr {
+                name: fields.string("name")?,
+                value: fields.required("value")?.clone(),
+                handle: fields.handle("handle")?,
+            },
+            "release" => Self::Release {
+                handle: fields.handle("handle")?,
+            },
+            "handles" => Self::Handles,
+            "info" => Self::Info,
+            "interrupt" => Self::Interrupt,
+            "shutdown" => Self::Shutdown,
+            _ => {
+                return Err(RemoteError {
+                    type_name: "UnknownOperation".into(),
+                    message: format!("unknown op `{}`", op.chars().take(100).collect::<String>()),
+                    traceback: String::new(),
+                });
+            }
+        };
+        let session = match fields.0.get("session") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => Some(name.clone()),
+            Some(_) => return Err(bad_request("`session` must be a string")),
+        };
+        Ok((typed, session))
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> RemoteError {
+    RemoteError {
+        type_name: "BadRequest".into(),
+        message: message.into(),
+        traceback: String::new(),
+    }
+}
+
+/// The fields of a request, read as the backend reads them.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    fn required(&self, name: &str) -> Result<&Value, RemoteError> {
+        self.0
+            .get(name)
+            .ok_or_else(|| bad_request(format!("missing field `{name}`")))
+    }
+
+    fn string(&self, name: &str) -> Result<String, RemoteError> {
+        match self.required(name)? {
+            Value::String(text) => Ok(text.clone()),
+            _ => Err(bad_request(format!("`{name}` must be a string"))),
+        }
+    }
+
+    fn handle(&self, name: &str) -> Result<String, RemoteError> {
+        let value = self.required(name)?;
+        let id = match value {
+            Value::Object(object) => object.get("$handle"),
+            other => Some(other),
+        };
+        match id {
+            Some(Value::String(id)) => Ok(id.clone()),
+            _ => Err(bad_request(format!(
+                "`{name}` must be a handle id like `h7` or {{\"$handle\": \"h7\"}}"
+            ))),
+        }
+    }
+
+    fn args(&self) -> Result<Vec<Value>, RemoteError> {
+        match self.0.get("args") {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(args)) => Ok(args.clone()),
+            Some(_) => Err(bad_request("`args` must be a list")),
+        }
+    }
+
+    fn kwargs(&self) -> Result<Map<String, Value>, RemoteError> {
+        match self.0.get("kwargs") {
+            None | Some(Value::Null) => Ok(Map::new()),
+            Some(Value::Object(kwargs)) => Ok(kwargs.clone()),
+            Some(_) => Err(bad_request("`kwargs` must be an object")),
+        }
+    }
+}
+
 // Deserializing is only used by `from_parts`; `Other` is never produced by serde.
 impl<'de> Deserialize<'de> for Op {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -326,6 +463,38 @@ mod tests {
             Op::Other { .. }
         ));
         assert_eq!(Op::Handles.into_parts().0, "handles");
+    }
+
+    #[test]
+    fn fields_read_as_the_backend_reads_them() {
+        let fields = |v: Value| v.as_object().unwrap().clone();
+        let (op, session) = Op::from_fields(
+            "call",
+            &fields(
+                json!({"handle": {"$handle": "h1", "type": "x"}, "method": "m", "session": "s"}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            op,
+            Op::Call {
+                handle: "h1".into(),
+                method: "m".into(),
+                args: vec![],
+                kwargs: Map::new()
+            }
+        );
+        assert_eq!(session.as_deref(), Some("s"));
+        let bad = Op::from_fields("eval", &Map::new()).unwrap_err();
+        assert_eq!(
+            (bad.type_name.as_str(), bad.message.as_str()),
+            ("BadRequest", "missing field `expr`")
+        );
+        let bad =
+            Op::from_fields("call", &fields(json!({"handle": 7, "method": "m"}))).unwrap_err();
+        assert_eq!(bad.type_name, "BadRequest");
+        let unknown = Op::from_fields("frobnicate", &Map::new()).unwrap_err();
+        assert_eq!(unknown.type_name, "UnknownOperation");
     }
 
     #[test]
