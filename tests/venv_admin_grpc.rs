@@ -38,4 +38,19 @@ fn admin_installs_a_pair_the_grpc_backend_runs_with() {
     home.ok(&["stop", &id]);
     assert!(answer.status.success(), "{answer:?}");
     assert_eq!(String::from_utf8_lossy(&answer.stdout).trim(), "42");
+
+    // An admin environment with a protobuf 7 (as an older `admin` installed) is repaired.
+    home.ok(&["pkg", "install", "admin", "protobuf>=7"]);
+    let protobuf = |home: &Home| {
+        let packages = home.packages("admin");
+        packages
+            .into_iter()
+            .find(|(n, _)| n == "protobuf")
+            .unwrap()
+            .1
+    };
+    assert_eq!(major(&protobuf(&home)), 7);
+    let repaired = home.json(&["venv", "admin", "--json"]);
+    assert_eq!(repaired["action"], "repaired", "{repaired}");
+    assert_eq!(major(&protobuf(&home)), 6);
 }
