@@ -8,14 +8,17 @@ import sys
 import time
 
 USAGE = """usage: python -m beep_backend --transport http|pipe|grpc [--socket PATH] [--port N]
-                         [--max-body BYTES] [--env-name NAME] [--insecure-no-token]
+                         [--max-body BYTES] [--env-name NAME] [--token-stdin]
+                         [--insecure-no-token]
 
-Environment: BEEP_BACKEND_TOKEN (required unless --insecure-no-token), BEEP_PARENT_PID,
+The token: with --token-stdin, the first line of stdin (then stdin is closed); else
+BEEP_BACKEND_TOKEN (visible in /proc/<pid>/environ). Environment: BEEP_PARENT_PID,
 BEEP_ENV_NAME. Prints one JSON line on stdout: {"event": "ready", ...} or {"event": "error", ...}.
 """
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
-_FLAGS = {"--insecure-no-token"}
+_FLAGS = {"--insecure-no-token", "--token-stdin"}
+MAX_TOKEN_LINE = 4096
 _OPTIONS = {"--transport", "--socket", "--port", "--max-body", "--env-name"}
 
 
@@ -66,6 +69,7 @@ def parse_args(argv):
         "max_body": max_body,
         "env_name": opts.get("--env-name") or os.environ.get("BEEP_ENV_NAME") or None,
         "insecure": bool(opts.get("--insecure-no-token")),
+        "token_stdin": bool(opts.get("--token-stdin")),
     }
 
 
@@ -90,14 +94,23 @@ def main(argv=None):
         sys.stderr.write(USAGE)
         return fail("bad_argument", str(exc), 2)
 
-    token = os.environ.pop("BEEP_BACKEND_TOKEN", "")  # user code and its children never see it
-    if token:
-        token = token.encode("utf-8")
-    elif opts["insecure"]:
+    # Out of `os.environ` in any case (user code and its children do not inherit it); only a
+    # token read from stdin is also absent from /proc/<pid>/environ.
+    token = os.environ.pop("BEEP_BACKEND_TOKEN", "").encode("utf-8")
+    if opts["token_stdin"]:
+        try:
+            token = read_token_line()
+        except OSError as exc:
+            return fail("no_token", "could not read the token from stdin: %s" % exc, 2)
+    if not token:
+        if not opts["insecure"]:
+            if opts["token_stdin"]:
+                return fail("no_token", "--token-stdin: stdin held no token line", 2)
+            return fail(
+                "no_token", "BEEP_BACKEND_TOKEN is not set (pass --token-stdin, or --insecure-no-token)", 2
+            )
         token = None
         sys.stderr.write("beep_backend: WARNING: --insecure-no-token: any local process can run code here\n")
-    else:
-        return fail("no_token", "BEEP_BACKEND_TOKEN is not set (or pass --insecure-no-token)", 2)
 
     parent = os.environ.get("BEEP_PARENT_PID")
     if parent is not None:
@@ -158,6 +171,26 @@ def main(argv=None):
         sys.stderr.write("beep_backend: close failed: %r\n" % exc)
     dispatcher.exit(0)
     return 0
+
+
+def read_token_line():
+    """The first line of fd 0 (the token), then fd 0 becomes the null device.
+
+    Read with `os.read`, not `sys.stdin`, so no buffer keeps what follows; user code then
+    reads EOF from stdin and never sees the pipe. Works the same on Windows.
+    """
+    data = b""
+    while b"\n" not in data and len(data) <= MAX_TOKEN_LINE:
+        chunk = os.read(0, 512)
+        if not chunk:
+            break
+        data += chunk
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        os.dup2(null, 0)
+    finally:
+        os.close(null)
+    return data.split(b"\n", 1)[0].strip()
 
 
 def add_site_packages():

@@ -23,7 +23,7 @@ import threading
 import time
 from _queue import SimpleQueue  # not `queue`: it imports heapq, collections, ...
 
-from .operations import CallTimeout, Operations, bad_request, error_body
+from .operations import INTERRUPTED, CallTimeout, Operations, bad_request, error_body
 
 _STOP = object()
 LONG_CALL = 0.05  # seconds (at most) before the pipe transport's watcher takes over its sockets
@@ -327,7 +327,7 @@ class Dispatcher:
         if target:
             self._interrupt_target = 0
             if running == target:
-                raise KeyboardInterrupt
+                raise KeyboardInterrupt(INTERRUPTED)
         if target or ours:
             # Meant for a call that has ended, or a resend after the interrupt was taken.
             # Returning sends the main thread back into a blocking call; a SIGALRM that came
@@ -337,7 +337,7 @@ class Dispatcher:
                 raise CallTimeout("exec timed out after %g s" % self._timeout_len)
             return
         # A SIGINT from outside (Ctrl-C): interrupt the call, or stop when idle.
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(INTERRUPTED)
 
     def _on_sigterm(self, signum, frame):
         log("SIGTERM")

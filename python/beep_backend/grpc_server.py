@@ -20,7 +20,7 @@ from .auth import compare_digest
 
 class _TokenCheck(grpc.ServerInterceptor):
     def __init__(self, token):
-        self.bearer = b"Bearer " + token
+        self.bearer = b"bearer " + token  # the scheme is case-insensitive (RFC 7235)
 
         def refuse(request, context):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
@@ -32,6 +32,7 @@ class _TokenCheck(grpc.ServerInterceptor):
             if key == "authorization":
                 if isinstance(value, str):
                     value = value.encode("utf-8", "replace")
+                value = value[:7].lower() + value[7:]
                 if compare_digest(value, self.bearer):
                     return continuation(details)
                 break

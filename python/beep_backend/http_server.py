@@ -6,16 +6,28 @@ sends each response in several writes): one thread per connection, keep-alive,
 Checks, in order, before anything runs: the `Host` header names this server
 (DNS rebinding), no `Origin` header (no web page may call it), the bearer token, the body
 size. Bound to 127.0.0.1 only.
+
+Held off: a connection must send each complete request head within the header deadline
+(`BEEP_BACKEND_HEADER_TIMEOUT`, 10 s; the first one counted from the connect), so a slow or
+silent client is answered 408 and closed; a body or a reader that stalls that long is cut
+too. A kept-alive connection idle between requests for `BEEP_BACKEND_IDLE_TIMEOUT` (60 s) is
+closed. At most `BEEP_BACKEND_MAX_CONNECTIONS` (64) connections are served at once; one over
+the cap is answered 503 by the accept loop and closed, without a thread.
 """
 
+import os
 import socket
 import threading
+import time
 
 from . import wire
 from .auth import compare_digest
 from .dispatcher import log
 
 MAX_HEAD = 64 * 1024
+DEFAULT_HEADER_TIMEOUT = 10.0  # seconds to send a complete request head
+DEFAULT_IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may wait for its next request
+DEFAULT_MAX_CONNECTIONS = 64
 REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -38,6 +50,15 @@ class _Close(Exception):
     """Answer sent (or not possible); close the connection."""
 
 
+def _env_number(name, default, kind=float):
+    """The positive number in the environment variable `name`, else `default`."""
+    try:
+        value = kind(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
 class HttpServer:
     name = "http"
 
@@ -47,6 +68,11 @@ class HttpServer:
         self.max_body = max_body
         self.port = port
         self.sock = None
+        self.header_timeout = _env_number("BEEP_BACKEND_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT)
+        self.idle_timeout = _env_number("BEEP_BACKEND_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)
+        self.max_connections = _env_number("BEEP_BACKEND_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, int)
+        self.connections = 0  # being served; only the accept loop adds, threads take away
+        self.count_lock = threading.Lock()
 
     def bind(self):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -57,7 +83,7 @@ class HttpServer:
         self.port = sock.getsockname()[1]
         self.sock = sock
         self.hosts = {b"127.0.0.1:%d" % self.port, b"localhost:%d" % self.port}
-        self.bearer = b"Bearer " + self.token if self.token is not None else None
+        self.bearer = b"bearer " + self.token if self.token is not None else None
         threading.Thread(target=self._accept_loop, name="http-accept", daemon=True).start()
         return "127.0.0.1:%d" % self.port
 
@@ -71,9 +97,46 @@ class HttpServer:
         while True:
             try:
                 conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            except OSError as exc:
+                if self.sock.fileno() < 0:
+                    return  # closed
+                log("http: accept failed: %s" % exc)  # e.g. out of file descriptors
+                time.sleep(0.05)
+                continue
+            with self.count_lock:
+                full = self.connections >= self.max_connections
+                if not full:
+                    self.connections += 1
+            if full:
+                self._refuse(conn)
+                continue
+            try:
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            except RuntimeError:  # no thread to be had
+                self._gone()
+                self._refuse(conn)
+
+    def _refuse(self, conn):
+        """Over the cap: answer 503 and close, on the accept thread, never blocking."""
+        body = wire.dumps(
+            wire.error("Unavailable", "too many connections (at most %d); retry later" % self.max_connections)
+        )
+        try:
+            conn.setblocking(False)
+            conn.send(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            )
+            conn.shutdown(socket.SHUT_WR)
+            conn.recv(65536)  # what the client sent already: unread data would reset the answer
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def _gone(self):
+        with self.count_lock:
+            self.connections -= 1
 
     def _serve(self, conn):
         try:
@@ -84,6 +147,7 @@ class HttpServer:
         except Exception as exc:  # a bug here must not take the server down
             log("http connection failed: %r" % exc)
         finally:
+            self._gone()
             try:
                 conn.close()
             except OSError:
@@ -118,7 +182,8 @@ class _Connection:
             self.sock.shutdown(socket.SHUT_WR)
             self.sock.settimeout(0.5)
             total = 0
-            while total < 4 * self.server.max_body + MAX_HEAD:
+            until = time.monotonic() + 2.0  # a client that keeps sending does not keep us
+            while total < 4 * self.server.max_body + MAX_HEAD and time.monotonic() < until:
                 chunk = self.sock.recv(262144)
                 if not chunk:
                     break
@@ -126,21 +191,47 @@ class _Connection:
         except OSError:
             pass
 
-    def read_head(self):
+    def read_head(self, first):
+        """The next request head. The first one of a connection must be complete within the
+        header deadline from the connect; later ones may wait the idle timeout for their first
+        byte, then have the header deadline to complete."""
+        server = self.server
+        deadline = time.monotonic() + server.header_timeout if first or self.buf else None
         while True:
             end = self.buf.find(b"\r\n\r\n")
             if end >= 0:
                 head = self.buf[:end]
                 self.buf = self.buf[end + 4 :]
+                self.sock.settimeout(server.header_timeout)  # body and answer: no stall that long
                 return head
             if len(self.buf) > MAX_HEAD:
                 self.fail(431, "BadRequest", "request head over %d bytes" % MAX_HEAD, close=True)
-            chunk = self.sock.recv(65536)
+            if deadline is None:
+                self.sock.settimeout(server.idle_timeout)
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.sock.settimeout(1.0)
+                    self.fail(
+                        408,
+                        "RequestTimeout",
+                        "no complete request head within %g s" % server.header_timeout,
+                        close=True,
+                    )
+                self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                if deadline is None:
+                    raise _Close from None  # idle keep-alive connection: close quietly
+                continue  # the deadline passed: answered above
             if not chunk:
                 if self.buf.strip():
                     log("http: connection closed inside a request head")
                 raise _Close
             self.buf += chunk
+            if deadline is None:
+                deadline = time.monotonic() + server.header_timeout
 
     def read_body(self, length, keep=True):
         chunks = [self.buf[:length]]
@@ -157,8 +248,10 @@ class _Connection:
 
     def run(self):
         server = self.server
+        first = True
         while True:
-            head = self.read_head()
+            head = self.read_head(first)
+            first = False
             lines = head.split(b"\r\n")
             parts = lines[0].split(b" ")
             if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
@@ -216,6 +309,8 @@ class _Connection:
             return 403, wire.error("Forbidden", "requests with an Origin header are refused")
         if server.bearer is not None:
             given = headers.get(b"authorization")
+            if given is not None:  # the scheme is case-insensitive (RFC 7235), the token is not
+                given = given[:7].lower() + given[7:]
             if given is None or not compare_digest(given, server.bearer):
                 return 401, wire.error("Unauthorized", "missing or wrong bearer token")
         path = target.split(b"?", 1)[0]
@@ -253,16 +348,20 @@ class _Connection:
         done.acquire()
         respond = self.respond
 
+        broken = []
+
         def reply(status, answer):
             try:
                 respond(status, answer, keep_alive)
             except OSError:
-                pass  # the client went away
+                broken.append(True)  # the client went away, or stopped reading
             finally:
                 done.release()
 
         dispatcher.submit(req, reply)
         done.acquire()
+        if broken:
+            raise _Close
 
 
 # Environment management forwarded to the host API (`beep_backend.host`), so a client that

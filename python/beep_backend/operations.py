@@ -17,6 +17,8 @@ MAX_DEPTH = 100
 _CODE_CACHE_SIZE = 512  # compiled `eval` and `exec` sources kept (code objects are immutable)
 _CACHE_MAX_SOURCE = 16 * 1024  # longer sources are compiled on every call, not kept
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else __file__.rsplit("\\", 1)[0]
+_DISPATCHER = __file__[: len(_HERE) + 1] + "dispatcher.py"  # its signal handlers raise into user code
+INTERRUPTED = "the call was interrupted"
 
 
 class OpError(Exception):
@@ -57,6 +59,8 @@ def error_body(exc, source=None):
             message = str(exc)
         except Exception:
             message = "<str() of the exception failed>"
+        if not message and isinstance(exc, KeyboardInterrupt):
+            message = INTERRUPTED
     return status, {"error": {"type": kind, "message": message, "traceback": format_traceback(exc, source)}}
 
 
@@ -71,8 +75,21 @@ def format_traceback(exc, source=None):
     # Drop the frames of this package so the traceback starts in user code.
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_HERE):
         tb = tb.tb_next
+    # And the dispatcher's signal handler that raised an interrupt or a timeout at its end.
+    frames = []
+    walk = tb
+    while walk is not None:
+        frames.append(walk.tb_frame.f_code.co_filename)
+        walk = walk.tb_next
+    keep = len(frames)
+    while keep and frames[keep - 1] == _DISPATCHER:
+        keep -= 1
+    if not keep:
+        tb = None
+    if isinstance(exc, CallTimeout):  # reported as TimeoutError: say so in the last line too
+        exc = TimeoutError(str(exc))
     try:
-        return "".join(traceback.format_exception(type(exc), exc, tb))
+        return "".join(traceback.format_exception(type(exc), exc, tb, limit=keep))
     except Exception:
         return ""
     finally:

@@ -29,16 +29,27 @@ def backend_env(token=None, **extra):
 class Backend:
     """A running `python -m beep_backend` subprocess."""
 
-    def __init__(self, transport, token="", args=(), env=None, python=sys.executable, python_args=()):
+    def __init__(
+        self, transport, token="", args=(), env=None, python=sys.executable, python_args=(), token_stdin=False
+    ):
+        """`token_stdin`: hand the token over stdin (`--token-stdin`, as the supervisor does)."""
         self.transport = transport
         self.token = token if token != "" else secrets.token_hex(32)
+        if token_stdin:
+            args = ("--token-stdin", *args)
         self.proc = subprocess.Popen(
             [python, *python_args, "-m", "beep_backend", "--transport", transport, *args],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if token_stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env if env is not None else backend_env(self.token),
+            env=env if env is not None else backend_env(None if token_stdin else self.token),
         )
+        if token_stdin:
+            try:
+                self.proc.stdin.write(self.token.encode() + b"\n")
+                self.proc.stdin.close()
+            except OSError:
+                pass  # it exited already; the missing ready line says so
         self.stderr_lines = []
         line = self.proc.stdout.readline()
         threading.Thread(target=self._drain_stderr, daemon=True).start()

@@ -155,11 +155,26 @@ def test_exec_exception_keeps_output_and_source_lines(client):
     assert client.request("eval", expr="'alive'") == {"value": "alive"}
 
 
+def assert_user_traceback(error, code, last_line):
+    """The traceback ends in user code (a line of `code`) and names the error: none of the
+    server's frames."""
+    tb = error["traceback"]
+    assert "beep_backend" not in tb and "_on_sigint" not in tb and "_on_alarm" not in tb, tb
+    lines = tb.rstrip("\n").splitlines()
+    assert lines[0] == "Traceback (most recent call last):", tb
+    assert lines[-3].startswith('  File "<exec-'), tb
+    assert lines[-2].strip() in [line.strip() for line in code.splitlines()], tb
+    assert lines[-1] == last_line, tb
+
+
 def test_exec_timeout(client):
     t0 = time.monotonic()
     answer = client.request("exec", code="import time\ntime.sleep(10)", timeout=0.3)
     assert time.monotonic() - t0 < 3
     assert answer["error"]["type"] == "TimeoutError"
+    assert_user_traceback(
+        answer["error"], "import time\ntime.sleep(10)", "TimeoutError: exec timed out after 0.3 s"
+    )
     assert client.request("exec", code="1", timeout=5) == {"stdout": "", "stderr": "", "value": 1}
 
 
@@ -205,7 +220,10 @@ def test_interrupt_stops_call(backend, transport, code):
     t.join(5)
     assert interrupted
     assert result["t"] - sent < 1.0
-    assert result["answer"]["error"]["type"] == "KeyboardInterrupt"
+    error = result["answer"]["error"]
+    assert error["type"] == "KeyboardInterrupt"
+    assert error["message"] == "the call was interrupted"
+    assert_user_traceback(error, code, "KeyboardInterrupt: the call was interrupted")
     assert other.request("interrupt") == {"value": False}
     assert runner.request("eval", expr="'still here'") == {"value": "still here"}
     runner.close()

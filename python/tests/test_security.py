@@ -418,6 +418,28 @@ def test_grpc_refuses_bad_token(grpc_backend, marker, metadata):
     assert_serving(grpc_backend)
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_grpc_bearer_scheme_is_case_insensitive(grpc_backend, scheme):
+    import grpc
+
+    from beep_backend import backend_pb2 as pb
+
+    c = grpc_backend.client()
+    reply = c.stub.Eval(
+        pb.EvalRequest(expr="6*7"),
+        metadata=[("authorization", scheme + " " + grpc_backend.token)],
+        timeout=10,
+    )
+    assert reply.value_json == "42"
+    with pytest.raises(grpc.RpcError) as info:  # the token itself is case-sensitive
+        c.stub.Eval(
+            pb.EvalRequest(expr="6*7"),
+            metadata=[("authorization", scheme + " " + grpc_backend.token.upper())],
+            timeout=10,
+        )
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 def test_grpc_invalid_arguments(grpc_backend):
     import grpc
 

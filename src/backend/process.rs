@@ -147,7 +147,10 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
         .arg("--transport")
         .arg(plan.transport.python_name())
         .arg("--env-name")
-        .arg(&plan.env);
+        .arg(&plan.env)
+        // The token comes over stdin, never through the environment: an environment block
+        // stays readable in /proc/<pid>/environ by user code and its children.
+        .arg("--token-stdin");
     if let Some(socket) = &plan.socket {
         command.arg("--socket").arg(socket);
     }
@@ -159,11 +162,11 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
     command
         .env("PYTHONPATH", &plan.python_path)
         .env("PYTHONUNBUFFERED", "1")
-        .env("BEEP_BACKEND_TOKEN", &plan.token)
         .env("BEEP_PARENT_PID", std::process::id().to_string())
         .env("BEEP_ENV_NAME", &plan.env)
         .current_dir(&plan.env_dir)
-        .stdin(Stdio::null())
+        .env_remove("BEEP_BACKEND_TOKEN")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -178,6 +181,7 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
     #[cfg(windows)]
     let job = contain(&child);
     tracing::debug!(id = %plan.id, pid, "backend process spawned");
+    hand_over_token(&mut child, &plan.token).await;
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let stderr_reader = tokio::spawn(pump(stderr, log.clone(), LogStream::Stderr));
@@ -265,6 +269,22 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
             })
         }
     }
+}
+
+/// Write the token as the first line of the backend's stdin, then close it (the backend
+/// reads the line and puts the null device in its place). A backend that died before
+/// reading it is reported by the wait for its ready line, so a failed write is only logged.
+async fn hand_over_token(child: &mut Child, token: &str) {
+    use tokio::io::AsyncWriteExt;
+
+    let Some(mut stdin) = child.stdin.take() else {
+        return;
+    };
+    let line = format!("{token}\n");
+    if let Err(err) = stdin.write_all(line.as_bytes()).await {
+        tracing::debug!(%err, "Failed to write the token to the backend's stdin");
+    }
+    // Dropping `stdin` closes the pipe.
 }
 
 type StartLine = Result<StartEvent, (String, serde_json::Error)>;

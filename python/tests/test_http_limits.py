@@ -1,0 +1,199 @@
+"""The HTTP transport holds off slow, silent and too many clients (real sockets, short limits)."""
+
+import json
+import os
+import select
+import socket
+import time
+
+import pytest
+from backend_clients import Backend, backend_env, wait_for
+
+
+def start(**limits):
+    env = backend_env(None, **{"BEEP_BACKEND_" + k.upper(): str(v) for k, v in limits.items()})
+    b = Backend("http", token_stdin=True, env=env)
+    assert b.event["event"] == "ready", (b.event, b.stderr_lines)
+    return b
+
+
+def connect(b, timeout=10.0):
+    host, port = b.address.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
+def request_bytes(b, expr="6*7", scheme="Bearer", close=False):
+    body = json.dumps({"expr": expr}).encode()
+    return (
+        "POST /v1/eval HTTP/1.1\r\nHost: %s\r\nAuthorization: %s %s\r\nContent-Length: %d\r\n%s\r\n"
+        % (b.address, scheme, b.token, len(body), "Connection: close\r\n" if close else "")
+    ).encode() + body
+
+
+def read_response(s):
+    """One response: `(status, body)`; None if the server closed before sending one."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+    )
+    while len(rest) < length:
+        chunk = s.recv(65536)
+        assert chunk, "closed inside a body"
+        rest += chunk
+    return int(head.split(b" ")[1]), json.loads(rest[:length])
+
+
+def closed_by_server(s):
+    """Read until the server closes; what it sent."""
+    data = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def threads_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(line.split()[1] for line in f if line.startswith("Threads:")))
+
+
+def test_slow_loris_is_answered_408_and_closed_at_the_header_deadline():
+    b = start(header_timeout=1)
+    try:
+        head = request_bytes(b)
+        s = connect(b)
+        began = time.monotonic()
+        sent = 0
+        answered = False
+        while time.monotonic() - began < 5 and sent < len(head):
+            s.sendall(head[sent : sent + 1])  # a byte at a time: the head never completes in time
+            sent += 1
+            answered = bool(select.select([s], [], [], 0.1)[0])
+            if answered:
+                break
+        took = time.monotonic() - began
+        assert answered and sent < len(head), "the slow client was kept"
+        assert 0.9 < took < 2.0, took
+        status, body = read_response(s)
+        assert status == 408 and body["error"]["type"] == "RequestTimeout", body
+        assert closed_by_server(s) == b""
+        s.close()
+        # The server still serves everyone else.
+        s = connect(b)
+        s.sendall(request_bytes(b))
+        assert read_response(s) == (200, {"value": 42})
+        s.close()
+    finally:
+        b.stop()
+
+
+def test_silent_connection_is_closed_at_the_header_deadline():
+    b = start(header_timeout=0.5)
+    try:
+        s = connect(b)
+        began = time.monotonic()
+        data = closed_by_server(s)
+        took = time.monotonic() - began
+        assert 0.4 < took < 1.5, took
+        assert data.startswith(b"HTTP/1.1 408 "), data
+        s.close()
+    finally:
+        b.stop()
+
+
+def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
+    b = start(header_timeout=0.5, idle_timeout=1.5)
+    try:
+        s = connect(b)
+        s.sendall(request_bytes(b))
+        assert read_response(s) == (200, {"value": 42})
+        # Idle longer than the header deadline but shorter than the idle timeout: still open.
+        time.sleep(0.8)
+        s.sendall(request_bytes(b, expr="1+1"))
+        assert read_response(s) == (200, {"value": 2})
+        began = time.monotonic()
+        assert closed_by_server(s) == b"", "idle connections are closed quietly"
+        took = time.monotonic() - began
+        assert 1.3 < took < 2.5, took
+        s.close()
+    finally:
+        b.stop()
+
+
+def test_a_long_call_is_not_cut_by_the_header_deadline():
+    b = start(header_timeout=0.3)
+    try:
+        s = connect(b)
+        body = json.dumps({"code": "import time; time.sleep(1); 5"}).encode()
+        s.sendall(
+            b"POST /v1/exec HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
+            % (b.address.encode(), b.token.encode(), len(body), body)
+        )
+        status, answer = read_response(s)
+        assert status == 200 and answer["value"] == 5, answer
+        s.close()
+    finally:
+        b.stop()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts threads in /proc")
+def test_connections_over_the_cap_get_503_without_a_thread():
+    b = start(max_connections=4, header_timeout=30)
+    try:
+        base = threads_of(b.proc.pid)
+        held = [connect(b) for _ in range(4)]
+        wait_for(lambda: threads_of(b.proc.pid) == base + 4)
+        for _ in range(50):
+            s = connect(b)
+            status, body = read_response(s)
+            assert status == 503 and body["error"]["type"] == "Unavailable", body
+            assert "at most 4" in body["error"]["message"]
+            assert closed_by_server(s) == b""
+            s.close()
+        assert threads_of(b.proc.pid) == base + 4
+        # A client that sent its request at once also reads the 503.
+        s = connect(b)
+        s.sendall(request_bytes(b))
+        assert read_response(s)[0] == 503
+        s.close()
+        # The held connections are served; once they close, new ones are taken again.
+        held[0].sendall(request_bytes(b))
+        assert read_response(held[0]) == (200, {"value": 42})
+        for s in held:
+            s.close()
+        wait_for(lambda: threads_of(b.proc.pid) == base)
+        s = connect(b)
+        s.sendall(request_bytes(b, close=True))
+        assert read_response(s) == (200, {"value": 42})
+        s.close()
+    finally:
+        b.stop()
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_http_bearer_scheme_is_case_insensitive(scheme):
+    b = start()
+    try:
+        s = connect(b)
+        s.sendall(request_bytes(b, scheme=scheme))
+        assert read_response(s) == (200, {"value": 42})
+        s.close()
+        s = connect(b)
+        wrong = request_bytes(b, scheme=scheme).replace(b.token.encode(), b.token.upper().encode())
+        s.sendall(wrong)  # the token itself is case-sensitive
+        assert read_response(s)[0] == 401
+        s.close()
+    finally:
+        b.stop()
