@@ -99,30 +99,31 @@ fn spec_of(args: &StartArgs) -> StartSpec {
 /// Ask the daemon to start a backend. In the foreground, follow its state until Ctrl+C,
 /// which stops it; `--detach` returns at once.
 pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
+    // Listen before anything is printed: a Ctrl+C right after "ready" stops the backend.
+    let mut ctrl_c = super::call::CtrlC::listen().context("Failed to listen for Ctrl+C")?;
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let client = daemon().await?;
     let status = client.start(spec_of(&args)).await?;
     let id = status.id.clone();
     print_endpoint(&status);
     if args.detach {
-        println!(
+        say(&format!(
             "  Detached: it runs until `beep-host stop {id}` (daemon pid {}).",
             client.pid()
-        );
+        ));
         return Ok(ExitCode::SUCCESS);
     }
-    println!("  Ctrl+C stops it.");
-    let _ = std::io::stdout().flush();
+    say("  Ctrl+C stops it.");
     let stopper = daemon().await?;
     let mut events = client.watch().await?;
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         #[cfg(unix)]
         let terminated = term.recv();
         #[cfg(not(unix))]
         let terminated = std::future::pending::<Option<()>>();
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
+            () = ctrl_c.recv() => {
                 eprintln!("stopping backend {id}");
                 stopper.stop(&id).await?;
                 return Ok(ExitCode::SUCCESS);
@@ -161,21 +162,24 @@ pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What `start` prints; a closed stdout (`| head`) does not stop the command, which
+/// still follows and stops its backend.
 fn print_endpoint(status: &BackendStatus) {
     let id = &status.id;
-    println!(
-        "backend {id} ready: {} in environment `{}`, pid {}",
+    say(&format!(
+        "backend {id} ready: {} in environment `{}`, pid {}\n  address: {}\n  token:   field \"token\" of {} (mode 0600)\n  try:     beep-host eval {id} '1+1'\n  logs:    beep-host logs {id} --follow",
         status.transport,
         status.env,
-        status.pid.unwrap_or(0)
-    );
-    println!("  address: {}", status.address.as_deref().unwrap_or("-"));
-    println!(
-        "  token:   field \"token\" of {} (mode 0600)",
-        status.record.display()
-    );
-    println!("  try:     beep-host eval {id} '1+1'");
-    println!("  logs:    beep-host logs {id} --follow");
+        status.pid.unwrap_or(0),
+        status.address.as_deref().unwrap_or("-"),
+        status.record.display(),
+    ));
+}
+
+/// One line (or several) on stdout, flushed; a failed write is ignored.
+fn say(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 /// The STATE column: `crashed: signal 9 (SIGKILL)`, `lost: ...`, else the state.

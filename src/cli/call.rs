@@ -204,7 +204,7 @@ async fn send_interrupt(conn: Connection, id: BackendId) {
 }
 
 /// Ctrl+C, caught from the moment it is created.
-struct CtrlC {
+pub(super) struct CtrlC {
     #[cfg(unix)]
     signal: tokio::signal::unix::Signal,
     #[cfg(windows)]
@@ -212,7 +212,7 @@ struct CtrlC {
 }
 
 impl CtrlC {
-    fn listen() -> std::io::Result<Self> {
+    pub(super) fn listen() -> std::io::Result<Self> {
         Ok(Self {
             #[cfg(unix)]
             signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
@@ -221,7 +221,7 @@ impl CtrlC {
         })
     }
 
-    async fn recv(&mut self) {
+    pub(super) async fn recv(&mut self) {
         if self.signal.recv().await.is_none() {
             std::future::pending::<()>().await;
         }

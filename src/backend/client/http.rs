@@ -24,6 +24,9 @@ impl HttpClient {
             .no_proxy()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(64)
+            // Below the server's idle keep-alive timeout (60 s): a pooled connection is
+            // dropped here before the server closes it under a request.
+            .pool_idle_timeout(std::time::Duration::from_secs(50))
             .http1_only()
             .build()
             .map_err(|source| Error::Connect {
