@@ -38,11 +38,15 @@ export const commands = {
 	envUninstall: (task: string, name: string, packages: string[]) => typedError<null, AppError>(__TAURI_INVOKE("env_uninstall", { task, name, packages })),
 	/**  Create or repair the `admin` environment. */
 	envRepairAdmin: (task: string) => typedError<EnvRow, AppError>(__TAURI_INVOKE("env_repair_admin", { task })),
-	/**  Every backend: this app's and those other processes started. */
+	/**  Every backend: those this window started and those any other program did. */
 	backendsList: () => typedError<BackendRow[], AppError>(__TAURI_INVOKE("backends_list")),
 	/**  Start a backend; its log lines then arrive as `BackendLog` events. */
 	backendStart: (request: StartBackend) => typedError<BackendRow, AppError>(__TAURI_INVOKE("backend_start", { request })),
 	backendStop: (id: string) => typedError<null, AppError>(__TAURI_INVOKE("backend_stop", { id })),
+	/**
+	 *  Restart a running backend, or start an ended one again (same environment, transport
+	 *  and policy).
+	 */
 	backendRestart: (id: string) => typedError<null, AppError>(__TAURI_INVOKE("backend_restart", { id })),
 	/**  The last lines of a backend's log (then follow `BackendLog` events). */
 	backendLogTail: (id: string) => typedError<LogRow[], AppError>(__TAURI_INVOKE("backend_log_tail", { id })),
@@ -56,18 +60,19 @@ export const commands = {
 	backendHandles: (id: string) => typedError<HandleRow[], AppError>(__TAURI_INVOKE("backend_handles", { id })),
 	/**  Release one handle. */
 	backendRelease: (id: string, handle: string) => typedError<null, AppError>(__TAURI_INVOKE("backend_release", { id, handle })),
-	/**  Stop the backends this app started and quit (the answer to `CloseRequested`). */
-	appQuit: () => typedError<null, AppError>(__TAURI_INVOKE("app_quit")),
+	/**
+	 *  Quit (the answer to `CloseRequested`): stop the backends this window started, or keep
+	 *  them running under the daemon; `remember` makes the choice the answer from now on.
+	 */
+	appQuit: (stop: boolean, remember: boolean) => typedError<null, AppError>(__TAURI_INVOKE("app_quit", { stop, remember })),
 	/**  The settings file and where things live. */
 	settingsGet: () => typedError<Settings, AppError>(__TAURI_INVOKE("settings_get")),
 	/**  Save catalog, mirror and installer to the settings file. */
 	settingsSave: (update: SettingsUpdate) => typedError<Settings, AppError>(__TAURI_INVOKE("settings_save", { update })),
 	/**  The configuration check: ok / warn / fail with reasons. */
 	configCheck: () => typedError<CheckRow[], AppError>(__TAURI_INVOKE("config_check")),
-	/**  Whether the app serves the host API, and where. */
+	/**  Where the daemon serves the host API (it always does while it runs). */
 	hostApiStatus: () => typedError<HostApi, AppError>(__TAURI_INVOKE("host_api_status")),
-	/**  Serve the host API on loopback (ports chosen by the system), or stop serving it. */
-	hostApiSet: (on: boolean) => typedError<HostApi, AppError>(__TAURI_INVOKE("host_api_set", { on })),
 };
 
 /** Events */
@@ -129,7 +134,7 @@ export type BackendRow = {
 	uptime_secs: number,
 	restarts: number,
 	last_exit: string | null,
-	/**  Started by this app (closing the window stops it). */
+	/**  Started by this window (closing it asks whether to stop it). */
 	own: boolean,
 };
 
