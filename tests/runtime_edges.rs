@@ -415,6 +415,14 @@ fn remove_refuses_a_runtime_that_environments_and_backends_use_unless_forced() {
             .unwrap()
     };
     assert_ok(&uv(&["venv", "create", "built-on-it"]));
+    /// Stops every backend of the home when the test ends, passed or not.
+    struct StopAll<'a>(&'a Home);
+    impl Drop for StopAll<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.run(&["stop", "--all"]);
+        }
+    }
+    let _stop = StopAll(&home);
     let out = uv(&["start", "http", "--venv", "built-on-it", "--detach"]);
     assert_ok(&out);
     let ps: Vec<serde_json::Value> =
@@ -429,7 +437,6 @@ fn remove_refuses_a_runtime_that_environments_and_backends_use_unless_forced() {
     assert_eq!(home.managed().len(), 1, "the runtime was removed");
 
     let out = home.run(&["runtime", "remove", &key, "--force"]);
-    let _ = home.run(&["stop", "--all"]);
     assert_ok(&out);
     let err = text(&out.stderr);
     assert!(
@@ -438,4 +445,69 @@ fn remove_refuses_a_runtime_that_environments_and_backends_use_unless_forced() {
     );
     assert!(err.contains(&id), "{err}");
     assert!(home.managed().is_empty());
+}
+
+#[test]
+fn init_on_a_terminal_offers_to_make_an_interpreter_found_the_default() {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    let (_server, _home, dir) = setup(Behaviour::default());
+    let fake_home = tempfile::tempdir().unwrap();
+    let path = lone_python_path(fake_home.path());
+    let home = Home::new(dir.path().join("catalog.json"), "http://127.0.0.1:9".into());
+    // A real terminal for stdin and stderr: a pseudo-terminal pair.
+    let (mut master, mut slave) = (0, 0);
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let child = home
+        .command()
+        .args(["init", "--version", &fixture().version])
+        .env("BEEP_HOST_DOWNLOAD_RETRY_SECS", "0.3")
+        .env("HOME", fake_home.path())
+        .env("PATH", &path)
+        .env_remove("PYENV_ROOT")
+        .env_remove("CONDA_PREFIX")
+        .stdin(std::process::Stdio::from(slave.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(slave.try_clone().unwrap()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(slave);
+    let mut terminal = std::fs::File::from(master);
+    let mut typing = terminal.try_clone().unwrap();
+    let screen = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once the child has closed its side.
+        while let Ok(n) = terminal.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    typing.write_all(b"1\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(typing);
+    let screen = screen.join().unwrap();
+    assert!(out.status.success(), "{screen}\n{}", text(&out.stdout));
+    assert!(screen.contains("Make one of them the default?"), "{screen}");
+    let real = machine_python();
+    assert!(
+        text(&out.stdout).contains(real.to_str().unwrap()),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(config_text(&home).contains(real.to_str().unwrap()));
 }

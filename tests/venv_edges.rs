@@ -16,13 +16,19 @@ fn text(bytes: &[u8]) -> String {
 fn uv_keeps_its_cache_under_the_home() {
     let home = Home::new(Mode::Uv);
     let user_home = tempfile::tempdir().unwrap();
-    let out = home
-        .command(&["venv", "create", "cached", "--packages", "six"])
+    let mut command = home.command(&["venv", "create", "cached", "--packages", "six"]);
+    command
         .env_remove("UV_CACHE_DIR")
         .env_remove("XDG_CACHE_HOME")
-        .env("HOME", user_home.path())
-        .output()
-        .unwrap();
+        .env("HOME", user_home.path());
+    // pyenv stays where it is, so discovery finds what it found before HOME moved.
+    if let Some(real_home) = std::env::var_os("HOME") {
+        let pyenv = PathBuf::from(real_home).join(".pyenv");
+        if std::env::var_os("PYENV_ROOT").is_none() && pyenv.is_dir() {
+            command.env("PYENV_ROOT", pyenv);
+        }
+    }
+    let out = command.output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let cache = home.path().join("cache").join("uv");
     let entries = std::fs::read_dir(&cache).map(|rd| rd.count()).unwrap_or(0);
