@@ -146,8 +146,13 @@ fn unreachable(runtimes: &mut Runtimes, error: core::Error) -> anyhow::Result<Ex
     }
     eprintln!("Interpreters found on this machine, which can be the default instead:");
     for (i, r) in adopted.iter().enumerate() {
+        let note = if r.backend_warning().is_some() {
+            "  (too old for backends)"
+        } else {
+            ""
+        };
         eprintln!(
-            "  {}. {}  Python {}  {}",
+            "  {}. {}  Python {}  {}{note}",
             i + 1,
             r.key,
             r.version,

@@ -349,6 +349,13 @@ impl Download<'_> {
                         });
                     }
                     tracing::info!(url = self.url, bytes = state.written, error = %e, ?delay, "download interrupted; retrying");
+                    self.reporter.report(Progress::Output {
+                        line: format!(
+                            "{}; retrying in {:.1} s",
+                            crate::check::error_chain(&e),
+                            delay.as_secs_f64()
+                        ),
+                    });
                     tokio::select! {
                         () = self.cancel.cancelled() => return Err(Error::Cancelled),
                         () = tokio::time::sleep(delay) => {}
