@@ -121,13 +121,22 @@ fn default_runtime(runtimes: &Runtimes) -> Check {
     match runtime::discover::run_probe(&runtime.python) {
         Ok(probe) if probe.version == runtime.version => Check::new(
             NAME,
-            Status::Ok,
-            format!(
-                "{} answers Python {} ({})",
-                runtime.key,
-                probe.version,
-                runtime.python.display()
-            ),
+            if runtime.backend_warning().is_some() {
+                Status::Warn
+            } else {
+                Status::Ok
+            },
+            match runtime.backend_warning() {
+                Some(warning) => {
+                    format!("{} ({}): {warning}", runtime.key, runtime.python.display())
+                }
+                None => format!(
+                    "{} answers Python {} ({})",
+                    runtime.key,
+                    probe.version,
+                    runtime.python.display()
+                ),
+            },
         ),
         Ok(probe) => Check::new(
             NAME,

@@ -245,6 +245,20 @@ fn an_interpreter_older_than_3_8_is_flagged_at_default_and_create() {
     let err = text(&out.stderr);
     assert!(err.contains("older than 3.8"), "{err}");
     assert!(err.contains("backends"), "{err}");
+    let checks: Vec<serde_json::Value> =
+        serde_json::from_slice(&home.run(&["config", "--json"]).stdout).unwrap();
+    let default = checks
+        .iter()
+        .find(|c| c["name"] == "default runtime")
+        .unwrap();
+    assert_eq!(default["status"], "warn", "{default}");
+    assert!(
+        default["message"]
+            .as_str()
+            .unwrap()
+            .contains("older than 3.8"),
+        "{default}"
+    );
 
     let out = home
         .command()
