@@ -230,7 +230,7 @@ pub async fn select(
     match provision_uv(paths, provision_python, reporter).await {
         Ok(uv) => Ok(Tool::Uv { uv, cache }),
         Err(e) if installer == Installer::Auto => {
-            tracing::warn!("uv is not available, using pip: {e}");
+            tracing::debug!("uv is not available, using pip: {e}");
             reporter.report(Progress::Output {
                 line: format!("uv is not available ({e}); using pip"),
             });

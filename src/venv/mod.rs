@@ -279,7 +279,7 @@ impl Environments {
         self.check_case(name)?;
         let runtime = self.runtime_for_create(name, options.runtime.as_deref(), reporter)?;
         if let Some(warning) = runtime.backend_warning() {
-            tracing::warn!("{warning}");
+            tracing::debug!("{warning}");
             reporter.report(Progress::Output {
                 line: format!("warning: {warning}"),
             });
