@@ -3,6 +3,9 @@
 //! backends, broken entries in the runtimes dir, `init` without a reachable download host,
 //! and the configuration check of a missing or garbage config file.
 
+// Links, pseudo-terminals and shell-script interpreters: Unix only.
+#![cfg(unix)]
+
 #[path = "support/http.rs"]
 mod http;
 #[path = "support/pbs.rs"]

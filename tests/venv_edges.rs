@@ -2,6 +2,9 @@
 //! cache under the home, a failed install reported once, names that collide by case, a
 //! damaged `beep-env.json`, and a create without a default runtime.
 
+// Links, pseudo-terminals and shell-script interpreters: Unix only.
+#![cfg(unix)]
+
 #[path = "support/venv.rs"]
 mod support;
 
