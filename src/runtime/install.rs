@@ -540,8 +540,9 @@ pub fn remove_managed(paths: &Paths, runtime: &Runtime) -> Result<(), Error> {
     let is_dir = std::fs::symlink_metadata(&trash).is_ok_and(|m| m.is_dir());
     if is_dir {
         fs_err::remove_dir_all(&trash)?;
-    } else {
-        fs_err::remove_file(&trash)?;
+    } else if std::fs::remove_file(&trash).is_err() {
+        // A directory link on Windows is removed as a directory (never its target).
+        fs_err::remove_dir(&trash)?;
     }
     Ok(())
 }
