@@ -51,24 +51,28 @@ pub async fn run(paths: &Paths) -> Vec<Check> {
             ),
         });
     }
-    let config = match Config::load(paths) {
-        Ok(config) => {
-            checks.push(Check::new(
-                "config file",
-                Status::Ok,
-                format!("{} read", paths.config_file().display()),
-            ));
-            config
-        }
-        Err(e) => {
-            let mut message = e.to_string();
-            if let Some(source) = std::error::Error::source(&e) {
-                message = format!("{message}: {source}");
-            }
-            checks.push(Check::new("config file", Status::Fail, message));
-            return checks;
-        }
-    };
+    // A bad setting is reported and the rest is still checked, with its default.
+    let inspection = Config::inspect(paths);
+    let file = paths.config_file();
+    if inspection.problems.is_empty() {
+        checks.push(Check::new(
+            "config file",
+            Status::Ok,
+            if inspection.file_exists {
+                format!("{} read", file.display())
+            } else {
+                format!("no file at {}: using the defaults", file.display())
+            },
+        ));
+    }
+    for problem in &inspection.problems {
+        let name = match problem.setting.as_str() {
+            "config file" => "config file".to_string(),
+            setting => format!("setting {setting}"),
+        };
+        checks.push(Check::new(&name, Status::Fail, problem.message.clone()));
+    }
+    let config = inspection.config;
     let runtimes = Runtimes::new(paths.clone(), config.clone());
     checks.push(default_runtime(&runtimes));
     checks.push(match runtimes.catalog().await {
@@ -117,13 +121,22 @@ fn default_runtime(runtimes: &Runtimes) -> Check {
     match runtime::discover::run_probe(&runtime.python) {
         Ok(probe) if probe.version == runtime.version => Check::new(
             NAME,
-            Status::Ok,
-            format!(
-                "{} answers Python {} ({})",
-                runtime.key,
-                probe.version,
-                runtime.python.display()
-            ),
+            if runtime.backend_warning().is_some() {
+                Status::Warn
+            } else {
+                Status::Ok
+            },
+            match runtime.backend_warning() {
+                Some(warning) => {
+                    format!("{} ({}): {warning}", runtime.key, runtime.python.display())
+                }
+                None => format!(
+                    "{} answers Python {} ({})",
+                    runtime.key,
+                    probe.version,
+                    runtime.python.display()
+                ),
+            },
         ),
         Ok(probe) => Check::new(
             NAME,

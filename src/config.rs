@@ -117,6 +117,105 @@ impl Config {
     }
 }
 
+/// One thing wrong with the settings, as [`Config::inspect`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The setting (`installer`), the variable (`BEEP_HOST_INSTALLER`) or the file.
+    pub setting: String,
+    pub message: String,
+}
+
+/// The settings as far as they can be read: what the configuration check shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    /// The settings in force: every valid one from the file, then the environment.
+    pub config: Config,
+    /// Whether the file exists (without one, the defaults are in force).
+    pub file_exists: bool,
+    /// Each setting that could not be used, and why.
+    pub problems: Vec<Problem>,
+}
+
+impl Config {
+    /// Read the file setting by setting, never stopping at the first bad one: an
+    /// unparseable file leaves the defaults in force, a bad setting leaves its default.
+    pub fn inspect(paths: &Paths) -> Inspection {
+        let path = paths.config_file();
+        let mut problems = Vec::new();
+        let mut problem = |setting: &str, message: String| {
+            problems.push(Problem {
+                setting: setting.to_string(),
+                message,
+            })
+        };
+        let mut config = Self::default();
+        let mut file_exists = true;
+        match std::fs::read_to_string(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => file_exists = false,
+            Err(e) => problem(
+                "config file",
+                format!("Failed to read config `{}`: {e}", path.display()),
+            ),
+            Ok(text) => match toml::from_str::<toml::Table>(&text) {
+                Err(e) => problem(
+                    "config file",
+                    format!(
+                        "Failed to parse config `{}` (its settings are ignored): {}",
+                        path.display(),
+                        e.message()
+                    ),
+                ),
+                Ok(table) => {
+                    for (key, value) in table {
+                        let mut one = toml::Table::new();
+                        one.insert(key.clone(), value);
+                        match toml::Value::Table(one).try_into::<Config>() {
+                            Ok(parsed) => config.take_set(&key, parsed),
+                            Err(e) => problem(
+                                &key,
+                                format!(
+                                    "`{key}` in `{}` is ignored: {}",
+                                    path.display(),
+                                    e.message()
+                                ),
+                            ),
+                        }
+                    }
+                }
+            },
+        }
+        if let Some(v) = env_nonempty(CATALOG_ENV) {
+            config.catalog = Some(v);
+        }
+        if let Some(v) = env_nonempty(MIRROR_ENV) {
+            config.mirror = Some(v);
+        }
+        if let Some(v) = env_nonempty(INSTALLER_ENV) {
+            match v.parse() {
+                Ok(installer) => config.installer = installer,
+                Err(e) => problem(INSTALLER_ENV, format!("`{INSTALLER_ENV}` is ignored: {e}")),
+            }
+        }
+        Inspection {
+            config,
+            file_exists,
+            problems,
+        }
+    }
+
+    /// Copy setting `key` from `parsed` (a config holding that one setting).
+    fn take_set(&mut self, key: &str, parsed: Config) {
+        match key {
+            "default_runtime" => self.default_runtime = parsed.default_runtime,
+            "default_version" => self.default_version = parsed.default_version,
+            "catalog" => self.catalog = parsed.catalog,
+            "mirror" => self.mirror = parsed.mirror,
+            "installer" => self.installer = parsed.installer,
+            _ => {}
+        }
+    }
+}
+
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }

@@ -81,6 +81,10 @@ impl Paths {
     pub fn downloads(&self) -> PathBuf {
         self.cache.join("downloads")
     }
+    /// uv's package cache (`UV_CACHE_DIR` for every uv the host runs).
+    pub fn uv_cache(&self) -> PathBuf {
+        self.cache.join("uv")
+    }
     /// The TOML configuration file.
     pub fn config_file(&self) -> PathBuf {
         self.config.join("config.toml")

@@ -389,7 +389,7 @@ fn config_fails_on_an_unreadable_catalog() {
 
 #[test]
 #[cfg(unix)] // SIGINT to a child process
-fn cancel_with_ctrl_c_removes_temp_files() {
+fn cancel_with_ctrl_c_removes_temp_files_and_the_next_install_resumes() {
     use std::time::{Duration, Instant};
 
     let fx = fixture();
@@ -397,7 +397,7 @@ fn cancel_with_ctrl_c_removes_temp_files() {
         stall_after: Some(1_000_000),
         ..Behaviour::default()
     };
-    let (_server, home, _dir) = setup_archive(&fx.targz, behaviour);
+    let (server, home, _dir) = setup_archive(&fx.targz, behaviour);
     let child = home
         .command()
         .args(["runtime", "install", "3.11"])
@@ -430,7 +430,32 @@ fn cancel_with_ctrl_c_removes_temp_files() {
         "{}",
         text(&out.stderr)
     );
-    assert_nothing_installed(&home);
+    // No temp dir and no runtime; the partial download stays for the next install.
+    assert!(home.managed().is_empty());
+    assert!(
+        home.runtime_dir_names().is_empty(),
+        "{:?}",
+        home.runtime_dir_names()
+    );
+    let kept = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    assert!(kept > 0, "the partial download was removed");
+
+    let out = home.run(&["runtime", "install", "3.11"]);
+    assert_ok(&out);
+    let seen = server.requests();
+    let last = seen.last().unwrap();
+    let range = last
+        .range
+        .as_deref()
+        .expect("the next install resumes with Range");
+    let from: u64 = range
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    assert!(from > 0 && from <= kept, "{range} with {kept} bytes kept");
+    assert_eq!(home.managed().len(), 1);
+    assert!(home.downloads().iter().all(|n| !n.ends_with(".partial")));
 }
 
 #[test]

@@ -179,6 +179,9 @@ fn bad_names_are_refused_before_any_file_is_touched() {
         "lpt1.txt",
         ".trash-keep-00",
         "a\\b",
+        "a.",
+        "keep.",
+        "é",
     ];
     for name in bad {
         for args in [

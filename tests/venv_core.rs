@@ -84,6 +84,7 @@ async fn delete_refuses_while_a_backend_runs_unless_forced() {
         .unwrap_err();
     assert!(matches!(err, Error::InUse { .. }), "{err}");
     assert!(err.to_string().contains("b1"), "{err}");
+    assert!(err.to_string().contains("`--force`"), "{err}");
     assert!(exists(&dir));
 
     envs.delete(&name, DeleteOptions { force: true }, &backends, &NoReporter)

@@ -2,14 +2,16 @@
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use beep_host::check::{self, Status};
+use beep_host::daemon::DaemonBackends;
 use beep_host::runtime::platform::Platform;
-use beep_host::runtime::{InstallOptions, Runtime, Runtimes};
+use beep_host::runtime::{self as core, InstallOptions, Runtime, RuntimeKind, Runtimes};
 use beep_host::{Config, Paths};
 
-use super::output::{print_json, print_table};
+use super::output::{print_error, print_json, print_table};
 use super::progress::BarReporter;
 
 /// The version `init` installs when neither the flag nor the config names one.
@@ -51,10 +53,14 @@ pub enum RuntimeCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a managed runtime (adopted ones are never deleted).
+    /// Remove a managed runtime (adopted ones are never deleted); refused while
+    /// environments are built on it.
     Remove {
         /// The runtime's key, as `beep-host runtime list` shows it.
         key: String,
+        /// Remove it although environments are built on it (they stop working).
+        #[arg(long)]
+        force: bool,
     },
     /// Make a runtime the default: a key, a version or an interpreter path.
     Default {
@@ -74,7 +80,7 @@ async fn install(
     runtimes: &Runtimes,
     request: &str,
     bar: bool,
-) -> anyhow::Result<beep_host::runtime::install::Installed> {
+) -> Result<beep_host::runtime::install::Installed, core::Error> {
     let reporter = BarReporter::new(bar);
     let options = InstallOptions::default();
     let cancel = options.cancel.clone();
@@ -86,7 +92,7 @@ async fn install(
     let result = runtimes.install(request, &reporter, &options).await;
     watcher.abort();
     reporter.finish();
-    Ok(result?)
+    result
 }
 
 pub async fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
@@ -95,7 +101,11 @@ pub async fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         .version
         .or_else(|| runtimes.config().default_version.clone())
         .unwrap_or_else(|| INIT_VERSION.to_string());
-    let installed = install(&runtimes, &version, !args.json).await?;
+    let installed = match install(&runtimes, &version, !args.json).await {
+        Ok(installed) => installed,
+        Err(e) if is_unreachable(&e) => return unreachable(&mut runtimes, e),
+        Err(e) => return Err(e.into()),
+    };
     let runtime = runtimes.set_default(&installed.runtime.key)?;
     if args.json {
         print_json(&runtime)?;
@@ -109,6 +119,93 @@ pub async fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         println!("Default runtime: {}", runtime.key);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The download (or the catalog) could not be fetched: a network failure, not a bad archive.
+fn is_unreachable(e: &core::Error) -> bool {
+    e.is_resumable() || matches!(e, core::Error::Catalog(core::catalog::Error::Fetch { .. }))
+}
+
+/// `init` could not reach the download host: say where a mirror is set and which
+/// interpreters on the machine could be the default instead; on a terminal, offer one.
+fn unreachable(runtimes: &mut Runtimes, error: core::Error) -> anyhow::Result<ExitCode> {
+    print_error(&anyhow::Error::from(error));
+    let paths = runtimes.paths().clone();
+    let now = match &runtimes.config().mirror {
+        Some(mirror) => format!("now `{mirror}`"),
+        None => format!("now not set: {}", core::catalog::GITHUB_PREFIX),
+    };
+    eprintln!(
+        "The download host could not be reached. To download from a mirror of the python-build-standalone releases, set `{}=<url>` or `mirror = \"<url>\"` in {} ({now}).",
+        beep_host::config::MIRROR_ENV,
+        paths.config_file().display(),
+    );
+    let adopted: Vec<Runtime> = runtimes
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.kind == RuntimeKind::Adopted && r.problem.is_none())
+        .collect();
+    if adopted.is_empty() {
+        eprintln!(
+            "No Python interpreter was found on this machine (PATH, pyenv, conda) to use instead."
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    eprintln!("Interpreters found on this machine, which can be the default instead:");
+    for (i, r) in adopted.iter().enumerate() {
+        let note = if r.backend_warning().is_some() {
+            "  (too old for backends)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "  {}. {}  Python {}  {}{note}",
+            i + 1,
+            r.key,
+            r.version,
+            r.python.display()
+        );
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        eprintln!(
+            "Make one the default with: beep-host runtime default {}",
+            adopted[0].python.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    eprint!(
+        "Make one of them the default? [1-{}, Enter for none] ",
+        adopted.len()
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let Some(chosen) = answer
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| adopted.get(i))
+    else {
+        eprintln!("No default set.");
+        return Ok(ExitCode::FAILURE);
+    };
+    let runtime = runtimes.set_default(&chosen.python.to_string_lossy())?;
+    println!(
+        "Default runtime: {} ({})",
+        runtime.key,
+        runtime.python.display()
+    );
+    warn_backends(&runtime);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Say what will not work with an old interpreter.
+fn warn_backends(runtime: &Runtime) {
+    if let Some(warning) = runtime.backend_warning() {
+        eprintln!("warning: {warning}");
+    }
 }
 
 #[derive(Serialize)]
@@ -139,6 +236,14 @@ pub async fn run(cmd: RuntimeCommand) -> anyhow::Result<ExitCode> {
                 );
             } else {
                 print_runtimes(&list);
+                for r in &list {
+                    if let Some(problem) = &r.problem {
+                        eprintln!(
+                            "{} is broken: {problem}; remove it with `beep-host runtime remove {}`",
+                            r.key, r.key
+                        );
+                    }
+                }
             }
         }
         RuntimeCommand::List {
@@ -203,10 +308,26 @@ pub async fn run(cmd: RuntimeCommand) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        RuntimeCommand::Remove { key } => {
+        RuntimeCommand::Remove { key, force } => {
             let mut runtimes = runtimes()?;
-            let removed = runtimes.remove(&key)?;
+            let running = DaemonBackends::ask(runtimes.paths()).await?;
+            let core::Removed {
+                runtime: removed,
+                broken,
+            } = runtimes.remove_with(&key, force, &running)?;
             println!("Removed {} ({})", removed.key, removed.path.display());
+            if !broken.environments.is_empty() {
+                eprintln!(
+                    "warning: these environments were built on it and no longer work (recreate them): {}",
+                    broken.environments.join(", ")
+                );
+            }
+            if !broken.backends.is_empty() {
+                eprintln!(
+                    "warning: these backends still run from it and fail on their next import (restart them after recreating their environments): {}",
+                    broken.backends.join(", ")
+                );
+            }
             if removed.default {
                 runtimes.clear_default()?;
                 eprintln!(
@@ -217,6 +338,7 @@ pub async fn run(cmd: RuntimeCommand) -> anyhow::Result<ExitCode> {
         RuntimeCommand::Default { key } => {
             let r = runtimes()?.set_default(&key)?;
             println!("Default runtime: {} ({})", r.key, r.python.display());
+            warn_backends(&r);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -229,7 +351,11 @@ fn print_runtimes(list: &[Runtime]) {
             vec![
                 if r.default { "*".into() } else { String::new() },
                 r.key.clone(),
-                r.version.clone(),
+                if r.problem.is_some() {
+                    "BROKEN".into()
+                } else {
+                    r.version.clone()
+                },
                 format!("{:?}", r.kind).to_lowercase(),
                 r.python.display().to_string(),
             ]

@@ -142,6 +142,11 @@ pub async fn run(cmd: VenvCommand) -> anyhow::Result<ExitCode> {
                     ],
                     &rows,
                 );
+                for e in &list {
+                    if let Some(problem) = &e.problem {
+                        eprintln!("`{}` is broken: {problem}", e.name);
+                    }
+                }
             }
         }
         VenvCommand::Status { name, json } => {
@@ -160,6 +165,9 @@ pub async fn run(cmd: VenvCommand) -> anyhow::Result<ExitCode> {
                 );
                 println!("runtime:   {}", env.runtime.as_deref().unwrap_or("?"));
                 println!("healthy:   {}", env.healthy);
+                if let Some(problem) = &env.problem {
+                    println!("problem:   {problem}");
+                }
                 println!("created:   {}", env.created.as_deref().unwrap_or("?"));
                 println!("size:      {:.1} MiB", status.size_bytes as f64 / 1048576.0);
                 println!("backends:  {}", status.backends.len());

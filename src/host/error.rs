@@ -87,7 +87,9 @@ impl From<venv::Error> for ApiError {
         let code = match &e {
             E::Name(_) => ErrorCode::Invalid,
             E::NotFound { .. } => ErrorCode::NotFound,
-            E::Exists { .. } | E::Lock { .. } | E::InUse { .. } => ErrorCode::Conflict,
+            E::Exists { .. } | E::Lock { .. } | E::InUse { .. } | E::CaseCollision { .. } => {
+                ErrorCode::Conflict
+            }
             E::Runtime { source, .. } => match source.as_ref() {
                 runtime::Error::NoDefault | runtime::Error::DefaultMissing(_) => ErrorCode::Failed,
                 _ => ErrorCode::Invalid,
@@ -106,7 +108,8 @@ impl From<runtime::Error> for ApiError {
         let code = match &e {
             E::NotFound(_) | E::NoCatalogEntry { .. } => ErrorCode::NotFound,
             E::InvalidRequest(_) => ErrorCode::Invalid,
-            E::RemoveAdopted(_) => ErrorCode::Conflict,
+            E::RemoveAdopted(_) | E::InUse { .. } => ErrorCode::Conflict,
+            E::Refused { .. } => ErrorCode::Invalid,
             E::Cancelled => ErrorCode::Cancelled,
             E::Io(_) | E::Config(_) => ErrorCode::Internal,
             _ => ErrorCode::Failed,

@@ -19,6 +19,9 @@ struct Probe {
     prefix: PathBuf,
     implementation: String,
     is_venv: bool,
+    /// `sys.executable`: differs from the path run for a shim or wrapper script.
+    #[serde(default)]
+    executable: PathBuf,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -29,30 +32,37 @@ struct ProbeCache {
 
 /// Imports nothing beyond `sys`: on a fresh runtime without bytecode, importing `json`
 /// alone costs more than the interpreter's start.
-const PROBE_SCRIPT: &str = "import sys;print('%d.%d.%d'%sys.version_info[:3]);print(sys.implementation.name);print(int(sys.prefix!=sys.base_prefix));print(sys.prefix)";
+/// It prints five lines: version, implementation, is-venv, `sys.executable`, prefix.
+pub const PROBE_SCRIPT: &str = "import sys;print('%d.%d.%d'%sys.version_info[:3]);print(sys.implementation.name);print(int(sys.prefix!=sys.base_prefix));print(sys.executable);print(sys.prefix)";
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn probe_answers_parse() {
-        let p = super::parse_probe(b"3.11.7\ncpython\n0\n/opt/py thon\n").unwrap();
+        let p = super::parse_probe(b"3.11.7\ncpython\n0\n/opt/py thon/bin/python3\n/opt/py thon\n")
+            .unwrap();
         assert_eq!(
             (p.version.as_str(), p.implementation.as_str(), p.is_venv),
             ("3.11.7", "cpython", false)
         );
         assert_eq!(p.prefix, std::path::PathBuf::from("/opt/py thon"));
+        assert_eq!(
+            p.executable,
+            std::path::PathBuf::from("/opt/py thon/bin/python3")
+        );
         assert!(super::parse_probe(b"garbage").is_none());
         assert!(super::parse_probe(b"x.y\ncpython\n0\n/p").is_none());
     }
 }
 
-/// Read the probe's four lines: version, implementation, is-venv, prefix.
+/// Read the probe's five lines: version, implementation, is-venv, executable, prefix.
 fn parse_probe(stdout: &[u8]) -> Option<Probe> {
     let text = std::str::from_utf8(stdout).ok()?;
-    let mut lines = text.splitn(4, '\n');
+    let mut lines = text.splitn(5, '\n');
     let version = lines.next()?.trim().to_string();
     let implementation = lines.next()?.trim().to_string();
     let is_venv = lines.next()?.trim() == "1";
+    let executable = PathBuf::from(lines.next()?.trim_end_matches('\r'));
     let prefix = PathBuf::from(lines.next()?.trim_end_matches(['\r', '\n']));
     let valid = super::is_version_request(&version) && !implementation.is_empty();
     valid.then_some(Probe {
@@ -60,6 +70,7 @@ fn parse_probe(stdout: &[u8]) -> Option<Probe> {
         prefix,
         implementation,
         is_venv,
+        executable,
     })
 }
 
@@ -112,14 +123,77 @@ pub fn adopted(paths: &Paths) -> Vec<Runtime> {
     found
 }
 
-/// Adopt one interpreter named by path, if it is a working CPython outside a venv.
-pub fn adopt_path(paths: &Paths, path: &Path) -> Option<Runtime> {
-    let canonical = fs_err::canonicalize(path).ok()?;
+/// Adopt one interpreter named by path, without discovering the others: a working
+/// CPython outside a virtual environment. A shim or wrapper (a script that runs another
+/// interpreter, like pyenv's) is resolved to the interpreter it runs (`sys.executable`).
+pub fn adopt_path(paths: &Paths, path: &Path) -> Result<Runtime, String> {
+    let canonical = fs_err::canonicalize(path).map_err(|e| format!("it cannot be found: {e}"))?;
+    let (canonical, probe) = match run(&canonical)? {
+        probe
+            if same_file(&probe.executable, &canonical)
+                || probe.executable.as_os_str().is_empty() =>
+        {
+            (canonical, probe)
+        }
+        shim => {
+            // A shim: adopt what it runs, if that answers for itself.
+            let target = fs_err::canonicalize(&shim.executable).map_err(|e| {
+                format!(
+                    "it runs `{}`, which cannot be found: {e}",
+                    shim.executable.display()
+                )
+            })?;
+            let probe = run(&target)
+                .map_err(|reason| format!("it runs `{}`, and {reason}", target.display()))?;
+            if !same_file(&probe.executable, &target) {
+                return Err(format!(
+                    "it runs `{}`, which is itself a wrapper for `{}`",
+                    target.display(),
+                    probe.executable.display()
+                ));
+            }
+            (target, probe)
+        }
+    };
     if canonical.starts_with(&paths.data) {
-        return None;
+        return Err(format!(
+            "it is inside the host's data dir `{}` (use the runtime's key)",
+            paths.data.display()
+        ));
     }
-    let probe = probe(&canonical)?;
-    (probe.implementation == "cpython" && !probe.is_venv).then(|| runtime_from(&canonical, probe))
+    if probe.implementation != "cpython" {
+        return Err(format!("it is {}, not CPython", probe.implementation));
+    }
+    if probe.is_venv {
+        return Err(format!(
+            "it belongs to the virtual environment `{}`, not to a Python installation",
+            probe.prefix.display()
+        ));
+    }
+    Ok(runtime_from(&canonical, probe))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    fs_err::canonicalize(a).is_ok_and(|a| a == b)
+}
+
+/// Run the probe; the reason when it fails.
+fn run(python: &Path) -> Result<Probe, String> {
+    let out = Command::new(python)
+        .args(["-I", "-S", "-c", PROBE_SCRIPT])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("it could not be started: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("it exited with {}: {}", out.status, stderr.trim()));
+    }
+    parse_probe(&out.stdout).ok_or_else(|| {
+        format!(
+            "its answer was not understood: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        )
+    })
 }
 
 fn runtime_from(python: &Path, probe: Probe) -> Runtime {
@@ -131,6 +205,7 @@ fn runtime_from(python: &Path, probe: Probe) -> Runtime {
         python: python.to_path_buf(),
         kind: RuntimeKind::Adopted,
         default: false,
+        problem: None,
     }
 }
 
@@ -147,21 +222,7 @@ fn stamp(path: &Path) -> Option<(u64, i64)> {
 
 /// Run an interpreter once; its version and prefix, or why it failed.
 pub fn run_probe(python: &Path) -> Result<ProbeResult, String> {
-    let out = Command::new(python)
-        .args(["-I", "-S", "-c", PROBE_SCRIPT])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("it could not be started: {e}"))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("it exited with {}: {}", out.status, stderr.trim()));
-    }
-    let probe: Probe = parse_probe(&out.stdout).ok_or_else(|| {
-        format!(
-            "its answer was not understood: {}",
-            String::from_utf8_lossy(&out.stdout).trim()
-        )
-    })?;
+    let probe = run(python)?;
     Ok(ProbeResult {
         version: probe.version,
         prefix: probe.prefix,
@@ -176,16 +237,7 @@ pub struct ProbeResult {
 }
 
 fn probe(python: &Path) -> Option<Probe> {
-    let out = Command::new(python)
-        .args(["-I", "-S", "-c", PROBE_SCRIPT])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    parse_probe(&out.stdout)
+    run(python).ok()
 }
 
 /// Candidate executables, unordered and possibly duplicated.

@@ -15,9 +15,25 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Progress, Reporter};
 
-/// How many times a download is retried in a row without progress.
-const MAX_RETRIES: u32 = 5;
+/// How long a download keeps retrying without receiving a byte (any progress starts the
+/// budget again); `RETRY_BUDGET_ENV` (seconds) replaces it.
+pub const RETRY_BUDGET: Duration = Duration::from_secs(30);
+/// Seconds a download keeps retrying without progress.
+pub const RETRY_BUDGET_ENV: &str = "BEEP_HOST_DOWNLOAD_RETRY_SECS";
+/// The first wait between attempts; it doubles up to [`MAX_DELAY`].
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+const MAX_DELAY: Duration = Duration::from_secs(5);
 const CHUNK: usize = 256 * 1024;
+
+/// The retry budget: `RETRY_BUDGET_ENV` when it holds a number of seconds, else 30 s.
+pub fn retry_budget_from_env() -> Duration {
+    std::env::var(RETRY_BUDGET_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|secs| secs.is_finite() && *secs >= 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(RETRY_BUDGET)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,10 +45,13 @@ pub enum Error {
     },
     #[error("Failed to download `{url}`: the server answered {status}")]
     Status { url: String, status: u16 },
-    #[error("Failed to download `{url}`: gave up after {attempts} attempts")]
+    #[error(
+        "Failed to download `{url}`: gave up after {attempts} attempts in {seconds:.1} s without progress"
+    )]
     GaveUp {
         url: String,
         attempts: u32,
+        seconds: f64,
         #[source]
         source: Box<Error>,
     },
@@ -103,6 +122,8 @@ pub struct Download<'a> {
     pub partial: &'a Path,
     pub reporter: &'a dyn Reporter,
     pub cancel: &'a CancellationToken,
+    /// How long to keep retrying without progress (see [`RETRY_BUDGET`]).
+    pub retry_budget: Duration,
 }
 
 /// What happened to the streamed bytes.
@@ -297,33 +318,49 @@ impl Download<'_> {
         Ok(())
     }
 
+    /// Fetch over HTTP, retrying with exponential backoff (100 ms doubling to 5 s) for as
+    /// long as the retry budget allows without progress; a byte received starts it again.
     async fn fetch_http(&self, state: &mut State, file: &mut tokio::fs::File) -> Result<(), Error> {
         let client = http_client();
-        let mut failures = 0u32;
+        let mut attempts = 0u32;
+        let mut delay = FIRST_DELAY;
+        let mut since_progress = std::time::Instant::now();
         loop {
             let before = state.written;
             match self.attempt(&client, state, file).await {
                 Ok(()) => return Ok(()),
                 Err(Error::Cancelled) => return Err(Error::Cancelled),
-                Err(e @ (Error::Status { .. } | Error::Write { .. })) => return Err(e),
+                Err(e @ Error::Write { .. }) => return Err(e),
+                Err(e @ Error::Status { status, .. }) if !is_transient(status) => return Err(e),
                 Err(e) => {
-                    failures = if state.written > before {
-                        1
-                    } else {
-                        failures + 1
-                    };
-                    if failures >= MAX_RETRIES {
+                    if state.written > before {
+                        attempts = 0;
+                        delay = FIRST_DELAY;
+                        since_progress = std::time::Instant::now();
+                    }
+                    attempts += 1;
+                    let waited = since_progress.elapsed();
+                    if waited + delay > self.retry_budget {
                         return Err(Error::GaveUp {
                             url: self.url.to_string(),
-                            attempts: failures,
+                            attempts,
+                            seconds: waited.as_secs_f64(),
                             source: Box::new(e),
                         });
                     }
-                    tracing::info!(url = self.url, bytes = state.written, error = %e, "download interrupted; resuming");
+                    tracing::info!(url = self.url, bytes = state.written, error = %e, ?delay, "download interrupted; retrying");
+                    self.reporter.report(Progress::Output {
+                        line: format!(
+                            "{}; retrying in {:.1} s",
+                            crate::check::error_chain(&e),
+                            delay.as_secs_f64()
+                        ),
+                    });
                     tokio::select! {
                         () = self.cancel.cancelled() => return Err(Error::Cancelled),
-                        () = tokio::time::sleep(Duration::from_millis(100 * u64::from(failures))) => {}
+                        () = tokio::time::sleep(delay) => {}
                     }
+                    delay = (delay * 2).min(MAX_DELAY);
                 }
             }
         }
@@ -409,6 +446,11 @@ impl Download<'_> {
         }
         Ok(())
     }
+}
+
+/// Statuses worth retrying: the server is busy or a proxy lost it.
+fn is_transient(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
 }
 
 fn content_range_total(response: &reqwest::Response) -> Option<u64> {

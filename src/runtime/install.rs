@@ -21,10 +21,23 @@ use crate::{Paths, Progress, Reporter};
 pub const METADATA: &str = "beep-runtime.json";
 
 /// How an install is run.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct InstallOptions {
-    /// Cancelling removes every temp file and the partial download.
+    /// Cancelling removes the temp dir and keeps the partial download, which the next
+    /// install resumes.
     pub cancel: CancellationToken,
+    /// How long the download keeps retrying without progress (default 30 s, or
+    /// `BEEP_HOST_DOWNLOAD_RETRY_SECS`).
+    pub retry_budget: std::time::Duration,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        Self {
+            cancel: CancellationToken::new(),
+            retry_budget: super::download::retry_budget_from_env(),
+        }
+    }
 }
 
 /// What `beep-runtime.json` holds.
@@ -121,17 +134,20 @@ pub async fn install_entry(
         partial: &partial,
         reporter,
         cancel: &options.cancel,
+        retry_budget: options.retry_budget,
     };
     let started = std::time::Instant::now();
     if let Err(e) = fetch_and_unpack(&download, format, temp.path(), &file_name, reporter).await {
-        // Keep a partial download only where a later run can resume it: after a network failure.
-        if !e.is_resumable() {
-            let _ = fs_err::remove_file(&partial);
-        }
-        return Err(match e {
+        let e = match e {
             Error::Download(super::download::Error::Cancelled) => Error::Cancelled,
             e => e,
-        });
+        };
+        // Keep a partial download only where a later run can resume it: after a network
+        // failure or a cancel (Ctrl+C); a bad archive or hash is removed.
+        if !(e.is_resumable() || matches!(e, Error::Cancelled)) {
+            let _ = fs_err::remove_file(&partial);
+        }
+        return Err(e);
     }
 
     tracing::debug!(elapsed = ?started.elapsed(), "downloaded, verified and unpacked");
@@ -427,7 +443,50 @@ fn read_managed(dir: &Path) -> Option<Runtime> {
         python: python_in(dir),
         kind: RuntimeKind::Managed,
         default: false,
+        problem: None,
     })
+}
+
+/// An entry of the runtimes dir that is not a readable runtime, listed with what is wrong
+/// so that it can be seen and removed (install and remove use hidden names for their
+/// temp dirs, so a visible entry without metadata is not an install in progress).
+fn broken_managed(dir: &Path) -> Runtime {
+    let key = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let metadata = dir.join(METADATA);
+    let problem = match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() && std::fs::metadata(dir).is_err() => {
+            match std::fs::read_link(dir) {
+                Ok(target) => format!(
+                    "`{}` is a link to `{}`, which does not exist",
+                    dir.display(),
+                    target.display()
+                ),
+                Err(_) => format!("`{}` is a dangling link", dir.display()),
+            }
+        }
+        Ok(meta) if !meta.is_dir() && !meta.file_type().is_symlink() => {
+            format!("`{}` is not a directory", dir.display())
+        }
+        _ => match std::fs::read(&metadata) {
+            Err(e) => format!("`{}` cannot be read: {e}", metadata.display()),
+            Ok(bytes) => match serde_json::from_slice::<RuntimeMetadata>(&bytes) {
+                Err(e) => format!("`{}` is not valid: {e}", metadata.display()),
+                Ok(_) => format!("`{}` cannot be read", metadata.display()),
+            },
+        },
+    };
+    Runtime {
+        key,
+        version: String::new(),
+        path: dir.to_path_buf(),
+        python: python_in(dir),
+        kind: RuntimeKind::Managed,
+        default: false,
+        problem: Some(problem),
+    }
 }
 
 /// The managed runtime installed under `key`, if any (keys never contain a path separator).
@@ -435,7 +494,12 @@ pub fn read_managed_key(paths: &Paths, key: &str) -> Option<Runtime> {
     if key.is_empty() || key.starts_with('.') || key.contains(['/', '\\']) || key == ".." {
         return None;
     }
-    read_managed(&paths.runtimes().join(key))
+    let dir = paths.runtimes().join(key);
+    read_managed(&dir).or_else(|| {
+        std::fs::symlink_metadata(&dir)
+            .is_ok()
+            .then(|| broken_managed(&dir))
+    })
 }
 
 /// Every managed runtime, newest version first.
@@ -455,7 +519,7 @@ pub fn list_managed(paths: &Paths) -> Result<Vec<Runtime>, Error> {
     let mut out: Vec<Runtime> = entries
         .flatten()
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter_map(|e| read_managed(&e.path()))
+        .map(|e| read_managed(&e.path()).unwrap_or_else(|| broken_managed(&e.path())))
         .collect();
     out.sort_by_key(|r| std::cmp::Reverse(super::version_tuple(&r.version)));
     Ok(out)
@@ -471,7 +535,14 @@ pub fn remove_managed(paths: &Paths, runtime: &Runtime) -> Result<(), Error> {
     let mut random = [0u8; 6];
     getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
     let trash = root.join(format!(".trash-{}-{}", runtime.key, hex::encode(random)));
+    // Renaming a link moves the link itself; its target is never touched.
     fs_err::rename(&runtime.path, &trash)?;
-    fs_err::remove_dir_all(&trash)?;
+    let is_dir = std::fs::symlink_metadata(&trash).is_ok_and(|m| m.is_dir());
+    if is_dir {
+        fs_err::remove_dir_all(&trash)?;
+    } else if std::fs::remove_file(&trash).is_err() {
+        // A directory link on Windows is removed as a directory (never its target).
+        fs_err::remove_dir(&trash)?;
+    }
     Ok(())
 }

@@ -44,6 +44,74 @@ pub struct Runtime {
     pub kind: RuntimeKind,
     /// Whether this is the configured default runtime.
     pub default: bool,
+    /// Why this runtime is unusable (a dangling link, an unreadable `beep-runtime.json`);
+    /// `None` for a working one. A broken managed runtime is listed so it can be removed.
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// The oldest Python the backends run on (`beep_backend` needs 3.8).
+pub const BACKEND_MIN_VERSION: (u64, u64) = (3, 8);
+
+impl Runtime {
+    /// What will not work with this runtime, if anything: backends need Python 3.8 or newer.
+    pub fn backend_warning(&self) -> Option<String> {
+        let v = version_tuple(&self.version);
+        let (major, minor) = (
+            v.first().copied().unwrap_or(0),
+            v.get(1).copied().unwrap_or(0),
+        );
+        ((major, minor) < BACKEND_MIN_VERSION).then(|| {
+            format!(
+                "Python {} is older than {}.{}: environments made from `{}` work, but backends (`beep-host start`) will not run in them (they need Python {}.{} or newer)",
+                self.version,
+                BACKEND_MIN_VERSION.0,
+                BACKEND_MIN_VERSION.1,
+                self.key,
+                BACKEND_MIN_VERSION.0,
+                BACKEND_MIN_VERSION.1,
+            )
+        })
+    }
+}
+
+/// What uses a runtime: environments built on it and the backends running in them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RuntimeUsers {
+    /// Names of the environments whose base interpreter is this runtime's.
+    pub environments: Vec<String>,
+    /// `<id> (in <env>)` of each backend running in one of them.
+    pub backends: Vec<String>,
+}
+
+impl RuntimeUsers {
+    pub fn is_empty(&self) -> bool {
+        self.environments.is_empty() && self.backends.is_empty()
+    }
+}
+
+impl std::fmt::Display for RuntimeUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted: Vec<String> = self.environments.iter().map(|e| format!("`{e}`")).collect();
+        write!(f, "environments {}", quoted.join(", "))?;
+        if !self.backends.is_empty() {
+            write!(
+                f,
+                "; backends running in them: {}",
+                self.backends.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    pub runtime: Runtime,
+    /// What used it (empty unless forced): these environments no longer work and these
+    /// backends fail on their next import.
+    pub broken: RuntimeUsers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +126,16 @@ pub enum Error {
     DefaultMissing(String),
     #[error("Runtime `{0}` is adopted: its files belong to the machine and are never removed")]
     RemoveAdopted(String),
+    #[error(
+        "Failed to remove runtime `{key}`: it is used by {users}; delete them first, or pass `--force` to remove it anyway (they stop working)"
+    )]
+    InUse { key: String, users: RuntimeUsers },
+    #[error(
+        "Runtime `{key}` is broken: {problem}; remove it with `beep-host runtime remove {key}`"
+    )]
+    Unusable { key: String, problem: String },
+    #[error("Failed to use interpreter `{}`: {reason}", path.display())]
+    Refused { path: PathBuf, reason: String },
     #[error(
         "Invalid runtime request `{0}`: expected a version (`3.12`, `3.12.7`), a key or a path"
     )]
@@ -126,49 +204,56 @@ impl Runtimes {
     pub fn list(&self) -> Result<Vec<Runtime>, Error> {
         let mut all = install::list_managed(&self.paths)?;
         all.extend(discover::adopted(&self.paths));
-        let default = self.config.default_runtime.as_deref();
+        let default = self.default_matcher();
+        // A default given by path is listed even where discovery does not look.
+        if let (DefaultMatcher::Python(Some(python)), false) =
+            (&default, all.iter().any(|r| default.matches(r)))
+            && let Ok(runtime) = discover::adopt_path(&self.paths, python)
+        {
+            all.push(runtime);
+        }
         for runtime in &mut all {
-            runtime.default = Some(runtime.key.as_str()) == default;
+            runtime.default = default.matches(runtime);
         }
         Ok(all)
     }
 
+    /// What the config's `default_runtime` names: a key, or an interpreter path.
+    fn default_matcher(&self) -> DefaultMatcher {
+        match self.config.default_runtime.as_deref() {
+            None => DefaultMatcher::None,
+            Some(value) if looks_like_path(value) => {
+                DefaultMatcher::Python(fs_err::canonicalize(value).ok())
+            }
+            Some(value) => DefaultMatcher::Key(value.to_string()),
+        }
+    }
+
     /// Find an installed or adopted runtime by key, version prefix (`3.12`) or interpreter path.
+    /// A path is resolved without discovering the machine's other interpreters.
     pub fn find(&self, request: &str) -> Result<Runtime, Error> {
         if request.is_empty() {
             return Err(Error::InvalidRequest(request.to_string()));
         }
         // A managed key is answered from its directory alone, without discovering interpreters.
         if let Some(mut found) = install::read_managed_key(&self.paths, request) {
-            found.default = self.config.default_runtime.as_deref() == Some(found.key.as_str());
+            found.default = self.default_matcher().matches(&found);
+            return Ok(found);
+        }
+        if looks_like_path(request) {
+            let mut found = self.find_path(Path::new(request))?;
+            found.default = self.default_matcher().matches(&found);
             return Ok(found);
         }
         let all = self.list()?;
         if let Some(found) = all.iter().find(|r| r.key == request) {
             return Ok(found.clone());
         }
-        if looks_like_path(request) {
-            let path = Path::new(request);
-            let canonical =
-                fs_err::canonicalize(path).map_err(|_| Error::NotFound(request.to_string()))?;
-            if let Some(found) = all
-                .iter()
-                .find(|r| fs_err::canonicalize(&r.python).is_ok_and(|p| p == canonical))
-            {
-                return Ok(found.clone());
-            }
-            return discover::adopt_path(&self.paths, path)
-                .map(|mut r| {
-                    r.default = self.config.default_runtime.as_deref() == Some(r.key.as_str());
-                    r
-                })
-                .ok_or_else(|| Error::NotFound(request.to_string()));
-        }
         if is_version_request(request) {
             // Managed first, then adopted; within a kind the list is newest first.
             let mut matches: Vec<&Runtime> = all
                 .iter()
-                .filter(|r| version_matches(&r.version, request))
+                .filter(|r| r.problem.is_none() && version_matches(&r.version, request))
                 .collect();
             matches.sort_by_key(|r| {
                 (
@@ -183,6 +268,57 @@ impl Runtimes {
         Err(Error::NotFound(request.to_string()))
     }
 
+    /// The runtime of one interpreter path: a managed runtime's own interpreter, or the
+    /// interpreter adopted as it is (a shim resolved to what it runs).
+    fn find_path(&self, path: &Path) -> Result<Runtime, Error> {
+        let canonical =
+            fs_err::canonicalize(path).map_err(|_| Error::NotFound(path.display().to_string()))?;
+        if let Ok(root) = fs_err::canonicalize(self.paths.runtimes())
+            && let Ok(inside) = canonical.strip_prefix(&root)
+            && let Some(key) = inside.components().next()
+            && let Some(found) =
+                install::read_managed_key(&self.paths, &key.as_os_str().to_string_lossy())
+        {
+            return Ok(found);
+        }
+        discover::adopt_path(&self.paths, path).map_err(|reason| Error::Refused {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    /// What uses `runtime`: the environments built on it (their `beep-env.json` runtime or
+    /// their `pyvenv.cfg` home) and the backends `backends` reports running in them.
+    pub fn users(
+        &self,
+        runtime: &Runtime,
+        backends: &dyn crate::venv::RunningBackends,
+    ) -> Result<RuntimeUsers, Error> {
+        let envs = crate::venv::Environments::new(self.paths.clone(), self.config.clone());
+        let listed = envs
+            .list()
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let prefix = fs_err::canonicalize(&runtime.path).unwrap_or_else(|_| runtime.path.clone());
+        let mut users = RuntimeUsers::default();
+        for env in listed {
+            let by_key = env.runtime.as_deref() == Some(runtime.key.as_str());
+            let by_home = env.home.as_deref().is_some_and(|home| {
+                let home = fs_err::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
+                home.starts_with(&prefix) || home.starts_with(&runtime.path)
+            });
+            if !(by_key || by_home) {
+                continue;
+            }
+            if let Ok(name) = crate::venv::EnvName::parse(&env.name) {
+                for b in backends.running_in(&name) {
+                    users.backends.push(format!("{} (in `{}`)", b.id, env.name));
+                }
+            }
+            users.environments.push(env.name);
+        }
+        Ok(users)
+    }
+
     /// The configured default runtime.
     pub fn default_runtime(&self) -> Result<Runtime, Error> {
         let key = self
@@ -190,7 +326,7 @@ impl Runtimes {
             .default_runtime
             .as_deref()
             .ok_or(Error::NoDefault)?;
-        match self.find(key) {
+        match self.find(key).and_then(usable) {
             Ok(mut runtime) => {
                 runtime.default = true;
                 Ok(runtime)
@@ -203,18 +339,24 @@ impl Runtimes {
     /// A runtime by request, or the default when `request` is `None`.
     pub fn resolve(&self, request: Option<&str>) -> Result<Runtime, Error> {
         match request {
-            Some(r) => self.find(r),
+            Some(r) => self.find(r).and_then(usable),
             None => self.default_runtime(),
         }
     }
 
-    /// Make the runtime named by `request` the default and save the config file.
+    /// Make the runtime named by `request` the default and save the config file. A
+    /// managed runtime is recorded by key; an adopted one by its interpreter's path, so
+    /// it stays the default wherever it lives (discovery need not find it again).
     pub fn set_default(&mut self, request: &str) -> Result<Runtime, Error> {
-        let mut runtime = self.find(request)?;
+        let mut runtime = self.find(request).and_then(usable)?;
+        let value = match runtime.kind {
+            RuntimeKind::Managed => runtime.key.clone(),
+            RuntimeKind::Adopted => runtime.python.to_string_lossy().into_owned(),
+        };
         let mut file = Config::load_file(&self.paths)?;
-        file.default_runtime = Some(runtime.key.clone());
+        file.default_runtime = Some(value.clone());
         file.save(&self.paths)?;
-        self.config.default_runtime = Some(runtime.key.clone());
+        self.config.default_runtime = Some(value);
         runtime.default = true;
         Ok(runtime)
     }
@@ -228,14 +370,40 @@ impl Runtimes {
         Ok(())
     }
 
-    /// Delete a managed runtime. Adopted runtimes are refused.
+    /// Delete a managed runtime unless an environment is built on it. Adopted runtimes
+    /// are refused. See [`remove_with`](Self::remove_with) for backends and `force`.
     pub fn remove(&self, request: &str) -> Result<Runtime, Error> {
+        Ok(self
+            .remove_with(request, false, &crate::venv::NoBackends)?
+            .runtime)
+    }
+
+    /// Delete a managed runtime. Refused while environments are built on it or backends
+    /// run in them (as `backends` reports), naming them; with `force`, removed anyway and
+    /// the result names what it broke. Adopted runtimes are refused; a broken managed
+    /// runtime (a dangling link) is removed like any other.
+    pub fn remove_with(
+        &self,
+        request: &str,
+        force: bool,
+        backends: &dyn crate::venv::RunningBackends,
+    ) -> Result<Removed, Error> {
         let runtime = self.find(request)?;
         if runtime.kind == RuntimeKind::Adopted {
             return Err(Error::RemoveAdopted(runtime.key));
         }
+        let users = self.users(&runtime, backends)?;
+        if !users.is_empty() && !force {
+            return Err(Error::InUse {
+                key: runtime.key,
+                users,
+            });
+        }
         install::remove_managed(&self.paths, &runtime)?;
-        Ok(runtime)
+        Ok(Removed {
+            runtime,
+            broken: users,
+        })
     }
 
     /// The catalog in force (built in, or replaced by config / `BEEP_PYTHON_CATALOG`).
@@ -248,7 +416,38 @@ impl Runtimes {
     }
 }
 
-fn looks_like_path(request: &str) -> bool {
+/// How the configured default is recognised in a list.
+enum DefaultMatcher {
+    None,
+    Key(String),
+    /// The canonical interpreter path (`None` when it no longer exists).
+    Python(Option<PathBuf>),
+}
+
+impl DefaultMatcher {
+    fn matches(&self, runtime: &Runtime) -> bool {
+        match self {
+            Self::None => false,
+            Self::Key(key) => *key == runtime.key,
+            Self::Python(python) => python.as_ref().is_some_and(|p| {
+                *p == runtime.python || fs_err::canonicalize(&runtime.python).is_ok_and(|r| r == *p)
+            }),
+        }
+    }
+}
+
+/// A runtime that can run, or why it cannot.
+fn usable(runtime: Runtime) -> Result<Runtime, Error> {
+    match runtime.problem {
+        Some(problem) => Err(Error::Unusable {
+            key: runtime.key,
+            problem,
+        }),
+        None => Ok(runtime),
+    }
+}
+
+pub(crate) fn looks_like_path(request: &str) -> bool {
     request.contains('/') || request.contains('\\')
 }
 

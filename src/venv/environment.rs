@@ -55,8 +55,12 @@ pub struct Environment {
     /// How many `*.dist-info` directories it holds.
     pub packages: usize,
     pub created: Option<String>,
-    /// The base interpreter is still present and executable.
+    /// The base interpreter is still present and executable, and the metadata is readable.
     pub healthy: bool,
+    /// What is wrong when it is broken (which file, what), e.g. an unreadable
+    /// `beep-env.json` or a missing base interpreter; `None` when healthy.
+    #[serde(default)]
+    pub problem: Option<String>,
 }
 
 /// An environment in detail (`venv status`).
@@ -119,10 +123,30 @@ pub fn read(name: &str, dir: &Path) -> io::Result<Option<Environment>> {
         }
         Err(e) => return Err(e),
     };
-    // A damaged metadata file still leaves a listable (and deletable) environment.
-    let metadata: Metadata = serde_json::from_slice(&metadata_text).unwrap_or_default();
+    // A damaged metadata file still leaves a listable (and deletable) environment,
+    // listed as broken with the reason.
+    let (metadata, damaged) = match serde_json::from_slice::<Metadata>(&metadata_text) {
+        Ok(metadata) => (metadata, None),
+        Err(e) => (
+            Metadata::default(),
+            Some(format!(
+                "`{}` is damaged ({}): recreate the environment",
+                dir.join(METADATA_FILE).display(),
+                if metadata_text.is_empty() {
+                    "it is empty".to_string()
+                } else {
+                    format!("not the JSON the host wrote: {e}")
+                }
+            )),
+        ),
+    };
     let cfg = read_pyvenv_cfg(dir);
-    Ok(Some(from_parts(name, dir, &metadata, &cfg)))
+    let mut env = from_parts(name, dir, &metadata, &cfg);
+    if let Some(problem) = damaged {
+        env.healthy = false;
+        env.problem = Some(problem);
+    }
+    Ok(Some(env))
 }
 
 /// Read `pyvenv.cfg`; missing or unreadable is empty.
@@ -140,7 +164,21 @@ fn from_parts(
 ) -> Environment {
     let python = python_in(dir);
     let home = cfg.get("home").map(PathBuf::from);
-    let healthy = is_executable(&python) && home.as_deref().is_none_or(Path::is_dir);
+    let problem = if !home.as_deref().is_none_or(Path::is_dir) {
+        Some(format!(
+            "its base interpreter's directory `{}` (`home` in `{}`) is gone",
+            home.as_deref().unwrap_or(Path::new("")).display(),
+            dir.join(PYVENV_CFG).display()
+        ))
+    } else if !is_executable(&python) {
+        Some(format!(
+            "`{}` is missing or not executable",
+            python.display()
+        ))
+    } else {
+        None
+    };
+    let healthy = problem.is_none();
     Environment {
         name: name.to_string(),
         path: dir.to_path_buf(),
@@ -158,6 +196,7 @@ fn from_parts(
         packages: package::count(dir),
         created: metadata.created.clone(),
         healthy,
+        problem,
     }
 }
 

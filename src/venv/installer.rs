@@ -1,10 +1,14 @@
 //! The tools that create environments and install packages: uv when it can be found or
 //! provisioned, else `python -m venv` and the environment's pip.
 //!
+//! uv keeps its cache under the host's cache dir (`<cache>/uv`, passed as `UV_CACHE_DIR`
+//! unless the caller's environment sets `UV_CACHE_DIR` itself), not in `~/.cache/uv`.
+//!
 //! uv is looked up in `BEEP_HOST_UV`, then in `<data>/tools/uv` (provisioned once with
 //! `pip install --target` from the default runtime), then on PATH. Every line the tool
 //! prints is reported as [`Progress::Output`]; a non-zero exit becomes
-//! [`Error::Failed`] carrying the tool's own last lines.
+//! [`Error::Failed`], whose message is one summary line (the lines themselves were
+//! reported already) and which carries the tool's last lines in [`Failure::output`].
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -32,7 +36,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{}` failed ({}):\n{}", failure.command, failure.status, failure.output)]
+    #[error("`{}` failed ({}): {}", failure.command, failure.status, failure.summary)]
     Failed { failure: Box<Failure> },
     #[error("`{UV_ENV}` names `{}`, which is not an executable file", path.display())]
     UvEnv { path: PathBuf },
@@ -72,13 +76,46 @@ pub struct Failure {
     pub status: String,
     /// The tool's last lines of error output (or of its output when it wrote no errors).
     pub output: String,
+    /// One line that says what went wrong (the tool's last error line), for the message:
+    /// the whole output was reported line by line as the tool ran.
+    pub summary: String,
+}
+
+/// How long a summary line may be.
+const SUMMARY_CHARS: usize = 240;
+
+/// The line of `tail` that says what failed: the last one that reads as an error, else
+/// the last non-empty one.
+fn summarize(tail: &VecDeque<String>) -> String {
+    let lines = || tail.iter().map(|l| l.trim()).filter(|l| !l.is_empty());
+    // pip: `ERROR: ...`; uv: `error: <what failed>` then `cause: <why>` (on a terminal
+    // `× <what>` then `╰─▶ <why>`): the last of these says the most.
+    let is_error = |l: &&str| {
+        let lower = l.to_ascii_lowercase();
+        lower.starts_with("error")
+            || lower.starts_with("cause:")
+            || l.starts_with(['×', '╰'])
+            || lower.contains("error:")
+    };
+    let line = lines()
+        .rfind(is_error)
+        .or_else(|| lines().next_back())
+        .unwrap_or("it printed nothing");
+    let line = line.trim_start_matches(['×', '╰', '─', '▶', ' ']);
+    let line = line.strip_prefix("cause: ").unwrap_or(line);
+    if line.chars().count() > SUMMARY_CHARS {
+        let cut: String = line.chars().take(SUMMARY_CHARS).collect();
+        format!("{cut}…")
+    } else {
+        line.to_string()
+    }
 }
 
 /// The tool in force for one operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tool {
-    /// `uv venv`, `uv pip install --python <env python>`.
-    Uv { uv: PathBuf },
+    /// `uv venv`, `uv pip install --python <env python>`, with its cache in `cache`.
+    Uv { uv: PathBuf, cache: PathBuf },
     /// `python -m venv`, `<env python> -m pip`.
     Pip,
 }
@@ -100,8 +137,8 @@ impl Tool {
         reporter: &dyn Reporter,
     ) -> Result<(), Error> {
         let mut cmd = match self {
-            Tool::Uv { uv } => {
-                let mut cmd = command(uv);
+            Tool::Uv { uv, cache } => {
+                let mut cmd = uv_command(uv, cache);
                 cmd.args(["venv", "--no-config", "--quiet", "--python"])
                     .arg(python)
                     .arg(dir);
@@ -159,8 +196,8 @@ impl Tool {
 
     fn pip_command(&self, env_python: &Path, verb: &str) -> Command {
         match self {
-            Tool::Uv { uv } => {
-                let mut cmd = command(uv);
+            Tool::Uv { uv, cache } => {
+                let mut cmd = uv_command(uv, cache);
                 cmd.args(["pip", verb, "--python"]).arg(env_python);
                 cmd
             }
@@ -186,13 +223,14 @@ pub async fn select(
     if installer == Installer::Pip {
         return Ok(Tool::Pip);
     }
+    let cache = paths.uv_cache();
     if let Some(uv) = find_uv(paths)? {
-        return Ok(Tool::Uv { uv });
+        return Ok(Tool::Uv { uv, cache });
     }
     match provision_uv(paths, provision_python, reporter).await {
-        Ok(uv) => Ok(Tool::Uv { uv }),
+        Ok(uv) => Ok(Tool::Uv { uv, cache }),
         Err(e) if installer == Installer::Auto => {
-            tracing::warn!("uv is not available, using pip: {e}");
+            tracing::debug!("uv is not available, using pip: {e}");
             reporter.report(Progress::Output {
                 line: format!("uv is not available ({e}); using pip"),
             });
@@ -332,6 +370,16 @@ fn command(program: &Path) -> Command {
     cmd
 }
 
+/// [`command`] for uv, with its cache under the host's cache dir unless the caller's
+/// environment names one.
+fn uv_command(uv: &Path, cache: &Path) -> Command {
+    let mut cmd = command(uv);
+    if std::env::var_os("UV_CACHE_DIR").is_none_or(|v| v.is_empty()) {
+        cmd.env("UV_CACHE_DIR", cache);
+    }
+    cmd
+}
+
 /// A short form of a command for messages: `uv pip install`, `python3.11 -m venv`.
 fn describe(cmd: &Command) -> String {
     let std = cmd.as_std();
@@ -398,6 +446,7 @@ async fn run(cmd: &mut Command, reporter: &dyn Reporter) -> Result<(), Error> {
         failure: Box::new(Failure {
             command,
             status: status.to_string(),
+            summary: summarize(&tail),
             output: Vec::from(tail).join("\n"),
         }),
     })

@@ -35,6 +35,10 @@ pub enum Error {
     NotFound { name: String },
     #[error("Failed to create environment `{name}`: it already exists at `{}`", path.display())]
     Exists { name: String, path: PathBuf },
+    #[error(
+        "Failed to create environment `{name}`: environment `{existing}` differs only in case, and the two would be one directory on a case-insensitive file system"
+    )]
+    CaseCollision { name: String, existing: String },
     #[error("Failed to find a runtime for environment `{name}`")]
     Runtime {
         name: String,
@@ -77,7 +81,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(
-        "Failed to delete environment `{name}`: backends are running in it ({backends}); stop them first or force"
+        "Failed to delete environment `{name}`: backends are running in it ({backends}); stop them first, or pass `--force` to stop them and delete"
     )]
     InUse { name: String, backends: String },
     #[error("Failed to stop the backends running in environment `{name}`")]
@@ -272,7 +276,14 @@ impl Environments {
                 path: dir,
             });
         }
-        let runtime = self.runtime(name, options.runtime.as_deref())?;
+        self.check_case(name)?;
+        let runtime = self.runtime_for_create(name, options.runtime.as_deref(), reporter)?;
+        if let Some(warning) = runtime.backend_warning() {
+            tracing::debug!("{warning}");
+            reporter.report(Progress::Output {
+                line: format!("warning: {warning}"),
+            });
+        }
         let tool = self.tool(name, Some(&runtime.python), reporter).await?;
         let _lock = self.lock(name, reporter).await?;
         self.create_locked(name, &runtime, &tool, options, reporter)
@@ -393,6 +404,7 @@ impl Environments {
             });
             self.delete_locked(name)?;
         }
+        self.check_case(name)?;
         let envs = self.paths.envs();
         fs_err::create_dir_all(&envs).map_err(|source| Error::Write {
             path: envs.clone(),
@@ -473,6 +485,27 @@ impl Environments {
             })
     }
 
+    /// Refuse a name that differs only in case from an environment already on disk.
+    fn check_case(&self, name: &EnvName) -> Result<(), Error> {
+        let Ok(entries) = std::fs::read_dir(self.paths.envs()) else {
+            return Ok(());
+        };
+        let existing = entries.filter_map(Result::ok).find_map(|entry| {
+            let other = entry.file_name().into_string().ok()?;
+            (other != name.as_str()
+                && other.eq_ignore_ascii_case(name.as_str())
+                && EnvName::parse(&other).is_ok())
+            .then_some(other)
+        });
+        match existing {
+            Some(existing) => Err(Error::CaseCollision {
+                name: name.to_string(),
+                existing,
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn delete_locked(&self, name: &EnvName) -> Result<(), Error> {
         let dir = self.dir(name);
         trash::remove(&self.paths.envs(), &dir, name).map_err(|source| Error::Delete {
@@ -501,6 +534,44 @@ impl Environments {
                 name: name.to_string(),
                 source: Box::new(source),
             })
+    }
+
+    /// [`runtime`](Self::runtime), except that with no default set and exactly one
+    /// runtime on the machine (managed or adopted), that one is used, and said so.
+    fn runtime_for_create(
+        &self,
+        name: &EnvName,
+        request: Option<&str>,
+        reporter: &dyn Reporter,
+    ) -> Result<Runtime, Error> {
+        let runtimes = Runtimes::new(self.paths.clone(), self.config.clone());
+        let wrap = |source| Error::Runtime {
+            name: name.to_string(),
+            source: Box::new(source),
+        };
+        match runtimes.resolve(request) {
+            Err(crate::runtime::Error::NoDefault) if request.is_none() => {
+                let mut usable: Vec<Runtime> = runtimes
+                    .list()
+                    .map_err(wrap)?
+                    .into_iter()
+                    .filter(|r| r.problem.is_none())
+                    .collect();
+                if usable.len() != 1 {
+                    return Err(wrap(crate::runtime::Error::NoDefault));
+                }
+                let only = usable.remove(0);
+                reporter.report(Progress::Output {
+                    line: format!(
+                        "No default runtime is set; using `{}` ({}), the only runtime installed (`beep-host runtime default <key>` chooses another)",
+                        only.key,
+                        only.python.display()
+                    ),
+                });
+                Ok(only)
+            }
+            result => result.map_err(wrap),
+        }
     }
 
     async fn tool(

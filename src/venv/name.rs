@@ -8,7 +8,9 @@ pub enum Error {
     Invalid { name: String, reason: &'static str },
 }
 
-/// A valid environment name: `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`, not a Windows device name.
+/// A valid environment name: `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`, not ending in `.`, not a
+/// Windows device name. Names that differ only in case are one name on case-insensitive
+/// file systems; `Environments::create` refuses the second.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EnvName(String);
 
@@ -31,11 +33,18 @@ impl EnvName {
             return Err(invalid("it is longer than 64 characters"));
         }
         if !first.is_ascii_alphanumeric() {
-            return Err(invalid("it must start with a letter or a digit"));
+            return Err(invalid(
+                "it must start with an ASCII letter (a-z, A-Z) or digit",
+            ));
         }
         if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
             return Err(invalid(
-                "only letters, digits, `.`, `_` and `-` are allowed",
+                "only ASCII letters, digits, `.`, `_` and `-` are allowed",
+            ));
+        }
+        if name.ends_with('.') {
+            return Err(invalid(
+                "it must not end with `.` (Windows drops a trailing dot)",
             ));
         }
         let stem = name.split('.').next().unwrap_or(name).to_ascii_lowercase();
@@ -91,10 +100,25 @@ mod tests {
             "_x",
             "a\\b",
             "é",
+            "a.",
+            "a..",
+            "a ",
+            "a\u{e9}",
             &"a".repeat(65),
         ] {
             let err = EnvName::parse(bad).unwrap_err().to_string();
             assert!(err.contains("Invalid environment name"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn reasons_name_ascii_and_the_trailing_dot() {
+        let err = EnvName::parse("é").unwrap_err().to_string();
+        assert!(err.contains("ASCII letter"), "{err}");
+        let err = EnvName::parse("a\u{e9}").unwrap_err().to_string();
+        assert!(err.contains("ASCII letters"), "{err}");
+        let err = EnvName::parse("a.").unwrap_err().to_string();
+        assert!(err.contains("must not end with `.`"), "{err}");
+        assert!(EnvName::parse("a.b").is_ok());
     }
 }

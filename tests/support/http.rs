@@ -19,6 +19,8 @@ pub struct Behaviour {
     pub no_range: bool,
     /// Send this many body bytes, then hang until the client goes away.
     pub stall_after: Option<u64>,
+    /// For this long after the server starts, close every connection without answering.
+    pub refuse_for: Option<Duration>,
 }
 
 /// One request the server saw.
@@ -41,6 +43,7 @@ impl FileServer {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let dropped = Arc::new(AtomicU64::new(0));
+        let refuse_until = behaviour.refuse_for.map(|d| std::time::Instant::now() + d);
         let (seen2, stop2) = (seen.clone(), stop.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -54,6 +57,14 @@ impl FileServer {
                     seen2.clone(),
                     dropped.clone(),
                 );
+                if refuse_until.is_some_and(|t| std::time::Instant::now() < t) {
+                    seen.lock().unwrap().push(Seen {
+                        path: "(refused)".into(),
+                        range: None,
+                    });
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
                 std::thread::spawn(move || {
                     let _ = serve(stream, &root, &behaviour, &seen, &dropped);
                 });

@@ -105,6 +105,11 @@ impl Home {
             .env_remove("BEEP_HOST_UV")
             .env_remove("BEEP_HOST_INSTALLER")
             .env_remove("VIRTUAL_ENV")
+            // One uv cache for the whole run (the host would put one in each home).
+            .env(
+                "UV_CACHE_DIR",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("uv-cache"),
+            )
             .stdin(std::process::Stdio::null());
         match self.mode {
             Mode::Uv => {
