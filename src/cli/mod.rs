@@ -63,7 +63,7 @@ enum Command {
 
 /// `beep-host runtime list | head -1`: when the reader of stdout (or stderr) is gone, end
 /// quietly like other command-line tools (SIGPIPE), instead of the panic of a failed
-/// `println!`. Not for `serve` and `start`, which run for long and whose sockets must see
+/// `println!`. Not for `serve`, `daemon` and `start`, which run for long and whose sockets must see
 /// a closed peer as an error, not end the process.
 fn end_quietly_on_a_closed_pipe() {
     #[cfg(unix)]
@@ -83,7 +83,10 @@ pub fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_) | Command::Start(_)) {
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Daemon(_) | Command::Start(_)
+    ) {
         end_quietly_on_a_closed_pipe();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
