@@ -386,3 +386,83 @@ fn a_full_disk_fails_the_start_by_name_and_leaves_nothing() {
     );
     std::fs::remove_file(&filler).unwrap();
 }
+
+#[test]
+fn ps_shows_a_backend_busy_while_a_call_runs() {
+    let home = Home::new();
+    home.plain_env("admin");
+    let id = id_of(&home.ok(&["start", "pipe", "--detach"]));
+    assert_eq!(row(&home.ps(), &id)["busy"], false);
+    let mut call = home
+        .command(&["exec", &id, "import time; time.sleep(2)"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("busy in ps", Duration::from_secs(3), || {
+        home.ok(&["ps"])
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains(" busy "))
+    });
+    assert_eq!(row(&home.ps(), &id)["busy"], true);
+    assert!(call.wait().unwrap().success());
+    assert_eq!(row(&home.ps(), &id)["busy"], false);
+    home.ok(&["stop", &id]);
+}
+
+#[test]
+fn a_daemon_of_another_protocol_is_reported_with_what_to_do() {
+    let home = Home::new();
+    let socket = home.paths.state.join("daemon").join("daemon.sock");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    // A stand-in daemon of a future version: answers `hello` with protocol 999.
+    let script = r#"
+import json, os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(4)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    f = c.makefile("rwb")
+    f.readline()
+    f.write(json.dumps({"ok": {"protocol": 999, "version": "9.9.9", "pid": os.getpid()}}).encode() + b"\n")
+    f.flush(); c.close()
+"#;
+    let mut fake = std::process::Command::new(support::python())
+        .args(["-c", script])
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(fake.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let out = home.cli(&["ps"]);
+    fake.kill().unwrap();
+    fake.wait().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("version 9.9.9 (protocol 999)") && stderr.contains("beep-host daemon stop"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_daemon_log_is_private_and_plain_text() {
+    let home = Home::new();
+    let out = home
+        .command(&["ps"])
+        .env("RUST_LOG", "beep_host=info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = home.paths.logs().join("daemon.log");
+    home.ok(&["daemon", "stop"]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("daemon exiting"), "{text}");
+    assert!(!text.contains('\u{1b}'), "ANSI codes in the log: {text:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

@@ -86,6 +86,8 @@ class Dispatcher:
     def info_value(self):
         value = dict(self.info)
         value["handles"] = self.operations.handle_count()
+        # A call runs on the main thread now (`beep-host ps` shows the backend busy).
+        value["busy"] = self._running != 0
         return value
 
     @property

@@ -123,6 +123,7 @@ impl BackendInstance {
             transport: self.spec.transport,
             address: snap.address.clone(),
             state: snap.state,
+            busy: false,
             pid: snap.pid.filter(|_| live),
             cpu_percent: stats.cpu_percent,
             rss_bytes: stats.rss_bytes,

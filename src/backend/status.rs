@@ -117,6 +117,9 @@ pub struct BackendStatus {
     /// `127.0.0.1:PORT` or the socket path, once ready.
     pub address: Option<String>,
     pub state: BackendState,
+    /// A call is running in it (asked of the backend when listed; `ready` only).
+    #[serde(default)]
+    pub busy: bool,
     pub pid: Option<u32>,
     pub cpu_percent: f32,
     pub rss_bytes: u64,

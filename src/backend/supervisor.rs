@@ -551,6 +551,31 @@ impl Supervisor {
         list
     }
 
+    /// Every backend, each ready one asked (at most `wait`) whether a call runs in it.
+    pub async fn list_with_busy(&self, wait: Duration) -> Vec<BackendStatus> {
+        let mut list = self.list();
+        let asks = list.iter().map(|s| async move {
+            if s.state != BackendState::Ready {
+                return false;
+            }
+            let ask = async {
+                let client = self.client(&s.id).await.ok()?;
+                let info = client.info().await.ok()?;
+                info.get("busy").and_then(serde_json::Value::as_bool)
+            };
+            tokio::time::timeout(wait, ask)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(false)
+        });
+        let busy = futures_util::future::join_all(asks).await;
+        for (status, busy) in list.iter_mut().zip(busy) {
+            status.busy = busy;
+        }
+        list
+    }
+
     /// Records that could not be read, with what is wrong.
     pub fn unreadable_records(&self) -> Vec<Unreadable> {
         self.unreadable().clone()

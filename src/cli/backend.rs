@@ -193,12 +193,13 @@ fn state_text(s: &BackendStatus) -> String {
                 format!("{}: {why}", s.state)
             }
         }
+        _ if s.busy => "busy".to_string(),
         _ => s.state.to_string(),
     }
 }
 
 pub async fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
-    let listing = daemon().await?.list().await?;
+    let listing = daemon().await?.list_with_busy().await?;
     let list: Vec<&BackendStatus> = listing
         .backends
         .iter()

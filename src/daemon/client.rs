@@ -156,7 +156,12 @@ impl DaemonClient {
 
     /// Every backend (running and ended) and the records that could not be read.
     pub async fn list(&self) -> Result<Listing, Error> {
-        self.request(Request::List).await
+        self.request(Request::List { busy: false }).await
+    }
+
+    /// The same, each ready backend asked whether a call runs in it (`busy`).
+    pub async fn list_with_busy(&self) -> Result<Listing, Error> {
+        self.request(Request::List { busy: true }).await
     }
 
     /// One backend's status.

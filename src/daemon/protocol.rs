@@ -19,7 +19,11 @@ pub enum Request {
         protocol: u32,
         version: String,
     },
-    List,
+    List {
+        /// Ask each ready backend whether a call runs in it (`busy`).
+        #[serde(default)]
+        busy: bool,
+    },
     Start(StartSpec),
     Stop {
         id: BackendId,

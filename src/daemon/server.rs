@@ -264,9 +264,14 @@ impl Session {
     async fn answer(&self, request: Request) -> Answer {
         let s = &self.supervisor;
         let result: Result<serde_json::Value, backend::Error> = match request {
-            Request::List => {
+            Request::List { busy } => {
+                let backends = if busy {
+                    s.list_with_busy(Duration::from_millis(300)).await
+                } else {
+                    s.list()
+                };
                 return ok(Listing {
-                    backends: s.list(),
+                    backends,
                     unreadable: s.unreadable_records(),
                 });
             }
