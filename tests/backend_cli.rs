@@ -301,6 +301,7 @@ fn sigint(pid: u32) {
 }
 
 /// A Python string literal of `path`.
+#[cfg(unix)]
 fn py_path(path: &std::path::Path) -> String {
     serde_json::to_string(path.to_str().unwrap()).unwrap()
 }

@@ -1,6 +1,8 @@
 //! The daemon: one owner for every backend of a home. Real `beep-host` processes, real
 //! Python backends, real signals, each test in a fresh `BEEP_HOST_HOME`.
 
+#![cfg(unix)] // Signals, /proc and tmpfs: the Windows lane runs its own checks.
+
 #[path = "support/backend.rs"]
 mod support;
 

@@ -2,7 +2,6 @@
 //! and the host API, and exits when it has had nothing to do for a while or its home is
 //! gone.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -375,7 +374,10 @@ impl Listener {
     #[cfg(unix)]
     fn bind(paths: &Paths) -> Result<Self, Error> {
         let path = super::socket_path(paths);
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
         crate::backend::record::create_private_dir(&dir).map_err(|source| Error::Bind {
             name: path.display().to_string(),
             source,
