@@ -37,27 +37,41 @@ fn proc_rss(pid: u32) -> u64 {
     kb * 1024
 }
 
-#[test]
-fn two_clients_and_a_foreground_start_see_one_table_with_stats() {
-    let home = Home::new();
-    home.plain_env("admin");
-    let id = id_of(&home.ok(&["start", "http", "--detach"]));
-    // A foreground start in another process: listed by everyone, stopped by Ctrl+C.
+/// `beep-host start <transport>` in the foreground, once it said ready: the process and
+/// the backend's id.
+fn start_foreground(home: &Home, transport: &str) -> (std::process::Child, String) {
     let mut fg = home
-        .command(&["start", "pipe"])
+        .command(&["start", transport])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut first = String::new();
     BufReader::new(fg.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    let fg_id = id_of(&first);
+    let id = id_of(&first);
+    (fg, id)
+}
+
+#[test]
+fn two_clients_and_a_foreground_start_see_one_table_with_stats() {
+    let home = Home::new();
+    home.plain_env("admin");
+    let id = id_of(&home.ok(&["start", "http", "--detach"]));
+    // A foreground start in another process: listed by everyone, stopped by Ctrl+C.
+    let (mut fg, fg_id) = start_foreground(&home, "pipe");
 
     // Two `ps` at once, from two processes: the same backends, each with memory.
-    let a = home.command(&["ps", "--json"]).output().unwrap();
-    let b = home.command(&["ps", "--json"]).output().unwrap();
+    let ps = || {
+        home.command(&["ps", "--json"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (ps(), ps());
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
     let a: Vec<Value> = serde_json::from_slice(&a.stdout).unwrap();
     let b: Vec<Value> = serde_json::from_slice(&b.stdout).unwrap();
     let ids = |v: &[Value]| {
@@ -103,17 +117,7 @@ fn two_clients_and_a_foreground_start_see_one_table_with_stats() {
 fn a_killed_cli_no_longer_takes_its_backend_along() {
     let home = Home::new();
     home.plain_env("admin");
-    let mut fg = home
-        .command(&["start", "pipe"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(fg.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let id = id_of(&first);
+    let (mut fg, id) = start_foreground(&home, "pipe");
     kill9(fg.id());
     fg.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));

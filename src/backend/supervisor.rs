@@ -444,12 +444,7 @@ impl Supervisor {
             if !backend.snapshot().state.is_final() {
                 return Err(Error::StillRunning { id: id.clone() });
             }
-            self.lock().remove(id);
-            record::remove_files(&self.inner.paths.backend_records(), id, None);
-            let _ = self
-                .inner
-                .events
-                .send(BackendEvent::Removed { id: id.clone() });
+            self.forget(id);
             return Ok(());
         }
         if self.remove_unreadable(id).await {
@@ -472,14 +467,19 @@ impl Supervisor {
             .map(|b| b.id.clone())
             .collect();
         for id in &old {
-            self.lock().remove(id);
-            record::remove_files(&self.inner.paths.backend_records(), id, None);
-            let _ = self
-                .inner
-                .events
-                .send(BackendEvent::Removed { id: id.clone() });
+            self.forget(id);
         }
         old
+    }
+
+    /// Take an ended backend out of the table and remove its record.
+    fn forget(&self, id: &BackendId) {
+        self.lock().remove(id);
+        record::remove_files(&self.inner.paths.backend_records(), id, None);
+        let _ = self
+            .inner
+            .events
+            .send(BackendEvent::Removed { id: id.clone() });
     }
 
     async fn remove_unreadable(&self, id: &BackendId) -> bool {
