@@ -48,3 +48,23 @@ pub fn save_on_close(paths: &Paths, stop: bool) -> AppResult<()> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_close_answer_is_remembered_per_home() {
+        let home = std::env::temp_dir().join(format!("beep-prefs-{}", std::process::id()));
+        let paths = Paths::under(home.clone());
+        assert_eq!(on_close(&paths), None, "a new home asks");
+        save_on_close(&paths, false).unwrap();
+        assert_eq!(on_close(&paths), Some(false));
+        save_on_close(&paths, true).unwrap();
+        assert_eq!(on_close(&paths), Some(true));
+        // A damaged file asks again instead of failing.
+        std::fs::write(paths.config.join("app.json"), b"{not json").unwrap();
+        assert_eq!(on_close(&paths), None);
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+}
