@@ -244,8 +244,9 @@ class Connection(FrameConnection):
         self.close()
 
     def close(self, linger=False):
-        """Close the handle. What was written stays readable by the client (the pipe keeps
-        it after the server's handle closes), so `linger` needs no extra step here."""
+        """Close the handle. `linger` needs no extra step: what was written (the 401 or 413
+        frame) stays readable by the client after the server's handle closes (checked under
+        Wine; it is `DisconnectNamedPipe`, not used here, that discards unread data)."""
         with self._handle_lock:
             if self.closed:
                 return
