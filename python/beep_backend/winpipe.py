@@ -68,8 +68,6 @@ class WinPipeServer:
         self._security = None
         self._listening = None  # the instance waiting for a client
         self._closed = False
-        self._conns = set()
-        self._conns_lock = threading.Lock()
 
     def bind(self):
         try:
@@ -87,7 +85,8 @@ class WinPipeServer:
             raise StartupError("bind_failed", message) from None
         # Wine 8 ignores FILE_FLAG_FIRST_PIPE_INSTANCE; on any system, an instance that is
         # not the only one means someone else holds the name.
-        if _instances(self._listening) != 1:
+        count = _instances(self._listening)
+        if count is not None and count != 1:
             _close(self._listening)
             self._listening = None
             message = "the pipe %s already exists (another process holds it)" % self.address
@@ -202,7 +201,7 @@ class Connection(FrameConnection):
             if self.closed:
                 return b""
             try:
-                ov, err = _winapi.ReadFile(self.pipe, READ_SIZE, overlapped=True)
+                ov, _ = _winapi.ReadFile(self.pipe, READ_SIZE, overlapped=True)
             except OSError:
                 return b""
             self._read = ov
@@ -223,7 +222,7 @@ class Connection(FrameConnection):
             with self._handle_lock:
                 if self.closed:
                     raise OSError(ERROR_PIPE_NOT_CONNECTED, "the connection is closed")
-                ov, err = _winapi.WriteFile(self.pipe, view, overlapped=True)
+                ov, _ = _winapi.WriteFile(self.pipe, view, overlapped=True)
             written, err = ov.GetOverlappedResult(True)
             if err or not written:
                 raise OSError(err or ERROR_BROKEN_PIPE, "write to the pipe failed")
