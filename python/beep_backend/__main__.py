@@ -206,6 +206,10 @@ def make_server(opts, dispatcher, token):
         from .http_server import HttpServer
 
         return HttpServer(dispatcher, token, opts["max_body"], opts["port"])
+    if transport == "pipe" and sys.platform == "win32":
+        from .winpipe import WinPipeServer
+
+        return WinPipeServer(dispatcher, token, opts["max_body"], opts["socket"])
     if transport == "pipe":
         from .pipe_server import PipeServer
 

@@ -181,7 +181,8 @@ class Servicer(pb_grpc.BackendServicer):
     def Info(self, request, context):
         value = self._run({"op": "info"}, context)["value"]
         value["env_name"] = value["env_name"] or ""
-        return pb.InfoReply(**value)
+        known = pb.InfoReply.DESCRIPTOR.fields_by_name
+        return pb.InfoReply(**{k: v for k, v in value.items() if k in known})
 
     def Interrupt(self, request, context):
         return pb.InterruptReply(interrupted=self._run({"op": "interrupt"}, context)["value"])

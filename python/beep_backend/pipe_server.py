@@ -26,43 +26,29 @@ import signal
 import socket
 import stat
 import struct
-import sys
 import threading
-import time
 
 from . import wire
 from .dispatcher import log
+from .framing import AuthDeadlines, FrameConnection, StartupError, auth_timeout
 
-PRE_AUTH_CAP = 64 * 1024  # the auth frame is tiny; do not buffer more before it
-DEFAULT_AUTH_TIMEOUT = 10.0  # seconds a new connection has to send its auth frame
 _SIZE = struct.Struct(">I")  # a frame's length prefix
 MAX_PATH = 103  # sun_path holds 108 bytes on Linux, 104 on macOS, both with a final NUL
-
-
-class StartupError(Exception):
-    def __init__(self, kind, message):
-        super().__init__(message)
-        self.kind = kind
 
 
 class PipeServer:
     name = "pipe"
 
     def __init__(self, dispatcher, token, max_frame, path=None):
-        if sys.platform == "win32" or not hasattr(socket, "AF_UNIX"):
-            raise StartupError(
-                "unsupported",
-                "the pipe transport is not implemented on Windows yet; use --transport http or grpc",
-            )
+        if not hasattr(socket, "AF_UNIX"):
+            raise StartupError("unsupported", "the pipe transport needs Unix domain sockets here")
         self.dispatcher = dispatcher
         self.calls = dispatcher.operations.table  # op -> function, for the ops that run user code
         self.token = token
         self.max_frame = max_frame
         self.path = path
-        self.auth_timeout = _auth_timeout()
-        self._deadlines = collections.deque()  # (monotonic deadline, connection) to check
-        self._deadlines_cv = threading.Condition()
-        self._reaper_started = False
+        self.auth_timeout = auth_timeout()
+        self._deadlines = AuthDeadlines(self.auth_timeout)
         self._made_dir = None
         self.sock = None
         self.pending = collections.deque()  # (connection, request) waiting for the main thread
@@ -336,31 +322,6 @@ class PipeServer:
         else:
             target.readable()
 
-    def _expire_later(self, conn):
-        """A client that never authenticates must not hold its connection forever: one
-        thread (started with the first connection) closes each that is still not
-        authenticated when its deadline comes. All deadlines are the same length, so
-        they come in the order the connections did."""
-        with self._deadlines_cv:
-            self._deadlines.append((time.monotonic() + self.auth_timeout, conn))
-            if not self._reaper_started:
-                self._reaper_started = True
-                threading.Thread(target=self._expire_loop, name="pipe-auth-deadline", daemon=True).start()
-            self._deadlines_cv.notify()
-
-    def _expire_loop(self):
-        while True:
-            with self._deadlines_cv:
-                while not self._deadlines:
-                    self._deadlines_cv.wait()
-                deadline, conn = self._deadlines[0]
-                delay = deadline - time.monotonic()
-                if delay > 0:
-                    self._deadlines_cv.wait(delay)
-                    continue
-                self._deadlines.popleft()
-            conn.expire_unauthed()
-
     def _accept(self):
         while True:
             try:
@@ -374,47 +335,25 @@ class PipeServer:
             conn = Connection(self, sock)
             self.watch(sock.fileno(), conn)
             if not conn.authed:
-                self._expire_later(conn)
+                self._deadlines.add(conn)
 
 
-def _auth_timeout():
-    """`BEEP_BACKEND_AUTH_TIMEOUT` (seconds, > 0), else the default."""
-    try:
-        value = float(os.environ.get("BEEP_BACKEND_AUTH_TIMEOUT", DEFAULT_AUTH_TIMEOUT))
-    except ValueError:
-        return DEFAULT_AUTH_TIMEOUT
-    return value if value > 0 else DEFAULT_AUTH_TIMEOUT
-
-
-class Connection:
-    """One client: its read buffer, its auth state and a lock for writing answers."""
+class Connection(FrameConnection):
+    """A client on the Unix socket (the frame logic is `FrameConnection`'s)."""
 
     def __init__(self, server, sock):
-        self.server = server
+        FrameConnection.__init__(self, server)
         self.sock = sock
-        self.lock = threading.Lock()
-        self.buf = bytearray()
-        self.authed = server.token is None
-        self.closed = False
+        self.send = sock.sendall
 
-    def expire_unauthed(self):
-        """(Deadline thread) Close the connection if it has not authenticated by now."""
-        if self.authed or self.closed:
-            return
-        message = "no auth frame within %g s" % self.server.auth_timeout
-        self.reply(None, 401, wire.error("Unauthorized", message))
+    def abort(self):
         try:  # the main thread's recv or poll sees the end and closes it as usual
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
-    def reply(self, rid, status, body):
-        data = wire.frame(rid, body)
-        try:
-            with self.lock:
-                self.sock.sendall(data)
-        except OSError:
-            pass  # the client went away; its connection is closed on the next read
+    def queue_call(self, req):
+        self.server.pending.append((self, req))
 
     def close(self, linger=False):
         if self.closed:
@@ -435,77 +374,6 @@ class Connection:
             chunk = b""
         self.feed(chunk)
 
-    def feed(self, chunk):
-        """Handle the frames in `chunk`; an empty chunk is the end of the stream."""
-        if not chunk:
-            if self.buf:
-                log("pipe: connection closed inside a frame")
-            self.close()
-            return
-        buf = self.buf
-        if not buf and self.authed:  # fast path: the chunk is exactly one whole frame
-            size = int.from_bytes(chunk[:4], "big")
-            if len(chunk) == 4 + size and size <= self.server.max_frame:
-                self.handle(chunk[4:])
-                return
-        buf += chunk
-        while len(buf) >= 4 and not self.closed:
-            size = int.from_bytes(buf[:4], "big")
-            cap = self.server.max_frame if self.authed else PRE_AUTH_CAP
-            if size > cap:
-                if self.authed:
-                    message = "frame of %d bytes over the cap of %d" % (size, cap)
-                    self.reply(None, 413, wire.error("FrameTooLarge", message))
-                else:
-                    message = "the first frame must be a small auth frame"
-                    self.reply(None, 401, wire.error("Unauthorized", message))
-                self.close(linger=True)
-                return
-            if len(buf) < 4 + size:
-                return
-            frame = bytes(buf[4 : 4 + size])
-            del buf[: 4 + size]
-            if self.authed:
-                self.handle(frame)
-            else:
-                self.authenticate(frame)
-
-    def handle(self, frame):
-        try:
-            req = wire.loads(frame)
-        except ValueError as exc:
-            log("pipe: unparseable frame: %s" % exc)
-            self.reply(None, 400, wire.error("BadRequest", str(exc)))
-            return
-        self.dispatch(req)
-
-    def dispatch(self, req):
-        """Queue a call for the main thread; answer anything else at once."""
-        op = req.get("op")
-        server = self.server
-        if type(op) is str and op in server.calls:
-            server.pending.append((self, req))
-        elif op == "auth":
-            self.reply(req.get("id"), 200, {"value": True})
-        else:
-            rid = req.get("id")
-            self.server.dispatcher.submit(req, lambda status, body: self.reply(rid, status, body))
-
-    def authenticate(self, frame):
-        """The first frame must be `{"op": "auth", "token": ...}`; anything else closes."""
-        try:
-            req = wire.loads(frame)
-        except ValueError:
-            req = {}
-        given = req.get("token")
-        ok = req.get("op") == "auth" and type(given) is str
-        if ok and _compare(given.encode("utf-8", "replace"), self.server.token):
-            self.authed = True
-            self.reply(req.get("id"), 200, {"value": True})
-            return
-        self.reply(req.get("id"), 401, wire.error("Unauthorized", "missing or wrong token"))
-        self.close(linger=True)
-
 
 def _linger_and_close(sock):
     try:
@@ -521,12 +389,6 @@ def _linger_and_close(sock):
         pass
     finally:
         sock.close()
-
-
-def _compare(a, b):
-    from .auth import compare_digest
-
-    return compare_digest(a, b)
 
 
 def _private_temp_dir():

@@ -23,8 +23,32 @@ def parent_alive(pid, was_our_parent):
     return True
 
 
+def wait_for_exit_windows(pid):
+    """Block until process `pid` ends. Not `os.kill(pid, 0)`: on Windows that terminates it."""
+    import _winapi
+
+    synchronize = 0x00100000
+    try:
+        handle = _winapi.OpenProcess(synchronize, False, pid)
+    except OSError:
+        return  # gone already
+    try:
+        _winapi.WaitForSingleObject(handle, _winapi.INFINITE)
+    finally:
+        _winapi.CloseHandle(handle)
+
+
 def watch_parent(pid, dispatcher):
     was_our_parent = os.getppid() == pid
+
+    def wait_windows():
+        wait_for_exit_windows(pid)
+        log("parent process %d is gone; exiting" % pid)
+        dispatcher.exit(0)
+
+    if os.name == "nt":
+        threading.Thread(target=wait_windows, name="parent-watchdog", daemon=True).start()
+        return
 
     def loop():
         while True:

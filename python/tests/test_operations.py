@@ -180,7 +180,7 @@ def test_exec_timeout(client):
 
 def test_info(client, transport, backend):
     info = client.request("info")["value"]
-    assert set(info) == {
+    expected = {
         "python_version",
         "executable",
         "prefix",
@@ -190,6 +190,10 @@ def test_info(client, transport, backend):
         "started_at",
         "handles",
     }
+    if transport != "grpc":  # InfoReply has no `busy` field yet
+        expected.add("busy")
+        assert info["busy"] is False
+    assert set(info) == expected
     assert info["transport"] == transport
     assert info["pid"] == backend.proc.pid
     assert info["python_version"].count(".") == 2

@@ -1,5 +1,5 @@
-//! The pipe transport: a Unix domain socket carrying frames of a 4-byte big-endian length
-//! and a JSON object. Requests carry ids; answers may come back in any order and are
+//! The pipe transport: a Unix domain socket (a named pipe on Windows, see [`stream`])
+//! carrying frames of a 4-byte big-endian length and a JSON object. Requests carry ids; answers may come back in any order and are
 //! matched to their callers by id, so one connection serves many concurrent calls.
 //!
 //! Writes go straight to the socket from the caller (a non-blocking `try_write` under a
@@ -16,9 +16,6 @@
 //! client spins again only every `SPIN_RETRY`-th lone call until a spin pays again. With
 //! several calls in flight nobody spins, so concurrent callers keep the runtime to themselves.
 
-// Without Unix sockets (Windows, for now) only `connect`, which fails, is compiled in use.
-#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +28,7 @@ use tokio::task::JoinHandle;
 use super::value::ReplyError;
 use super::{BackendClient, Error, Op, Reply};
 use crate::backend::spec::Transport;
+use stream::Stream;
 
 /// The largest frame accepted from the backend.
 const MAX_FRAME: usize = 256 * 1024 * 1024;
@@ -82,8 +80,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct PipeClient {
     shared: Arc<Shared>,
-    #[cfg(unix)]
-    stream: Arc<tokio::net::UnixStream>,
+    stream: Arc<Stream>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -96,10 +93,10 @@ impl Drop for PipeClient {
 }
 
 impl PipeClient {
-    /// Connect to the socket at `address` and authenticate with `token`.
-    #[cfg(unix)]
+    /// Connect to the socket (the pipe name on Windows) at `address` and authenticate with
+    /// `token`.
     pub async fn connect(address: &str, token: &str) -> Result<Self, Error> {
-        let stream = tokio::net::UnixStream::connect(address)
+        let stream = stream::connect(address)
             .await
             .map_err(|source| Error::Connect {
                 address: address.to_string(),
@@ -141,16 +138,7 @@ impl PipeClient {
         }
     }
 
-    #[cfg(not(unix))]
-    pub async fn connect(address: &str, _token: &str) -> Result<Self, Error> {
-        Err(Error::Connect {
-            address: address.to_string(),
-            source: "the pipe transport needs Unix domain sockets here".into(),
-        })
-    }
-
     /// Send one frame `{"id", "op", ...fields}` and wait for the answer with that id.
-    #[cfg(unix)]
     async fn send(&self, id: u64, op: &str, mut fields: Map<String, Value>) -> Answer {
         let closed = || Error::Closed {
             address: self.shared.address.clone(),
@@ -187,16 +175,7 @@ impl PipeClient {
         self.wait(rx).await.unwrap_or_else(|_| Err(closed()))
     }
 
-    /// No Unix sockets: no client can be connected, so this is not reached.
-    #[cfg(not(unix))]
-    async fn send(&self, _id: u64, _op: &str, _fields: Map<String, Value>) -> Answer {
-        Err(Error::Closed {
-            address: self.shared.address.clone(),
-        })
-    }
-
     /// Wait for an answer, reading the socket while nobody else does.
-    #[cfg(unix)]
     async fn wait(
         &self,
         mut rx: oneshot::Receiver<Answer>,
@@ -214,7 +193,6 @@ impl PipeClient {
     }
 
     /// Write now if nothing is queued; queue what the socket does not take.
-    #[cfg(unix)]
     fn write(&self, frame: &[u8]) {
         let mut queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
         if !queue.is_empty() {
@@ -281,8 +259,7 @@ fn fail_all(shared: &Shared) {
     }
 }
 
-#[cfg(unix)]
-async fn write_loop(stream: Arc<tokio::net::UnixStream>, shared: Arc<Shared>) {
+async fn write_loop(stream: Arc<Stream>, shared: Arc<Shared>) {
     enum Next {
         Idle,
         Wait,
@@ -328,13 +305,11 @@ async fn write_loop(stream: Arc<tokio::net::UnixStream>, shared: Arc<Shared>) {
 
 /// The caller that reads the socket; gives the buffer back (and wakes a waiting caller to
 /// read next) when dropped, also when its call is cancelled.
-#[cfg(unix)]
 struct Leader<'a> {
     shared: &'a Shared,
     buf: Option<Vec<u8>>,
 }
 
-#[cfg(unix)]
 impl<'a> Leader<'a> {
     fn take(shared: &'a Shared) -> Option<Self> {
         let buf = shared
@@ -363,7 +338,7 @@ impl<'a> Leader<'a> {
 
     async fn read_until(
         &mut self,
-        stream: &tokio::net::UnixStream,
+        stream: &Stream,
         rx: &mut oneshot::Receiver<Answer>,
     ) -> Result<Answer, oneshot::error::RecvError> {
         let mut spin_until = None;
@@ -411,7 +386,6 @@ impl<'a> Leader<'a> {
     }
 }
 
-#[cfg(unix)]
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         *self
@@ -467,4 +441,44 @@ fn dispatch_frames(buf: &mut Vec<u8>, shared: &Shared) -> bool {
     }
     buf.drain(..start);
     true
+}
+
+/// The byte stream under the frames: the one platform-specific part of this transport. Both
+/// kinds have the same non-blocking interface (`try_read_buf`, `try_write`, `readable`,
+/// `writable`), so everything above is shared.
+#[cfg(unix)]
+mod stream {
+    pub type Stream = tokio::net::UnixStream;
+
+    pub async fn connect(address: &str) -> std::io::Result<Stream> {
+        Stream::connect(address).await
+    }
+}
+
+/// On Windows the address is a pipe name (`\\.\pipe\beep-backend-<random>`). The server
+/// keeps one instance listening and makes the next as soon as a client takes it, so
+/// `ERROR_PIPE_BUSY` (all instances taken at this moment) is retried for a while.
+#[cfg(windows)]
+mod stream {
+    use std::time::{Duration, Instant};
+
+    use tokio::net::windows::named_pipe::ClientOptions;
+
+    pub type Stream = tokio::net::windows::named_pipe::NamedPipeClient;
+
+    const ERROR_PIPE_BUSY: i32 = 231;
+    /// How long to retry a busy pipe before giving up.
+    const BUSY_FOR: Duration = Duration::from_secs(5);
+
+    pub async fn connect(address: &str) -> std::io::Result<Stream> {
+        let until = Instant::now() + BUSY_FOR;
+        loop {
+            match ClientOptions::new().open(address) {
+                Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY) && Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                result => return result,
+            }
+        }
+    }
 }

@@ -1,0 +1,419 @@
+"""Checks of the Python backend on Windows, run by `scripts/test-windows.sh` under Wine.
+
+Plain asserts (pytest is not in the Windows CPython the lane uses): `python check_backend.py
+[NAME ...]` runs every check (or the named ones) against real backend processes started with
+this interpreter, and prints one line per check with its time. Exit status 1 on a failure.
+"""
+
+import _winapi
+import http.client
+import json
+import msvcrt
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(HERE))  # python/, holding beep_backend
+TOKEN = "windows-check-token"
+ERROR_PIPE_BUSY = 231
+GENERIC_READ_WRITE = 0x80000000 | 0x40000000
+
+
+class Backend:
+    """A `python -m beep_backend` process; `ready` is its first stdout line, parsed."""
+
+    def __init__(self, transport, *args, token=TOKEN, env=None):
+        environ = dict(os.environ, PYTHONPATH=PACKAGE_ROOT)
+        environ.pop("BEEP_PARENT_PID", None)
+        if token is not None:
+            environ["BEEP_BACKEND_TOKEN"] = token
+        environ.update(env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "beep_backend", "--transport", transport, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environ,
+        )
+        self.stderr = []
+        threading.Thread(target=self._drain, daemon=True).start()
+        line = self.proc.stdout.readline()
+        assert line, "no ready line; stderr: %s" % self.log()
+        self.ready = json.loads(line)
+        self.address = self.ready.get("address")
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.stderr.append(line.decode("utf-8", "replace"))
+
+    def log(self):
+        return "".join(self.stderr)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+class PipeClient:
+    """A client of the named pipe: `open()` of `\\\\.\\pipe\\...` is CreateFile."""
+
+    def __init__(self, name, token=TOKEN):
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                handle = _winapi.CreateFile(name, GENERIC_READ_WRITE, 0, 0, _winapi.OPEN_EXISTING, 0, 0)
+                break
+            except OSError as exc:
+                if exc.winerror != ERROR_PIPE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)  # all instances taken: the server makes the next one
+        self.f = os.fdopen(msvcrt.open_osfhandle(handle, 0), "r+b", buffering=0)
+        self.buf = b""
+        self.next_id = 1
+        if token is not None:
+            answer = self.call("auth", token=token)
+            assert answer.get("value") is True, answer
+
+    def send_raw(self, data):
+        self.f.write(data)
+
+    def send(self, obj):
+        data = json.dumps(obj).encode()
+        self.send_raw(struct.pack(">I", len(data)) + data)
+
+    def recv(self):
+        """The next answer, or None at the end of the stream."""
+        while True:
+            if len(self.buf) >= 4:
+                size = struct.unpack(">I", self.buf[:4])[0]
+                if len(self.buf) >= 4 + size:
+                    body, self.buf = self.buf[4 : 4 + size], self.buf[4 + size :]
+                    return json.loads(body)
+            chunk = self.f.read(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def call(self, op, **fields):
+        rid = self.next_id
+        self.next_id += 1
+        self.send(dict(fields, id=rid, op=op))
+        answer = self.recv()
+        assert answer is not None, "connection closed before the answer to %s" % op
+        assert answer.get("id") == rid, (rid, answer)
+        return answer
+
+    def close(self):
+        self.f.close()
+
+
+def pipe_backend(*args, **kw):
+    backend = Backend("pipe", *args, **kw)
+    assert backend.ready["event"] == "ready", backend.ready
+    assert backend.address.startswith("\\\\.\\pipe\\beep-backend-"), backend.address
+    assert len(backend.address.rsplit("-", 1)[1]) == 32, backend.address  # 128 bits in hex
+    return backend
+
+
+# ---- checks ----------------------------------------------------------------------------
+
+
+def check_every_op():
+    backend = pipe_backend()
+    try:
+        c = PipeClient(backend.address)
+        out = c.call("exec", code="x = 40\nprint('hi')\nx + 2")
+        assert (out["stdout"], out["value"]) == ("hi\n", 42), out
+        assert c.call("eval", expr="1+1")["value"] == 2
+        assert c.call("import", module="os.path")["value"]["$handle"]
+        od = c.call("create", target="collections.OrderedDict", args=[[["a", 1]]], kwargs={})["value"]
+        assert od["type"] == "collections.OrderedDict", od
+        assert c.call("call", handle=od, method="get", args=["a"], kwargs={})["value"] == 1
+        ns = c.call("create", target="types.SimpleNamespace", args=[], kwargs={"y": 3})["value"]
+        assert c.call("getattr", handle=ns, name="y")["value"] == 3
+        assert c.call("setattr", handle=ns, name="y", value=5)["value"] is None
+        assert c.call("getattr", handle=ns, name="y")["value"] == 5
+        assert len(c.call("handles")["value"]) == 3
+        assert c.call("release", handle=ns)["value"] is True
+        assert c.call("eval", expr="x", session="other")["error"]["type"] == "NameError"
+        info = c.call("info")["value"]
+        assert info["transport"] == "pipe" and info["pid"] == backend.proc.pid, info
+        assert c.call("interrupt")["value"] is False
+        assert c.call("exec", code="1/0")["error"]["type"] == "ZeroDivisionError"
+        timed = c.call("exec", code="while True: pass", timeout=0.3)
+        assert timed["error"]["type"] == "TimeoutError", timed
+        assert c.call("shutdown")["value"] is True
+        assert backend.proc.wait(10) == 0
+    finally:
+        backend.stop()
+
+
+def check_wrong_token():
+    backend = pipe_backend()
+    try:
+        for token in ("wrong", ""):
+            c = PipeClient(backend.address, token=None)
+            c.send({"id": 0, "op": "auth", "token": token})
+            answer = c.recv()
+            assert answer["error"]["type"] == "Unauthorized", answer
+            assert c.recv() is None, "the connection stays open after a wrong token"
+        c = PipeClient(backend.address, token=None)
+        c.send({"id": 1, "op": "eval", "expr": "1+1"})  # no auth frame first
+        assert c.recv()["error"]["type"] == "Unauthorized"
+        assert c.recv() is None
+        assert PipeClient(backend.address).call("eval", expr="2+2")["value"] == 4
+    finally:
+        backend.stop()
+
+
+def check_bad_frames():
+    backend = pipe_backend("--max-body", "2048")
+    try:
+        c = PipeClient(backend.address)
+        for body in (b"{not json", b"[1, 2]", b"\xff\xfe"):
+            c.send_raw(struct.pack(">I", len(body)) + body)
+            answer = c.recv()
+            assert answer["id"] is None and answer["error"]["type"] == "BadRequest", answer
+        assert c.call("nonsense")["error"]["type"] == "UnknownOperation"
+        assert c.call("eval", expr="3")["value"] == 3  # still usable
+        c.send_raw(struct.pack(">I", 4096) + b"x" * 16)
+        answer = c.recv()
+        assert answer["error"]["type"] == "FrameTooLarge", answer
+        assert c.recv() is None
+        big = PipeClient(backend.address, token=None)
+        big.send_raw(struct.pack(">I", 70000))
+        assert big.recv()["error"]["type"] == "Unauthorized"
+    finally:
+        backend.stop()
+
+
+def check_auth_deadline():
+    backend = pipe_backend(env={"BEEP_BACKEND_AUTH_TIMEOUT": "0.5"})
+    try:
+        c = PipeClient(backend.address, token=None)
+        started = time.monotonic()
+        answer = c.recv()
+        assert answer["error"]["message"] == "no auth frame within 0.5 s", answer
+        assert c.recv() is None
+        assert time.monotonic() - started < 3
+    finally:
+        backend.stop()
+
+
+def check_pipelining():
+    backend = pipe_backend()
+    try:
+        c = PipeClient(backend.address)
+        for i in range(200):
+            c.send({"id": i, "op": "eval", "expr": "%d * 2" % i})
+        for i in range(200):
+            answer = c.recv()
+            assert answer == {"id": i, "value": i * 2}, answer
+    finally:
+        backend.stop()
+
+
+def check_interrupt_busy_loop():
+    """The loop stops within 1 s of the `interrupt` being sent (timed where it stops: the
+    answer's way back through Wine's server is not part of it)."""
+    backend = pipe_backend()
+    try:
+        busy = PipeClient(backend.address)
+        control = PipeClient(backend.address)
+        result = {}
+        busy.call("exec", code="import time")
+        code = "try:\n    while True: pass\nexcept KeyboardInterrupt:\n"
+        code += "    stopped_at = time.time()\n    raise"
+
+        def run():
+            result["answer"] = busy.call("exec", code=code)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(0.5)  # into the loop (an interrupt before its `try` would not be timed)
+        deadline = time.monotonic() + 10
+        while True:
+            sent_at = time.time()
+            if control.call("interrupt")["value"]:
+                break
+            assert time.monotonic() < deadline, "the busy call never started"
+            time.sleep(0.02)
+        thread.join(10)
+        assert not thread.is_alive(), "the busy loop was not interrupted"
+        assert result["answer"]["error"]["type"] == "KeyboardInterrupt", result
+        stopped = busy.call("eval", expr="stopped_at")
+        assert "value" in stopped, stopped
+        took = stopped["value"] - sent_at
+        assert took < 1.0, "interrupt took %.3f s" % took
+        assert busy.call("eval", expr="1+1")["value"] == 2
+    finally:
+        backend.stop()
+
+
+def check_four_clients():
+    backend = pipe_backend()
+    try:
+        errors = []
+
+        def client(k):
+            try:
+                c = PipeClient(backend.address)
+                for i in range(500):
+                    answer = c.call("eval", expr="%d * 1000 + %d" % (k, i))
+                    assert answer["value"] == k * 1000 + i, (k, i, answer)
+                c.close()
+            except BaseException:
+                errors.append(traceback.format_exc())
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors[0]
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        backend.stop()
+
+
+def check_name_taken():
+    # A name held by another backend.
+    first = pipe_backend()
+    try:
+        second = Backend("pipe", "--socket", first.address)
+        assert second.ready["event"] == "error" and second.ready["kind"] == "bind_failed", second.ready
+        assert "already exists" in second.ready["message"], second.ready
+        assert second.proc.wait(10) == 1
+        assert PipeClient(first.address).call("eval", expr="1")["value"] == 1  # untouched
+    finally:
+        first.stop()
+    # A name held by any other process (this one).
+    name = "\\\\.\\pipe\\beep-backend-" + os.urandom(16).hex()
+    handle = _winapi.CreateNamedPipe(name, 0x3 | 0x40000000, 0, 1, 4096, 4096, 0, 0)
+    try:
+        other = Backend("pipe", "--socket", name)
+        assert other.ready["event"] == "error" and "already exists" in other.ready["message"], other.ready
+        other.stop()
+    finally:
+        _winapi.CloseHandle(handle)
+
+
+def check_owner_only_dacl():
+    """The pipe's DACL, read back: one entry, full access, for the current user only."""
+    from beep_backend.winpipe import OwnerOnly
+
+    me = OwnerOnly().sid
+    backend = pipe_backend()
+    try:
+        sddl = _dacl_of(backend.address)
+        assert sddl.startswith("D:P"), sddl
+        entries = sddl[3:].strip("()").split(")(")
+        assert len(entries) == 1, sddl
+        kind, _flags, rights, _obj, _inherit, sid = entries[0].split(";")
+        assert kind == "A" and rights in ("GA", "FA") and sid == me, sddl
+    finally:
+        backend.stop()
+
+
+def _dacl_of(name):
+    import ctypes
+    from ctypes import wintypes
+
+    advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)
+    advapi32.GetNamedSecurityInfoW.argtypes = [
+        wintypes.LPCWSTR,
+        ctypes.c_int,
+        wintypes.DWORD,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_void_p),
+    ]
+    advapi32.ConvertSecurityDescriptorToStringSecurityDescriptorW.argtypes = [
+        ctypes.c_void_p,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.c_void_p,
+    ]
+    se_file_object, dacl_info = 1, 4
+    dacl, sd, text = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+    err = advapi32.GetNamedSecurityInfoW(
+        name, se_file_object, dacl_info, None, None, ctypes.byref(dacl), None, ctypes.byref(sd)
+    )
+    assert err == 0, "GetNamedSecurityInfoW: error %d" % err
+    assert sd.value, "no security descriptor for %s" % name
+    convert = advapi32.ConvertSecurityDescriptorToStringSecurityDescriptorW
+    ok = convert(sd, 1, dacl_info, ctypes.byref(text), None)
+    assert ok, ctypes.WinError(ctypes.get_last_error())
+    return ctypes.wstring_at(text.value)
+
+
+def check_parent_watchdog():
+    """`BEEP_PARENT_PID`: the parent survives the checks; the backend exits when it ends."""
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.DEVNULL)
+    backend = pipe_backend(env={"BEEP_PARENT_PID": str(parent.pid)})
+    try:
+        c = PipeClient(backend.address)
+        time.sleep(1.2)  # two rounds of the Unix watchdog's 0.5 s check
+        assert parent.poll() is None, "the watchdog killed the parent (os.kill(pid, 0) on Windows)"
+        assert c.call("eval", expr="1")["value"] == 1
+        parent.kill()
+        parent.wait(10)
+        assert backend.proc.wait(5) == 0
+    finally:
+        parent.kill()
+        backend.stop()
+
+
+def check_http():
+    backend = Backend("http")
+    try:
+        assert backend.ready["event"] == "ready", backend.ready
+        host, port = backend.address.split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        headers = {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"}
+        for path, body, want in (("/v1/eval", {"expr": "1+1"}, 2), ("/v1/exec", {"code": "2*3"}, 6)):
+            conn.request("POST", path, json.dumps(body), headers)
+            response = conn.getresponse()
+            assert response.status == 200
+            assert json.loads(response.read())["value"] == want
+        conn.request("POST", "/v1/eval", "{}", {"Authorization": "Bearer wrong"})
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 401
+    finally:
+        backend.stop()
+
+
+CHECKS = {name[len("check_") :]: fn for name, fn in globals().items() if name.startswith("check_")}
+
+
+def main(names):
+    assert sys.platform == "win32", "these checks are for Windows (run them under Wine)"
+    sys.path.insert(0, PACKAGE_ROOT)
+    failed = []
+    for name in names or CHECKS:
+        started = time.monotonic()
+        try:
+            CHECKS[name]()
+        except BaseException:
+            failed.append(name)
+            print("FAIL %s (%.1f s)\n%s" % (name, time.monotonic() - started, traceback.format_exc()))
+        else:
+            print("ok   %s (%.1f s)" % (name, time.monotonic() - started))
+        sys.stdout.flush()
+    summary = "%d checks, %d failed" % (len(names or CHECKS), len(failed))
+    print(summary + (": " + ", ".join(failed) if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
