@@ -16,4 +16,8 @@ cargo test --workspace --locked -- --test-threads 2
 
 echo "== python tests" >&2
 .venv-test/bin/python -m pytest -q python/tests
+
+echo "== windows (under Wine)" >&2
+scripts/test-windows.sh
+
 scripts/test-gui.sh
