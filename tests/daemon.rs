@@ -472,3 +472,24 @@ fn the_daemon_log_is_private_and_plain_text() {
     let mode = std::fs::metadata(&log).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn a_renamed_cli_starts_its_daemon_from_itself() {
+    let home = Home::new();
+    let copy = home.root().join("bh-renamed");
+    std::fs::copy(env!("CARGO_BIN_EXE_beep-host"), &copy).unwrap();
+    let out = std::process::Command::new(&copy)
+        .arg("ps")
+        .env("BEEP_HOST_HOME", home.root())
+        .env("BEEP_HOST_DAEMON_IDLE", "30")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = home.daemon_pid().expect("a daemon runs");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, copy);
+}

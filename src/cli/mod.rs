@@ -83,6 +83,7 @@ pub fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    beep_host::daemon::runs_the_daemon();
     if !matches!(
         cli.command,
         Command::Serve(_) | Command::Daemon(_) | Command::Start(_)

@@ -291,8 +291,17 @@ async fn open_stream(
     Ok((name, Box::new(read), Box::new(write)))
 }
 
-/// The executable to run as the daemon: `$BEEP_HOST_DAEMON_EXE`, else `beep-host` beside
-/// the current executable (the CLI itself, or the app's neighbour).
+/// Set by a program that runs `daemon` itself (the CLI), whatever its file is called.
+static RUNS_THE_DAEMON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// This program serves `beep-host daemon` itself: clients it makes start the daemon from
+/// its own executable.
+pub fn runs_the_daemon() {
+    RUNS_THE_DAEMON.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The executable to run as the daemon: `$BEEP_HOST_DAEMON_EXE`, else this program when it
+/// is the CLI, else `beep-host` beside it (the app's neighbour).
 fn daemon_exe() -> Result<PathBuf, Error> {
     if let Some(exe) = std::env::var_os(EXE_ENV).filter(|e| !e.is_empty()) {
         return Ok(PathBuf::from(exe));
@@ -302,7 +311,9 @@ fn daemon_exe() -> Result<PathBuf, Error> {
         source,
     })?;
     let name = format!("beep-host{}", std::env::consts::EXE_SUFFIX);
-    if me.file_name().is_some_and(|n| n == name.as_str()) {
+    if RUNS_THE_DAEMON.load(std::sync::atomic::Ordering::Relaxed)
+        || me.file_name().is_some_and(|n| n == name.as_str())
+    {
         return Ok(me);
     }
     let beside = me.with_file_name(&name);

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Paths;
 
-pub use client::DaemonClient;
+pub use client::{DaemonClient, runs_the_daemon};
 pub use protocol::{Listing, StartSpec};
 pub use running::DaemonBackends;
 pub use server::{Daemon, Options};
