@@ -69,10 +69,6 @@ impl Paths {
     pub fn envs(&self) -> PathBuf {
         self.data.join("envs")
     }
-    /// The directory of one environment (the name is already validated).
-    pub fn env_dir(&self, name: &crate::venv::EnvName) -> PathBuf {
-        self.envs().join(name.as_str())
-    }
     /// Tools provisioned by the host (uv).
     pub fn tools(&self) -> PathBuf {
         self.data.join("tools")

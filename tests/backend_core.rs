@@ -222,7 +222,7 @@ async fn a_start_that_fails_reports_why() {
 
     // An interpreter that dies before it is ready: the last stderr lines are in the error.
     let env = home.plain_env("broken");
-    let site = home.paths.env_dir(&env).join("lib");
+    let site = beep_host::venv::env_dir(&home.paths, &env).join("lib");
     let site = std::fs::read_dir(&site)
         .unwrap()
         .next()

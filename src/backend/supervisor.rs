@@ -193,7 +193,7 @@ impl Supervisor {
     /// An ended backend, rebuilt from its record.
     fn ended_instance(&self, spec: BackendSpec, rec: &BackendRecord) -> Arc<BackendInstance> {
         let (control, _) = mpsc::unbounded_channel();
-        let env_dir = self.inner.paths.env_dir(&spec.env);
+        let env_dir = crate::venv::env_dir(&self.inner.paths, &spec.env);
         Arc::new(BackendInstance {
             id: rec.id.clone(),
             plan: LaunchPlan {
@@ -235,15 +235,15 @@ impl Supervisor {
         // Held until the backend is ready and recorded, so that a delete of the environment
         // (which takes the same lock, then looks for backends) never races a start.
         let _env_lock = self.env_lock(&spec).await?;
-        let env_dir = paths.env_dir(&spec.env);
-        let python = process::interpreter(&env_dir);
+        let env_dir = crate::venv::env_dir(paths, &spec.env);
+        let python = crate::venv::python_in(&env_dir);
         if !python.exists() {
             return Err(Error::EnvironmentMissing {
                 env: spec.env.to_string(),
                 path: env_dir,
             });
         }
-        if spec.transport == Transport::Rpc && process::has_grpc(&env_dir) == Some(false) {
+        if spec.transport == Transport::Rpc && crate::venv::has_grpc(&env_dir) == Some(false) {
             return Err(Error::GrpcMissing {
                 env: spec.env.to_string(),
                 path: env_dir,

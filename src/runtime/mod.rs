@@ -164,6 +164,12 @@ pub enum Error {
     Config(#[from] crate::config::Error),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error("Failed to find what uses runtime `{key}`")]
+    Users {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {
@@ -287,38 +293,6 @@ impl Runtimes {
         })
     }
 
-    /// What uses `runtime`: the environments built on it (their `beep-env.json` runtime or
-    /// their `pyvenv.cfg` home) and the backends `backends` reports running in them.
-    pub fn users(
-        &self,
-        runtime: &Runtime,
-        backends: &dyn crate::venv::RunningBackends,
-    ) -> Result<RuntimeUsers, Error> {
-        let envs = crate::venv::Environments::new(self.paths.clone(), self.config.clone());
-        let listed = envs
-            .list()
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
-        let prefix = fs_err::canonicalize(&runtime.path).unwrap_or_else(|_| runtime.path.clone());
-        let mut users = RuntimeUsers::default();
-        for env in listed {
-            let by_key = env.runtime.as_deref() == Some(runtime.key.as_str());
-            let by_home = env.home.as_deref().is_some_and(|home| {
-                let home = fs_err::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
-                home.starts_with(&prefix) || home.starts_with(&runtime.path)
-            });
-            if !(by_key || by_home) {
-                continue;
-            }
-            if let Ok(name) = crate::venv::EnvName::parse(&env.name) {
-                for b in backends.running_in(&name) {
-                    users.backends.push(format!("{} (in `{}`)", b.id, env.name));
-                }
-            }
-            users.environments.push(env.name);
-        }
-        Ok(users)
-    }
-
     /// The configured default runtime.
     pub fn default_runtime(&self) -> Result<Runtime, Error> {
         let key = self
@@ -370,29 +344,22 @@ impl Runtimes {
         Ok(())
     }
 
-    /// Delete a managed runtime unless an environment is built on it. Adopted runtimes
-    /// are refused. See [`remove_with`](Self::remove_with) for backends and `force`.
-    pub fn remove(&self, request: &str) -> Result<Runtime, Error> {
-        Ok(self
-            .remove_with(request, false, &crate::venv::NoBackends)?
-            .runtime)
-    }
-
-    /// Delete a managed runtime. Refused while environments are built on it or backends
-    /// run in them (as `backends` reports), naming them; with `force`, removed anyway and
-    /// the result names what it broke. Adopted runtimes are refused; a broken managed
-    /// runtime (a dangling link) is removed like any other.
+    /// Delete a managed runtime. Refused while `users` names users of it (environments
+    /// built on it, backends running in them), naming them; with `force`, removed anyway
+    /// and the result names what it broke. Adopted runtimes are refused; a broken managed
+    /// runtime (a dangling link) is removed like any other. The environments layer
+    /// answers `users` (`Environments::remove_runtime`): runtimes sit below it.
     pub fn remove_with(
         &self,
         request: &str,
         force: bool,
-        backends: &dyn crate::venv::RunningBackends,
+        users: &dyn Fn(&Runtime) -> Result<RuntimeUsers, Error>,
     ) -> Result<Removed, Error> {
         let runtime = self.find(request)?;
         if runtime.kind == RuntimeKind::Adopted {
             return Err(Error::RemoveAdopted(runtime.key));
         }
-        let users = self.users(&runtime, backends)?;
+        let users = users(&runtime)?;
         if !users.is_empty() && !force {
             return Err(Error::InUse {
                 key: runtime.key,

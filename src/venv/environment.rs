@@ -95,6 +95,36 @@ pub fn python_in(dir: &Path) -> PathBuf {
     }
 }
 
+/// The directory of environment `name` under the home's environments (it may not exist).
+pub fn env_dir(paths: &crate::Paths, name: &super::EnvName) -> PathBuf {
+    paths.envs().join(name.as_str())
+}
+
+/// Does the environment carry grpcio? Looks at the files, without starting Python.
+/// `None` when it cannot tell (the environment also sees the system site-packages).
+pub fn has_grpc(dir: &Path) -> Option<bool> {
+    let cfg = fs_err::read_to_string(dir.join(PYVENV_CFG)).unwrap_or_default();
+    let system_site = parse_pyvenv_cfg(&cfg)
+        .get("include-system-site-packages")
+        .is_some_and(|v| v == "true");
+    let mut site_dirs = vec![dir.join("Lib").join("site-packages")];
+    if let Ok(entries) = fs_err::read_dir(dir.join("lib")) {
+        for entry in entries.flatten() {
+            site_dirs.push(entry.path().join("site-packages"));
+        }
+    }
+    if site_dirs
+        .iter()
+        .any(|site| site.join("grpc").join("__init__.py").is_file())
+    {
+        Some(true)
+    } else if system_site {
+        None
+    } else {
+        Some(false)
+    }
+}
+
 /// Whether `dir` holds a finished environment (its metadata file is written last).
 pub fn is_complete(dir: &Path) -> bool {
     dir.join(METADATA_FILE).is_file()
@@ -274,6 +304,24 @@ fn rfc3339(unix_secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        let site = dir.path().join("lib/python3.11/site-packages");
+        std::fs::create_dir_all(&site).unwrap();
+        assert_eq!(has_grpc(dir.path()), Some(false));
+        std::fs::write(
+            dir.path().join("pyvenv.cfg"),
+            "include-system-site-packages = true\n",
+        )
+        .unwrap();
+        assert_eq!(has_grpc(dir.path()), None);
+        std::fs::create_dir_all(site.join("grpc")).unwrap();
+        std::fs::write(site.join("grpc/__init__.py"), "").unwrap();
+        assert_eq!(has_grpc(dir.path()), Some(true));
+    }
 
     #[test]
     fn timestamps() {

@@ -12,6 +12,7 @@ pub mod environment;
 pub mod installer;
 pub mod name;
 pub mod package;
+mod runtime_users;
 pub mod trash;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,9 @@ use crate::{Config, Paths, Progress, Reporter};
 
 pub use admin::{ADMIN_ENV, ADMIN_REQUIREMENTS, AdminAction, AdminOutcome};
 pub use backends::{EnvBackend, NoBackends, RunningBackends, StopError};
-pub use environment::{Environment, EnvironmentSize, EnvironmentStatus, Metadata, python_in};
+pub use environment::{
+    Environment, EnvironmentSize, EnvironmentStatus, Metadata, env_dir, has_grpc, python_in,
+};
 pub use installer::Tool;
 pub use name::EnvName;
 pub use package::{Package, PackageRequest};
@@ -154,7 +157,7 @@ impl Environments {
 
     /// The directory of environment `name` (it may not exist).
     pub fn dir(&self, name: &EnvName) -> PathBuf {
-        self.paths.env_dir(name)
+        env_dir(&self.paths, name)
     }
 
     /// Every finished environment, sorted by name. Starts no process; leftover trash
