@@ -36,6 +36,17 @@ pub enum Error {
     Installer(String),
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::Installer(_) | Self::Parse { .. } => C::Invalid,
+            Self::Read { .. } | Self::Write { .. } => C::Internal,
+        }
+    }
+}
+
 /// Which tool installs packages and creates environments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -93,7 +104,7 @@ impl Config {
     /// Read only the file, without environment overrides (for editing and saving).
     pub fn load_file(paths: &Paths) -> Result<Self, Error> {
         let path = paths.config_file();
-        match std::fs::read_to_string(&path) {
+        match fs_err::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map_err(|source| Error::Parse { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(Error::Read { path, source }),
@@ -104,11 +115,11 @@ impl Config {
     pub fn save(&self, paths: &Paths) -> Result<(), Error> {
         let path = paths.config_file();
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&paths.config)?;
+            fs_err::create_dir_all(&paths.config)?;
             let text = toml::to_string_pretty(self).map_err(std::io::Error::other)?;
             let tmp = path.with_extension("toml.tmp");
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, &path)
+            fs_err::write(&tmp, text)?;
+            fs_err::rename(&tmp, &path)
         };
         write().map_err(|source| Error::Write {
             path: path.clone(),
@@ -150,7 +161,7 @@ impl Config {
         };
         let mut config = Self::default();
         let mut file_exists = true;
-        match std::fs::read_to_string(&path) {
+        match fs_err::read_to_string(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => file_exists = false,
             Err(e) => problem(
                 "config file",

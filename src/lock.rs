@@ -21,6 +21,17 @@ pub enum Error {
     Busy { what: String, path: PathBuf },
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::Busy { .. } => C::Conflict,
+            Self::Open { .. } | Self::Take { .. } => C::Internal,
+        }
+    }
+}
+
 /// An exclusive lock held until dropped.
 #[derive(Debug)]
 pub struct LockFile {
@@ -31,7 +42,7 @@ pub struct LockFile {
 impl LockFile {
     fn open(path: &Path) -> Result<File, Error> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| Error::Open {
+            fs_err::create_dir_all(parent).map_err(|source| Error::Open {
                 path: path.to_path_buf(),
                 source,
             })?;

@@ -118,3 +118,23 @@ pub enum Error {
     #[error(transparent)]
     Client(#[from] client::Error),
 }
+
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::EnvironmentMissing { .. } | Self::NotFound { .. } => C::NotFound,
+            Self::IdTaken { .. }
+            | Self::NotReady { .. }
+            | Self::EnvironmentBusy { .. }
+            | Self::StillRunning { .. }
+            | Self::Ended { .. } => C::Conflict,
+            // The environment cannot serve the transport asked for.
+            Self::GrpcMissing { .. } => C::Invalid,
+            Self::CurrentExe { .. } | Self::CreateDir { .. } | Self::Record(_) => C::Internal,
+            Self::Client(e) => e.code(),
+            _ => C::Failed,
+        }
+    }
+}

@@ -160,7 +160,7 @@ impl Supervisor {
                     reason: Some(reason),
                 });
                 if let Some(socket) = &rec.socket {
-                    let _ = std::fs::remove_file(socket);
+                    let _ = fs_err::remove_file(socket);
                 }
                 if let Err(err) = rec.write(&dir) {
                     tracing::warn!(%err, "cannot mark a lost backend");
@@ -329,7 +329,7 @@ impl Supervisor {
                 None => self.lock().remove(&id),
             };
             if let Some(socket) = &backend.plan.socket {
-                let _ = std::fs::remove_file(socket);
+                let _ = fs_err::remove_file(socket);
             }
             backend.log.note(&format!("failed to start: {err}"));
             backend.set_state(BackendState::Crashed);
@@ -494,7 +494,7 @@ impl Supervisor {
         {
             process::stop_foreign(|| bad.process_alive(), pid, std::time::Instant::now()).await;
         }
-        let _ = std::fs::remove_file(&bad.path);
+        let _ = fs_err::remove_file(&bad.path);
         true
     }
 

@@ -43,6 +43,14 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        C::Failed
+    }
+}
+
 /// One downloadable archive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogEntry {

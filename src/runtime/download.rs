@@ -79,6 +79,19 @@ pub enum Error {
     Cancelled,
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::Cancelled => C::Cancelled,
+            Self::UnsupportedUrl(_) => C::Invalid,
+            Self::Write { .. } => C::Internal,
+            _ => C::Failed,
+        }
+    }
+}
+
 /// A message to a streaming consumer of the downloaded bytes.
 #[derive(Debug)]
 pub enum Chunk {
@@ -352,7 +365,7 @@ impl Download<'_> {
                     self.reporter.report(Progress::Output {
                         line: format!(
                             "{}; retrying in {:.1} s",
-                            crate::check::error_chain(&e),
+                            crate::error::chain(&e),
                             delay.as_secs_f64()
                         ),
                     });

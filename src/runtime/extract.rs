@@ -37,6 +37,17 @@ pub enum Error {
     Empty(String),
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::Write { .. } => C::Internal,
+            _ => C::Failed,
+        }
+    }
+}
+
 /// Archive formats a runtime can come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -425,10 +436,10 @@ fn write_file<R: Read>(
     #[cfg(unix)]
     let mode = header.mode().unwrap_or(0o644) & 0o777;
     let mtime = header.mtime().ok();
-    let mut options = std::fs::OpenOptions::new();
+    let mut options = fs_err::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    fs_err::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
     let mut file = match options.open(target) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             remove_existing(target);
@@ -574,7 +585,7 @@ fn ensure_parent_inside(root: &Path, target: &Path) -> Result<(), Error> {
 fn verify_links(root: &Path, dest: &Path) -> Result<(), Error> {
     let mut stack = vec![dest.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(entries) = fs_err::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
@@ -585,7 +596,7 @@ fn verify_links(root: &Path, dest: &Path) -> Result<(), Error> {
             if kind.is_dir() {
                 stack.push(path);
             } else if kind.is_symlink()
-                && let Ok(real) = std::fs::canonicalize(&path)
+                && let Ok(real) = fs_err::canonicalize(&path)
                 && !real.starts_with(root)
             {
                 return Err(Error::Unsafe {
@@ -599,11 +610,11 @@ fn verify_links(root: &Path, dest: &Path) -> Result<(), Error> {
 }
 
 fn remove_existing(target: &Path) {
-    if let Ok(meta) = std::fs::symlink_metadata(target) {
+    if let Ok(meta) = fs_err::symlink_metadata(target) {
         if meta.is_dir() {
-            let _ = std::fs::remove_dir_all(target);
+            let _ = fs_err::remove_dir_all(target);
         } else {
-            let _ = std::fs::remove_file(target);
+            let _ = fs_err::remove_file(target);
         }
     }
 }
@@ -667,11 +678,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(n, 2);
-        assert_eq!(std::fs::read(dir.path().join("bin/python")).unwrap(), b"hi");
+        assert_eq!(fs_err::read(dir.path().join("bin/python")).unwrap(), b"hi");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("bin/python3"))
+            let mode = fs_err::metadata(dir.path().join("bin/python3"))
                 .unwrap()
                 .permissions()
                 .mode();
@@ -699,8 +710,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let n = unpack_tar(&gz(&data)[..], Format::TarGz, dir.path(), "t", &NoReporter).unwrap();
         assert_eq!(n, 2);
-        assert!(std::fs::read(dir.path().join("lib/big.bin")).unwrap() == big);
-        let meta = std::fs::metadata(dir.path().join("lib/small.py")).unwrap();
+        assert!(fs_err::read(dir.path().join("lib/big.bin")).unwrap() == big);
+        let meta = fs_err::metadata(dir.path().join("lib/small.py")).unwrap();
         let mtime = meta
             .modified()
             .unwrap()
@@ -709,7 +720,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let big_meta = std::fs::metadata(dir.path().join("lib/big.bin")).unwrap();
+            let big_meta = fs_err::metadata(dir.path().join("lib/big.bin")).unwrap();
             assert_eq!(big_meta.permissions().mode() & 0o7777, 0o640);
         }
     }
@@ -718,8 +729,8 @@ mod tests {
     fn a_file_after_a_link_of_the_same_name_replaces_the_link() {
         let outer = tempfile::tempdir().unwrap();
         let dest = outer.path().join("d");
-        std::fs::create_dir_all(&dest).unwrap();
-        std::fs::write(dest.join("victim"), b"keep").unwrap();
+        fs_err::create_dir_all(&dest).unwrap();
+        fs_err::write(dest.join("victim"), b"keep").unwrap();
         let data = tar_with(|b| {
             let mut l = tar::Header::new_gnu();
             l.set_entry_type(tar::EntryType::Symlink);
@@ -729,10 +740,10 @@ mod tests {
             b.append_data(&mut h, "python/f", &b"new"[..]).unwrap();
         });
         unpack_tar(&gz(&data)[..], Format::TarGz, &dest, "t", &NoReporter).unwrap();
-        assert_eq!(std::fs::read(dest.join("victim")).unwrap(), b"keep");
-        assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"new");
+        assert_eq!(fs_err::read(dest.join("victim")).unwrap(), b"keep");
+        assert_eq!(fs_err::read(dest.join("f")).unwrap(), b"new");
         assert!(
-            !std::fs::symlink_metadata(dest.join("f"))
+            !fs_err::symlink_metadata(dest.join("f"))
                 .unwrap()
                 .is_symlink()
         );
@@ -776,7 +787,7 @@ mod tests {
         let gz = encoder.finish().unwrap();
         let dir = tempfile::tempdir().unwrap();
         unpack_tar(&gz[..], Format::TarGz, dir.path(), "t", &NoReporter).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"hello");
+        assert_eq!(fs_err::read(dir.path().join("a.txt")).unwrap(), b"hello");
 
         let mut body = Vec::new();
         GzipBody::new(&gz[..]).read_to_end(&mut body).unwrap();
@@ -803,7 +814,7 @@ mod tests {
         });
         let outer = tempfile::tempdir().unwrap();
         let dest = outer.path().join("a/b");
-        std::fs::create_dir_all(&dest).unwrap();
+        fs_err::create_dir_all(&dest).unwrap();
         let gz = gz(&data);
         let err = unpack_tar(&gz[..], Format::TarGz, &dest, "t", &NoReporter).unwrap_err();
         assert!(matches!(err, Error::Unsafe { .. }), "{err}");
@@ -834,7 +845,7 @@ mod tests {
         // A link that looks inside lexically but resolves outside through another link.
         let outer = tempfile::tempdir().unwrap();
         let dest = outer.path().join("d");
-        std::fs::create_dir_all(&dest).unwrap();
+        fs_err::create_dir_all(&dest).unwrap();
         let data = tar_with(|b| {
             let mut l = tar::Header::new_gnu();
             l.set_entry_type(tar::EntryType::Symlink);
@@ -866,9 +877,9 @@ mod tests {
             w.finish().unwrap();
         }
         let dest = dir.path().join("out");
-        std::fs::create_dir_all(&dest).unwrap();
+        fs_err::create_dir_all(&dest).unwrap();
         assert_eq!(unpack_zip(&zpath, &dest, &NoReporter).unwrap(), 2);
-        assert_eq!(std::fs::read(dest.join("bin/python3")).unwrap(), b"zz");
+        assert_eq!(fs_err::read(dest.join("bin/python3")).unwrap(), b"zz");
         assert_eq!(Format::of("x.tar.gz").unwrap(), Format::TarGz);
         assert_eq!(Format::of("x.TAR.ZST").unwrap(), Format::TarZst);
         assert!(Format::of("x.rar").is_err());

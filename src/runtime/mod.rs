@@ -116,16 +116,16 @@ pub struct Removed {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("No runtime matches `{0}`; see `beep-host runtime list` (and `--available`)")]
-    NotFound(String),
+    #[error("No runtime matches `{request}`; see `beep-host runtime list` (and `--available`)")]
+    NotFound { request: String },
     #[error("No default runtime is set; run `beep-host init` or `beep-host runtime default <key>`")]
     NoDefault,
     #[error(
-        "The default runtime `{0}` is missing; run `beep-host init` or `beep-host runtime default <key>`"
+        "The default runtime `{key}` is missing; run `beep-host init` or `beep-host runtime default <key>`"
     )]
-    DefaultMissing(String),
-    #[error("Runtime `{0}` is adopted: its files belong to the machine and are never removed")]
-    RemoveAdopted(String),
+    DefaultMissing { key: String },
+    #[error("Runtime `{key}` is adopted: its files belong to the machine and are never removed")]
+    RemoveAdopted { key: String },
     #[error(
         "Failed to remove runtime `{key}`: it is used by {users}; delete them first, or pass `--force` to remove it anyway (they stop working)"
     )]
@@ -137,9 +137,9 @@ pub enum Error {
     #[error("Failed to use interpreter `{}`: {reason}", path.display())]
     Refused { path: PathBuf, reason: String },
     #[error(
-        "Invalid runtime request `{0}`: expected a version (`3.12`, `3.12.7`), a key or a path"
+        "Invalid runtime request `{request}`: expected a version (`3.12`, `3.12.7`), a key or a path"
     )]
-    InvalidRequest(String),
+    InvalidRequest { request: String },
     #[error("No catalog entry for Python `{request}` on {platform}")]
     NoCatalogEntry { request: String, platform: String },
     #[error("Failed to run interpreter `{}`", path.display())]
@@ -162,8 +162,17 @@ pub enum Error {
     Lock(#[from] crate::lock::Error),
     #[error(transparent)]
     Config(#[from] crate::config::Error),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
+    #[error("Failed to use `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Failed to finish the background work of an install")]
+    Task {
+        #[source]
+        source: tokio::task::JoinError,
+    },
     #[error("Failed to find what uses runtime `{key}`")]
     Users {
         key: String,
@@ -173,6 +182,41 @@ pub enum Error {
 }
 
 impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::NotFound { .. } | Self::NoCatalogEntry { .. } => C::NotFound,
+            Self::RemoveAdopted { .. } | Self::InUse { .. } => C::Conflict,
+            Self::Refused { .. } | Self::InvalidRequest { .. } => C::Invalid,
+            Self::Cancelled => C::Cancelled,
+            Self::NoDefault
+            | Self::DefaultMissing { .. }
+            | Self::Unusable { .. }
+            | Self::Interpreter { .. }
+            | Self::Broken { .. } => C::Failed,
+            Self::Catalog(e) => e.code(),
+            Self::Download(e) => e.code(),
+            Self::Extract(e) => e.code(),
+            Self::Lock(e) => e.code(),
+            Self::Config(e) => e.code(),
+            Self::Io { .. } | Self::Task { .. } | Self::Users { .. } => C::Internal,
+        }
+    }
+}
+
+impl Error {
+    /// An I/O error on `path`, for `map_err`.
+    pub(crate) fn io(path: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.as_ref().to_path_buf();
+        move |source| Self::Io { path, source }
+    }
+
+    /// A background task that panicked or was cancelled, for `map_err`.
+    pub(crate) fn task(source: tokio::task::JoinError) -> Self {
+        Self::Task { source }
+    }
+
     /// A network failure whose partial download a later run can resume.
     pub fn is_resumable(&self) -> bool {
         matches!(
@@ -239,7 +283,9 @@ impl Runtimes {
     /// A path is resolved without discovering the machine's other interpreters.
     pub fn find(&self, request: &str) -> Result<Runtime, Error> {
         if request.is_empty() {
-            return Err(Error::InvalidRequest(request.to_string()));
+            return Err(Error::InvalidRequest {
+                request: request.to_string(),
+            });
         }
         // A managed key is answered from its directory alone, without discovering interpreters.
         if let Some(mut found) = install::read_managed_key(&self.paths, request) {
@@ -271,14 +317,17 @@ impl Runtimes {
                 return Ok((*found).clone());
             }
         }
-        Err(Error::NotFound(request.to_string()))
+        Err(Error::NotFound {
+            request: request.to_string(),
+        })
     }
 
     /// The runtime of one interpreter path: a managed runtime's own interpreter, or the
     /// interpreter adopted as it is (a shim resolved to what it runs).
     fn find_path(&self, path: &Path) -> Result<Runtime, Error> {
-        let canonical =
-            fs_err::canonicalize(path).map_err(|_| Error::NotFound(path.display().to_string()))?;
+        let canonical = fs_err::canonicalize(path).map_err(|_| Error::NotFound {
+            request: path.display().to_string(),
+        })?;
         if let Ok(root) = fs_err::canonicalize(self.paths.runtimes())
             && let Ok(inside) = canonical.strip_prefix(&root)
             && let Some(key) = inside.components().next()
@@ -305,7 +354,9 @@ impl Runtimes {
                 runtime.default = true;
                 Ok(runtime)
             }
-            Err(Error::NotFound(_)) => Err(Error::DefaultMissing(key.to_string())),
+            Err(Error::NotFound { .. }) => Err(Error::DefaultMissing {
+                key: key.to_string(),
+            }),
             Err(e) => Err(e),
         }
     }
@@ -357,7 +408,7 @@ impl Runtimes {
     ) -> Result<Removed, Error> {
         let runtime = self.find(request)?;
         if runtime.kind == RuntimeKind::Adopted {
-            return Err(Error::RemoveAdopted(runtime.key));
+            return Err(Error::RemoveAdopted { key: runtime.key });
         }
         let users = users(&runtime)?;
         if !users.is_empty() && !force {

@@ -141,7 +141,7 @@ pub fn parse_pyvenv_cfg(text: &str) -> BTreeMap<String, String> {
 
 /// Read a finished environment; `Ok(None)` when `dir` is not one (no metadata file).
 pub fn read(name: &str, dir: &Path) -> io::Result<Option<Environment>> {
-    let metadata_text = match std::fs::read(dir.join(METADATA_FILE)) {
+    let metadata_text = match fs_err::read(dir.join(METADATA_FILE)) {
         Ok(bytes) => bytes,
         Err(e)
             if matches!(
@@ -181,7 +181,7 @@ pub fn read(name: &str, dir: &Path) -> io::Result<Option<Environment>> {
 
 /// Read `pyvenv.cfg`; missing or unreadable is empty.
 pub fn read_pyvenv_cfg(dir: &Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(dir.join(PYVENV_CFG))
+    fs_err::read_to_string(dir.join(PYVENV_CFG))
         .map(|t| parse_pyvenv_cfg(&t))
         .unwrap_or_default()
 }
@@ -243,7 +243,7 @@ pub fn is_executable(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        fs_err::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     }
     #[cfg(not(unix))]
     {
@@ -256,7 +256,7 @@ pub fn disk_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(entries) = fs_err::read_dir(&dir) else {
             continue;
         };
         for entry in entries.filter_map(Result::ok) {
@@ -308,18 +308,18 @@ mod tests {
     #[test]
     fn grpc_detection() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        fs_err::write(dir.path().join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
         let site = dir.path().join("lib/python3.11/site-packages");
-        std::fs::create_dir_all(&site).unwrap();
+        fs_err::create_dir_all(&site).unwrap();
         assert_eq!(has_grpc(dir.path()), Some(false));
-        std::fs::write(
+        fs_err::write(
             dir.path().join("pyvenv.cfg"),
             "include-system-site-packages = true\n",
         )
         .unwrap();
         assert_eq!(has_grpc(dir.path()), None);
-        std::fs::create_dir_all(site.join("grpc")).unwrap();
-        std::fs::write(site.join("grpc/__init__.py"), "").unwrap();
+        fs_err::create_dir_all(site.join("grpc")).unwrap();
+        fs_err::write(site.join("grpc/__init__.py"), "").unwrap();
         assert_eq!(has_grpc(dir.path()), Some(true));
     }
 

@@ -67,6 +67,19 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::UvEnv { .. } => C::Invalid,
+            Self::Io { .. } => C::Internal,
+            Self::Lock { source, .. } => source.code(),
+            _ => C::Failed,
+        }
+    }
+}
+
 /// A tool that ran and exited unsuccessfully.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {

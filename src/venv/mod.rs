@@ -120,6 +120,32 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::Name(_) | Self::Requirement { .. } => C::Invalid,
+            Self::NotFound { .. } => C::NotFound,
+            Self::Exists { .. } | Self::CaseCollision { .. } | Self::InUse { .. } => C::Conflict,
+            Self::Lock { source, .. } => source.code(),
+            // A runtime the request named that cannot be used is a bad request here.
+            Self::Runtime { source, .. } => match source.code() {
+                C::NotFound | C::Invalid => C::Invalid,
+                code => code,
+            },
+            Self::Installer { source, .. } => source.code(),
+            Self::Read { .. } | Self::Write { .. } => C::Internal,
+            Self::Create { .. }
+            | Self::Install { .. }
+            | Self::Uninstall { .. }
+            | Self::RequirementsFile { .. }
+            | Self::StopBackends { .. }
+            | Self::Delete { .. } => C::Failed,
+        }
+    }
+}
+
 /// What `create` records and installs besides the environment itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreateOptions {
@@ -164,7 +190,7 @@ impl Environments {
     /// from an interrupted delete is removed on the way.
     pub fn list(&self) -> Result<Vec<Environment>, Error> {
         let envs = self.paths.envs();
-        let entries = match std::fs::read_dir(&envs) {
+        let entries = match fs_err::read_dir(&envs) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => return Err(Error::Read { path: envs, source }),
@@ -304,14 +330,14 @@ impl Environments {
         reporter: &dyn Reporter,
     ) -> Result<(), Error> {
         let dir = self.dir(name);
-        if std::fs::symlink_metadata(&dir).is_err() {
+        if fs_err::symlink_metadata(&dir).is_err() {
             return Err(Error::NotFound {
                 name: name.to_string(),
             });
         }
         // Under the lock: a backend start holds it until its backend is recorded.
         let _lock = self.lock(name, reporter).await?;
-        if std::fs::symlink_metadata(&dir).is_err() {
+        if fs_err::symlink_metadata(&dir).is_err() {
             // Another delete won the race while we waited.
             return Err(Error::NotFound {
                 name: name.to_string(),
@@ -394,7 +420,7 @@ impl Environments {
         reporter: &dyn Reporter,
     ) -> Result<Environment, Error> {
         let dir = self.dir(name);
-        if std::fs::symlink_metadata(&dir).is_ok() {
+        if fs_err::symlink_metadata(&dir).is_ok() {
             if environment::is_complete(&dir) {
                 return Err(Error::Exists {
                     name: name.to_string(),
@@ -490,7 +516,7 @@ impl Environments {
 
     /// Refuse a name that differs only in case from an environment already on disk.
     fn check_case(&self, name: &EnvName) -> Result<(), Error> {
-        let Ok(entries) = std::fs::read_dir(self.paths.envs()) else {
+        let Ok(entries) = fs_err::read_dir(self.paths.envs()) else {
             return Ok(());
         };
         let existing = entries.filter_map(Result::ok).find_map(|entry| {
@@ -519,7 +545,7 @@ impl Environments {
     }
 
     fn sweep_trash(&self) {
-        let Ok(entries) = std::fs::read_dir(self.paths.envs()) else {
+        let Ok(entries) = fs_err::read_dir(self.paths.envs()) else {
             return;
         };
         let trash: Vec<PathBuf> = entries
@@ -654,7 +680,7 @@ fn check_request(request: &PackageRequest) -> Result<(), Error> {
         });
     }
     for file in &request.files {
-        std::fs::File::open(file).map_err(|source| Error::RequirementsFile {
+        fs_err::File::open(file).map_err(|source| Error::RequirementsFile {
             path: file.clone(),
             source,
         })?;
