@@ -358,21 +358,11 @@ impl Supervisor {
             source,
         };
         let what = format!("environment `{}`", spec.env);
-        match LockFile::try_acquire(&path, &what) {
-            Ok(lock) => return Ok(lock),
-            Err(crate::lock::Error::Busy { .. }) => {}
-            Err(e) => return Err(busy(e)),
-        }
-        let wait_path = path.clone();
-        let waiting = tokio::task::spawn_blocking(move || LockFile::acquire(&wait_path));
-        match tokio::time::timeout(spec.ready_timeout, waiting).await {
-            Ok(Ok(lock)) => lock.map_err(busy),
-            Ok(Err(join)) => Err(busy(crate::lock::Error::Take {
-                path,
-                source: std::io::Error::other(join),
-            })),
-            Err(_) => Err(busy(crate::lock::Error::Busy { what, path })),
-        }
+        let wait = crate::lock::Wait {
+            timeout: Some(spec.ready_timeout),
+            ..Default::default()
+        };
+        LockFile::acquire(&path, &what, wait).await.map_err(busy)
     }
 
     /// An `rpc` start that failed because grpc is missing gets the advice.

@@ -116,9 +116,13 @@ pub async fn install_entry(
     }
     fs_err::create_dir_all(&root).map_err(Error::io(&root))?;
     let lock_path = paths.locks().join(format!("runtime-{key}.lock"));
-    let lock = tokio::select! {
-        () = options.cancel.cancelled() => return Err(Error::Cancelled),
-        lock = tokio::task::spawn_blocking(move || LockFile::acquire(&lock_path)) => lock.map_err(Error::task)??,
+    let wait = crate::lock::Wait {
+        cancel: Some(&options.cancel),
+        ..Default::default()
+    };
+    let lock = match LockFile::acquire(&lock_path, &format!("runtime `{key}`"), wait).await {
+        Err(crate::lock::Error::Cancelled { .. }) => return Err(Error::Cancelled),
+        lock => lock?,
     };
     if let Some(runtime) = read_managed(&final_dir) {
         return Ok((runtime, true));
@@ -533,7 +537,8 @@ pub fn remove_managed(paths: &Paths, runtime: &Runtime) -> Result<(), Error> {
             key: runtime.key.clone(),
         });
     }
-    let _lock = LockFile::acquire(&paths.locks().join(format!("runtime-{}.lock", runtime.key)))?;
+    let _lock =
+        LockFile::acquire_blocking(&paths.locks().join(format!("runtime-{}.lock", runtime.key)))?;
     let mut random = [0u8; 6];
     getrandom::fill(&mut random)
         .map_err(|e| Error::io(&root)(std::io::Error::other(e.to_string())))?;

@@ -636,29 +636,21 @@ impl Environments {
     async fn lock(&self, name: &EnvName, reporter: &dyn Reporter) -> Result<LockFile, Error> {
         let path = self.lock_path(name.as_str());
         let what = format!("environment `{name}`");
-        let lock_error = |source| Error::Lock {
-            name: name.to_string(),
-            source,
+        let on_wait = || {
+            reporter.report(Progress::Output {
+                line: format!("Waiting for another operation on {what} to finish"),
+            })
         };
-        match LockFile::try_acquire(&path, &what) {
-            Ok(lock) => Ok(lock),
-            Err(crate::lock::Error::Busy { .. }) => {
-                reporter.report(Progress::Output {
-                    line: format!("Waiting for another operation on {what} to finish"),
-                });
-                let wait_path = path.clone();
-                tokio::task::spawn_blocking(move || LockFile::acquire(&wait_path))
-                    .await
-                    .map_err(|e| {
-                        lock_error(crate::lock::Error::Take {
-                            path,
-                            source: std::io::Error::other(e),
-                        })
-                    })?
-                    .map_err(lock_error)
-            }
-            Err(e) => Err(lock_error(e)),
-        }
+        let wait = crate::lock::Wait {
+            on_wait: Some(&on_wait),
+            ..Default::default()
+        };
+        LockFile::acquire(&path, &what, wait)
+            .await
+            .map_err(|source| Error::Lock {
+                name: name.to_string(),
+                source,
+            })
     }
 }
 
