@@ -309,17 +309,10 @@ async fn install_runtime(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let runtimes = s.host.runtime_service();
     // Resolve first so a bad request is a plain 400/404, not an event stream.
-    if !crate::runtime::is_version_request(&request.version)
-        && !request.version.starts_with("cpython-")
-    {
-        return Err(crate::runtime::Error::InvalidRequest {
-            request: request.version,
-        }
-        .into());
-    }
+    let parsed = crate::runtime::InstallRequest::parse(&request.version)?;
     let platform = crate::runtime::platform::Platform::current();
     let catalog = runtimes.catalog().await?;
-    if catalog.resolve(&request.version, &platform).is_none() {
+    if catalog.resolve(&parsed, &platform).is_none() {
         return Err(crate::runtime::Error::NoCatalogEntry {
             request: request.version,
             platform: platform.tag(),

@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::catalog::CatalogEntry;
 use super::download::{Chunk, Download};
 use super::extract::{self, Format};
-use super::platform::{Platform, python_in};
-use super::{Error, Runtime, RuntimeKind, Runtimes};
+use super::platform::python_in;
+use super::{Error, Runtime, RuntimeKind};
 use crate::lock::LockFile;
 use crate::{Paths, Progress, Reporter};
 
@@ -61,44 +61,6 @@ pub struct Installed {
     pub runtime: Runtime,
     /// It was already installed; nothing was downloaded.
     pub already_installed: bool,
-}
-
-impl Runtimes {
-    /// Install the newest catalog entry matching `request` (`3.12`, `3.12.7` or a key).
-    pub async fn install(
-        &self,
-        request: &str,
-        reporter: &dyn Reporter,
-        options: &InstallOptions,
-    ) -> Result<Installed, Error> {
-        reporter.report(Progress::Resolve {
-            what: request.to_string(),
-        });
-        if !super::is_version_request(request) && !request.starts_with("cpython-") {
-            return Err(Error::InvalidRequest {
-                request: request.to_string(),
-            });
-        }
-        let catalog = self.catalog().await?;
-        let platform = Platform::current();
-        let entry = catalog
-            .resolve(request, &platform)
-            .cloned()
-            .ok_or_else(|| Error::NoCatalogEntry {
-                request: request.to_string(),
-                platform: platform.tag(),
-            })?;
-        install_entry(self.paths(), &entry, reporter, options)
-            .await
-            .map(|(mut runtime, already_installed)| {
-                runtime.default =
-                    self.config().default_runtime.as_deref() == Some(runtime.key.as_str());
-                Installed {
-                    runtime,
-                    already_installed,
-                }
-            })
-    }
 }
 
 /// Install one catalog entry (see the module docs).

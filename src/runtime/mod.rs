@@ -11,14 +11,18 @@ pub mod extract;
 pub mod install;
 pub mod platform;
 pub mod sysconfig;
+pub mod version;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use crate::{Config, Paths};
+use crate::{Config, Paths, Progress, Reporter};
 
 pub use catalog::{Catalog, CatalogEntry};
-pub use install::InstallOptions;
+pub use install::{InstallOptions, Installed};
+pub use version::{
+    InstallRequest, VersionRequest, is_version_request, version_matches, version_tuple,
+};
 
 /// Where a runtime came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,11 +305,11 @@ impl Runtimes {
         if let Some(found) = all.iter().find(|r| r.key == request) {
             return Ok(found.clone());
         }
-        if is_version_request(request) {
+        if let Some(version) = VersionRequest::parse(request) {
             // Managed first, then adopted; within a kind the list is newest first.
             let mut matches: Vec<&Runtime> = all
                 .iter()
-                .filter(|r| r.problem.is_none() && version_matches(&r.version, request))
+                .filter(|r| r.problem.is_none() && version.matches(&r.version))
                 .collect();
             matches.sort_by_key(|r| {
                 (
@@ -424,6 +428,38 @@ impl Runtimes {
         })
     }
 
+    /// Install the newest catalog entry matching `request` (`3.12`, `3.12.7` or a key).
+    pub async fn install(
+        &self,
+        request: &str,
+        reporter: &dyn Reporter,
+        options: &InstallOptions,
+    ) -> Result<Installed, Error> {
+        reporter.report(Progress::Resolve {
+            what: request.to_string(),
+        });
+        let parsed = InstallRequest::parse(request)?;
+        let catalog = self.catalog().await?;
+        let platform = platform::Platform::current();
+        let entry = catalog
+            .resolve(&parsed, &platform)
+            .cloned()
+            .ok_or_else(|| Error::NoCatalogEntry {
+                request: request.to_string(),
+                platform: platform.tag(),
+            })?;
+        install::install_entry(self.paths(), &entry, reporter, options)
+            .await
+            .map(|(mut runtime, already_installed)| {
+                runtime.default =
+                    self.config().default_runtime.as_deref() == Some(runtime.key.as_str());
+                Installed {
+                    runtime,
+                    already_installed,
+                }
+            })
+    }
+
     /// The catalog in force (built in, or replaced by config / `BEEP_PYTHON_CATALOG`).
     pub async fn catalog(&self) -> Result<Catalog, Error> {
         Ok(Catalog::load(
@@ -467,35 +503,4 @@ fn usable(runtime: Runtime) -> Result<Runtime, Error> {
 
 pub(crate) fn looks_like_path(request: &str) -> bool {
     request.contains('/') || request.contains('\\')
-}
-
-/// `3`, `3.12`, `3.12.7`.
-pub fn is_version_request(request: &str) -> bool {
-    let parts: Vec<&str> = request.split('.').collect();
-    !parts.is_empty()
-        && parts.len() <= 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-}
-
-/// Whether `version` (`3.12.7`) is matched by the request prefix (`3.12`).
-pub fn version_matches(version: &str, request: &str) -> bool {
-    let v: Vec<&str> = version.split('.').collect();
-    let r: Vec<&str> = request.split('.').collect();
-    r.len() <= v.len() && r.iter().zip(&v).all(|(a, b)| a == b)
-}
-
-/// Numeric parts of a version for ordering; non-numeric tails count as 0.
-pub fn version_tuple(version: &str) -> Vec<u64> {
-    version
-        .split('.')
-        .map(|p| {
-            p.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .unwrap_or(0)
-        })
-        .collect()
 }
