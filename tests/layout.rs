@@ -67,3 +67,22 @@ fn the_check_sees_a_layering_violation() {
     // The walk finds what the layering forbids where it is allowed (backend uses venv).
     assert!(!mentions(&["backend"], "venv").is_empty());
 }
+
+/// Files are split by noun before they grow past this (README "Module map", house style).
+const MAX_LINES: usize = 600;
+
+#[test]
+fn no_source_file_is_over_the_line_limit() {
+    let long: Vec<String> = rust_files(&src())
+        .into_iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+            (lines > MAX_LINES).then(|| format!("{}: {lines} lines", file.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "over {MAX_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}

@@ -11,6 +11,7 @@ mod job;
 pub mod log;
 pub mod process;
 pub mod record;
+mod recovery;
 pub mod spec;
 pub mod stats;
 pub mod status;
