@@ -227,6 +227,59 @@ impl Config {
     }
 }
 
+/// The variables that override settings of the file, in the order settings are listed.
+pub const OVERRIDE_ENVS: [&str; 3] = [CATALOG_ENV, MIRROR_ENV, INSTALLER_ENV];
+
+impl Config {
+    /// The variables of [`OVERRIDE_ENVS`] set (non-empty) in this process: the settings
+    /// that editing the file does not change.
+    pub fn overridden() -> Vec<String> {
+        overridden_by(|name| std::env::var_os(name))
+    }
+}
+
+/// [`Config::overridden`], reading variables through `get`.
+fn overridden_by(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Vec<String> {
+    OVERRIDE_ENVS
+        .into_iter()
+        .filter(|name| get(name).is_some_and(|v| !v.is_empty()))
+        .map(str::to_string)
+        .collect()
+}
+
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_are_the_variables_set_and_not_empty() {
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                set.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(overridden_by(env(&[])).is_empty());
+        assert_eq!(
+            overridden_by(env(&[
+                (INSTALLER_ENV, "uv"),
+                (CATALOG_ENV, "file:///c.json"),
+                (MIRROR_ENV, ""),
+                ("BEEP_HOST_UV", "/bin/uv"),
+            ])),
+            [CATALOG_ENV, INSTALLER_ENV]
+        );
+        // This process: the same answer as reading the variables one by one.
+        let expected: Vec<String> = OVERRIDE_ENVS
+            .iter()
+            .filter(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+            .map(|name| name.to_string())
+            .collect();
+        assert_eq!(Config::overridden(), expected);
+    }
 }
