@@ -44,13 +44,9 @@ impl Default for InstallOptions {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuntimeMetadata {
     pub key: String,
-    pub version: String,
-    pub os: String,
-    pub arch: String,
-    pub libc: String,
-    pub build: String,
-    pub url: String,
-    pub sha256: String,
+    /// The catalog entry it was installed from (its fields at the top level of the file).
+    #[serde(flatten)]
+    pub entry: CatalogEntry,
     /// Unix seconds.
     pub installed_at: u64,
 }
@@ -151,13 +147,7 @@ pub async fn install_entry(
     tracing::debug!(?patched, "build-time configuration points at the runtime");
     let metadata = RuntimeMetadata {
         key: key.clone(),
-        version: entry.version.clone(),
-        os: entry.os.clone(),
-        arch: entry.arch.clone(),
-        libc: entry.libc.clone(),
-        build: entry.build.clone(),
-        url: entry.url.clone(),
-        sha256: entry.sha256.clone(),
+        entry: entry.clone(),
         installed_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -410,7 +400,7 @@ fn read_managed(dir: &Path) -> Option<Runtime> {
     let meta: RuntimeMetadata = serde_json::from_slice(&bytes).ok()?;
     Some(Runtime {
         key: meta.key,
-        version: meta.version,
+        version: meta.entry.version,
         path: dir.to_path_buf(),
         python: python_in(dir),
         kind: RuntimeKind::Managed,
@@ -515,4 +505,29 @@ pub fn remove_managed(paths: &Paths, runtime: &Runtime) -> Result<(), Error> {
         fs_err::remove_dir(&trash).map_err(Error::io(&trash))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `beep-runtime.json` keeps its flat shape: files written before read the same.
+    #[test]
+    fn runtime_metadata_is_the_catalog_entry_flattened() {
+        let written = serde_json::json!({
+            "key": "cpython-3.12.7-linux-x86_64-gnu",
+            "version": "3.12.7",
+            "os": "linux",
+            "arch": "x86_64",
+            "libc": "gnu",
+            "build": "20241016",
+            "url": "file:///a.tar.gz",
+            "sha256": "0".repeat(64),
+            "installed_at": 5,
+        });
+        let meta: RuntimeMetadata = serde_json::from_value(written.clone()).unwrap();
+        assert_eq!(meta.entry.key(), meta.key);
+        assert_eq!(meta.entry.version, "3.12.7");
+        assert_eq!(serde_json::to_value(&meta).unwrap(), written);
+    }
 }
