@@ -331,7 +331,7 @@ async fn a_start_waits_for_another_operation_on_its_environment() {
     let env = home.plain_env("busy");
     // What `venv install`/`venv delete` hold while they work on the environment.
     let lock_path = home.paths.locks().join("venv-busy.lock");
-    let held = beep_host::lock::LockFile::acquire(&lock_path).unwrap();
+    let held = beep_host::lock::LockFile::acquire_blocking(&lock_path).unwrap();
 
     let mut spec = BackendSpec::new(env.clone(), Transport::Pipe);
     spec.ready_timeout = Duration::from_millis(300);

@@ -30,7 +30,7 @@ pub fn grpc_env() -> &'static Path {
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-envs");
         std::fs::create_dir_all(&root).unwrap();
         let env = root.join("grpc");
-        let _lock = beep_host::lock::LockFile::acquire(&root.join("grpc.lock")).unwrap();
+        let _lock = beep_host::lock::LockFile::acquire_blocking(&root.join("grpc.lock")).unwrap();
         if env.join("ok").exists() {
             return env;
         }
