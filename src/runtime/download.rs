@@ -73,8 +73,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("Unsupported URL `{0}`: expected http://, https:// or file://")]
-    UnsupportedUrl(String),
+    #[error("Unsupported URL `{url}`: expected http://, https:// or file://")]
+    UnsupportedUrl { url: String },
     #[error("Download cancelled")]
     Cancelled,
 }
@@ -85,7 +85,7 @@ impl Error {
         use crate::ErrorCode as C;
         match self {
             Self::Cancelled => C::Cancelled,
-            Self::UnsupportedUrl(_) => C::Invalid,
+            Self::UnsupportedUrl { .. } => C::Invalid,
             Self::Write { .. } => C::Internal,
             _ => C::Failed,
         }
@@ -234,7 +234,9 @@ impl Download<'_> {
         } else if self.url.starts_with("http://") || self.url.starts_with("https://") {
             self.fetch_http(&mut state, &mut file).await?;
         } else {
-            return Err(Error::UnsupportedUrl(self.url.to_string()));
+            return Err(Error::UnsupportedUrl {
+                url: self.url.to_string(),
+            });
         }
         file.flush().await.map_err(|source| Error::Write {
             path: self.partial.to_path_buf(),

@@ -17,8 +17,8 @@ use gzip::GzipBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("Unsupported archive `{0}`: expected .tar.gz, .tgz, .tar.zst or .zip")]
-    UnsupportedFormat(String),
+    #[error("Unsupported archive `{archive}`: expected .tar.gz, .tgz, .tar.zst or .zip")]
+    UnsupportedFormat { archive: String },
     #[error("Refused unsafe archive entry `{entry}`: {reason}")]
     Unsafe { entry: String, reason: &'static str },
     #[error("Failed to read archive `{archive}`")]
@@ -39,8 +39,8 @@ pub enum Error {
         #[source]
         source: zip::result::ZipError,
     },
-    #[error("Archive `{0}` is empty")]
-    Empty(String),
+    #[error("Archive `{archive}` is empty")]
+    Empty { archive: String },
 }
 
 impl Error {
@@ -73,7 +73,9 @@ impl Format {
         } else if lower.ends_with(".zip") {
             Ok(Self::Zip)
         } else {
-            Err(Error::UnsupportedFormat(name.to_string()))
+            Err(Error::UnsupportedFormat {
+                archive: name.to_string(),
+            })
         }
     }
 
@@ -103,7 +105,11 @@ pub fn unpack_tar<R: BufRead + Send>(
         Format::TarZst => {
             Box::new(zstd::stream::read::Decoder::with_buffer(reader).map_err(read_err)?)
         }
-        Format::Zip => return Err(Error::UnsupportedFormat(name.to_string())),
+        Format::Zip => {
+            return Err(Error::UnsupportedFormat {
+                archive: name.to_string(),
+            });
+        }
     };
     std::thread::scope(|scope| {
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<std::io::Result<Vec<u8>>>(4);
@@ -244,7 +250,9 @@ fn unpack_entries(
         }
     }
     if count == 0 {
-        return Err(Error::Empty(name.to_string()));
+        return Err(Error::Empty {
+            archive: name.to_string(),
+        });
     }
     unpacker.finish()?;
     reporter.report(Progress::Extract {
@@ -269,7 +277,7 @@ pub fn unpack_zip(path: &Path, dest: &Path, reporter: &dyn Reporter) -> Result<u
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(zip_err)?;
     let total = archive.len() as u64;
     if total == 0 {
-        return Err(Error::Empty(name));
+        return Err(Error::Empty { archive: name });
     }
     let mut unpacker = Unpacker::new(dest)?;
     for i in 0..archive.len() {
