@@ -82,7 +82,8 @@ while True:
             format!("grpc-{:016x}", hasher.finish())
         };
         let env = root.join(&name);
-        let _lock = beep_host::lock::LockFile::acquire(&root.join(format!("{name}.lock"))).unwrap();
+        let _lock = beep_host::lock::LockFile::acquire_blocking(&root.join(format!("{name}.lock")))
+            .unwrap();
         if !env.join("ok").exists() {
             let partial = root.join(format!("{name}.partial"));
             let _ = std::fs::remove_dir_all(&partial);
@@ -391,7 +392,8 @@ while True:
         let paths = Paths::under(home.path().to_path_buf());
         let env = EnvName::parse("admin").unwrap();
         std::fs::create_dir_all(paths.envs()).unwrap();
-        std::os::unix::fs::symlink(grpc_env(&python), paths.env_dir(&env)).unwrap();
+        std::os::unix::fs::symlink(grpc_env(&python), beep_host::venv::env_dir(&paths, &env))
+            .unwrap();
 
         let raw = raw_echo(&python, home.path(), calls, secs);
         // BENCH_RUNTIME=current measures on a single-threaded tokio runtime.

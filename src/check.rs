@@ -89,7 +89,7 @@ pub async fn run(paths: &Paths) -> Vec<Check> {
                 ),
             )
         }
-        Err(e) => Check::new("catalog", Status::Fail, error_chain(&e)),
+        Err(e) => Check::new("catalog", Status::Fail, crate::error::chain(&e)),
     });
     checks.push(match &config.mirror {
         Some(mirror) => Check::new("mirror", Status::Ok, format!("downloads from {mirror}")),
@@ -116,7 +116,7 @@ fn default_runtime(runtimes: &Runtimes) -> Check {
                 "not set: run `beep-host init` or `beep-host runtime default <key>`",
             );
         }
-        Err(e) => return Check::new(NAME, Status::Fail, error_chain(&e)),
+        Err(e) => return Check::new(NAME, Status::Fail, crate::error::chain(&e)),
     };
     match runtime::discover::run_probe(&runtime.python) {
         Ok(probe) if probe.version == runtime.version => Check::new(
@@ -159,20 +159,8 @@ fn default_runtime(runtimes: &Runtimes) -> Check {
 }
 
 fn writable(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    fs_err::create_dir_all(dir)?;
     let probe = dir.join(format!(".write-check-{}", std::process::id()));
-    std::fs::write(&probe, b"ok")?;
-    std::fs::remove_file(&probe)
-}
-
-/// An error and its causes on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    fs_err::write(&probe, b"ok")?;
+    fs_err::remove_file(&probe)
 }

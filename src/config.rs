@@ -36,6 +36,17 @@ pub enum Error {
     Installer(String),
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::Installer(_) | Self::Parse { .. } => C::Invalid,
+            Self::Read { .. } | Self::Write { .. } => C::Internal,
+        }
+    }
+}
+
 /// Which tool installs packages and creates environments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -93,7 +104,7 @@ impl Config {
     /// Read only the file, without environment overrides (for editing and saving).
     pub fn load_file(paths: &Paths) -> Result<Self, Error> {
         let path = paths.config_file();
-        match std::fs::read_to_string(&path) {
+        match fs_err::read_to_string(&path) {
             Ok(text) => toml::from_str(&text).map_err(|source| Error::Parse { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(Error::Read { path, source }),
@@ -104,11 +115,11 @@ impl Config {
     pub fn save(&self, paths: &Paths) -> Result<(), Error> {
         let path = paths.config_file();
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&paths.config)?;
+            fs_err::create_dir_all(&paths.config)?;
             let text = toml::to_string_pretty(self).map_err(std::io::Error::other)?;
             let tmp = path.with_extension("toml.tmp");
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, &path)
+            fs_err::write(&tmp, text)?;
+            fs_err::rename(&tmp, &path)
         };
         write().map_err(|source| Error::Write {
             path: path.clone(),
@@ -150,7 +161,7 @@ impl Config {
         };
         let mut config = Self::default();
         let mut file_exists = true;
-        match std::fs::read_to_string(&path) {
+        match fs_err::read_to_string(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => file_exists = false,
             Err(e) => problem(
                 "config file",
@@ -216,6 +227,59 @@ impl Config {
     }
 }
 
+/// The variables that override settings of the file, in the order settings are listed.
+pub const OVERRIDE_ENVS: [&str; 3] = [CATALOG_ENV, MIRROR_ENV, INSTALLER_ENV];
+
+impl Config {
+    /// The variables of [`OVERRIDE_ENVS`] set (non-empty) in this process: the settings
+    /// that editing the file does not change.
+    pub fn overridden() -> Vec<String> {
+        overridden_by(|name| std::env::var_os(name))
+    }
+}
+
+/// [`Config::overridden`], reading variables through `get`.
+fn overridden_by(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Vec<String> {
+    OVERRIDE_ENVS
+        .into_iter()
+        .filter(|name| get(name).is_some_and(|v| !v.is_empty()))
+        .map(str::to_string)
+        .collect()
+}
+
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_are_the_variables_set_and_not_empty() {
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                set.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(overridden_by(env(&[])).is_empty());
+        assert_eq!(
+            overridden_by(env(&[
+                (INSTALLER_ENV, "uv"),
+                (CATALOG_ENV, "file:///c.json"),
+                (MIRROR_ENV, ""),
+                ("BEEP_HOST_UV", "/bin/uv"),
+            ])),
+            [CATALOG_ENV, INSTALLER_ENV]
+        );
+        // This process: the same answer as reading the variables one by one.
+        let expected: Vec<String> = OVERRIDE_ENVS
+            .iter()
+            .filter(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+            .map(|name| name.to_string())
+            .collect();
+        assert_eq!(Config::overridden(), expected);
+    }
 }

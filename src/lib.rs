@@ -4,6 +4,7 @@ pub mod backend;
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod error;
 pub mod host;
 pub mod lock;
 pub mod paths;
@@ -12,6 +13,7 @@ pub mod runtime;
 pub mod venv;
 
 pub use config::Config;
+pub use error::ErrorCode;
 pub use paths::Paths;
 pub use reporter::{NoReporter, Progress, Reporter};
 

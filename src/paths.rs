@@ -20,6 +20,16 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::NoHome | Self::Create { .. } => C::Internal,
+        }
+    }
+}
+
 /// The directory roots. Subdirectories are named by methods so every caller agrees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paths {
@@ -69,10 +79,6 @@ impl Paths {
     pub fn envs(&self) -> PathBuf {
         self.data.join("envs")
     }
-    /// The directory of one environment (the name is already validated).
-    pub fn env_dir(&self, name: &crate::venv::EnvName) -> PathBuf {
-        self.envs().join(name.as_str())
-    }
     /// Tools provisioned by the host (uv).
     pub fn tools(&self) -> PathBuf {
         self.data.join("tools")
@@ -108,7 +114,7 @@ impl Paths {
 
     /// Create `dir` (and parents) if missing.
     pub fn ensure(dir: &Path) -> Result<(), Error> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Create {
+        fs_err::create_dir_all(dir).map_err(|source| Error::Create {
             path: dir.to_path_buf(),
             source,
         })

@@ -222,7 +222,7 @@ async fn a_start_that_fails_reports_why() {
 
     // An interpreter that dies before it is ready: the last stderr lines are in the error.
     let env = home.plain_env("broken");
-    let site = home.paths.env_dir(&env).join("lib");
+    let site = beep_host::venv::env_dir(&home.paths, &env).join("lib");
     let site = std::fs::read_dir(&site)
         .unwrap()
         .next()
@@ -331,7 +331,7 @@ async fn a_start_waits_for_another_operation_on_its_environment() {
     let env = home.plain_env("busy");
     // What `venv install`/`venv delete` hold while they work on the environment.
     let lock_path = home.paths.locks().join("venv-busy.lock");
-    let held = beep_host::lock::LockFile::acquire(&lock_path).unwrap();
+    let held = beep_host::lock::LockFile::acquire_blocking(&lock_path).unwrap();
 
     let mut spec = BackendSpec::new(env.clone(), Transport::Pipe);
     spec.ready_timeout = Duration::from_millis(300);

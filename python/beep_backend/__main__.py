@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from .log import log
+
 USAGE = """usage: python -m beep_backend --transport http|pipe|grpc [--socket PATH] [--port N]
                          [--max-body BYTES] [--env-name NAME] [--token-stdin]
                          [--insecure-no-token]
@@ -110,7 +112,7 @@ def main(argv=None):
                 "no_token", "BEEP_BACKEND_TOKEN is not set (pass --token-stdin, or --insecure-no-token)", 2
             )
         token = None
-        sys.stderr.write("beep_backend: WARNING: --insecure-no-token: any local process can run code here\n")
+        log("WARNING: --insecure-no-token: any local process can run code here")
 
     parent = os.environ.get("BEEP_PARENT_PID")
     if parent is not None:
@@ -168,7 +170,7 @@ def main(argv=None):
     try:
         server.close()
     except Exception as exc:
-        sys.stderr.write("beep_backend: close failed: %r\n" % exc)
+        log("close failed: %r" % exc)
     dispatcher.exit(0)
     return 0
 

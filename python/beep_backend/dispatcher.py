@@ -23,20 +23,13 @@ import threading
 import time
 from _queue import SimpleQueue  # not `queue`: it imports heapq, collections, ...
 
+from .log import log  # pipe_server imports it from here too
 from .operations import INTERRUPTED, CallTimeout, Operations, bad_request, error_body
 
 _STOP = object()
 LONG_CALL = 0.05  # seconds (at most) before the pipe transport's watcher takes over its sockets
 _TICK = LONG_CALL / 2
 _HAS_ITIMER = hasattr(signal, "setitimer")
-
-
-def log(message):
-    try:
-        sys.__stderr__.write("beep_backend: %s\n" % message)
-        sys.__stderr__.flush()
-    except Exception:
-        pass
 
 
 class Dispatcher:

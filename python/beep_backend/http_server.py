@@ -22,7 +22,7 @@ import time
 
 from . import wire
 from .auth import compare_digest
-from .dispatcher import log
+from .log import log
 
 MAX_HEAD = 64 * 1024
 DEFAULT_HEADER_TIMEOUT = 10.0  # seconds to send a complete request head

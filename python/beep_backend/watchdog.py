@@ -4,7 +4,7 @@ import os
 import threading
 import time
 
-from .dispatcher import log
+from .log import log
 
 INTERVAL = 0.5
 

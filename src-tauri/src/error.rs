@@ -29,112 +29,51 @@ impl AppError {
         }
     }
 
-    /// The error and its `source()` chain, as the CLI prints it.
-    fn from_chain(code: ErrorCode, error: &dyn std::error::Error) -> Self {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            if !message.contains(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
-            }
-            source = cause.source();
+    /// A core error: its code in the UI's terms, and its text with its causes.
+    pub fn from_core(code: beep_host::ErrorCode, error: &dyn std::error::Error) -> Self {
+        Self::new(code.into(), beep_host::error::chain(error))
+    }
+}
+
+impl From<beep_host::ErrorCode> for ErrorCode {
+    /// The UI tells apart only what it shows differently: a conflict is `busy`, and an
+    /// internal error is a failure like any other.
+    fn from(code: beep_host::ErrorCode) -> Self {
+        use beep_host::ErrorCode as C;
+        match code {
+            C::Invalid => Self::Invalid,
+            C::NotFound => Self::NotFound,
+            C::Conflict => Self::Busy,
+            C::Cancelled => Self::Cancelled,
+            C::Failed | C::Internal => Self::Failed,
         }
-        Self::new(code, message)
     }
 }
 
 pub type AppResult<T> = Result<T, AppError>;
 
-impl From<beep_host::runtime::Error> for AppError {
-    fn from(e: beep_host::runtime::Error) -> Self {
-        use beep_host::runtime::Error as E;
-        let code = match &e {
-            E::NotFound(_) | E::NoDefault | E::DefaultMissing(_) | E::NoCatalogEntry { .. } => {
-                ErrorCode::NotFound
+macro_rules! from_core {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for AppError {
+            fn from(e: $error) -> Self {
+                Self::from_core(e.code(), &e)
             }
-            E::InvalidRequest(_) | E::RemoveAdopted(_) => ErrorCode::Invalid,
-            E::Cancelled => ErrorCode::Cancelled,
-            E::Lock(_) => ErrorCode::Busy,
-            _ => ErrorCode::Failed,
-        };
-        Self::from_chain(code, &e)
-    }
+        })*
+    };
 }
 
-impl From<beep_host::venv::Error> for AppError {
-    fn from(e: beep_host::venv::Error) -> Self {
-        use beep_host::venv::Error as E;
-        let code = match &e {
-            E::NotFound { .. } => ErrorCode::NotFound,
-            E::Name(_) | E::Requirement { .. } | E::Exists { .. } => ErrorCode::Invalid,
-            E::InUse { .. } | E::Lock { .. } => ErrorCode::Busy,
-            _ => ErrorCode::Failed,
-        };
-        Self::from_chain(code, &e)
-    }
-}
-
-impl From<beep_host::host::Error> for AppError {
-    fn from(e: beep_host::host::Error) -> Self {
-        Self::from_chain(ErrorCode::Failed, &e)
-    }
-}
-
-impl From<beep_host::venv::name::Error> for AppError {
-    fn from(e: beep_host::venv::name::Error) -> Self {
-        Self::from_chain(ErrorCode::Invalid, &e)
-    }
-}
-
-impl From<beep_host::backend::Error> for AppError {
-    fn from(e: beep_host::backend::Error) -> Self {
-        use beep_host::backend::Error as E;
-        let code = match &e {
-            E::NotFound { .. } | E::EnvironmentMissing { .. } => ErrorCode::NotFound,
-            E::NotReady { .. } | E::IdTaken { .. } | E::EnvironmentBusy { .. } => ErrorCode::Busy,
-            E::GrpcMissing { .. } => ErrorCode::Invalid,
-            _ => ErrorCode::Failed,
-        };
-        Self::from_chain(code, &e)
-    }
-}
-
-impl From<beep_host::daemon::Error> for AppError {
-    fn from(e: beep_host::daemon::Error) -> Self {
-        use beep_host::daemon::protocol::FailureCode as F;
-        let code = match e.code() {
-            Some(F::NotFound) => ErrorCode::NotFound,
-            Some(F::Invalid) => ErrorCode::Invalid,
-            Some(F::Conflict) => ErrorCode::Busy,
-            _ => ErrorCode::Failed,
-        };
-        Self::from_chain(code, &e)
-    }
-}
-
-impl From<beep_host::backend::client::Error> for AppError {
-    fn from(e: beep_host::backend::client::Error) -> Self {
-        Self::from_chain(ErrorCode::Failed, &e)
-    }
-}
-
-impl From<beep_host::config::Error> for AppError {
-    fn from(e: beep_host::config::Error) -> Self {
-        let code = match &e {
-            beep_host::config::Error::Installer(_) => ErrorCode::Invalid,
-            _ => ErrorCode::Failed,
-        };
-        Self::from_chain(code, &e)
-    }
-}
-
-impl From<beep_host::paths::Error> for AppError {
-    fn from(e: beep_host::paths::Error) -> Self {
-        Self::from_chain(ErrorCode::Failed, &e)
-    }
-}
+from_core!(
+    beep_host::Error,
+    beep_host::runtime::Error,
+    beep_host::venv::Error,
+    beep_host::venv::name::Error,
+    beep_host::backend::Error,
+    beep_host::backend::client::Error,
+    beep_host::host::Error,
+    beep_host::daemon::Error,
+    beep_host::config::Error,
+    beep_host::paths::Error,
+);
 
 #[cfg(test)]
 mod tests {
@@ -150,6 +89,33 @@ mod tests {
         assert_eq!(serde_json::to_value(&e).unwrap()["code"], "cancelled");
         let e: AppError = beep_host::venv::EnvName::parse("../x").unwrap_err().into();
         assert_eq!(e.code, ErrorCode::Invalid);
+    }
+
+    /// The app and the host API once disagreed (removing an adopted runtime was Invalid
+    /// here, Conflict there; an existing environment Invalid here): both follow the core.
+    #[test]
+    fn codes_follow_the_core() {
+        let adopted: AppError = beep_host::runtime::Error::RemoveAdopted { key: "k".into() }.into();
+        assert_eq!(adopted.code, ErrorCode::Busy);
+        let exists: AppError = beep_host::venv::Error::Exists {
+            name: "a".into(),
+            path: "/e/a".into(),
+        }
+        .into();
+        assert_eq!(exists.code, ErrorCode::Busy);
+        let ended: AppError = beep_host::backend::Error::Ended {
+            id: beep_host::backend::BackendId::parse("b1").unwrap(),
+        }
+        .into();
+        assert_eq!(ended.code, ErrorCode::Busy);
+        let remote: AppError = beep_host::daemon::Error::Remote {
+            code: beep_host::daemon::protocol::FailureCode::NotFound,
+            message: "gone".into(),
+        }
+        .into();
+        assert_eq!(remote.code, ErrorCode::NotFound);
+        let record: AppError = beep_host::paths::Error::NoHome.into();
+        assert_eq!(record.code, ErrorCode::Failed);
     }
 
     #[test]

@@ -169,7 +169,7 @@ impl BackendInstance {
             snap.running_since = None;
         });
         if let Some(socket) = &self.plan.socket {
-            let _ = std::fs::remove_file(socket);
+            let _ = fs_err::remove_file(socket);
         }
         let last_exit = self.snapshot().last_exit;
         let _ = self.events.send(BackendEvent::Ended {
@@ -199,7 +199,7 @@ impl BackendInstance {
 
     async fn relaunch(&self) -> Result<Launched, Error> {
         if let Some(socket) = &self.plan.socket {
-            let _ = std::fs::remove_file(socket);
+            let _ = fs_err::remove_file(socket);
         }
         let mut launched = process::launch(&self.plan, &self.log).await?;
         if let Err(err) = self.mark_ready(&launched) {

@@ -125,11 +125,11 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     if let Some(parent) = path.parent() {
         fs_err::create_dir_all(parent)?;
     }
-    let mut options = std::fs::OpenOptions::new();
+    let mut options = fs_err::OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    fs_err::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(fs_err::File::into_file)
 }
 
 /// `<log>.2` -> `<log>.3`, `<log>.1` -> `<log>.2`, `<log>` -> `<log>.1`.
@@ -140,9 +140,9 @@ fn rotate(path: &Path) {
         PathBuf::from(name)
     };
     for n in (1..KEEP_ROTATED).rev() {
-        let _ = std::fs::rename(numbered(n), numbered(n + 1));
+        let _ = fs_err::rename(numbered(n), numbered(n + 1));
     }
-    let _ = std::fs::rename(path, numbered(1));
+    let _ = fs_err::rename(path, numbered(1));
 }
 
 /// The last `n` lines of a log file (for processes that do not own the backend).

@@ -11,6 +11,7 @@ mod job;
 pub mod log;
 pub mod process;
 pub mod record;
+mod recovery;
 pub mod spec;
 pub mod stats;
 pub mod status;
@@ -117,4 +118,24 @@ pub enum Error {
     Record(#[from] record::Error),
     #[error(transparent)]
     Client(#[from] client::Error),
+}
+
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::EnvironmentMissing { .. } | Self::NotFound { .. } => C::NotFound,
+            Self::IdTaken { .. }
+            | Self::NotReady { .. }
+            | Self::EnvironmentBusy { .. }
+            | Self::StillRunning { .. }
+            | Self::Ended { .. } => C::Conflict,
+            // The environment cannot serve the transport asked for.
+            Self::GrpcMissing { .. } => C::Invalid,
+            Self::CurrentExe { .. } | Self::CreateDir { .. } | Self::Record(_) => C::Internal,
+            Self::Client(e) => e.code(),
+            _ => C::Failed,
+        }
+    }
 }

@@ -67,42 +67,6 @@ pub fn python_package_dir() -> Result<PathBuf, Error> {
     Err(Error::PythonPackageMissing { exe })
 }
 
-/// The interpreter of an environment directory.
-pub fn interpreter(env_dir: &Path) -> PathBuf {
-    if cfg!(windows) {
-        env_dir.join("Scripts").join("python.exe")
-    } else {
-        env_dir.join("bin").join("python")
-    }
-}
-
-/// Does the environment carry grpcio? Looks at the files, without starting Python.
-/// `None` when it cannot tell (the environment also sees the system site-packages).
-pub fn has_grpc(env_dir: &Path) -> Option<bool> {
-    let cfg = std::fs::read_to_string(env_dir.join("pyvenv.cfg")).unwrap_or_default();
-    let system_site = cfg.lines().any(|line| {
-        let mut parts = line.splitn(2, '=');
-        parts.next().map(str::trim) == Some("include-system-site-packages")
-            && parts.next().map(str::trim) == Some("true")
-    });
-    let mut site_dirs = vec![env_dir.join("Lib").join("site-packages")];
-    if let Ok(entries) = std::fs::read_dir(env_dir.join("lib")) {
-        for entry in entries.flatten() {
-            site_dirs.push(entry.path().join("site-packages"));
-        }
-    }
-    if site_dirs
-        .iter()
-        .any(|dir| dir.join("grpc").join("__init__.py").is_file())
-    {
-        Some(true)
-    } else if system_site {
-        None
-    } else {
-        Some(false)
-    }
-}
-
 /// A fresh 256-bit token, hex encoded.
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
@@ -139,7 +103,7 @@ pub struct Launched {
 
 /// Spawn the backend and wait for its ready line.
 pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched, Error> {
-    let python = interpreter(&plan.env_dir);
+    let python = crate::venv::python_in(&plan.env_dir);
     let mut command = Command::new(&python);
     command
         .arg("-m")
@@ -546,24 +510,6 @@ mod tests {
             parse_start_line(r#"{"event": "surprise"}"#),
             Some(Err(_))
         ));
-    }
-
-    #[test]
-    fn grpc_detection() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
-        let site = dir.path().join("lib/python3.11/site-packages");
-        std::fs::create_dir_all(&site).unwrap();
-        assert_eq!(has_grpc(dir.path()), Some(false));
-        std::fs::write(
-            dir.path().join("pyvenv.cfg"),
-            "include-system-site-packages = true\n",
-        )
-        .unwrap();
-        assert_eq!(has_grpc(dir.path()), None);
-        std::fs::create_dir_all(site.join("grpc")).unwrap();
-        std::fs::write(site.join("grpc/__init__.py"), "").unwrap();
-        assert_eq!(has_grpc(dir.path()), Some(true));
     }
 
     #[test]

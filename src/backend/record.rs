@@ -35,6 +35,14 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        C::Internal
+    }
+}
+
 /// What another process needs to find, call and stop a backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendRecord {
@@ -113,26 +121,26 @@ impl BackendRecord {
         let tmp = dir.join(format!(".{}.{}.tmp", self.id, std::process::id()));
         let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.into()))?;
         let written = (|| {
-            let mut options = std::fs::OpenOptions::new();
+            let mut options = fs_err::OpenOptions::new();
             options.create(true).write(true).truncate(true);
             #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            fs_err::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut file = options.open(&tmp)?;
             std::io::Write::write_all(&mut file, &json)?;
             file.sync_data()?;
             drop(file);
-            std::fs::rename(&tmp, &target)
+            fs_err::rename(&tmp, &target)
         })();
         if let Err(source) = written {
             // A full disk must not leave a zero-byte temp file behind.
-            let _ = std::fs::remove_file(&tmp);
+            let _ = fs_err::remove_file(&tmp);
             return Err(err(source));
         }
         Ok(target)
     }
 
     pub fn read(path: &Path) -> Result<Self, Error> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        let bytes = fs_err::read(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -145,7 +153,7 @@ impl BackendRecord {
     /// Every record in `dir`, and the ones that cannot be read (with what is wrong).
     /// Leftover temp files of an interrupted write are removed.
     pub fn scan(dir: &Path) -> (Vec<BackendRecord>, Vec<Unreadable>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+        let Ok(entries) = fs_err::read_dir(dir) else {
             return (Vec::new(), Vec::new());
         };
         let mut records = Vec::new();
@@ -156,7 +164,7 @@ impl BackendRecord {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             if name.starts_with('.') && name.ends_with(".tmp") {
-                let _ = std::fs::remove_file(&path);
+                let _ = fs_err::remove_file(&path);
                 continue;
             }
             if name.starts_with('.') || path.extension().is_none_or(|e| e != "json") {
@@ -165,7 +173,7 @@ impl BackendRecord {
             match Self::read(&path) {
                 Ok(record) => records.push(record),
                 Err(err) => {
-                    let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default())
+                    let text = String::from_utf8_lossy(&fs_err::read(&path).unwrap_or_default())
                         .into_owned();
                     let source = std::error::Error::source(&err)
                         .map(|s| format!(": {s}"))
@@ -207,9 +215,9 @@ impl BackendRecord {
 
 /// Remove the record of `id` and `socket`.
 pub fn remove_files(dir: &Path, id: &BackendId, socket: Option<&Path>) {
-    let _ = std::fs::remove_file(path(dir, id));
+    let _ = fs_err::remove_file(path(dir, id));
     if let Some(socket) = socket {
-        let _ = std::fs::remove_file(socket);
+        let _ = fs_err::remove_file(socket);
     }
 }
 
@@ -277,7 +285,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            let mode = fs_err::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(live.backend_alive());
@@ -298,11 +306,11 @@ mod tests {
         let me = std::process::id();
         let live = record("abcd", me, process_start_time(me).unwrap());
         let path = live.write(dir.path()).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
+        let text = fs_err::read_to_string(&path).unwrap();
         // Cut after the start time: the pid and start time are still in the text.
         let cut = text.find("\"transport\"").unwrap();
-        std::fs::write(&path, &text[..cut]).unwrap();
-        std::fs::write(dir.path().join(".abcd.1.tmp"), b"").unwrap();
+        fs_err::write(&path, &text[..cut]).unwrap();
+        fs_err::write(dir.path().join(".abcd.1.tmp"), b"").unwrap();
         let (records, unreadable) = BackendRecord::scan(dir.path());
         assert!(records.is_empty());
         assert_eq!(unreadable.len(), 1, "{unreadable:?}");

@@ -195,7 +195,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     fn vm_rss(pid: u32) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let status = fs_err::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let kib: u64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -208,7 +208,7 @@ mod tests {
     /// utime + stime of the whole process, in clock ticks.
     #[cfg(target_os = "linux")]
     fn cpu_ticks(pid: u32) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let stat = fs_err::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let fields: Vec<&str> = stat
             .rsplit_once(')')
             .unwrap()
@@ -221,7 +221,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     fn children_of(pid: u32) -> Vec<u32> {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        fs_err::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
             .unwrap()
             .split_whitespace()
             .map(|p| p.parse().unwrap())
@@ -244,7 +244,7 @@ mod tests {
              child.kill(); child.wait(); stop.set()\n",
         );
         let pid = script.pid();
-        let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        let threads = fs_err::read_dir(format!("/proc/{pid}/task"))
             .unwrap()
             .count();
         assert!(threads >= 9, "{threads} threads");

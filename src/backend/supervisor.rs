@@ -17,10 +17,10 @@ use super::client::{self, BackendClient};
 use super::instance::{self, BackendInstance, Control, Snapshot};
 use super::log::BackendLog;
 use super::process::{self, LaunchPlan};
-use super::record::{self, BackendRecord, Unreadable};
+use super::record::{self, Unreadable};
 use super::spec::{BackendId, BackendSpec, Transport};
 use super::stats::StatsSampler;
-use super::status::{BackendEvent, BackendState, BackendStatus, LastExit, LogLine, ProcessStats};
+use super::status::{BackendEvent, BackendState, BackendStatus, LogLine, ProcessStats};
 use crate::Paths;
 use crate::lock::LockFile;
 use crate::venv::EnvName;
@@ -34,22 +34,22 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 /// Starts and watches backends. Cheap to clone; clones share everything.
 #[derive(Debug, Clone)]
 pub struct Supervisor {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    paths: Paths,
-    me: (u32, u64),
-    backends: Mutex<BTreeMap<BackendId, Arc<BackendInstance>>>,
+pub(super) struct Inner {
+    pub(super) paths: Paths,
+    pub(super) me: (u32, u64),
+    pub(super) backends: Mutex<BTreeMap<BackendId, Arc<BackendInstance>>>,
     /// Records that could not be read (reported by `ps`, removable with `rm`).
-    unreadable: Mutex<Vec<Unreadable>>,
-    events: broadcast::Sender<BackendEvent>,
-    sampler: Mutex<StatsSampler>,
-    stats: Mutex<HashMap<u32, ProcessStats>>,
-    sampling: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pub(super) unreadable: Mutex<Vec<Unreadable>>,
+    pub(super) events: broadcast::Sender<BackendEvent>,
+    pub(super) sampler: Mutex<StatsSampler>,
+    pub(super) stats: Mutex<HashMap<u32, ProcessStats>>,
+    pub(super) sampling: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The host API (URL, token) handed to backends started from now on.
-    host_api: Mutex<Option<(String, String)>>,
+    pub(super) host_api: Mutex<Option<(String, String)>>,
 }
 
 impl Drop for Inner {
@@ -108,125 +108,6 @@ impl Supervisor {
         self.inner.events.subscribe()
     }
 
-    /// Read the table a previous owner left (the records). Ended backends are shown as they
-    /// ended; those it was running were lost with it (their processes die with their
-    /// owner; one that survived is stopped now). A lost backend whose policy is
-    /// `on-failure` is started again with the same id. Unreadable records are reported.
-    pub async fn recover(&self) -> Vec<BackendId> {
-        let dir = self.inner.paths.backend_records();
-        let (records, unreadable) = BackendRecord::scan(&dir);
-        for bad in &unreadable {
-            tracing::warn!(path = %bad.path.display(), error = %bad.error, "unreadable backend record");
-            if bad.process_alive()
-                && let Some(pid) = bad.pid
-            {
-                process::stop_foreign(|| bad.process_alive(), pid, std::time::Instant::now()).await;
-            }
-        }
-        *self.unreadable() = unreadable;
-        let mut restarted = Vec::new();
-        for mut rec in records {
-            if self.own(&rec.id).is_some() {
-                continue;
-            }
-            let newly_lost = !rec.state.is_final();
-            if newly_lost {
-                if rec.backend_alive() {
-                    process::stop_foreign(
-                        || rec.backend_alive(),
-                        rec.pid,
-                        std::time::Instant::now(),
-                    )
-                    .await;
-                }
-                let reason = if rec.supervisor_pid == self.inner.me.0 {
-                    "lost: its owner ended".to_string()
-                } else {
-                    format!(
-                        "lost: the daemon that owned it (pid {}) ended",
-                        rec.supervisor_pid
-                    )
-                };
-                rec.state = BackendState::Lost;
-                rec.last_exit = Some(LastExit {
-                    code: None,
-                    signal: None,
-                    at: process::unix_now(),
-                    last_lines: rec
-                        .last_exit
-                        .take()
-                        .map(|e| e.last_lines)
-                        .unwrap_or_default(),
-                    reason: Some(reason),
-                });
-                if let Some(socket) = &rec.socket {
-                    let _ = std::fs::remove_file(socket);
-                }
-                if let Err(err) = rec.write(&dir) {
-                    tracing::warn!(%err, "cannot mark a lost backend");
-                }
-            }
-            let lost_to_restart =
-                rec.state == BackendState::Lost && rec.restart == super::RestartPolicy::OnFailure;
-            let Ok(env) = EnvName::parse(&rec.env) else {
-                continue;
-            };
-            let mut spec = BackendSpec::new(env, rec.transport).restart(rec.restart);
-            spec.id = Some(rec.id.clone());
-            let ended = self.ended_instance(spec.clone(), &rec);
-            if newly_lost && let Some(exit) = &rec.last_exit {
-                ended.log.note(&exit.describe());
-            }
-            self.lock().insert(rec.id.clone(), ended);
-            if lost_to_restart {
-                match self.start(spec).await {
-                    Ok(id) => restarted.push(id),
-                    Err(err) => {
-                        tracing::warn!(id = %rec.id, %err, "cannot restart a lost backend")
-                    }
-                }
-            }
-        }
-        restarted
-    }
-
-    /// An ended backend, rebuilt from its record.
-    fn ended_instance(&self, spec: BackendSpec, rec: &BackendRecord) -> Arc<BackendInstance> {
-        let (control, _) = mpsc::unbounded_channel();
-        let env_dir = self.inner.paths.env_dir(&spec.env);
-        Arc::new(BackendInstance {
-            id: rec.id.clone(),
-            plan: LaunchPlan {
-                id: rec.id.clone(),
-                env: rec.env.clone(),
-                env_dir,
-                transport: rec.transport,
-                python_path: Default::default(),
-                socket: rec.socket.clone(),
-                token: rec.token.clone(),
-                ready_timeout: spec.ready_timeout,
-                host_api: None,
-            },
-            spec,
-            log: Arc::new(BackendLog::open(rec.log_file.clone())),
-            started_at: rec.started_at,
-            records: self.inner.paths.backend_records(),
-            supervisor: self.inner.me,
-            snapshot: Mutex::new(Snapshot {
-                state: rec.state,
-                pid: None,
-                start_time: 0,
-                address: Some(rec.address.clone()).filter(|a| !a.is_empty()),
-                restarts: rec.restarts,
-                last_exit: rec.last_exit.clone(),
-                running_since: None,
-                has_record: true,
-            }),
-            control,
-            events: self.inner.events.clone(),
-        })
-    }
-
     /// Start a backend and wait until it is ready (or failed to start). A spec with the id
     /// of an ended backend starts it again (same id, environment, transport and policy).
     #[tracing::instrument(skip_all, fields(env = %spec.env, transport = %spec.transport))]
@@ -235,15 +116,15 @@ impl Supervisor {
         // Held until the backend is ready and recorded, so that a delete of the environment
         // (which takes the same lock, then looks for backends) never races a start.
         let _env_lock = self.env_lock(&spec).await?;
-        let env_dir = paths.env_dir(&spec.env);
-        let python = process::interpreter(&env_dir);
+        let env_dir = crate::venv::env_dir(paths, &spec.env);
+        let python = crate::venv::python_in(&env_dir);
         if !python.exists() {
             return Err(Error::EnvironmentMissing {
                 env: spec.env.to_string(),
                 path: env_dir,
             });
         }
-        if spec.transport == Transport::Rpc && process::has_grpc(&env_dir) == Some(false) {
+        if spec.transport == Transport::Rpc && crate::venv::has_grpc(&env_dir) == Some(false) {
             return Err(Error::GrpcMissing {
                 env: spec.env.to_string(),
                 path: env_dir,
@@ -329,7 +210,7 @@ impl Supervisor {
                 None => self.lock().remove(&id),
             };
             if let Some(socket) = &backend.plan.socket {
-                let _ = std::fs::remove_file(socket);
+                let _ = fs_err::remove_file(socket);
             }
             backend.log.note(&format!("failed to start: {err}"));
             backend.set_state(BackendState::Crashed);
@@ -358,21 +239,11 @@ impl Supervisor {
             source,
         };
         let what = format!("environment `{}`", spec.env);
-        match LockFile::try_acquire(&path, &what) {
-            Ok(lock) => return Ok(lock),
-            Err(crate::lock::Error::Busy { .. }) => {}
-            Err(e) => return Err(busy(e)),
-        }
-        let wait_path = path.clone();
-        let waiting = tokio::task::spawn_blocking(move || LockFile::acquire(&wait_path));
-        match tokio::time::timeout(spec.ready_timeout, waiting).await {
-            Ok(Ok(lock)) => lock.map_err(busy),
-            Ok(Err(join)) => Err(busy(crate::lock::Error::Take {
-                path,
-                source: std::io::Error::other(join),
-            })),
-            Err(_) => Err(busy(crate::lock::Error::Busy { what, path })),
-        }
+        let wait = crate::lock::Wait {
+            timeout: Some(spec.ready_timeout),
+            ..Default::default()
+        };
+        LockFile::acquire(&path, &what, wait).await.map_err(busy)
     }
 
     /// An `rpc` start that failed because grpc is missing gets the advice.
@@ -494,7 +365,7 @@ impl Supervisor {
         {
             process::stop_foreign(|| bad.process_alive(), pid, std::time::Instant::now()).await;
         }
-        let _ = std::fs::remove_file(&bad.path);
+        let _ = fs_err::remove_file(&bad.path);
         true
     }
 
@@ -640,21 +511,23 @@ impl Supervisor {
         Ok(backend.log.follow())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<BackendId, Arc<BackendInstance>>> {
+    pub(super) fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<BackendId, Arc<BackendInstance>>> {
         self.inner
             .backends
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    fn unreadable(&self) -> std::sync::MutexGuard<'_, Vec<Unreadable>> {
+    pub(super) fn unreadable(&self) -> std::sync::MutexGuard<'_, Vec<Unreadable>> {
         self.inner
             .unreadable
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    fn own(&self, id: &BackendId) -> Option<Arc<BackendInstance>> {
+    pub(super) fn own(&self, id: &BackendId) -> Option<Arc<BackendInstance>> {
         self.lock().get(id).cloned()
     }
 

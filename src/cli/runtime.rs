@@ -314,7 +314,11 @@ pub async fn run(cmd: RuntimeCommand) -> anyhow::Result<ExitCode> {
             let core::Removed {
                 runtime: removed,
                 broken,
-            } = runtimes.remove_with(&key, force, &running)?;
+            } = beep_host::venv::Environments::new(
+                runtimes.paths().clone(),
+                runtimes.config().clone(),
+            )
+            .remove_runtime(&key, force, &running)?;
             println!("Removed {} ({})", removed.key, removed.path.display());
             if !broken.environments.is_empty() {
                 eprintln!(

@@ -61,7 +61,7 @@ impl DaemonClient {
                 || (exited.is_some() && !other_alive && began.elapsed() > Duration::from_secs(2))
             {
                 let log = paths.logs().join("daemon.log");
-                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let text = fs_err::read_to_string(&log).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(5).collect();
                 let last_lines = if tail.is_empty() {
                     String::new()
@@ -220,10 +220,11 @@ impl DaemonClient {
         &self,
         id: &BackendId,
     ) -> Result<Box<dyn BackendClient>, backend::Error> {
-        let c = self.connection(id).await.map_err(|e| match e.code() {
-            Some(super::protocol::FailureCode::NotFound) => {
-                backend::Error::NotFound { id: id.clone() }
-            }
+        let c = self.connection(id).await.map_err(|e| match e {
+            super::Error::Remote {
+                code: super::protocol::FailureCode::NotFound,
+                ..
+            } => backend::Error::NotFound { id: id.clone() },
             _ => backend::Error::Restart {
                 id: id.clone(),
                 message: e.to_string(),
@@ -332,17 +333,17 @@ fn spawn_daemon(paths: &Paths) -> Result<std::process::Child, Error> {
     };
     let log_path = paths.logs().join("daemon.log");
     crate::backend::record::create_private_dir(&paths.logs()).map_err(spawn_err)?;
-    let mut options = std::fs::OpenOptions::new();
+    let mut options = fs_err::OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    fs_err::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let log = options.open(&log_path).map_err(spawn_err)?;
     let mut command = std::process::Command::new(&exe);
     command
         .arg("daemon")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(log);
+        .stderr(log.into_file());
     if let Some(home) = std::env::var_os(crate::paths::HOME_ENV) {
         command.env(crate::paths::HOME_ENV, home);
     }

@@ -100,11 +100,21 @@ pub enum Error {
 }
 
 impl Error {
-    /// The daemon's failure code, when it answered with one.
-    pub fn code(&self) -> Option<protocol::FailureCode> {
+    /// What kind of failure this is; a daemon's answer keeps the code it was sent with.
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
         match self {
-            Self::Remote { code, .. } => Some(*code),
-            _ => None,
+            Self::Running { .. } => C::Conflict,
+            Self::Lock(e) => e.code(),
+            Self::Host(e) => e.code(),
+            Self::Remote { code, .. } => (*code).into(),
+            Self::Record { .. } | Self::BadAnswer(_) => C::Internal,
+            Self::Bind { .. }
+            | Self::ExeMissing { .. }
+            | Self::Spawn { .. }
+            | Self::NoAnswer { .. }
+            | Self::Io { .. }
+            | Self::Version { .. } => C::Failed,
         }
     }
 }
@@ -130,7 +140,7 @@ impl DaemonRecord {
     }
 
     pub fn read(paths: &Paths) -> Option<Self> {
-        let bytes = std::fs::read(Self::path(paths)).ok()?;
+        let bytes = fs_err::read(Self::path(paths)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
@@ -150,7 +160,7 @@ impl DaemonRecord {
     }
 
     fn remove(paths: &Paths) {
-        let _ = std::fs::remove_file(Self::path(paths));
+        let _ = fs_err::remove_file(Self::path(paths));
     }
 }
 
@@ -158,21 +168,21 @@ impl DaemonRecord {
 /// write leaves no temp file.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        fs_err::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let written = (|| {
-        let mut options = std::fs::OpenOptions::new();
+        let mut options = fs_err::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        fs_err::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&tmp)?;
         std::io::Write::write_all(&mut file, bytes)?;
         drop(file);
-        std::fs::rename(&tmp, path)
+        fs_err::rename(&tmp, path)
     })();
     if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
     }
     written
 }

@@ -83,6 +83,30 @@ pub enum FailureCode {
     Failed,
 }
 
+impl From<crate::ErrorCode> for FailureCode {
+    /// The daemon's protocol keeps four codes: a cancel or an internal error is a failure.
+    fn from(code: crate::ErrorCode) -> Self {
+        use crate::ErrorCode as C;
+        match code {
+            C::Invalid => Self::Invalid,
+            C::NotFound => Self::NotFound,
+            C::Conflict => Self::Conflict,
+            C::Cancelled | C::Failed | C::Internal => Self::Failed,
+        }
+    }
+}
+
+impl From<FailureCode> for crate::ErrorCode {
+    fn from(code: FailureCode) -> Self {
+        match code {
+            FailureCode::Invalid => Self::Invalid,
+            FailureCode::NotFound => Self::NotFound,
+            FailureCode::Conflict => Self::Conflict,
+            FailureCode::Failed => Self::Failed,
+        }
+    }
+}
+
 /// The daemon's `hello` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {

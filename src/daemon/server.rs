@@ -306,7 +306,7 @@ impl Session {
         };
         match result {
             Ok(value) => Answer::Ok(value),
-            Err(err) => failure(code_of(&err), crate::check::error_chain(&err)),
+            Err(err) => failure(code_of(&err), crate::error::chain(&err)),
         }
     }
 }
@@ -327,16 +327,9 @@ async fn next_event(
     }
 }
 
+/// The daemon's failure code for a core error: the core's code, in the protocol's terms.
 fn code_of(err: &backend::Error) -> FailureCode {
-    use backend::Error as E;
-    match err {
-        E::NotFound { .. } | E::EnvironmentMissing { .. } => FailureCode::NotFound,
-        E::IdTaken { .. } | E::StillRunning { .. } | E::EnvironmentBusy { .. } => {
-            FailureCode::Conflict
-        }
-        E::Ended { .. } | E::NotReady { .. } => FailureCode::Conflict,
-        _ => FailureCode::Failed,
-    }
+    err.code().into()
 }
 
 fn to_value<T: serde::Serialize>(value: T) -> serde_json::Value {
@@ -382,13 +375,13 @@ impl Listener {
             name: path.display().to_string(),
             source,
         })?;
-        let _ = std::fs::remove_file(&path);
+        let _ = fs_err::remove_file(&path);
         let inner = tokio::net::UnixListener::bind(&path).map_err(|source| Error::Bind {
             name: path.display().to_string(),
             source,
         })?;
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        let _ = fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
         Ok(Self {
             name: path.display().to_string(),
             inner,
@@ -402,7 +395,7 @@ impl Listener {
 
     #[cfg(unix)]
     fn close(&self) {
-        let _ = std::fs::remove_file(&self.name);
+        let _ = fs_err::remove_file(&self.name);
     }
 
     #[cfg(windows)]
@@ -436,4 +429,52 @@ impl Listener {
 
     #[cfg(windows)]
     fn close(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendId;
+
+    /// The daemon answers with the core's code: it once said Failed where the app said
+    /// Invalid (an environment without grpcio for an rpc backend).
+    #[test]
+    fn failure_codes_follow_the_core() {
+        let id = BackendId::parse("b1").unwrap();
+        let cases = [
+            (
+                backend::Error::GrpcMissing {
+                    env: "a".into(),
+                    path: "/e/a".into(),
+                },
+                FailureCode::Invalid,
+            ),
+            (
+                backend::Error::Ended { id: id.clone() },
+                FailureCode::Conflict,
+            ),
+            (
+                backend::Error::NotFound { id: id.clone() },
+                FailureCode::NotFound,
+            ),
+            (
+                backend::Error::CurrentExe {
+                    source: std::io::Error::other("x"),
+                },
+                FailureCode::Failed,
+            ),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(code_of(&err), expected, "{err}");
+            assert_eq!(FailureCode::from(err.code()), expected);
+        }
+        // A code that crosses the protocol comes back as the same core code.
+        for code in [
+            FailureCode::Invalid,
+            FailureCode::NotFound,
+            FailureCode::Conflict,
+        ] {
+            assert_eq!(FailureCode::from(crate::ErrorCode::from(code)), code);
+        }
+    }
 }

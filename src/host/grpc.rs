@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-use super::{ApiError, CreateRequest, ErrorCode, Host, StartRequest};
+use super::{ApiCode, ApiError, CreateRequest, Host, StartRequest};
 use crate::backend::BackendStatus;
 use crate::venv::Environment;
 
@@ -30,7 +30,7 @@ pub fn server(host: Arc<Host>) -> tonic::transport::server::Router {
             Ok(request)
         } else {
             Err(ApiError::new(
-                ErrorCode::Unauthorized,
+                ApiCode::Unauthorized,
                 "Missing or wrong token in `authorization` metadata",
             )
             .to_grpc())

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use super::{ApiError, CreateRequest, ErrorCode, Host, StartRequest};
+use super::{ApiCode, ApiError, CreateRequest, Host, StartRequest};
 use crate::runtime::InstallOptions;
 use crate::{Progress, Reporter};
 
@@ -46,20 +46,20 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Self(v)),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
-                ErrorCode::Invalid,
+                ApiCode::Invalid,
                 "Invalid request: expected `Content-Type: application/json`",
             )
             .into_response()),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err((
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Json(ApiError::new(
-                    ErrorCode::Invalid,
+                    ApiCode::Invalid,
                     format!("Request body too large (limit {MAX_BODY} bytes)"),
                 )),
             )
                 .into_response()),
             Err(e) => Err(ApiError::new(
-                ErrorCode::Invalid,
+                ApiCode::Invalid,
                 format!("Invalid request body: {}", e.body_text()),
             )
             .into_response()),
@@ -80,7 +80,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Param {
         match axum::extract::Path::<String>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(Self(v)),
             Err(e) => Err(ApiError::new(
-                ErrorCode::Invalid,
+                ApiCode::Invalid,
                 format!("Invalid path: {}", e.body_text()),
             )),
         }
@@ -120,7 +120,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         response = (
             StatusCode::METHOD_NOT_ALLOWED,
             Json(ApiError::new(
-                ErrorCode::Invalid,
+                ApiCode::Invalid,
                 "Method not allowed on this route",
             )),
         )
@@ -143,7 +143,7 @@ fn check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     ];
     if !allowed.iter().any(|a| a == host) {
         return Err(ApiError::new(
-            ErrorCode::Forbidden,
+            ApiCode::Forbidden,
             format!(
                 "Refused Host `{host}`: the host API answers only 127.0.0.1:{} or localhost:{}",
                 state.port, state.port
@@ -152,7 +152,7 @@ fn check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
     if headers.contains_key(header::ORIGIN) {
         return Err(ApiError::new(
-            ErrorCode::Forbidden,
+            ApiCode::Forbidden,
             "Refused a request with an Origin header: web pages may not call the host API",
         ));
     }
@@ -163,7 +163,7 @@ fn check(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .unwrap_or("");
     if !constant_time_eq(token.as_bytes(), state.host.token().as_bytes()) {
         return Err(ApiError::new(
-            ErrorCode::Unauthorized,
+            ApiCode::Unauthorized,
             "Missing or wrong token: send `Authorization: Bearer <token>` (see `<state>/host.json`)",
         ));
     }
@@ -188,7 +188,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::NotFound, "No such route; see GET /openapi.json")
+    ApiError::new(ApiCode::NotFound, "No such route; see GET /openapi.json")
 }
 
 async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -239,7 +239,7 @@ async fn delete_env(
 ) -> Result<Json<Success>, ApiError> {
     let Query(query) = query.map_err(|e| {
         ApiError::new(
-            ErrorCode::Invalid,
+            ApiCode::Invalid,
             format!("Invalid query: {}", e.body_text()),
         )
     })?;
@@ -309,14 +309,10 @@ async fn install_runtime(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let runtimes = s.host.runtime_service();
     // Resolve first so a bad request is a plain 400/404, not an event stream.
-    if !crate::runtime::is_version_request(&request.version)
-        && !request.version.starts_with("cpython-")
-    {
-        return Err(crate::runtime::Error::InvalidRequest(request.version).into());
-    }
+    let parsed = crate::runtime::InstallRequest::parse(&request.version)?;
     let platform = crate::runtime::platform::Platform::current();
     let catalog = runtimes.catalog().await?;
-    if catalog.resolve(&request.version, &platform).is_none() {
+    if catalog.resolve(&parsed, &platform).is_none() {
         return Err(crate::runtime::Error::NoCatalogEntry {
             request: request.version,
             platform: platform.tag(),

@@ -25,7 +25,7 @@ use crate::venv::{
 };
 use crate::{Config, Paths, Progress, Reporter};
 
-pub use error::{ApiError, ErrorCode};
+pub use error::{ApiCode, ApiError};
 
 /// The file that tells clients where the host API is and how to authenticate.
 pub const RECORD_FILE: &str = "host.json";
@@ -48,6 +48,18 @@ pub enum Error {
     },
     #[error("Failed to generate a token")]
     Token(#[source] std::io::Error),
+}
+
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::NotLoopback { .. } => C::Invalid,
+            Self::Bind { .. } => C::Failed,
+            Self::Record { .. } | Self::Token(_) => C::Internal,
+        }
+    }
 }
 
 /// What `<state>/host.json` holds.
@@ -191,7 +203,7 @@ impl Host {
         let name = env_name(name)?;
         if requirements.is_empty() {
             return Err(ApiError::new(
-                ErrorCode::Invalid,
+                ApiCode::Invalid,
                 "No requirements given: `requirements` is empty",
             ));
         }
@@ -219,12 +231,12 @@ impl Host {
         let transport: Transport = request
             .transport
             .parse()
-            .map_err(|e: String| ApiError::new(ErrorCode::Invalid, e))?;
+            .map_err(|e: String| ApiError::new(ApiCode::Invalid, e))?;
         let restart: RestartPolicy = match request.restart.as_deref() {
             None | Some("") => RestartPolicy::Never,
             Some(r) => r
                 .parse()
-                .map_err(|e: String| ApiError::new(ErrorCode::Invalid, e))?,
+                .map_err(|e: String| ApiError::new(ApiCode::Invalid, e))?,
         };
         // The environment must be a finished one.
         self.environments().get(&env)?;
@@ -240,7 +252,7 @@ impl Host {
     }
 
     pub async fn stop_backend(&self, id: &str) -> Result<(), ApiError> {
-        let id = BackendId::parse(id).map_err(|e| ApiError::new(ErrorCode::Invalid, e))?;
+        let id = BackendId::parse(id).map_err(|e| ApiError::new(ApiCode::Invalid, e))?;
         // DELETE removes the resource: stop it, then forget it.
         self.supervisor.stop(&id).await?;
         Ok(self.supervisor.remove(&id).await?)
@@ -332,7 +344,7 @@ pub async fn serve(
         for t in tasks {
             let _ = t.await;
         }
-        let _ = std::fs::remove_file(&path);
+        let _ = fs_err::remove_file(&path);
     });
     Ok((
         Served {
@@ -361,13 +373,13 @@ fn tokio_stream_listener(
 fn write_record(paths: &Paths, record: &HostRecord) -> Result<PathBuf, Error> {
     let path = paths.state.join(RECORD_FILE);
     let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(&paths.state)?;
+        fs_err::create_dir_all(&paths.state)?;
         let tmp = path.with_extension(format!("json.{}", std::process::id()));
-        let mut options = std::fs::OpenOptions::new();
+        let mut options = fs_err::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         {
-            use std::os::unix::fs::OpenOptionsExt;
+            use fs_err::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
         let mut file = options.open(&tmp)?;
@@ -376,7 +388,7 @@ fn write_record(paths: &Paths, record: &HostRecord) -> Result<PathBuf, Error> {
             &serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?,
         )?;
         drop(file);
-        std::fs::rename(&tmp, &path)
+        fs_err::rename(&tmp, &path)
     };
     write().map_err(|source| Error::Record {
         path: path.clone(),
@@ -387,6 +399,6 @@ fn write_record(paths: &Paths, record: &HostRecord) -> Result<PathBuf, Error> {
 
 /// Read the record of a running host, if any.
 pub fn read_record(paths: &Paths) -> Option<HostRecord> {
-    let bytes = std::fs::read(paths.state.join(RECORD_FILE)).ok()?;
+    let bytes = fs_err::read(paths.state.join(RECORD_FILE)).ok()?;
     serde_json::from_slice(&bytes).ok()
 }

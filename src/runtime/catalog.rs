@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use super::platform::Platform;
-use super::{is_version_request, version_matches, version_tuple};
+use super::version::{InstallRequest, is_version_request, version_tuple};
 
 /// The prefix a mirror replaces, as uv's `UV_PYTHON_INSTALL_MIRROR` does.
 pub const GITHUB_PREFIX: &str =
@@ -41,6 +41,14 @@ pub enum Error {
         index: usize,
         reason: String,
     },
+}
+
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        C::Failed
+    }
 }
 
 /// One downloadable archive.
@@ -153,14 +161,13 @@ impl Catalog {
     }
 
     /// The newest entry for `request`: `3`, `3.12`, `3.12.7`, or a key `cpython-3.12.7-linux-x86_64-gnu`.
-    pub fn resolve(&self, request: &str, platform: &Platform) -> Option<&CatalogEntry> {
+    pub fn resolve(&self, request: &InstallRequest, platform: &Platform) -> Option<&CatalogEntry> {
         let candidates = self.for_platform(platform);
-        if is_version_request(request) {
-            candidates
-                .into_iter()
-                .find(|e| version_matches(&e.version, request))
-        } else {
-            candidates.into_iter().find(|e| e.key() == request)
+        match request {
+            InstallRequest::Version(version) => {
+                candidates.into_iter().find(|e| version.matches(&e.version))
+            }
+            InstallRequest::Key(key) => candidates.into_iter().find(|e| e.key() == *key),
         }
     }
 }
@@ -194,7 +201,9 @@ mod tests {
             arch: "x86_64",
             libc: "gnu",
         };
-        let entry = catalog.resolve("3.12", &platform).unwrap();
+        let entry = catalog
+            .resolve(&InstallRequest::parse("3.12").unwrap(), &platform)
+            .unwrap();
         let newest = catalog
             .for_platform(&platform)
             .into_iter()
@@ -204,8 +213,15 @@ mod tests {
             .unwrap();
         assert_eq!(version_tuple(&entry.version), newest);
         assert!(entry.key().starts_with("cpython-3.12."));
-        assert_eq!(catalog.resolve(&entry.key(), &platform), Some(entry));
-        assert!(catalog.resolve("2.7", &platform).is_none());
+        assert_eq!(
+            catalog.resolve(&InstallRequest::parse(&entry.key()).unwrap(), &platform),
+            Some(entry)
+        );
+        assert!(
+            catalog
+                .resolve(&InstallRequest::parse("2.7").unwrap(), &platform)
+                .is_none()
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub fn adopted(paths: &Paths) -> Vec<Runtime> {
         .filter(|p| seen.insert(p.clone()))
         .collect();
     let cache_path = paths.cache.join("interpreters.json");
-    let mut cache: ProbeCache = std::fs::read(&cache_path)
+    let mut cache: ProbeCache = fs_err::read(&cache_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
@@ -111,11 +111,11 @@ pub fn adopted(paths: &Paths) -> Vec<Runtime> {
         found.push(runtime_from(&path, probe));
     }
     if changed {
-        let _ = std::fs::create_dir_all(&paths.cache);
+        let _ = fs_err::create_dir_all(&paths.cache);
         if let Ok(bytes) = serde_json::to_vec(&cache) {
             let tmp = cache_path.with_extension(format!("json.{}", std::process::id()));
-            if std::fs::write(&tmp, bytes).is_ok() {
-                let _ = std::fs::rename(&tmp, &cache_path);
+            if fs_err::write(&tmp, bytes).is_ok() {
+                let _ = fs_err::rename(&tmp, &cache_path);
             }
         }
     }
@@ -210,7 +210,7 @@ fn runtime_from(python: &Path, probe: Probe) -> Runtime {
 }
 
 fn stamp(path: &Path) -> Option<(u64, i64)> {
-    let meta = std::fs::metadata(path).ok()?;
+    let meta = fs_err::metadata(path).ok()?;
     let mtime = meta
         .modified()
         .ok()?
@@ -310,7 +310,7 @@ fn python_names() -> Vec<String> {
 }
 
 fn prefixes_in(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
+    fs_err::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.path())
@@ -328,7 +328,7 @@ fn is_executable(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        fs_err::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     }
     #[cfg(not(unix))]
     {

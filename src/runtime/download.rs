@@ -73,10 +73,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("Unsupported URL `{0}`: expected http://, https:// or file://")]
-    UnsupportedUrl(String),
+    #[error("Unsupported URL `{url}`: expected http://, https:// or file://")]
+    UnsupportedUrl { url: String },
     #[error("Download cancelled")]
     Cancelled,
+}
+
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::Cancelled => C::Cancelled,
+            Self::UnsupportedUrl { .. } => C::Invalid,
+            Self::Write { .. } => C::Internal,
+            _ => C::Failed,
+        }
+    }
 }
 
 /// A message to a streaming consumer of the downloaded bytes.
@@ -221,7 +234,9 @@ impl Download<'_> {
         } else if self.url.starts_with("http://") || self.url.starts_with("https://") {
             self.fetch_http(&mut state, &mut file).await?;
         } else {
-            return Err(Error::UnsupportedUrl(self.url.to_string()));
+            return Err(Error::UnsupportedUrl {
+                url: self.url.to_string(),
+            });
         }
         file.flush().await.map_err(|source| Error::Write {
             path: self.partial.to_path_buf(),
@@ -352,7 +367,7 @@ impl Download<'_> {
                     self.reporter.report(Progress::Output {
                         line: format!(
                             "{}; retrying in {:.1} s",
-                            crate::check::error_chain(&e),
+                            crate::error::chain(&e),
                             delay.as_secs_f64()
                         ),
                     });

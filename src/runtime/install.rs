@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use super::catalog::CatalogEntry;
 use super::download::{Chunk, Download};
 use super::extract::{self, Format};
-use super::platform::{Platform, python_in};
-use super::{Error, Runtime, RuntimeKind, Runtimes};
+use super::platform::python_in;
+use super::{Error, Runtime, RuntimeKind};
 use crate::lock::LockFile;
 use crate::{Paths, Progress, Reporter};
 
@@ -44,13 +44,9 @@ impl Default for InstallOptions {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuntimeMetadata {
     pub key: String,
-    pub version: String,
-    pub os: String,
-    pub arch: String,
-    pub libc: String,
-    pub build: String,
-    pub url: String,
-    pub sha256: String,
+    /// The catalog entry it was installed from (its fields at the top level of the file).
+    #[serde(flatten)]
+    pub entry: CatalogEntry,
     /// Unix seconds.
     pub installed_at: u64,
 }
@@ -61,42 +57,6 @@ pub struct Installed {
     pub runtime: Runtime,
     /// It was already installed; nothing was downloaded.
     pub already_installed: bool,
-}
-
-impl Runtimes {
-    /// Install the newest catalog entry matching `request` (`3.12`, `3.12.7` or a key).
-    pub async fn install(
-        &self,
-        request: &str,
-        reporter: &dyn Reporter,
-        options: &InstallOptions,
-    ) -> Result<Installed, Error> {
-        reporter.report(Progress::Resolve {
-            what: request.to_string(),
-        });
-        if !super::is_version_request(request) && !request.starts_with("cpython-") {
-            return Err(Error::InvalidRequest(request.to_string()));
-        }
-        let catalog = self.catalog().await?;
-        let platform = Platform::current();
-        let entry = catalog
-            .resolve(request, &platform)
-            .cloned()
-            .ok_or_else(|| Error::NoCatalogEntry {
-                request: request.to_string(),
-                platform: platform.tag(),
-            })?;
-        install_entry(self.paths(), &entry, reporter, options)
-            .await
-            .map(|(mut runtime, already_installed)| {
-                runtime.default =
-                    self.config().default_runtime.as_deref() == Some(runtime.key.as_str());
-                Installed {
-                    runtime,
-                    already_installed,
-                }
-            })
-    }
 }
 
 /// Install one catalog entry (see the module docs).
@@ -112,11 +72,15 @@ pub async fn install_entry(
     if let Some(runtime) = read_managed(&final_dir) {
         return Ok((runtime, true));
     }
-    fs_err::create_dir_all(&root)?;
+    fs_err::create_dir_all(&root).map_err(Error::io(&root))?;
     let lock_path = paths.locks().join(format!("runtime-{key}.lock"));
-    let lock = tokio::select! {
-        () = options.cancel.cancelled() => return Err(Error::Cancelled),
-        lock = tokio::task::spawn_blocking(move || LockFile::acquire(&lock_path)) => lock.map_err(std::io::Error::other)??,
+    let wait = crate::lock::Wait {
+        cancel: Some(&options.cancel),
+        ..Default::default()
+    };
+    let lock = match LockFile::acquire(&lock_path, &format!("runtime `{key}`"), wait).await {
+        Err(crate::lock::Error::Cancelled { .. }) => return Err(Error::Cancelled),
+        lock => lock?,
     };
     if let Some(runtime) = read_managed(&final_dir) {
         return Ok((runtime, true));
@@ -167,7 +131,7 @@ pub async fn install_entry(
             ),
         });
     }
-    let expected_prefix = fs_err::canonicalize(temp.path())?;
+    let expected_prefix = fs_err::canonicalize(temp.path()).map_err(Error::io(temp.path()))?;
     if fs_err::canonicalize(&probe.prefix).ok().as_ref() != Some(&expected_prefix) {
         return Err(Error::Broken {
             path: python,
@@ -178,24 +142,21 @@ pub async fn install_entry(
             ),
         });
     }
-    let patched = super::sysconfig::patch(temp.path(), &final_dir)?;
+    let patched =
+        super::sysconfig::patch(temp.path(), &final_dir).map_err(Error::io(temp.path()))?;
     tracing::debug!(?patched, "build-time configuration points at the runtime");
     let metadata = RuntimeMetadata {
         key: key.clone(),
-        version: entry.version.clone(),
-        os: entry.os.clone(),
-        arch: entry.arch.clone(),
-        libc: entry.libc.clone(),
-        build: entry.build.clone(),
-        url: entry.url.clone(),
-        sha256: entry.sha256.clone(),
+        entry: entry.clone(),
         installed_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
-    let json = serde_json::to_vec_pretty(&metadata).map_err(std::io::Error::other)?;
-    fs_err::write(temp.path().join(METADATA), json)?;
+    let metadata_path = temp.path().join(METADATA);
+    let json = serde_json::to_vec_pretty(&metadata)
+        .map_err(|e| Error::io(&metadata_path)(std::io::Error::other(e)))?;
+    fs_err::write(&metadata_path, json).map_err(Error::io(&metadata_path))?;
     tracing::debug!(elapsed = ?started.elapsed(), "interpreter ran; moving into place");
     temp.persist(&final_dir)?;
     let _ = fs_err::remove_file(&partial);
@@ -227,7 +188,7 @@ async fn fetch_and_unpack(
         progress
             .relay(reporter, unpack)
             .await
-            .map_err(std::io::Error::other)??;
+            .map_err(Error::task)??;
         return Ok(());
     }
     // Unpack while downloading: the extractor thread reads what the download streams.
@@ -246,7 +207,7 @@ async fn fetch_and_unpack(
     let extracted = progress
         .relay(reporter, extractor)
         .await
-        .map_err(std::io::Error::other)?;
+        .map_err(Error::task)?;
     let outcome = downloaded?;
     match extracted {
         Ok(_) if outcome.streamed => Ok(()),
@@ -254,8 +215,8 @@ async fn fetch_and_unpack(
         Err(e @ extract::Error::Unsafe { .. }) => Err(e.into()),
         _ => {
             tracing::debug!("stream was not clean; unpacking from the downloaded file");
-            fs_err::remove_dir_all(dest)?;
-            fs_err::create_dir_all(dest)?;
+            fs_err::remove_dir_all(dest).map_err(Error::io(dest))?;
+            fs_err::create_dir_all(dest).map_err(Error::io(dest))?;
             let (archive, dest, name) = (
                 download.partial.to_path_buf(),
                 dest.to_path_buf(),
@@ -276,7 +237,7 @@ async fn fetch_and_unpack(
             progress
                 .relay(reporter, unpack)
                 .await
-                .map_err(std::io::Error::other)??;
+                .map_err(Error::task)??;
             Ok(())
         }
     }
@@ -387,9 +348,10 @@ struct TempDir {
 impl TempDir {
     fn create(root: &Path, key: &str) -> Result<Self, Error> {
         let mut random = [0u8; 6];
-        getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
+        getrandom::fill(&mut random)
+            .map_err(|e| Error::io(root)(std::io::Error::other(e.to_string())))?;
         let path = root.join(format!(".tmp-{key}-{}", hex::encode(random)));
-        fs_err::create_dir_all(&path)?;
+        fs_err::create_dir_all(&path).map_err(Error::io(&path))?;
         Ok(Self { path: Some(path) })
     }
 
@@ -401,7 +363,7 @@ impl TempDir {
         let from = self.path.take().unwrap_or_default();
         if let Err(e) = fs_err::rename(&from, to) {
             self.path = Some(from);
-            return Err(e.into());
+            return Err(Error::io(to)(e));
         }
         Ok(())
     }
@@ -410,14 +372,14 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         if let Some(path) = self.path.take() {
-            let _ = std::fs::remove_dir_all(path);
+            let _ = fs_err::remove_dir_all(path);
         }
     }
 }
 
 /// Temp and trash dirs of `key` left by a crash (we hold its lock, so none is live).
 fn remove_leftovers(root: &Path, key: &str) {
-    let Ok(entries) = std::fs::read_dir(root) else {
+    let Ok(entries) = fs_err::read_dir(root) else {
         return;
     };
     for entry in entries.flatten() {
@@ -428,17 +390,17 @@ fn remove_leftovers(root: &Path, key: &str) {
                 .is_some_and(|r| r.starts_with('-'))
         });
         if stale {
-            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = fs_err::remove_dir_all(entry.path());
         }
     }
 }
 
 fn read_managed(dir: &Path) -> Option<Runtime> {
-    let bytes = std::fs::read(dir.join(METADATA)).ok()?;
+    let bytes = fs_err::read(dir.join(METADATA)).ok()?;
     let meta: RuntimeMetadata = serde_json::from_slice(&bytes).ok()?;
     Some(Runtime {
         key: meta.key,
-        version: meta.version,
+        version: meta.entry.version,
         path: dir.to_path_buf(),
         python: python_in(dir),
         kind: RuntimeKind::Managed,
@@ -456,9 +418,9 @@ fn broken_managed(dir: &Path) -> Runtime {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let metadata = dir.join(METADATA);
-    let problem = match std::fs::symlink_metadata(dir) {
-        Ok(meta) if meta.file_type().is_symlink() && std::fs::metadata(dir).is_err() => {
-            match std::fs::read_link(dir) {
+    let problem = match fs_err::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() && fs_err::metadata(dir).is_err() => {
+            match fs_err::read_link(dir) {
                 Ok(target) => format!(
                     "`{}` is a link to `{}`, which does not exist",
                     dir.display(),
@@ -470,7 +432,7 @@ fn broken_managed(dir: &Path) -> Runtime {
         Ok(meta) if !meta.is_dir() && !meta.file_type().is_symlink() => {
             format!("`{}` is not a directory", dir.display())
         }
-        _ => match std::fs::read(&metadata) {
+        _ => match fs_err::read(&metadata) {
             Err(e) => format!("`{}` cannot be read: {e}", metadata.display()),
             Ok(bytes) => match serde_json::from_slice::<RuntimeMetadata>(&bytes) {
                 Err(e) => format!("`{}` is not valid: {e}", metadata.display()),
@@ -496,7 +458,7 @@ pub fn read_managed_key(paths: &Paths, key: &str) -> Option<Runtime> {
     }
     let dir = paths.runtimes().join(key);
     read_managed(&dir).or_else(|| {
-        std::fs::symlink_metadata(&dir)
+        fs_err::symlink_metadata(&dir)
             .is_ok()
             .then(|| broken_managed(&dir))
     })
@@ -505,16 +467,10 @@ pub fn read_managed_key(paths: &Paths, key: &str) -> Option<Runtime> {
 /// Every managed runtime, newest version first.
 pub fn list_managed(paths: &Paths) -> Result<Vec<Runtime>, Error> {
     let root = paths.runtimes();
-    let entries = match std::fs::read_dir(&root) {
+    let entries = match fs_err::read_dir(&root) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(fs_err::read_dir(&root)
-                .map(|_| ())
-                .err()
-                .map(Error::from)
-                .unwrap_or(Error::Io(e)));
-        }
+        Err(source) => return Err(Error::Io { path: root, source }),
     };
     let mut out: Vec<Runtime> = entries
         .flatten()
@@ -529,20 +485,49 @@ pub fn list_managed(paths: &Paths) -> Result<Vec<Runtime>, Error> {
 pub fn remove_managed(paths: &Paths, runtime: &Runtime) -> Result<(), Error> {
     let root = paths.runtimes();
     if !runtime.path.starts_with(&root) || runtime.kind != RuntimeKind::Managed {
-        return Err(Error::RemoveAdopted(runtime.key.clone()));
+        return Err(Error::RemoveAdopted {
+            key: runtime.key.clone(),
+        });
     }
-    let _lock = LockFile::acquire(&paths.locks().join(format!("runtime-{}.lock", runtime.key)))?;
+    let _lock =
+        LockFile::acquire_blocking(&paths.locks().join(format!("runtime-{}.lock", runtime.key)))?;
     let mut random = [0u8; 6];
-    getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;
+    getrandom::fill(&mut random)
+        .map_err(|e| Error::io(&root)(std::io::Error::other(e.to_string())))?;
     let trash = root.join(format!(".trash-{}-{}", runtime.key, hex::encode(random)));
     // Renaming a link moves the link itself; its target is never touched.
-    fs_err::rename(&runtime.path, &trash)?;
-    let is_dir = std::fs::symlink_metadata(&trash).is_ok_and(|m| m.is_dir());
+    fs_err::rename(&runtime.path, &trash).map_err(Error::io(&runtime.path))?;
+    let is_dir = fs_err::symlink_metadata(&trash).is_ok_and(|m| m.is_dir());
     if is_dir {
-        fs_err::remove_dir_all(&trash)?;
-    } else if std::fs::remove_file(&trash).is_err() {
+        fs_err::remove_dir_all(&trash).map_err(Error::io(&trash))?;
+    } else if fs_err::remove_file(&trash).is_err() {
         // A directory link on Windows is removed as a directory (never its target).
-        fs_err::remove_dir(&trash)?;
+        fs_err::remove_dir(&trash).map_err(Error::io(&trash))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `beep-runtime.json` keeps its flat shape: files written before read the same.
+    #[test]
+    fn runtime_metadata_is_the_catalog_entry_flattened() {
+        let written = serde_json::json!({
+            "key": "cpython-3.12.7-linux-x86_64-gnu",
+            "version": "3.12.7",
+            "os": "linux",
+            "arch": "x86_64",
+            "libc": "gnu",
+            "build": "20241016",
+            "url": "file:///a.tar.gz",
+            "sha256": "0".repeat(64),
+            "installed_at": 5,
+        });
+        let meta: RuntimeMetadata = serde_json::from_value(written.clone()).unwrap();
+        assert_eq!(meta.entry.key(), meta.key);
+        assert_eq!(meta.entry.version, "3.12.7");
+        assert_eq!(serde_json::to_value(&meta).unwrap(), written);
+    }
 }

@@ -11,14 +11,18 @@ pub mod extract;
 pub mod install;
 pub mod platform;
 pub mod sysconfig;
+pub mod version;
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use crate::{Config, Paths};
+use crate::{Config, Paths, Progress, Reporter};
 
 pub use catalog::{Catalog, CatalogEntry};
-pub use install::InstallOptions;
+pub use install::{InstallOptions, Installed};
+pub use version::{
+    InstallRequest, VersionRequest, is_version_request, version_matches, version_tuple,
+};
 
 /// Where a runtime came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,16 +120,16 @@ pub struct Removed {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("No runtime matches `{0}`; see `beep-host runtime list` (and `--available`)")]
-    NotFound(String),
+    #[error("No runtime matches `{request}`; see `beep-host runtime list` (and `--available`)")]
+    NotFound { request: String },
     #[error("No default runtime is set; run `beep-host init` or `beep-host runtime default <key>`")]
     NoDefault,
     #[error(
-        "The default runtime `{0}` is missing; run `beep-host init` or `beep-host runtime default <key>`"
+        "The default runtime `{key}` is missing; run `beep-host init` or `beep-host runtime default <key>`"
     )]
-    DefaultMissing(String),
-    #[error("Runtime `{0}` is adopted: its files belong to the machine and are never removed")]
-    RemoveAdopted(String),
+    DefaultMissing { key: String },
+    #[error("Runtime `{key}` is adopted: its files belong to the machine and are never removed")]
+    RemoveAdopted { key: String },
     #[error(
         "Failed to remove runtime `{key}`: it is used by {users}; delete them first, or pass `--force` to remove it anyway (they stop working)"
     )]
@@ -137,9 +141,9 @@ pub enum Error {
     #[error("Failed to use interpreter `{}`: {reason}", path.display())]
     Refused { path: PathBuf, reason: String },
     #[error(
-        "Invalid runtime request `{0}`: expected a version (`3.12`, `3.12.7`), a key or a path"
+        "Invalid runtime request `{request}`: expected a version (`3.12`, `3.12.7`), a key or a path"
     )]
-    InvalidRequest(String),
+    InvalidRequest { request: String },
     #[error("No catalog entry for Python `{request}` on {platform}")]
     NoCatalogEntry { request: String, platform: String },
     #[error("Failed to run interpreter `{}`", path.display())]
@@ -162,11 +166,61 @@ pub enum Error {
     Lock(#[from] crate::lock::Error),
     #[error(transparent)]
     Config(#[from] crate::config::Error),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
+    #[error("Failed to use `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Failed to finish the background work of an install")]
+    Task {
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    #[error("Failed to find what uses runtime `{key}`")]
+    Users {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::NotFound { .. } | Self::NoCatalogEntry { .. } => C::NotFound,
+            Self::RemoveAdopted { .. } | Self::InUse { .. } => C::Conflict,
+            Self::Refused { .. } | Self::InvalidRequest { .. } => C::Invalid,
+            Self::Cancelled => C::Cancelled,
+            Self::NoDefault
+            | Self::DefaultMissing { .. }
+            | Self::Unusable { .. }
+            | Self::Interpreter { .. }
+            | Self::Broken { .. } => C::Failed,
+            Self::Catalog(e) => e.code(),
+            Self::Download(e) => e.code(),
+            Self::Extract(e) => e.code(),
+            Self::Lock(e) => e.code(),
+            Self::Config(e) => e.code(),
+            Self::Io { .. } | Self::Task { .. } | Self::Users { .. } => C::Internal,
+        }
+    }
+}
+
+impl Error {
+    /// An I/O error on `path`, for `map_err`.
+    pub(crate) fn io(path: impl AsRef<Path>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.as_ref().to_path_buf();
+        move |source| Self::Io { path, source }
+    }
+
+    /// A background task that panicked or was cancelled, for `map_err`.
+    pub(crate) fn task(source: tokio::task::JoinError) -> Self {
+        Self::Task { source }
+    }
+
     /// A network failure whose partial download a later run can resume.
     pub fn is_resumable(&self) -> bool {
         matches!(
@@ -233,7 +287,9 @@ impl Runtimes {
     /// A path is resolved without discovering the machine's other interpreters.
     pub fn find(&self, request: &str) -> Result<Runtime, Error> {
         if request.is_empty() {
-            return Err(Error::InvalidRequest(request.to_string()));
+            return Err(Error::InvalidRequest {
+                request: request.to_string(),
+            });
         }
         // A managed key is answered from its directory alone, without discovering interpreters.
         if let Some(mut found) = install::read_managed_key(&self.paths, request) {
@@ -249,11 +305,11 @@ impl Runtimes {
         if let Some(found) = all.iter().find(|r| r.key == request) {
             return Ok(found.clone());
         }
-        if is_version_request(request) {
+        if let Some(version) = VersionRequest::parse(request) {
             // Managed first, then adopted; within a kind the list is newest first.
             let mut matches: Vec<&Runtime> = all
                 .iter()
-                .filter(|r| r.problem.is_none() && version_matches(&r.version, request))
+                .filter(|r| r.problem.is_none() && version.matches(&r.version))
                 .collect();
             matches.sort_by_key(|r| {
                 (
@@ -265,14 +321,17 @@ impl Runtimes {
                 return Ok((*found).clone());
             }
         }
-        Err(Error::NotFound(request.to_string()))
+        Err(Error::NotFound {
+            request: request.to_string(),
+        })
     }
 
     /// The runtime of one interpreter path: a managed runtime's own interpreter, or the
     /// interpreter adopted as it is (a shim resolved to what it runs).
     fn find_path(&self, path: &Path) -> Result<Runtime, Error> {
-        let canonical =
-            fs_err::canonicalize(path).map_err(|_| Error::NotFound(path.display().to_string()))?;
+        let canonical = fs_err::canonicalize(path).map_err(|_| Error::NotFound {
+            request: path.display().to_string(),
+        })?;
         if let Ok(root) = fs_err::canonicalize(self.paths.runtimes())
             && let Ok(inside) = canonical.strip_prefix(&root)
             && let Some(key) = inside.components().next()
@@ -287,38 +346,6 @@ impl Runtimes {
         })
     }
 
-    /// What uses `runtime`: the environments built on it (their `beep-env.json` runtime or
-    /// their `pyvenv.cfg` home) and the backends `backends` reports running in them.
-    pub fn users(
-        &self,
-        runtime: &Runtime,
-        backends: &dyn crate::venv::RunningBackends,
-    ) -> Result<RuntimeUsers, Error> {
-        let envs = crate::venv::Environments::new(self.paths.clone(), self.config.clone());
-        let listed = envs
-            .list()
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
-        let prefix = fs_err::canonicalize(&runtime.path).unwrap_or_else(|_| runtime.path.clone());
-        let mut users = RuntimeUsers::default();
-        for env in listed {
-            let by_key = env.runtime.as_deref() == Some(runtime.key.as_str());
-            let by_home = env.home.as_deref().is_some_and(|home| {
-                let home = fs_err::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
-                home.starts_with(&prefix) || home.starts_with(&runtime.path)
-            });
-            if !(by_key || by_home) {
-                continue;
-            }
-            if let Ok(name) = crate::venv::EnvName::parse(&env.name) {
-                for b in backends.running_in(&name) {
-                    users.backends.push(format!("{} (in `{}`)", b.id, env.name));
-                }
-            }
-            users.environments.push(env.name);
-        }
-        Ok(users)
-    }
-
     /// The configured default runtime.
     pub fn default_runtime(&self) -> Result<Runtime, Error> {
         let key = self
@@ -331,7 +358,9 @@ impl Runtimes {
                 runtime.default = true;
                 Ok(runtime)
             }
-            Err(Error::NotFound(_)) => Err(Error::DefaultMissing(key.to_string())),
+            Err(Error::NotFound { .. }) => Err(Error::DefaultMissing {
+                key: key.to_string(),
+            }),
             Err(e) => Err(e),
         }
     }
@@ -370,29 +399,22 @@ impl Runtimes {
         Ok(())
     }
 
-    /// Delete a managed runtime unless an environment is built on it. Adopted runtimes
-    /// are refused. See [`remove_with`](Self::remove_with) for backends and `force`.
-    pub fn remove(&self, request: &str) -> Result<Runtime, Error> {
-        Ok(self
-            .remove_with(request, false, &crate::venv::NoBackends)?
-            .runtime)
-    }
-
-    /// Delete a managed runtime. Refused while environments are built on it or backends
-    /// run in them (as `backends` reports), naming them; with `force`, removed anyway and
-    /// the result names what it broke. Adopted runtimes are refused; a broken managed
-    /// runtime (a dangling link) is removed like any other.
+    /// Delete a managed runtime. Refused while `users` names users of it (environments
+    /// built on it, backends running in them), naming them; with `force`, removed anyway
+    /// and the result names what it broke. Adopted runtimes are refused; a broken managed
+    /// runtime (a dangling link) is removed like any other. The environments layer
+    /// answers `users` (`Environments::remove_runtime`): runtimes sit below it.
     pub fn remove_with(
         &self,
         request: &str,
         force: bool,
-        backends: &dyn crate::venv::RunningBackends,
+        users: &dyn Fn(&Runtime) -> Result<RuntimeUsers, Error>,
     ) -> Result<Removed, Error> {
         let runtime = self.find(request)?;
         if runtime.kind == RuntimeKind::Adopted {
-            return Err(Error::RemoveAdopted(runtime.key));
+            return Err(Error::RemoveAdopted { key: runtime.key });
         }
-        let users = self.users(&runtime, backends)?;
+        let users = users(&runtime)?;
         if !users.is_empty() && !force {
             return Err(Error::InUse {
                 key: runtime.key,
@@ -404,6 +426,38 @@ impl Runtimes {
             runtime,
             broken: users,
         })
+    }
+
+    /// Install the newest catalog entry matching `request` (`3.12`, `3.12.7` or a key).
+    pub async fn install(
+        &self,
+        request: &str,
+        reporter: &dyn Reporter,
+        options: &InstallOptions,
+    ) -> Result<Installed, Error> {
+        reporter.report(Progress::Resolve {
+            what: request.to_string(),
+        });
+        let parsed = InstallRequest::parse(request)?;
+        let catalog = self.catalog().await?;
+        let platform = platform::Platform::current();
+        let entry = catalog
+            .resolve(&parsed, &platform)
+            .cloned()
+            .ok_or_else(|| Error::NoCatalogEntry {
+                request: request.to_string(),
+                platform: platform.tag(),
+            })?;
+        install::install_entry(self.paths(), &entry, reporter, options)
+            .await
+            .map(|(mut runtime, already_installed)| {
+                runtime.default =
+                    self.config().default_runtime.as_deref() == Some(runtime.key.as_str());
+                Installed {
+                    runtime,
+                    already_installed,
+                }
+            })
     }
 
     /// The catalog in force (built in, or replaced by config / `BEEP_PYTHON_CATALOG`).
@@ -449,35 +503,4 @@ fn usable(runtime: Runtime) -> Result<Runtime, Error> {
 
 pub(crate) fn looks_like_path(request: &str) -> bool {
     request.contains('/') || request.contains('\\')
-}
-
-/// `3`, `3.12`, `3.12.7`.
-pub fn is_version_request(request: &str) -> bool {
-    let parts: Vec<&str> = request.split('.').collect();
-    !parts.is_empty()
-        && parts.len() <= 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-}
-
-/// Whether `version` (`3.12.7`) is matched by the request prefix (`3.12`).
-pub fn version_matches(version: &str, request: &str) -> bool {
-    let v: Vec<&str> = version.split('.').collect();
-    let r: Vec<&str> = request.split('.').collect();
-    r.len() <= v.len() && r.iter().zip(&v).all(|(a, b)| a == b)
-}
-
-/// Numeric parts of a version for ordering; non-numeric tails count as 0.
-pub fn version_tuple(version: &str) -> Vec<u64> {
-    version
-        .split('.')
-        .map(|p| {
-            p.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .unwrap_or(0)
-        })
-        .collect()
 }

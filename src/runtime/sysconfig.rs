@@ -137,7 +137,7 @@ fn patch_prefix_line(path: &Path, old: &str, new: &str) -> std::io::Result<bool>
     if old == new {
         return Ok(false);
     }
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(text) = fs_err::read_to_string(path) else {
         return Ok(false);
     };
     let mut changed = false;
@@ -168,12 +168,12 @@ fn remove_bytecode(cache: &Path, source: &Path) {
         return;
     };
     for pyc in files_starting(cache, &format!("{stem}.")).unwrap_or_default() {
-        let _ = std::fs::remove_file(pyc);
+        let _ = fs_err::remove_file(pyc);
     }
 }
 
 fn entries_starting(dir: &Path, prefix: &str, want_dir: bool) -> std::io::Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
+    let entries = match fs_err::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
@@ -221,19 +221,19 @@ build_time_vars = {'AR': '/tools/llvm/bin/llvm-ar',
         let dir = tempfile::tempdir().unwrap();
         let stdlib = dir.path().join("lib/python3.12");
         let cache = stdlib.join("__pycache__");
-        std::fs::create_dir_all(&cache).unwrap();
+        fs_err::create_dir_all(&cache).unwrap();
         let data = stdlib.join("_sysconfigdata__linux_x86_64-linux-gnu.py");
-        std::fs::write(&data, DATA).unwrap();
+        fs_err::write(&data, DATA).unwrap();
         let pyc = cache.join("_sysconfigdata__linux_x86_64-linux-gnu.cpython-312.pyc");
-        std::fs::write(&pyc, b"stale").unwrap();
+        fs_err::write(&pyc, b"stale").unwrap();
         let keep = cache.join("os.cpython-312.pyc");
-        std::fs::write(&keep, b"other").unwrap();
-        std::fs::create_dir_all(dir.path().join("lib/pkgconfig")).unwrap();
+        fs_err::write(&keep, b"other").unwrap();
+        fs_err::create_dir_all(dir.path().join("lib/pkgconfig")).unwrap();
         let pc = dir.path().join("lib/pkgconfig/python-3.12.pc");
-        std::fs::write(&pc, "prefix=/install\nlibdir=${prefix}/lib\n").unwrap();
+        fs_err::write(&pc, "prefix=/install\nlibdir=${prefix}/lib\n").unwrap();
         let config = stdlib.join("config-3.12-x86_64-linux-gnu");
-        std::fs::create_dir_all(&config).unwrap();
-        std::fs::write(
+        fs_err::create_dir_all(&config).unwrap();
+        fs_err::write(
             config.join("Makefile"),
             "VERSION=3.12\nprefix=\t\t/install\n",
         )
@@ -241,7 +241,7 @@ build_time_vars = {'AR': '/tools/llvm/bin/llvm-ar',
 
         let changed = patch(dir.path(), Path::new("/home/u/rt")).unwrap();
         assert_eq!(changed.len(), 3, "{changed:?}");
-        let text = std::fs::read_to_string(&data).unwrap();
+        let text = fs_err::read_to_string(&data).unwrap();
         assert!(text.contains("'prefix': '/home/u/rt'"), "{text}");
         assert!(text.contains("'BINDIR': '/home/u/rt/bin'"), "{text}");
         assert!(text.contains("-I/home/u/rt/include"), "{text}");
@@ -258,10 +258,10 @@ build_time_vars = {'AR': '/tools/llvm/bin/llvm-ar',
         assert!(!pyc.exists());
         assert!(keep.exists());
         assert_eq!(
-            std::fs::read_to_string(&pc).unwrap(),
+            fs_err::read_to_string(&pc).unwrap(),
             "prefix=/home/u/rt\nlibdir=${prefix}/lib\n"
         );
-        let makefile = std::fs::read_to_string(config.join("Makefile")).unwrap();
+        let makefile = fs_err::read_to_string(config.join("Makefile")).unwrap();
         assert!(makefile.ends_with("prefix=\t\t/home/u/rt\n"), "{makefile}");
 
         // Patching again changes nothing.
@@ -275,7 +275,7 @@ build_time_vars = {'AR': '/tools/llvm/bin/llvm-ar',
     #[test]
     fn a_runtime_without_sysconfigdata_is_left_alone() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("lib/python3.12")).unwrap();
+        fs_err::create_dir_all(dir.path().join("lib/python3.12")).unwrap();
         assert!(patch(dir.path(), Path::new("/x")).unwrap().is_empty());
         assert!(patch(dir.path(), Path::new("/it's")).unwrap().is_empty());
     }

@@ -93,7 +93,7 @@ impl Environments {
                 environment: self.get(&name)?,
             });
         }
-        let existed = std::fs::symlink_metadata(self.dir(&name)).is_ok();
+        let existed = fs_err::symlink_metadata(self.dir(&name)).is_ok();
         if existed {
             self.delete_locked(&name)?;
         }
@@ -131,7 +131,7 @@ mod tests {
     }
 
     fn read(path: &str) -> String {
-        std::fs::read_to_string(python_dir().join(path)).unwrap()
+        fs_err::read_to_string(python_dir().join(path)).unwrap()
     }
 
     /// Comparable: `1.76` and `1.76.0` are the same version.

@@ -95,6 +95,36 @@ pub fn python_in(dir: &Path) -> PathBuf {
     }
 }
 
+/// The directory of environment `name` under the home's environments (it may not exist).
+pub fn env_dir(paths: &crate::Paths, name: &super::EnvName) -> PathBuf {
+    paths.envs().join(name.as_str())
+}
+
+/// Does the environment carry grpcio? Looks at the files, without starting Python.
+/// `None` when it cannot tell (the environment also sees the system site-packages).
+pub fn has_grpc(dir: &Path) -> Option<bool> {
+    let cfg = fs_err::read_to_string(dir.join(PYVENV_CFG)).unwrap_or_default();
+    let system_site = parse_pyvenv_cfg(&cfg)
+        .get("include-system-site-packages")
+        .is_some_and(|v| v == "true");
+    let mut site_dirs = vec![dir.join("Lib").join("site-packages")];
+    if let Ok(entries) = fs_err::read_dir(dir.join("lib")) {
+        for entry in entries.flatten() {
+            site_dirs.push(entry.path().join("site-packages"));
+        }
+    }
+    if site_dirs
+        .iter()
+        .any(|site| site.join("grpc").join("__init__.py").is_file())
+    {
+        Some(true)
+    } else if system_site {
+        None
+    } else {
+        Some(false)
+    }
+}
+
 /// Whether `dir` holds a finished environment (its metadata file is written last).
 pub fn is_complete(dir: &Path) -> bool {
     dir.join(METADATA_FILE).is_file()
@@ -111,7 +141,7 @@ pub fn parse_pyvenv_cfg(text: &str) -> BTreeMap<String, String> {
 
 /// Read a finished environment; `Ok(None)` when `dir` is not one (no metadata file).
 pub fn read(name: &str, dir: &Path) -> io::Result<Option<Environment>> {
-    let metadata_text = match std::fs::read(dir.join(METADATA_FILE)) {
+    let metadata_text = match fs_err::read(dir.join(METADATA_FILE)) {
         Ok(bytes) => bytes,
         Err(e)
             if matches!(
@@ -151,7 +181,7 @@ pub fn read(name: &str, dir: &Path) -> io::Result<Option<Environment>> {
 
 /// Read `pyvenv.cfg`; missing or unreadable is empty.
 pub fn read_pyvenv_cfg(dir: &Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(dir.join(PYVENV_CFG))
+    fs_err::read_to_string(dir.join(PYVENV_CFG))
         .map(|t| parse_pyvenv_cfg(&t))
         .unwrap_or_default()
 }
@@ -213,7 +243,7 @@ pub fn is_executable(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        fs_err::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     }
     #[cfg(not(unix))]
     {
@@ -226,7 +256,7 @@ pub fn disk_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(entries) = fs_err::read_dir(&dir) else {
             continue;
         };
         for entry in entries.filter_map(Result::ok) {
@@ -274,6 +304,24 @@ fn rfc3339(unix_secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        let site = dir.path().join("lib/python3.11/site-packages");
+        fs_err::create_dir_all(&site).unwrap();
+        assert_eq!(has_grpc(dir.path()), Some(false));
+        fs_err::write(
+            dir.path().join("pyvenv.cfg"),
+            "include-system-site-packages = true\n",
+        )
+        .unwrap();
+        assert_eq!(has_grpc(dir.path()), None);
+        fs_err::create_dir_all(site.join("grpc")).unwrap();
+        fs_err::write(site.join("grpc/__init__.py"), "").unwrap();
+        assert_eq!(has_grpc(dir.path()), Some(true));
+    }
 
     #[test]
     fn timestamps() {

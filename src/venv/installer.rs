@@ -67,6 +67,19 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        match self {
+            Self::UvEnv { .. } => C::Invalid,
+            Self::Io { .. } => C::Internal,
+            Self::Lock { source, .. } => source.code(),
+            _ => C::Failed,
+        }
+    }
+}
+
 /// A tool that ran and exited unsuccessfully.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -284,19 +297,12 @@ async fn provision_uv(
         source: Box::new(source),
     };
     let lock_path = paths.locks().join("tools-uv.lock");
-    let _lock = {
-        let wait_path = lock_path.clone();
-        tokio::task::spawn_blocking(move || LockFile::acquire(&wait_path))
-            .await
-            .map_err(|e| Error::Io {
-                path: lock_path.clone(),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(|source| Error::Lock {
-                path: lock_path.clone(),
-                source: Box::new(source),
-            })?
-    };
+    let _lock = LockFile::acquire(&lock_path, "uv provisioning", Default::default())
+        .await
+        .map_err(|source| Error::Lock {
+            path: lock_path.clone(),
+            source: Box::new(source),
+        })?;
     let uv = provisioned_uv(paths);
     if super::environment::is_executable(&uv) {
         return Ok(uv); // another process provisioned it while we waited

@@ -8,6 +8,14 @@ pub enum Error {
     Invalid { name: String, reason: &'static str },
 }
 
+impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        C::Invalid
+    }
+}
+
 /// A valid environment name: `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`, not ending in `.`, not a
 /// Windows device name. Names that differ only in case are one name on case-insensitive
 /// file systems; `Environments::create` refuses the second.

@@ -47,7 +47,7 @@ pub fn site_packages(env: &Path) -> Vec<PathBuf> {
     if cfg!(windows) {
         return vec![env.join("Lib").join("site-packages")];
     }
-    let Ok(entries) = std::fs::read_dir(env.join("lib")) else {
+    let Ok(entries) = fs_err::read_dir(env.join("lib")) else {
         return Vec::new();
     };
     let mut dirs: Vec<PathBuf> = entries
@@ -68,7 +68,7 @@ pub fn site_packages(env: &Path) -> Vec<PathBuf> {
 pub fn count(env: &Path) -> usize {
     site_packages(env)
         .iter()
-        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .filter_map(|dir| fs_err::read_dir(dir).ok())
         .flat_map(|entries| entries.filter_map(Result::ok))
         .filter(|e| is_dist_info(&e.file_name().to_string_lossy()))
         .count()
@@ -85,7 +85,7 @@ pub fn list(env: &Path) -> io::Result<Vec<Package>> {
                 continue;
             }
             let from_dir = name_version_from_dir(&file_name);
-            let metadata = std::fs::read_to_string(entry.path().join("METADATA")).ok();
+            let metadata = fs_err::read_to_string(entry.path().join("METADATA")).ok();
             let from_metadata = metadata.as_deref().and_then(name_version_from_metadata);
             if let Some((name, version)) = from_metadata.or(from_dir) {
                 packages.push(Package { name, version });

@@ -86,7 +86,7 @@ impl RemoveOnDrop {
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         if let Some(dir) = self.dir.take()
-            && std::fs::symlink_metadata(&dir).is_ok()
+            && fs_err::symlink_metadata(&dir).is_ok()
             && let Err(e) = remove(&self.envs, &dir, &self.name)
         {
             tracing::warn!("Failed to remove half-created environment: {e}");

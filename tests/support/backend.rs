@@ -30,7 +30,7 @@ pub fn grpc_env() -> &'static Path {
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-envs");
         std::fs::create_dir_all(&root).unwrap();
         let env = root.join("grpc");
-        let _lock = beep_host::lock::LockFile::acquire(&root.join("grpc.lock")).unwrap();
+        let _lock = beep_host::lock::LockFile::acquire_blocking(&root.join("grpc.lock")).unwrap();
         if env.join("ok").exists() {
             return env;
         }
@@ -81,7 +81,7 @@ impl Home {
 
     /// A plain environment (`python -m venv --without-pip`): enough for http and pipe.
     pub fn plain_env(&self, name: &str) -> EnvName {
-        let dir = self.paths.env_dir(&EnvName::parse(name).unwrap());
+        let dir = beep_host::venv::env_dir(&self.paths, &EnvName::parse(name).unwrap());
         run(Command::new(python())
             .args(["-m", "venv", "--without-pip"])
             .arg(&dir));
@@ -91,7 +91,7 @@ impl Home {
     /// An environment with grpcio: a link to the shared one.
     pub fn grpc_env(&self, name: &str) -> EnvName {
         let env = EnvName::parse(name).unwrap();
-        let dir = self.paths.env_dir(&env);
+        let dir = beep_host::venv::env_dir(&self.paths, &env);
         std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink(grpc_env(), &dir).unwrap();

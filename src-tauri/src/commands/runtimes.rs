@@ -82,7 +82,11 @@ pub async fn runtime_cancel_install(state: State<'_, AppState>, request: String)
 #[tauri::command]
 #[specta::specta]
 pub async fn runtime_remove(state: State<'_, AppState>, key: String) -> AppResult<RuntimeRow> {
-    Ok(state.runtimes()?.remove(&key)?.into())
+    Ok(state
+        .environments()?
+        .remove_runtime(&key, false, &beep_host::venv::NoBackends)?
+        .runtime
+        .into())
 }
 
 /// Make a runtime the default.

@@ -1,7 +1,6 @@
 use tauri::State;
 
 use beep_host::Config;
-use beep_host::config::{CATALOG_ENV, INSTALLER_ENV, MIRROR_ENV};
 
 use crate::dto::settings::{CheckRow, HostApi, Settings, SettingsUpdate};
 use crate::error::AppResult;
@@ -12,11 +11,7 @@ use crate::state::AppState;
 #[specta::specta]
 pub async fn settings_get(state: State<'_, AppState>) -> AppResult<Settings> {
     let file = Config::load_file(&state.paths)?;
-    let overridden = [CATALOG_ENV, MIRROR_ENV, INSTALLER_ENV]
-        .into_iter()
-        .filter(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
-        .map(str::to_string)
-        .collect();
+    let overridden = Config::overridden();
     Ok(Settings {
         data_dir: state.paths.data.display().to_string(),
         config_file: state.paths.config_file().display().to_string(),

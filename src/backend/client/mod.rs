@@ -63,6 +63,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// What kind of failure this is (see [`crate::ErrorCode`]).
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
+        C::Failed
+    }
+}
+
+impl Error {
     /// The Python exception, when Python raised one.
     pub fn remote(&self) -> Option<&RemoteError> {
         match self {

@@ -4,9 +4,10 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// One operation of the Python side.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+/// One operation of the Python side. Deserializing (only `from_parts` does) refuses
+/// unknown fields, and never produces `Other`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     Exec {
         code: String,
@@ -21,13 +22,17 @@ pub enum Op {
     },
     Create {
         target: String,
+        #[serde(default)]
         args: Vec<Value>,
+        #[serde(default)]
         kwargs: Map<String, Value>,
     },
     Call {
         handle: String,
         method: String,
+        #[serde(default)]
         args: Vec<Value>,
+        #[serde(default)]
         kwargs: Map<String, Value>,
     },
     Getattr {
@@ -220,97 +225,6 @@ impl Fields<'_> {
     }
 }
 
-// Deserializing is only used by `from_parts`; `Other` is never produced by serde.
-impl<'de> Deserialize<'de> for Op {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-        enum Typed {
-            Exec {
-                code: String,
-                timeout: Option<f64>,
-            },
-            Eval {
-                expr: String,
-            },
-            Import {
-                module: String,
-            },
-            Create {
-                target: String,
-                #[serde(default)]
-                args: Vec<Value>,
-                #[serde(default)]
-                kwargs: Map<String, Value>,
-            },
-            Call {
-                handle: String,
-                method: String,
-                #[serde(default)]
-                args: Vec<Value>,
-                #[serde(default)]
-                kwargs: Map<String, Value>,
-            },
-            Getattr {
-                handle: String,
-                name: String,
-            },
-            Setattr {
-                handle: String,
-                name: String,
-                value: Value,
-            },
-            Release {
-                handle: String,
-            },
-            Handles,
-            Info,
-            Interrupt,
-            Shutdown,
-        }
-        Ok(match Typed::deserialize(deserializer)? {
-            Typed::Exec { code, timeout } => Self::Exec { code, timeout },
-            Typed::Eval { expr } => Self::Eval { expr },
-            Typed::Import { module } => Self::Import { module },
-            Typed::Create {
-                target,
-                args,
-                kwargs,
-            } => Self::Create {
-                target,
-                args,
-                kwargs,
-            },
-            Typed::Call {
-                handle,
-                method,
-                args,
-                kwargs,
-            } => Self::Call {
-                handle,
-                method,
-                args,
-                kwargs,
-            },
-            Typed::Getattr { handle, name } => Self::Getattr { handle, name },
-            Typed::Setattr {
-                handle,
-                name,
-                value,
-            } => Self::Setattr {
-                handle,
-                name,
-                value,
-            },
-            Typed::Release { handle } => Self::Release { handle },
-            Typed::Handles => Self::Handles,
-            Typed::Info => Self::Info,
-            Typed::Interrupt => Self::Interrupt,
-            Typed::Shutdown => Self::Shutdown,
-        })
-    }
-}
-
 /// A Python exception, as the backend reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteError {
@@ -463,6 +377,42 @@ mod tests {
             Op::Other { .. }
         ));
         assert_eq!(Op::Handles.into_parts().0, "handles");
+    }
+
+    /// One `Op` both ways: missing `args`/`kwargs` are empty, an unknown field or tag
+    /// keeps the operation as given (`Other`), and typed fields survive a round trip.
+    #[test]
+    fn from_parts_reads_what_into_parts_writes() {
+        let fields = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            Op::from_parts("call", fields(json!({"handle": "h1", "method": "m"}))),
+            Op::Call {
+                handle: "h1".into(),
+                method: "m".into(),
+                args: Vec::new(),
+                kwargs: Map::new(),
+            }
+        );
+        for (op, extra) in [
+            ("eval", json!({"expr": "1", "surprise": 1})),
+            ("other", json!({"op": "x"})),
+            ("exec", json!({"code": 5})),
+        ] {
+            assert_eq!(
+                Op::from_parts(op, fields(extra.clone())),
+                Op::Other {
+                    op: op.into(),
+                    fields: fields(extra)
+                }
+            );
+        }
+        let typed = Op::Create {
+            target: "m:C".into(),
+            args: vec![json!(1)],
+            kwargs: fields(json!({"k": true})),
+        };
+        let (op, parts) = typed.clone().into_parts();
+        assert_eq!(Op::from_parts(&op, parts), typed);
     }
 
     #[test]
