@@ -208,10 +208,11 @@ done_step
 step "runtime default, venv create (python -m venv)"
 PYTHON_WIN=$(winpath "$PYTHON_DIR/python.exe")
 cli runtime default "$PYTHON_WIN"
-# `venv create` without --runtime fails here: "The default runtime `adopted-...` is missing"
-# (an adopted interpreter is not found again; filed with the core's edges, issue 15 point 4).
-cli venv create w1 --runtime "$PYTHON_WIN"
+# The default given by path stays the default by that path (discovery does not find this
+# interpreter again): `venv create` uses it without --runtime.
+cli venv create w1
 cli venv list
+[[ $CLI_OUT == *"3.13"* ]] || fail "venv list shows no 3.13 environment: $CLI_OUT"
 done_step
 
 for transport in pipe http; do
@@ -241,6 +242,13 @@ assert not [r for r in json.loads(sys.argv[2]) if r.get("id") == sys.argv[1] and
 ' "$id" "$CLI_OUT" || fail "$id still ready after stop"
     done_step
 done
+
+step "daemon: one owner, stopped on request"
+cli daemon status
+[[ $CLI_OUT == *"daemon pid"* ]] || fail "no daemon after the backends ran: $CLI_OUT"
+cli daemon stop
+[[ $CLI_OUT == *"stopped the daemon"* ]] || fail "daemon stop printed: $CLI_OUT"
+done_step
 
 step "wineserver shutdown"
 timeout 60 wineserver -k || true
