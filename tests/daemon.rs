@@ -396,23 +396,29 @@ fn a_full_disk_fails_the_start_by_name_and_leaves_nothing() {
 #[test]
 fn ps_shows_a_backend_busy_while_a_call_runs() {
     let home = Home::new();
-    home.plain_env("admin");
-    let id = id_of(&home.ok(&["start", "pipe", "--detach"]));
-    assert_eq!(row(&home.ps(), &id)["busy"], false);
-    let mut call = home
-        .command(&["exec", &id, "import time; time.sleep(2)"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for("busy in ps", Duration::from_secs(3), || {
-        home.ok(&["ps"])
-            .lines()
-            .any(|l| l.starts_with(&id) && l.contains(" busy "))
-    });
-    assert_eq!(row(&home.ps(), &id)["busy"], true);
-    assert!(call.wait().unwrap().success());
-    assert_eq!(row(&home.ps(), &id)["busy"], false);
-    home.ok(&["stop", &id]);
+    home.grpc_env("admin");
+    for transport in ["pipe", "http", "rpc"] {
+        let id = id_of(&home.ok(&["start", transport, "--detach"]));
+        assert_eq!(row(&home.ps(), &id)["busy"], false, "{transport}");
+        let mut call = home
+            .command(&["exec", &id, "import time; time.sleep(2)"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(
+            &format!("{transport}: busy in ps"),
+            Duration::from_secs(3),
+            || {
+                home.ok(&["ps"])
+                    .lines()
+                    .any(|l| l.starts_with(&id) && l.contains(" busy "))
+            },
+        );
+        assert_eq!(row(&home.ps(), &id)["busy"], true, "{transport}");
+        assert!(call.wait().unwrap().success());
+        assert_eq!(row(&home.ps(), &id)["busy"], false, "{transport}");
+        home.ok(&["stop", &id]);
+    }
 }
 
 #[test]

@@ -153,7 +153,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoReply(_message.Message):
-    __slots__ = ("python_version", "executable", "prefix", "env_name", "pid", "transport", "started_at", "handles")
+    __slots__ = ("python_version", "executable", "prefix", "env_name", "pid", "transport", "started_at", "handles", "busy")
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
     EXECUTABLE_FIELD_NUMBER: _ClassVar[int]
     PREFIX_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +162,7 @@ class InfoReply(_message.Message):
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     HANDLES_FIELD_NUMBER: _ClassVar[int]
+    BUSY_FIELD_NUMBER: _ClassVar[int]
     python_version: str
     executable: str
     prefix: str
@@ -170,7 +171,8 @@ class InfoReply(_message.Message):
     transport: str
     started_at: float
     handles: int
-    def __init__(self, python_version: _Optional[str] = ..., executable: _Optional[str] = ..., prefix: _Optional[str] = ..., env_name: _Optional[str] = ..., pid: _Optional[int] = ..., transport: _Optional[str] = ..., started_at: _Optional[float] = ..., handles: _Optional[int] = ...) -> None: ...
+    busy: bool
+    def __init__(self, python_version: _Optional[str] = ..., executable: _Optional[str] = ..., prefix: _Optional[str] = ..., env_name: _Optional[str] = ..., pid: _Optional[int] = ..., transport: _Optional[str] = ..., started_at: _Optional[float] = ..., handles: _Optional[int] = ..., busy: bool = ...) -> None: ...
 
 class InterruptRequest(_message.Message):
     __slots__ = ()

@@ -181,8 +181,7 @@ class Servicer(pb_grpc.BackendServicer):
     def Info(self, request, context):
         value = self._run({"op": "info"}, context)["value"]
         value["env_name"] = value["env_name"] or ""
-        known = pb.InfoReply.DESCRIPTOR.fields_by_name
-        return pb.InfoReply(**{k: v for k, v in value.items() if k in known})
+        return pb.InfoReply(**value)
 
     def Interrupt(self, request, context):
         return pb.InterruptReply(interrupted=self._run({"op": "interrupt"}, context)["value"])

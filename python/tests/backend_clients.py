@@ -256,6 +256,7 @@ class GrpcClient:
                     "transport",
                     "started_at",
                     "handles",
+                    "busy",
                 )
             }
             value["env_name"] = value["env_name"] or None

@@ -189,11 +189,10 @@ def test_info(client, transport, backend):
         "transport",
         "started_at",
         "handles",
+        "busy",
     }
-    if transport != "grpc":  # InfoReply has no `busy` field yet
-        expected.add("busy")
-        assert info["busy"] is False
     assert set(info) == expected
+    assert info["busy"] is False
     assert info["transport"] == transport
     assert info["pid"] == backend.proc.pid
     assert info["python_version"].count(".") == 2

@@ -276,6 +276,7 @@ impl BackendClient for GrpcClient {
                 object.insert("transport".into(), info.transport.into());
                 object.insert("started_at".into(), info.started_at.into());
                 object.insert("handles".into(), info.handles.into());
+                object.insert("busy".into(), info.busy.into());
                 Ok(value(Value::Object(object)))
             }
             Op::Interrupt => {
