@@ -1,0 +1,23 @@
+// Which catalog entry to recommend: the newest version (then the newest build).
+import type { AvailableRuntime } from "../backend";
+
+const parts = (v: string) => v.split(/[.+-]/).map((p) => Number.parseInt(p, 10) || 0);
+
+/** Compare versions numerically ("3.10.2" > "3.9.18"). */
+export function compareVersions(a: string, b: string): number {
+  const x = parts(a);
+  const y = parts(b);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d) return d;
+  }
+  return 0;
+}
+
+export function newestAvailable(available: AvailableRuntime[]): AvailableRuntime | null {
+  let best: AvailableRuntime | null = null;
+  for (const a of available) {
+    if (!best || compareVersions(a.version, best.version) > 0 || (compareVersions(a.version, best.version) === 0 && a.build > best.build)) best = a;
+  }
+  return best;
+}
