@@ -239,6 +239,7 @@ async function main() {
   await step("02a-runtime-install-cancelled", async () => {
     mirrorState.slow = true;
     await (await $t("nav-runtimes")).click();
+    await exists(`[data-testid="available-${made.version}"] [data-testid="recommended"]`);
     await (await exists(`[data-testid="install-${made.version}"]`)).click();
     await waitFor("download under way", async () =>
       (await (await browser.$('[data-testid="install-progress"]')).getAttribute("data-phase")) === "download", 10_000);
@@ -388,6 +389,28 @@ async function main() {
     await browser.pause(1500);
     if ((await (await $t("pkg-task")).getAttribute("data-status")) !== "failed") throw new Error("the package failure was cleared");
     for (const dir of ["beepdep_base-1.0.dist-info", "beepdep_user-2.0.dist-info"]) rmSync(join(site, dir), { recursive: true, force: true });
+  });
+
+  await step("03c-broken-recreate", async () => {
+    // Its base interpreter gone: the row says what is broken and offers the fix.
+    const cfg = join(home, "data/envs/e2e/pyvenv.cfg");
+    const original = readFileSync(cfg, "utf8");
+    writeFileSync(cfg, original.replace(/^home\s*=.*$/m, "home = /nonexistent-e2e/bin"));
+    await (await $t("nav-runtimes")).click();
+    await (await $t("nav-environments")).click();
+    const problem = await (await exists('[data-testid="env-e2e"] [data-testid="env-problem"]', 10_000)).getText();
+    if (!problem.trim()) throw new Error("a broken environment does not say what is broken");
+    log("broken environment shows:", problem);
+    await shot("03c-broken");
+    await (await $t("env-recreate-e2e")).click();
+    await (await browser.$(`[data-testid="confirm-dialog"][open] [data-testid="confirm-ok"]`)).click();
+    await waitFor("recreated", async () => {
+      const st = await (await browser.$('[data-testid="env-task"]')).getAttribute("data-status");
+      if (st === "failed") throw new Error(await (await $t("env-task")).getText());
+      return st === "done";
+    }, 180_000);
+    await waitFor("healthy again", async () => !(await (await browser.$('[data-testid="env-e2e"] [data-testid="env-broken"]')).isExisting()), 10_000);
+    if (/nonexistent-e2e/.test(readFileSync(cfg, "utf8"))) throw new Error("pyvenv.cfg still names the missing interpreter");
   });
 
   let pid = 0;

@@ -99,5 +99,5 @@ export function mergeRows(
 export function shortEndpoint(address: string | null): string {
   if (!address) return "—";
   const slash = Math.max(address.lastIndexOf("/"), address.lastIndexOf("\\"));
-  return slash >= 0 ? `…${address.slice(slash)}` : address;
+  return slash >= 0 ? address.slice(slash + 1) : address;
 }

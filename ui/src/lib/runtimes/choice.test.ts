@@ -13,3 +13,15 @@ describe("recommended runtime", () => {
     expect(newestAvailable([])).toBeNull();
   });
 });
+
+import { endOfLife, runtimeLabel } from "./choice";
+
+describe("runtime marks", () => {
+  it("marks 3.6 to 3.8 as past their end of life", () => {
+    expect(["3.6.15", "3.7.16", "3.8.18"].every(endOfLife)).toBe(true);
+    expect(["3.9.18", "3.12.1", "2.7.18", "3.10.0"].some(endOfLife)).toBe(false);
+  });
+  it("names runtimes without their internal key", () => {
+    expect(runtimeLabel({ version: "3.11.7", kind: "adopted" })).toBe("Python 3.11.7 (found on this machine)");
+  });
+});

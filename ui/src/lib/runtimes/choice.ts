@@ -21,3 +21,14 @@ export function newestAvailable(available: AvailableRuntime[]): AvailableRuntime
   }
   return best;
 }
+
+/** Python 3.6–3.8 reached their end of life: no more security fixes. */
+export function endOfLife(version: string): boolean {
+  const [major, minor] = parts(version);
+  return major === 3 && minor >= 6 && minor <= 8;
+}
+
+/** A runtime as a person reads it: "Python 3.12.1 (managed)" / "(found on this machine)". */
+export function runtimeLabel(r: { version: string; kind: string }): string {
+  return `Python ${r.version} (${r.kind === "managed" ? "managed" : "found on this machine"})`;
+}
