@@ -554,6 +554,23 @@ async function main() {
       return r.length > 0 ? r : null;
     });
     log("config check:", rows.length, "items");
+    // The environment's values are shown as in force, read-only, with the variable.
+    const forced = await (await exists('[data-testid="in-force-catalog"]')).getText();
+    if (!forced.includes("BEEP_PYTHON_CATALOG")) throw new Error(`the catalog in force says: ${forced}`);
+    const value = await (await browser.$('[data-testid="in-force-catalog"] input')).getValue();
+    if (value !== catalog) throw new Error(`catalog in force ${value}, not ${catalog}`);
+    if (!(await (await browser.$('[data-testid="in-force-catalog"] input')).getAttribute("readonly") !== null)) throw new Error("the value in force is editable");
+    // An invalid catalog is refused with why, not "Saved.".
+    await (await $t("settings-catalog")).setValue("not a catalog");
+    await (await $t("settings-save")).click();
+    const refused = await (await exists('[data-testid="settings-error"]', 5_000)).getText();
+    if (!/catalog/i.test(refused) || (await (await browser.$('[data-testid="settings-saved"]')).isExisting())) throw new Error(`an invalid catalog: ${refused}`);
+    await (await $t("settings-catalog")).click();
+    await browser.keys(["Control", "a"]);
+    await browser.keys(["Control"]);
+    await browser.keys(["Backspace"]);
+    await (await $t("settings-save")).click();
+    await exists('[data-testid="settings-saved"]', 5_000);
   });
 
   // The host API, served by the daemon, answers with the token from host.json.

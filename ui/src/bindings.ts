@@ -256,6 +256,16 @@ export type HostApi = {
 	grpc: string | null,
 	/**  `<state>/host.json`: addresses and the token (mode 0600). */
 	record: string | null,
+	/**  The token other programs send (`Authorization: Bearer …`), from that record. */
+	token: string | null,
+};
+
+/**  A setting whose value comes from an environment variable, not the file. */
+export type InForce = {
+	/**  `catalog`, `mirror` or `installer`. */
+	setting: string,
+	variable: string,
+	value: string,
 };
 
 /**  One step of a runtime install (`request` is what the UI asked to install). */
@@ -317,6 +327,8 @@ export type Settings = {
 	installer: string,
 	/**  Environment variables that win over the file right now. */
 	overridden: string[],
+	/**  The values in force from those variables (shown read-only, with why). */
+	in_force: InForce[],
 };
 
 /**  What the Settings page saves. */
