@@ -217,6 +217,12 @@ async function main() {
   const launched = Date.now();
   await step("01-launch-cli-backend-live", async () => {
     await exists('[data-testid="nav-environments"]');
+    // The Overview first: what runs (the CLI's backend) and the first-run choice.
+    await waitFor("overview counts the CLI backend", async () =>
+      /^1 backend running/.test(await (await $t("overview-running")).getText()), 10_000);
+    await exists('[data-testid="first-run"]', 10_000);
+    log(`first content after ${Date.now() - launched} ms`);
+    await shot("01-overview");
     await (await $t("nav-backends")).click();
     const row = `[data-testid="backend-${cliId}"]`;
     await exists(row, 10_000);
