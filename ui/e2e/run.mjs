@@ -286,6 +286,12 @@ async function main() {
     const value = await browser.$('[data-testid="install-progress"] progress').getProperty("value");
     if (Number(value) !== 1) throw new Error(`progress bar at ${value}, not at the end`);
     await exists(`[data-testid^="runtime-cpython-${made.version}"]`);
+    // Removing a runtime asks first (Cancel keeps it).
+    await (await exists('[data-testid^="runtime-remove-cpython-"]')).click();
+    const ask = await (await exists('[data-testid="confirm-dialog"][open]', 5_000)).getText();
+    if (!ask.includes(join(home, "data/runtimes"))) throw new Error(`the runtime removal asks: ${ask}`);
+    await (await browser.$('[data-testid="confirm-dialog"][open] [data-testid="confirm-cancel"]')).click();
+    await exists(`[data-testid^="runtime-cpython-${made.version}"]`);
   });
 
   const machinePrefix = execFileSync("python3", ["-c", "import sys; print(sys.base_prefix)"], { encoding: "utf8" }).trim();
