@@ -28,7 +28,8 @@ t "e2e (tauri-driver + WebKitWebDriver under Xvfb)"
 APP="$PWD/target/debug/beep-host-gui" xvfb-run -a -s "-screen 0 1280x900x24" node ui/e2e/run.mjs
 
 if [ "${BEEP_GUI_SKIP_DEB:-}" != "1" ]; then
-  t ".deb: tauri build --bundles deb"
+  t ".deb: stage the CLI and beep_backend, tauri build --bundles deb"
+  scripts/stage-deb.sh
   (cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --ci)
   deb=$(ls -t target/release/bundle/deb/*.deb | head -1)
   t ".deb: unpack and start $deb"

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tauri::AppHandle;
 use tauri_specta::Event;
 
-use crate::dto::backends::BackendRow;
+use crate::dto::backends::{BackendRow, BackendState, LastExit};
 
 /// One step of a runtime install (`request` is what the UI asked to install).
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
@@ -55,10 +55,10 @@ pub struct TaskOutput {
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
 pub struct BackendChanged {
     pub id: String,
-    pub state: String,
+    pub state: BackendState,
     pub pid: Option<u32>,
     /// How the last run ended, when it did.
-    pub last_exit: Option<String>,
+    pub last_exit: Option<LastExit>,
 }
 
 /// Every backend, about once a second while any is known.

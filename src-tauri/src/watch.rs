@@ -71,9 +71,9 @@ fn changed(event: BackendEvent) -> Option<BackendChanged> {
     };
     Some(BackendChanged {
         id: id.as_str().to_string(),
-        state: state.as_str().to_string(),
+        state: state.into(),
         pid,
-        last_exit: last_exit.map(|e| e.describe()),
+        last_exit: last_exit.map(|e| crate::dto::backends::LastExit::new(&e, state)),
     })
 }
 

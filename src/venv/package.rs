@@ -100,6 +100,53 @@ pub fn list(env: &Path) -> io::Result<Vec<Package>> {
     Ok(packages)
 }
 
+/// The installed packages that require `name` (from each `Requires-Dist:` of their
+/// METADATA that is not only for an extra), sorted by name: what removing it may break.
+pub fn dependents(env: &Path, name: &str) -> io::Result<Vec<Package>> {
+    let wanted = normalize(name);
+    let mut found = Vec::new();
+    for dir in site_packages(env) {
+        for entry in fs_err::read_dir(&dir)? {
+            let entry = entry?;
+            if !is_dist_info(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(entry.path().join("METADATA")) else {
+                continue;
+            };
+            let Some((pkg, version)) = name_version_from_metadata(&text) else {
+                continue;
+            };
+            if normalize(&pkg) != wanted && requires(&text).any(|r| normalize(r) == wanted) {
+                found.push(Package { name: pkg, version });
+            }
+        }
+    }
+    found.sort_by_key(|p| normalize(&p.name));
+    found.dedup_by(|a, b| normalize(&a.name) == normalize(&b.name));
+    Ok(found)
+}
+
+/// The names of the `Requires-Dist:` headers that apply without an extra.
+fn requires(metadata: &str) -> impl Iterator<Item = &str> {
+    metadata
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.strip_prefix("Requires-Dist:"))
+        .filter(|r| {
+            r.split_once(';')
+                .is_none_or(|(_, marker)| !marker.contains("extra"))
+        })
+        .map(|r| {
+            let r = r.trim();
+            let end = r
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+                .unwrap_or(r.len());
+            &r[..end]
+        })
+        .filter(|n| !n.is_empty())
+}
+
 fn is_dist_info(file_name: &str) -> bool {
     file_name.ends_with(".dist-info")
 }
@@ -200,6 +247,40 @@ mod tests {
             name_version_from_dir("typing_extensions-4.12.2.dist-info"),
             Some(("typing_extensions".into(), "4.12.2".into()))
         );
+    }
+
+    #[test]
+    fn dependents_from_metadata() {
+        let env = tempfile::tempdir().unwrap();
+        let site = env.path().join("lib/python3.12/site-packages");
+        let dist = |name: &str, meta: &str| {
+            let dir = site.join(format!("{name}.dist-info"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("METADATA"), meta).unwrap();
+        };
+        dist("six-1.16.0", "Name: six\nVersion: 1.16.0\n");
+        dist(
+            "python_dateutil-2.9.0",
+            "Name: python-dateutil\nVersion: 2.9.0\nRequires-Dist: six (>=1.5)\n\nRequires-Dist: nope\n",
+        );
+        dist(
+            "extra_user-1.0",
+            "Name: extra-user\nVersion: 1.0\nRequires-Dist: six ; extra == \"compat\"\n",
+        );
+        dist(
+            "marker_user-2.0",
+            "Name: Marker_User\nVersion: 2.0\nRequires-Dist: Six>=1; python_version >= \"3\"\n",
+        );
+        let names = |name| -> Vec<String> {
+            dependents(env.path(), name)
+                .unwrap()
+                .into_iter()
+                .map(|p| format!("{} {}", p.name, p.version))
+                .collect()
+        };
+        assert_eq!(names("six"), ["Marker_User 2.0", "python-dateutil 2.9.0"]);
+        assert!(names("python_dateutil").is_empty());
+        assert!(names("nope").is_empty());
     }
 
     #[test]

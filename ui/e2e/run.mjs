@@ -8,9 +8,10 @@
 // screenshot under SHOTS (default <repo>/target/e2e-screenshots) and fails when the
 // element it waits for does not appear.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync, readFileSync, readdirSync, lstatSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync, existsSync, readFileSync, readdirSync, lstatSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { connect } from "node:net";
+import { createServer } from "node:http";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { remote } from "webdriverio";
@@ -24,6 +25,8 @@ const BUILD = "20990101";
 const PREFIX = "https://github.com/astral-sh/python-build-standalone/releases/download";
 
 const children = [];
+let homeDir = "";
+const servers = [];
 let browser;
 let failed = false;
 
@@ -66,6 +69,12 @@ async function shot(name) {
   log("screenshot", file);
 }
 
+/** Type `text` into `input` and press Enter (a "\n" in setValue is a character, not the key). */
+async function enter(input, text) {
+  await input.setValue(text);
+  await browser.keys(["Enter"]);
+}
+
 const $t = (id) => browser.$(`[data-testid="${id}"]`);
 
 async function exists(selector, timeout = 30_000) {
@@ -98,17 +107,37 @@ function treeBytes(dir) {
   return total;
 }
 
+// The runtime mirror: static files of `root` on a loopback HTTP server; while
+// `mirror.slow` is set, bodies trickle (a cancel can land mid-download).
+const mirrorState = { slow: false };
 function startMirror(root) {
   return new Promise((ok, fail) => {
-    const server = spawn("python3", ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", root], {
-      stdio: ["ignore", "pipe", "pipe"],
+    const server = createServer((req, res) => {
+      const file = join(root, decodeURIComponent(new URL(req.url, "http://x").pathname));
+      if (!existsSync(file) || !statSync(file).isFile()) {
+        res.writeHead(404).end();
+        return;
+      }
+      const body = readFileSync(file);
+      res.writeHead(200, { "Content-Length": body.length, "Content-Type": "application/octet-stream" });
+      if (!mirrorState.slow) {
+        res.end(body);
+        return;
+      }
+      let at = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || at >= body.length) {
+          clearInterval(timer);
+          if (!res.destroyed) res.end();
+          return;
+        }
+        res.write(body.subarray(at, at + 64 * 1024));
+        at += 64 * 1024;
+      }, 100);
+      res.on("close", () => clearInterval(timer));
     });
-    children.push(server);
-    server.stdout.on("data", (d) => {
-      const m = /port (\d+)/.exec(String(d));
-      if (m) ok(Number(m[1]));
-    });
-    server.on("exit", (c) => fail(new Error(`mirror exited ${c}`)));
+    server.on("error", fail);
+    server.listen(0, "127.0.0.1", () => ok(server));
   });
 }
 
@@ -118,6 +147,7 @@ async function main() {
   mkdirSync(shots, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), "beep-e2e-"));
   const home = join(work, "home");
+  homeDir = home;
   const mirror = join(work, "mirror");
 
   // The runtime mirror: <build>/<file name> on a real HTTP server, and a catalog naming it.
@@ -127,7 +157,9 @@ async function main() {
     }),
   );
   const archive = made.archives["tar.gz"];
-  const port = await startMirror(mirror);
+  const mirrorServer = await startMirror(mirror);
+  const port = mirrorServer.address().port;
+  servers.push(mirrorServer);
   const catalog = join(work, "catalog.json");
   writeFileSync(
     catalog,
@@ -148,6 +180,14 @@ async function main() {
     BEEP_PYTHON_CATALOG: catalog,
     BEEP_PYTHON_MIRROR: `http://127.0.0.1:${port}`,
     BEEP_HOST_INSTALLER: "pip",
+    // No package index (nothing listens on port 9): an install from it fails at once with
+    // the installer's own message, which the app must keep on screen.
+    PIP_INDEX_URL: "http://127.0.0.1:9/simple",
+    PIP_RETRIES: "0",
+    PIP_TIMEOUT: "2",
+    PIP_DISABLE_PIP_VERSION_CHECK: "1",
+    UV_INDEX_URL: "http://127.0.0.1:9/simple",
+    UV_OFFLINE: "1",
   };
   // A backend started from the CLI before the app opens, burning CPU in a thread: the app,
   // a client of the same daemon, must show its CPU and memory from its first seconds.
@@ -177,6 +217,13 @@ async function main() {
   await step("01-launch-cli-backend-live", async () => {
     await exists('[data-testid="nav-environments"]');
     const launched = Date.now();
+    // The Overview first: what runs (the CLI's backend) and the first-run choice.
+    await waitFor("overview counts the CLI backend", async () =>
+      /^1 backend running/.test(await (await $t("overview-running")).getText()), 10_000);
+    await exists('[data-testid="first-run"]', 10_000);
+    const shooting = Date.now();
+    await shot("01-overview");
+    const shotTook = Date.now() - shooting; // not the app's time
     await (await $t("nav-backends")).click();
     const row = `[data-testid="backend-${cliId}"]`;
     await exists(row, 10_000);
@@ -188,7 +235,7 @@ async function main() {
       const real = procRss();
       return cpu > 10 && Math.abs(mem - real) <= 0.2 * real ? { cpu, mem, real } : null;
     }, 15_000);
-    const took = Date.now() - launched;
+    const took = Date.now() - launched - shotTook;
     log(`CLI backend with its CPU and memory in the app ${took} ms after first content:`, JSON.stringify(seen));
     if (took > 2_000) throw new Error(`the app showed the CLI backend's figures only after ${took} ms`);
     run("stop", cliId);
@@ -198,41 +245,119 @@ async function main() {
     await exists('[data-testid="envs-empty"]');
   });
 
-  await step("02-runtime-install", async () => {
+  await step("02a-runtime-install-cancelled", async () => {
+    mirrorState.slow = true;
     await (await $t("nav-runtimes")).click();
-    const install = await exists(`[data-testid="install-${made.version}"]`);
-    await install.click();
-    await exists('[data-testid="install-progress"]', 5_000);
-    await waitFor("install to finish", async () => {
-      const bar = await browser.$('[data-testid="install-progress"]');
-      const phase = await bar.getAttribute("data-phase");
-      if (phase === "failed") throw new Error(await (await $t("install-error")).getText());
-      return phase === "done";
+    await exists(`[data-testid="available-${made.version}"] [data-testid="recommended"]`);
+    await (await exists(`[data-testid="install-${made.version}"]`)).click();
+    await waitFor("download under way", async () =>
+      (await (await browser.$('[data-testid="install-progress"]')).getAttribute("data-phase")) === "download", 10_000);
+    // Leave the page and come back: the install is still shown, with its Cancel.
+    await (await $t("nav-environments")).click();
+    await exists('[data-testid="env-new"]');
+    await (await $t("nav-runtimes")).click();
+    const phase = await (await exists('[data-testid="install-progress"]', 5_000)).getAttribute("data-phase");
+    if (phase !== "download") throw new Error(`after coming back the install shows phase ${phase}`);
+    if (await (await browser.$(`[data-testid="install-${made.version}"]`)).isExisting()) throw new Error("Install offered again while installing");
+    await (await $t("install-cancel")).click();
+    const status = await waitFor("install cancelled", async () => {
+      const el = await browser.$('[data-testid="install-status"]');
+      return (await el.getAttribute("data-status")) === "cancelled" ? el : null;
+    }, 15_000);
+    const text = await status.getText();
+    if (!text.includes("Cancelled") || /fail/i.test(text)) throw new Error(`a cancelled install reads: ${text}`);
+    if (await (await browser.$('[data-testid="install-progress"] progress')).isExisting()) throw new Error("a cancelled install still shows a progress bar");
+    mirrorState.slow = false;
+  });
+
+  await step("02-runtime-install", async () => {
+    // Start it, leave the page while it runs, come back: the runtime is listed and the
+    // status line says what was installed.
+    await (await exists(`[data-testid="install-${made.version}"]`)).click();
+    await exists('[data-testid="install-status"][data-status="running"]', 5_000);
+    await (await $t("nav-settings")).click();
+    await exists('[data-testid="data-dir"]');
+    await (await $t("nav-runtimes")).click();
+    const status = await waitFor("install to finish", async () => {
+      const el = await browser.$('[data-testid="install-status"]');
+      const st = await el.getAttribute("data-status");
+      if (st === "failed" || st === "cancelled") throw new Error(await el.getText());
+      return st === "done" ? el : null;
     }, 120_000);
+    const message = await (await $t("install-status-message")).getText();
+    if (!message.includes(`Installed Python ${made.version}`)) throw new Error(`the install ended with: ${message}`);
     const value = await browser.$('[data-testid="install-progress"] progress').getProperty("value");
     if (Number(value) !== 1) throw new Error(`progress bar at ${value}, not at the end`);
     await exists(`[data-testid^="runtime-cpython-${made.version}"]`);
+    // Removing a runtime asks first (Cancel keeps it).
+    await (await exists('[data-testid^="runtime-remove-cpython-"]')).click();
+    const ask = await (await exists('[data-testid="confirm-dialog"][open]', 5_000)).getText();
+    if (!ask.includes(join(home, "data/runtimes"))) throw new Error(`the runtime removal asks: ${ask}`);
+    await (await browser.$('[data-testid="confirm-dialog"][open] [data-testid="confirm-cancel"]')).click();
+    await exists(`[data-testid^="runtime-cpython-${made.version}"]`);
+  });
+
+  const machinePrefix = execFileSync("python3", ["-c", "import sys; print(sys.base_prefix)"], { encoding: "utf8" }).trim();
+  let chosenKey = "";
+  await step("02b-first-run", async () => {
+    await (await $t("nav-environments")).click();
+    await exists('[data-testid="first-run"]', 10_000);
+    const managed = await browser.$('[data-testid="first-run-managed"]');
+    if (await managed.isExisting()) throw new Error("the installed managed runtime is offered for install again");
+    // A task that needs a default Python fails; its message tells no CLI command and offers
+    // the button that leads to the choice.
+    await (await $t("env-repair-admin")).click();
+    const failed = await waitFor("admin repair failed", async () => {
+      const el = await browser.$('[data-testid="env-task"]');
+      return (await el.getAttribute("data-status")) === "failed" ? el : null;
+    }, 60_000);
+    const text = await failed.getText();
+    if (/beep-host/.test(text)) throw new Error(`a message tells to run a CLI command: ${text}`);
+    if (!text.includes("No default runtime is set")) throw new Error(`the failure says: ${text}`);
+    await shot("02b-admin-failed");
+    await (await $t("env-task-fix")).click();
+    // The interpreters found, and the managed one installed before: one click makes one the default.
+    const options = await browser.$$('[data-testid="first-run-option"]');
+    let use = null;
+    for (const o of options) {
+      if ((await o.getAttribute("data-path")) === machinePrefix) {
+        chosenKey = await o.getAttribute("data-key");
+        use = await o.$('[data-testid="first-run-use"]');
+      }
+    }
+    if (!use) throw new Error(`the machine's Python (${machinePrefix}) is not offered`);
+    await use.click();
+    await waitFor("the choice made (first run over)", async () => !(await (await browser.$('[data-testid="first-run"]')).isExisting()), 10_000);
+    log("default runtime set:", chosenKey);
   });
 
   await step("03-env-create", async () => {
-    await (await $t("nav-environments")).click();
-    await (await exists('[data-testid="env-new"]')).click();
-    await (await exists('[data-testid="env-name"]')).setValue("e2e");
-    // The machine's interpreter (adopted) has ensurepip, which a pip-made venv needs.
-    const options = await browser.$$('[data-testid="env-runtime"] option');
-    let chosen = "";
-    for (const o of options) {
-      const text = await o.getText();
-      if (text.includes("adopted")) { chosen = await o.getValue(); break; }
-    }
-    if (!chosen) throw new Error("no adopted runtime to create the environment with");
-    await (await $t("env-runtime")).selectByAttribute("value", chosen);
-    await (await $t("env-create")).click();
+    // Keyboard only: Enter on "New environment", type the name, Enter submits.
+    await browser.execute(() => document.querySelector('[data-testid="env-new"]').focus());
+    await browser.keys(["Enter"]);
+    await exists('[data-testid="env-name"]');
+    const focused = await browser.execute(() => document.activeElement?.getAttribute("data-testid"));
+    if (focused !== "env-name") throw new Error(`the form opened with focus on ${focused}`);
+    await browser.keys([..."bad name!"]);
+    await waitFor("the allowed characters", async () =>
+      (await (await $t("env-name-help")).getText()).includes("only ASCII letters, digits, `.`, `_` and `-` are allowed"), 5_000);
+    if (await (await $t("env-create")).isEnabled()) throw new Error("Create is enabled with a bad name");
+    for (let i = 0; i < "bad name!".length; i++) await browser.keys(["Backspace"]);
+    await browser.keys([..."e2e"]);
+    // The runtime chosen on first run is preselected.
+    const selected = await (await $t("env-runtime")).getValue();
+    if (selected !== chosenKey) throw new Error(`the form preselects ${JSON.stringify(selected)}, not the default ${chosenKey}`);
+    await waitFor("name accepted", async () => (await $t("env-create")).isEnabled(), 5_000);
+    await browser.keys(["Enter"]);
     await waitFor("environment e2e listed", async () => {
-      const err = await browser.$('[data-testid="env-create-error"]');
-      if (await err.isExisting()) throw new Error(await err.getText());
-      return (await browser.$('[data-testid="env-e2e"]')).isExisting();
+      const st = await (await browser.$('[data-testid="env-task"]')).getAttribute("data-status");
+      if (st === "failed") throw new Error(await (await $t("env-task")).getText());
+      return st === "done" && (await browser.$('[data-testid="env-e2e"]')).isExisting();
     }, 180_000);
+    const done = await (await $t("env-task-message")).getText();
+    if (!done.includes("Created “e2e”")) throw new Error(`the create ended with: ${done}`);
+    await waitFor("focus on the new row", async () =>
+      (await browser.execute(() => document.activeElement?.getAttribute("data-testid"))) === "env-open-e2e", 5_000);
     // The size arrives after the list: the bytes of the files under the environment, links
     // counted as links (lstat), as this walk counts them; shown with a unit.
     const size = await browser.$('[data-testid="env-e2e"] [data-testid="env-size"]');
@@ -241,6 +366,66 @@ async function main() {
     await waitFor(`environment e2e size ${onDisk}`, async () => Number(await size.getAttribute("data-bytes")) === onDisk, 30_000);
     const text = await size.getText();
     if (!/^\d+(\.\d)? (B|KB|MB|GB)$/.test(text) || text.startsWith("0 ")) throw new Error(`size shown as "${text}"`);
+  });
+
+  await step("03b-failures-kept", async () => {
+    // Two packages on disk, one requiring the other (metadata only: pip cannot remove them).
+    const site = execFileSync(join(home, "data/envs/e2e/bin/python"), ["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], { encoding: "utf8" }).trim();
+    for (const [dir, meta] of [
+      ["beepdep_base-1.0.dist-info", "Name: beepdep-base\nVersion: 1.0\n"],
+      ["beepdep_user-2.0.dist-info", "Name: beepdep-user\nVersion: 2.0\nRequires-Dist: beepdep-base>=1\n"],
+    ]) {
+      mkdirSync(join(site, dir), { recursive: true });
+      writeFileSync(join(site, dir, "METADATA"), meta);
+    }
+    await (await $t("env-open-e2e")).click();
+    await exists('[data-testid="env-details"]');
+    // An install that cannot succeed: its failure and the installer's message stay.
+    await (await exists('[data-testid="pkg-install-input"]')).setValue("beep-no-such-package-e2e");
+    await (await $t("pkg-install")).click();
+    const failed = await waitFor("install failed", async () => {
+      const el = await browser.$('[data-testid="pkg-task"]');
+      return (await el.getAttribute("data-status")) === "failed" ? el : null;
+    }, 60_000);
+    const message = await (await $t("pkg-task-message")).getText();
+    if (!message.includes("beep-no-such-package-e2e")) throw new Error(`the failure says: ${message}`);
+    log("install failure shown:", message.split("\n")[0]);
+    // Removing a package names what needs it; pip's refusal then stays on screen.
+    await (await exists('[data-testid="pkg-remove-beepdep-base"]')).click();
+    const dependents = await exists('[data-testid="pkg-dependents"]', 5_000);
+    if (!(await dependents.getText()).includes("beepdep-user 2.0")) throw new Error(`the confirmation says: ${await dependents.getText()}`);
+    await shot("03b-remove-confirm");
+    await (await browser.$(`[data-testid="confirm-dialog"][open] [data-testid="confirm-ok"]`)).click();
+    await waitFor("remove failed", async () =>
+      (await (await browser.$('[data-testid="pkg-task"]')).getAttribute("data-status")) === "failed", 60_000);
+    const removeMessage = await (await $t("pkg-task-message")).getText();
+    if (!removeMessage.includes("beepdep-base")) throw new Error(`the remove failure says: ${removeMessage}`);
+    // The failure stays through the reloads that follow a task.
+    await browser.pause(1500);
+    if ((await (await $t("pkg-task")).getAttribute("data-status")) !== "failed") throw new Error("the package failure was cleared");
+    for (const dir of ["beepdep_base-1.0.dist-info", "beepdep_user-2.0.dist-info"]) rmSync(join(site, dir), { recursive: true, force: true });
+  });
+
+  await step("03c-broken-recreate", async () => {
+    // Its base interpreter gone: the row says what is broken and offers the fix.
+    const cfg = join(home, "data/envs/e2e/pyvenv.cfg");
+    const original = readFileSync(cfg, "utf8");
+    writeFileSync(cfg, original.replace(/^home\s*=.*$/m, "home = /nonexistent-e2e/bin"));
+    await (await $t("nav-runtimes")).click();
+    await (await $t("nav-environments")).click();
+    const problem = await (await exists('[data-testid="env-e2e"] [data-testid="env-problem"]', 10_000)).getText();
+    if (!problem.trim()) throw new Error("a broken environment does not say what is broken");
+    log("broken environment shows:", problem);
+    await shot("03c-broken");
+    await (await $t("env-recreate-e2e")).click();
+    await (await browser.$(`[data-testid="confirm-dialog"][open] [data-testid="confirm-ok"]`)).click();
+    await waitFor("recreated", async () => {
+      const st = await (await browser.$('[data-testid="env-task"]')).getAttribute("data-status");
+      if (st === "failed") throw new Error(await (await $t("env-task")).getText());
+      return st === "done";
+    }, 180_000);
+    await waitFor("healthy again", async () => !(await (await browser.$('[data-testid="env-e2e"] [data-testid="env-broken"]')).isExisting()), 10_000);
+    if (/nonexistent-e2e/.test(readFileSync(cfg, "utf8"))) throw new Error("pyvenv.cfg still names the missing interpreter");
   });
 
   let pid = 0;
@@ -265,9 +450,96 @@ async function main() {
   await step("05-console", async () => {
     await exists('[data-testid="backend-detail"]');
     const input = await $t("console-input");
-    await input.setValue("1+1");
-    await (await $t("console-run")).click();
-    await waitFor("result 2", async () => (await (await browser.$('[data-testid="console-value"]')).getText()) === "2", 20_000);
+    await enter(input, "print('hi')");
+    const last = async (what) => {
+      const entries = await browser.$$('[data-testid="console-entry"]');
+      if (!entries.length) return null;
+      const el = await entries[entries.length - 1].$(`[data-testid="${what}"]`);
+      return (await el.isExisting()) ? (await el.getText()).trim() : null;
+    };
+    await waitFor("hi printed", async () => (await last("console-stdout")) === "hi", 20_000);
+    await enter(input, "x = 20");
+    await waitFor("two entries", async () => (await browser.$$('[data-testid="console-entry"]')).length === 2, 10_000);
+    await enter(input, "print('x is', x); x + 1");
+    await waitFor("output and value together", async () => (await last("console-stdout")) === "x is 20" && (await last("console-value")) === "21", 10_000);
+    // ↑ recalls the last input.
+    await input.click();
+    await browser.keys(["ArrowUp"]);
+    const recalled = await input.getValue();
+    if (recalled !== "print('x is', x); x + 1") throw new Error(`↑ recalled ${JSON.stringify(recalled)}`);
+    await input.clearValue();
+  });
+
+  await step("05b-console-interrupt", async () => {
+    const input = await $t("console-input");
+    for (const how of ["button", "ctrl-c"]) {
+      await enter(input, "import time; time.sleep(30)");
+      await exists('[data-testid="console-busy"]', 5_000);
+      await browser.pause(300);
+      const t0 = Date.now();
+      if (how === "button") await (await $t("console-interrupt")).click();
+      else {
+        await input.click();
+        await browser.keys(["Control", "c"]);
+        await browser.keys(["Control"]);
+      }
+      await waitFor("call interrupted", async () => !(await (await browser.$('[data-testid="console-busy"]')).isExisting()), 5_000);
+      const took = Date.now() - t0;
+      const entries = await browser.$$('[data-testid="console-entry"]');
+      const tb = await (await entries[entries.length - 1].$('[data-testid="console-traceback"]')).getText();
+      if (!tb.includes("KeyboardInterrupt")) throw new Error(`the interrupted call shows: ${tb}`);
+      if (took > 1000) throw new Error(`interrupt (${how}) took ${took} ms`);
+      log(`interrupt (${how}) ended a 30 s call in ${took} ms`);
+    }
+  });
+
+  await step("05c-crash-start-again", async () => {
+    // SIGKILL from outside: the row says crashed, the detail says how it ended (no memory,
+    // no token), and Start again brings it back with a new process.
+    process.kill(pid, "SIGKILL");
+    await waitFor("crashed", async () => (await (await $t("backend-state")).getText()) === "crashed", 15_000);
+    const exit = await (await exists('[data-testid="backend-last-exit"]', 5_000)).getText();
+    if (!/SIGKILL|signal 9/.test(exit)) throw new Error(`the detail says: ${exit}`);
+    const detail = await (await $t("backend-detail")).getText();
+    if (/Copy token/.test(detail)) throw new Error("a crashed backend offers Copy token");
+    if (await (await browser.$('[data-testid="backend-detail"] [data-testid="backend-detail-memory"]')).isExisting()) throw new Error("a crashed backend shows memory");
+    await shot("05c-crashed");
+    await (await $t("backend-start-again")).click();
+    const again = await waitFor("ready again", async () => {
+      if ((await (await $t("backend-state")).getText()) !== "ready") return 0;
+      const p = Number(await (await $t("backend-pid")).getText());
+      return p > 0 && p !== pid ? p : 0;
+    }, 60_000);
+    if (!alive(again)) throw new Error(`pid ${again} is not running`);
+    const row = await (await browser.$('[data-testid="backends-table"] tbody tr')).getText();
+    if (/SIGKILL|signal/.test(row)) throw new Error(`the row still shows the last exit: ${row}`);
+    log("started again:", pid, "->", again);
+    pid = again;
+  });
+
+  await step("05d-layout-900x600", async () => {
+    const before = await browser.getWindowSize();
+    await browser.setWindowSize(900, 600);
+    await waitFor("window at 900 px", async () => (await browser.execute(() => window.innerWidth)) <= 900, 5_000);
+    await browser.pause(300);
+    const m = await browser.execute(() => {
+      const main = document.querySelector("main");
+      const table = document.querySelector('[data-testid="backends-table"]');
+      const panel = table.closest(".panel");
+      const right = (el) => el.getBoundingClientRect().right;
+      const cells = [...table.querySelectorAll("tbody tr:first-child td, tbody tr:first-child button")];
+      return {
+        inner: window.innerWidth,
+        mainScroll: main.scrollWidth - main.clientWidth,
+        table: right(table), panel: right(panel),
+        widest: Math.max(...cells.map(right)),
+      };
+    });
+    log("layout at 900x600:", JSON.stringify(m));
+    await shot("05d-layout-900x600-view");
+    await browser.setWindowSize(before.width, before.height);
+    if (m.mainScroll > 0) throw new Error(`the page scrolls sideways by ${m.mainScroll} px`);
+    if (m.table > m.panel || m.widest > m.panel) throw new Error(`the table (${m.table}, cells to ${m.widest}) spills out of its panel (${m.panel})`);
   });
 
   await step("06-backend-stopped", async () => {
@@ -282,9 +554,11 @@ async function main() {
     const dialog = await exists('[data-testid="confirm-dialog"]');
     const text = await dialog.getText();
     if (!text.includes("e2e")) throw new Error(`the confirmation does not name the environment: ${text}`);
-    await (await $t("confirm-ok")).click();
+    await (await browser.$(`[data-testid="confirm-dialog"][open] [data-testid="confirm-ok"]`)).click();
     await waitFor("environment gone", async () => !(await (await browser.$('[data-testid="env-e2e"]')).isExisting()), 30_000);
     await exists('[data-testid="envs-empty"]');
+    const done = await (await exists('[data-testid="env-task"][data-status="done"]', 10_000)).getText();
+    if (!done.includes("Deleted “e2e”")) throw new Error(`the delete ended with: ${done}`);
   });
 
   await step("08-settings", async () => {
@@ -295,6 +569,23 @@ async function main() {
       return r.length > 0 ? r : null;
     });
     log("config check:", rows.length, "items");
+    // The environment's values are shown as in force, read-only, with the variable.
+    const forced = await (await exists('[data-testid="in-force-catalog"]')).getText();
+    if (!forced.includes("BEEP_PYTHON_CATALOG")) throw new Error(`the catalog in force says: ${forced}`);
+    const value = await (await browser.$('[data-testid="in-force-catalog"] input')).getValue();
+    if (value !== catalog) throw new Error(`catalog in force ${value}, not ${catalog}`);
+    if (!(await (await browser.$('[data-testid="in-force-catalog"] input')).getAttribute("readonly") !== null)) throw new Error("the value in force is editable");
+    // An invalid catalog is refused with why, not "Saved.".
+    await (await $t("settings-catalog")).setValue("not a catalog");
+    await (await $t("settings-save")).click();
+    const refused = await (await exists('[data-testid="settings-error"]', 5_000)).getText();
+    if (!/catalog/i.test(refused) || (await (await browser.$('[data-testid="settings-saved"]')).isExisting())) throw new Error(`an invalid catalog: ${refused}`);
+    await (await $t("settings-catalog")).click();
+    await browser.keys(["Control", "a"]);
+    await browser.keys(["Control"]);
+    await browser.keys(["Backspace"]);
+    await (await $t("settings-save")).click();
+    await exists('[data-testid="settings-saved"]', 5_000);
   });
 
   // The host API, served by the daemon, answers with the token from host.json.
@@ -336,7 +627,7 @@ async function main() {
     const text = await dialog.getText();
     if (!/1 backend is running/.test(text)) throw new Error(`the close dialog says: ${text}`);
   });
-  await (await $t("confirm-ok")).click().catch(() => {});
+  await (await browser.$(`[data-testid="confirm-dialog"][open] [data-testid="confirm-ok"]`)).click().catch(() => {});
   await waitFor(`backend ${lastPid} stopped by quitting`, async () => !alive(lastPid), 20_000);
   log("quit stopped backend", lastPid);
   await browser.deleteSession().catch(() => {});
@@ -365,5 +656,9 @@ try {
 } finally {
   if (browser) await browser.deleteSession().catch(() => {});
   for (const c of children.reverse()) c.kill("SIGTERM");
+  // The daemon of a failed run exits when its home is gone.
+  if (failed && homeDir) rmSync(homeDir, { recursive: true, force: true });
+  for (const s of servers) s.close();
+  for (const s of servers) s.closeAllConnections?.();
 }
 process.exit(failed ? 1 : 0);

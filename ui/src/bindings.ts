@@ -38,6 +38,13 @@ export const commands = {
 	envUninstall: (task: string, name: string, packages: string[]) => typedError<null, AppError>(__TAURI_INVOKE("env_uninstall", { task, name, packages })),
 	/**  Create or repair the `admin` environment. */
 	envRepairAdmin: (task: string) => typedError<EnvRow, AppError>(__TAURI_INVOKE("env_repair_admin", { task })),
+	/**  Why `name` is not a valid environment name (the core's message), or nothing when it is. */
+	envCheckName: (name: string) => __TAURI_INVOKE<string | null>("env_check_name", { name }),
+	/**
+	 *  The installed packages of an environment that require `dependency` (what removing it may
+	 *  break), from their metadata.
+	 */
+	envDependents: (name: string, dependency: string) => typedError<PackageRow[], AppError>(__TAURI_INVOKE("env_dependents", { name, dependency })),
 	/**  Every backend: those this window started and those any other program did. */
 	backendsList: () => typedError<BackendRow[], AppError>(__TAURI_INVOKE("backends_list")),
 	/**  Start a backend; its log lines then arrive as `BackendLog` events. */
@@ -56,6 +63,11 @@ export const commands = {
 	backendExec: (id: string, code: string) => typedError<ConsoleResult, AppError>(__TAURI_INVOKE("backend_exec", { id, code })),
 	/**  Evaluate one expression. */
 	backendEval: (id: string, expr: string) => typedError<ConsoleResult, AppError>(__TAURI_INVOKE("backend_eval", { id, expr })),
+	/**
+	 *  Interrupt the call running in a backend (its `interrupt` op, over a connection of its
+	 *  own, answered at once): the call ends with `KeyboardInterrupt`. True when one was running.
+	 */
+	backendInterrupt: (id: string) => typedError<boolean, AppError>(__TAURI_INVOKE("backend_interrupt", { id })),
 	/**  The live handles the backend holds. */
 	backendHandles: (id: string) => typedError<HandleRow[], AppError>(__TAURI_INVOKE("backend_handles", { id })),
 	/**  Release one handle. */
@@ -105,10 +117,10 @@ export type AvailableRuntime = {
 /**  A backend changed state. */
 export type BackendChanged = {
 	id: string,
-	state: string,
+	state: BackendState,
 	pid: number | null,
 	/**  How the last run ended, when it did. */
-	last_exit: string | null,
+	last_exit: LastExit | null,
 };
 
 /**  A log line of a backend this app started. */
@@ -123,20 +135,21 @@ export type BackendLog = {
 export type BackendRow = {
 	id: string,
 	env: string,
-	/**  `http`, `pipe` or `rpc`. */
-	transport: string,
+	transport: Transport,
 	address: string | null,
-	/**  `starting`, `ready`, `stopping`, `stopped`, `crashed`, `restarting`. */
-	state: string,
+	state: BackendState,
 	pid: number | null,
 	cpu_percent: number | null,
 	rss_bytes: number,
 	uptime_secs: number,
 	restarts: number,
-	last_exit: string | null,
+	last_exit: LastExit | null,
 	/**  Started by this window (closing it asks whether to stop it). */
 	own: boolean,
 };
+
+/**  The core's `BackendState`, one to one (the core crate carries no specta). */
+export type BackendState = "starting" | "ready" | "stopping" | "stopped" | "crashed" | "restarting" | "lost";
 
 /**  Every backend, about once a second while any is known. */
 export type BackendsTick = {
@@ -158,7 +171,7 @@ export type CloseRequested = {
 
 /**  How to reach a backend from another program. */
 export type Connection = {
-	transport: string,
+	transport: Transport,
 	address: string,
 	token: string,
 };
@@ -208,6 +221,8 @@ export type EnvRow = {
 	installer: string | null,
 	packages: number,
 	healthy: boolean,
+	/**  What is broken (which file, what) when it is not healthy. */
+	problem: string | null,
 	created: string | null,
 	/**  Backends running in it now. */
 	backends_running: number,
@@ -241,12 +256,32 @@ export type HostApi = {
 	grpc: string | null,
 	/**  `<state>/host.json`: addresses and the token (mode 0600). */
 	record: string | null,
+	/**  The token other programs send (`Authorization: Bearer …`), from that record. */
+	token: string | null,
+};
+
+/**  A setting whose value comes from an environment variable, not the file. */
+export type InForce = {
+	/**  `catalog`, `mirror` or `installer`. */
+	setting: string,
+	variable: string,
+	value: string,
 };
 
 /**  One step of a runtime install (`request` is what the UI asked to install). */
 export type InstallProgress = {
 	request: string,
 	progress: ProgressStep,
+};
+
+/**  How the last run of a backend ended. */
+export type LastExit = {
+	/**  "exited with code 3", "signal 9 (SIGKILL)", … */
+	text: string,
+	/**  Unix seconds. */
+	at: number,
+	/**  Whether it ended on its own (not stopped by hand). */
+	failure: boolean,
 };
 
 /**  A captured log line. */
@@ -292,6 +327,8 @@ export type Settings = {
 	installer: string,
 	/**  Environment variables that win over the file right now. */
 	overridden: string[],
+	/**  The values in force from those variables (shown read-only, with why). */
+	in_force: InForce[],
 };
 
 /**  What the Settings page saves. */
@@ -304,8 +341,7 @@ export type SettingsUpdate = {
 /**  What the start form sends. */
 export type StartBackend = {
 	env: string,
-	/**  `http`, `pipe` or `rpc`. */
-	transport: string,
+	transport: Transport,
 	/**  `never` or `on-failure`. */
 	restart: string,
 };
@@ -316,6 +352,9 @@ export type TaskOutput = {
 	task: string,
 	line: string,
 };
+
+/**  The core's `Transport`, one to one. */
+export type Transport = "http" | "pipe" | "rpc";
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

@@ -52,7 +52,7 @@ pub async fn backend_start(
 ) -> AppResult<BackendRow> {
     let spec = StartSpec {
         env: beep_host::venv::EnvName::parse(&request.env)?.to_string(),
-        transport: request.transport.parse().map_err(invalid)?,
+        transport: request.transport.into(),
         restart: request.restart.parse().map_err(invalid)?,
         ready_timeout_ms: 30_000,
     };
@@ -138,7 +138,7 @@ pub async fn backend_connection(state: State<'_, AppState>, id: String) -> AppRe
         })
         .await?;
     Ok(Connection {
-        transport: c.transport.as_str().into(),
+        transport: c.transport.into(),
         address: c.address,
         token: c.token,
     })
@@ -173,6 +173,18 @@ pub async fn backend_eval(
 ) -> AppResult<ConsoleResult> {
     let client = client(&state, &id).await?;
     console(client.eval(&expr).await.map(ConsoleResult::value))
+}
+
+/// Interrupt the call running in a backend (its `interrupt` op, over a connection of its
+/// own, answered at once): the call ends with `KeyboardInterrupt`. True when one was running.
+#[tauri::command]
+#[specta::specta]
+pub async fn backend_interrupt(state: State<'_, AppState>, id: String) -> AppResult<bool> {
+    let client = client(&state, &id).await?;
+    let reply = client
+        .request(beep_host::backend::client::Op::Interrupt, None)
+        .await?;
+    Ok(reply.value.as_bool().unwrap_or(false))
 }
 
 /// The live handles the backend holds.

@@ -3,7 +3,7 @@ use tauri::{AppHandle, State};
 use beep_host::daemon::DaemonBackends;
 use beep_host::venv::{CreateOptions, DeleteOptions, EnvName, PackageRequest, RunningBackends};
 
-use crate::dto::environments::{CreateEnv, EnvDetails, EnvRow, EnvSize};
+use crate::dto::environments::{CreateEnv, EnvDetails, EnvRow, EnvSize, PackageRow};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::events::TaskReporter;
 use crate::state::AppState;
@@ -153,4 +153,30 @@ pub async fn env_repair_admin(
         state.environments()?.admin(&reporter).await?.environment,
         0,
     ))
+}
+
+/// Why `name` is not a valid environment name (the core's message), or nothing when it is.
+#[tauri::command]
+#[specta::specta]
+pub async fn env_check_name(name: String) -> Option<String> {
+    EnvName::parse(&name).err().map(|e| e.to_string())
+}
+
+/// The installed packages of an environment that require `dependency` (what removing it may
+/// break), from their metadata.
+#[tauri::command]
+#[specta::specta]
+pub async fn env_dependents(
+    state: State<'_, AppState>,
+    name: String,
+    dependency: String,
+) -> AppResult<Vec<PackageRow>> {
+    let dir = state.environments()?.dir(&EnvName::parse(&name)?);
+    let found = beep_host::venv::package::dependents(&dir, &dependency).map_err(|e| {
+        AppError::new(
+            ErrorCode::Failed,
+            format!("Failed to read the packages of `{}`: {e}", dir.display()),
+        )
+    })?;
+    Ok(found.into_iter().map(Into::into).collect())
 }

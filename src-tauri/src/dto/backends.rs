@@ -2,22 +2,89 @@ use serde::{Deserialize, Serialize};
 
 use beep_host::backend::{BackendStatus, ExecOutput, PyValue, RemoteError};
 
+/// The core's `BackendState`, one to one (the core crate carries no specta).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendState {
+    Starting,
+    Ready,
+    Stopping,
+    Stopped,
+    Crashed,
+    Restarting,
+    Lost,
+}
+
+impl From<beep_host::backend::BackendState> for BackendState {
+    fn from(s: beep_host::backend::BackendState) -> Self {
+        use beep_host::backend::BackendState as S;
+        match s {
+            S::Starting => Self::Starting,
+            S::Ready => Self::Ready,
+            S::Stopping => Self::Stopping,
+            S::Stopped => Self::Stopped,
+            S::Crashed => Self::Crashed,
+            S::Restarting => Self::Restarting,
+            S::Lost => Self::Lost,
+        }
+    }
+}
+
+/// The core's `Transport`, one to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Http,
+    Pipe,
+    Rpc,
+}
+
+impl From<beep_host::backend::Transport> for Transport {
+    fn from(t: beep_host::backend::Transport) -> Self {
+        use beep_host::backend::Transport as T;
+        match t {
+            T::Http => Self::Http,
+            T::Pipe => Self::Pipe,
+            T::Rpc => Self::Rpc,
+        }
+    }
+}
+
+impl From<Transport> for beep_host::backend::Transport {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Http => Self::Http,
+            Transport::Pipe => Self::Pipe,
+            Transport::Rpc => Self::Rpc,
+        }
+    }
+}
+
+/// How the last run of a backend ended.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
+pub struct LastExit {
+    /// "exited with code 3", "signal 9 (SIGKILL)", …
+    pub text: String,
+    /// Unix seconds.
+    pub at: u64,
+    /// Whether it ended on its own (not stopped by hand).
+    pub failure: bool,
+}
+
 /// One backend, as the table shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
 pub struct BackendRow {
     pub id: String,
     pub env: String,
-    /// `http`, `pipe` or `rpc`.
-    pub transport: String,
+    pub transport: Transport,
     pub address: Option<String>,
-    /// `starting`, `ready`, `stopping`, `stopped`, `crashed`, `restarting`.
-    pub state: String,
+    pub state: BackendState,
     pub pid: Option<u32>,
     pub cpu_percent: f32,
     pub rss_bytes: u64,
     pub uptime_secs: u64,
     pub restarts: u32,
-    pub last_exit: Option<String>,
+    pub last_exit: Option<LastExit>,
     /// Started by this window (closing it asks whether to stop it).
     pub own: bool,
 }
@@ -28,16 +95,26 @@ impl BackendRow {
         Self {
             id: s.id.as_str().to_string(),
             env: s.env,
-            transport: s.transport.as_str().to_string(),
+            transport: s.transport.into(),
             address: s.address,
-            state: s.state.as_str().to_string(),
+            state: s.state.into(),
             pid: s.pid,
             cpu_percent: s.cpu_percent,
             rss_bytes: s.rss_bytes,
             uptime_secs: s.uptime_secs,
             restarts: s.restarts,
-            last_exit: s.last_exit.map(|e| e.describe()),
+            last_exit: s.last_exit.map(|e| LastExit::new(&e, s.state)),
             own,
+        }
+    }
+}
+
+impl LastExit {
+    pub fn new(e: &beep_host::backend::LastExit, state: beep_host::backend::BackendState) -> Self {
+        Self {
+            text: e.describe(),
+            at: e.at,
+            failure: state.is_failure() || e.code.is_some_and(|c| c != 0) || e.signal.is_some(),
         }
     }
 }
@@ -46,8 +123,7 @@ impl BackendRow {
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
 pub struct StartBackend {
     pub env: String,
-    /// `http`, `pipe` or `rpc`.
-    pub transport: String,
+    pub transport: Transport,
     /// `never` or `on-failure`.
     pub restart: String,
 }
@@ -55,7 +131,7 @@ pub struct StartBackend {
 /// How to reach a backend from another program.
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
 pub struct Connection {
-    pub transport: String,
+    pub transport: Transport,
     pub address: String,
     pub token: String,
 }

@@ -12,6 +12,8 @@ pub struct EnvRow {
     pub installer: Option<String>,
     pub packages: u32,
     pub healthy: bool,
+    /// What is broken (which file, what) when it is not healthy.
+    pub problem: Option<String>,
     pub created: Option<String>,
     /// Backends running in it now.
     pub backends_running: u32,
@@ -30,6 +32,7 @@ impl EnvRow {
             installer: e.installer,
             packages: e.packages as u32,
             healthy: e.healthy,
+            problem: e.problem,
             created: e.created,
             backends_running: backends_running as u32,
         }

@@ -14,6 +14,17 @@ pub struct Settings {
     pub installer: String,
     /// Environment variables that win over the file right now.
     pub overridden: Vec<String>,
+    /// The values in force from those variables (shown read-only, with why).
+    pub in_force: Vec<InForce>,
+}
+
+/// A setting whose value comes from an environment variable, not the file.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
+pub struct InForce {
+    /// `catalog`, `mirror` or `installer`.
+    pub setting: String,
+    pub variable: String,
+    pub value: String,
 }
 
 /// What the Settings page saves.
@@ -33,6 +44,8 @@ pub struct HostApi {
     pub grpc: Option<String>,
     /// `<state>/host.json`: addresses and the token (mode 0600).
     pub record: Option<String>,
+    /// The token other programs send (`Authorization: Bearer …`), from that record.
+    pub token: Option<String>,
 }
 
 /// One line of the configuration check.

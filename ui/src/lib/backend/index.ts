@@ -61,6 +61,10 @@ export const api = {
     uninstall: (task: string, name: string, packages: string[]) =>
       unwrap(commands.envUninstall(task, name, packages)),
     repairAdmin: (task: string) => unwrap(commands.envRepairAdmin(task)),
+    /** Why a name is refused (the core's message), or null. */
+    checkName: (name: string) => commands.envCheckName(name),
+    /** Installed packages that require `pkg`. */
+    dependents: (name: string, pkg: string) => unwrap(commands.envDependents(name, pkg)),
   },
   backends: {
     list: () => unwrap(commands.backendsList()),
@@ -71,6 +75,7 @@ export const api = {
     connection: (id: string) => unwrap(commands.backendConnection(id)),
     exec: (id: string, code: string) => unwrap(commands.backendExec(id, code)),
     eval: (id: string, expr: string) => unwrap(commands.backendEval(id, expr)),
+    interrupt: (id: string) => unwrap(commands.backendInterrupt(id)),
     handles: (id: string) => unwrap(commands.backendHandles(id)),
     release: (id: string, handle: string) => unwrap(commands.backendRelease(id, handle)),
   },

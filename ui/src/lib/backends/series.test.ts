@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { pushSamples, sparkline, stateTone } from "./series";
-import type { BackendRow } from "../backend";
+import type { BackendRow, BackendState } from "../backend";
 
-const row = (id: string, state: string, cpu: number, rss: number): BackendRow => ({
+const row = (id: string, state: BackendState, cpu: number, rss: number): BackendRow => ({
   id, env: "e", transport: "pipe", address: null, state, pid: 1, cpu_percent: cpu, rss_bytes: rss,
   uptime_secs: 0, restarts: 0, last_exit: null, own: true,
 });
@@ -43,10 +43,28 @@ describe("ended backends", () => {
     expect(m.rows.find((r) => r.id === "b")).toMatchObject({ state: "stopped", pid: null, rss_bytes: 0 });
     m = mergeRows(m.rows, [a], m.ended);
     expect(m.rows.length).toBe(2);
-    const crashed = { ...a, state: "crashed" };
+    const crashed = { ...a, state: "crashed" as const };
     m = mergeRows([crashed, ...m.rows.slice(1)], [], m.ended);
     expect(m.rows.find((r) => r.id === "a")?.state).toBe("crashed");
     // Cleared: an empty `ended` forgets them.
     expect(mergeRows([], [], new Map()).rows).toEqual([]);
+  });
+});
+
+import { shortEndpoint } from "./series";
+
+describe("table order and endpoints", () => {
+  const row = (id: string) => ({ id, env: "e", transport: "pipe" as const, address: null, state: "ready" as const, pid: 1, cpu_percent: 0, rss_bytes: 0, uptime_secs: 0, restarts: 0, last_exit: null, own: false });
+  it("keeps rows in place when the daemon lists them in another order", () => {
+    let m = mergeRows([], [row("a"), row("b")], new Map());
+    m = mergeRows(m.rows, [row("c"), row("b"), row("a")], m.ended);
+    expect(m.rows.map((r) => r.id)).toEqual(["a", "b", "c"]);
+    m = mergeRows(m.rows, [row("c"), row("a")], m.ended);
+    expect(m.rows.map((r) => [r.id, r.state])).toEqual([["a", "ready"], ["b", "stopped"], ["c", "ready"]]);
+  });
+  it("shortens socket paths, keeps addresses", () => {
+    expect(shortEndpoint("/tmp/x/home/state/run/8a2bd7a6.sock")).toBe("8a2bd7a6.sock");
+    expect(shortEndpoint("127.0.0.1:4321")).toBe("127.0.0.1:4321");
+    expect(shortEndpoint(null)).toBe("—");
   });
 });

@@ -87,5 +87,17 @@ export function mergeRows(
       });
     }
   }
-  return { rows: [...next, ...kept.values()], ended: kept };
+  // Stable order: rows keep their place; new ones come last.
+  const place = new Map(previous.map((r, i) => [r.id, i]));
+  const rows = [...next, ...kept.values()];
+  const order = (r: BackendRow) => place.get(r.id) ?? previous.length + rows.indexOf(r);
+  rows.sort((a, b) => order(a) - order(b));
+  return { rows, ended: kept };
+}
+
+/** A short endpoint for the table: a socket's file name, an address as it is. */
+export function shortEndpoint(address: string | null): string {
+  if (!address) return "—";
+  const slash = Math.max(address.lastIndexOf("/"), address.lastIndexOf("\\"));
+  return slash >= 0 ? address.slice(slash + 1) : address;
 }

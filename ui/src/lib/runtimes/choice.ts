@@ -1,0 +1,34 @@
+// Which catalog entry to recommend: the newest version (then the newest build).
+import type { AvailableRuntime } from "../backend";
+
+const parts = (v: string) => v.split(/[.+-]/).map((p) => Number.parseInt(p, 10) || 0);
+
+/** Compare versions numerically ("3.10.2" > "3.9.18"). */
+export function compareVersions(a: string, b: string): number {
+  const x = parts(a);
+  const y = parts(b);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d) return d;
+  }
+  return 0;
+}
+
+export function newestAvailable(available: AvailableRuntime[]): AvailableRuntime | null {
+  let best: AvailableRuntime | null = null;
+  for (const a of available) {
+    if (!best || compareVersions(a.version, best.version) > 0 || (compareVersions(a.version, best.version) === 0 && a.build > best.build)) best = a;
+  }
+  return best;
+}
+
+/** Python 3.6–3.8 reached their end of life: no more security fixes. */
+export function endOfLife(version: string): boolean {
+  const [major, minor] = parts(version);
+  return major === 3 && minor >= 6 && minor <= 8;
+}
+
+/** A runtime as a person reads it: "Python 3.12.1 (managed)" / "(found on this machine)". */
+export function runtimeLabel(r: { version: string; kind: string }): string {
+  return `Python ${r.version} (${r.kind === "managed" ? "managed" : "found on this machine"})`;
+}
