@@ -499,3 +499,63 @@ fn a_renamed_cli_starts_its_daemon_from_itself() {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert_eq!(exe, copy);
 }
+
+#[test]
+fn the_daemon_socket_is_private_and_holds_off_bad_clients() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    assert!(home.ps().is_empty());
+    let socket = home.paths.state.join("daemon").join("daemon.sock");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+    assert_eq!(mode(&socket), 0o600);
+
+    let answer = |stream: &mut std::os::unix::net::UnixStream| {
+        let mut line = String::new();
+        BufReader::new(stream.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        serde_json::from_str::<Value>(&line).unwrap()
+    };
+    let mut client = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    // Not JSON: a clear error, and the connection keeps serving.
+    client.write_all(b"{not json\n").unwrap();
+    let bad = answer(&mut client);
+    assert_eq!(bad["error"]["code"], "invalid", "{bad}");
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Failed to parse the request")
+    );
+    // A request before `hello` is refused and names what to do.
+    client.write_all(b"{\"op\": \"stop_all\"}\n").unwrap();
+    let early = answer(&mut client);
+    assert!(
+        early["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("say hello"),
+        "{early}"
+    );
+
+    // A line over 1 MiB is refused and the connection closed, without reading it all.
+    let mut big = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent <= 2 << 20 {
+        if big.write_all(&chunk).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let mut rest = String::new();
+    let _ = big.read_to_string(&mut rest);
+    assert!(rest.contains("longer than 1048576 bytes"), "{rest:?}");
+
+    // Everyone else is still served.
+    assert!(home.ps().is_empty());
+    assert!(home.daemon_pid().is_some());
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -200,6 +200,9 @@ async fn terminated() {
     }
 }
 
+/// The longest request line a client may send.
+const MAX_REQUEST: usize = 1 << 20;
+
 /// One connected client.
 struct Session {
     supervisor: Supervisor,
@@ -211,12 +214,16 @@ struct Session {
 impl Session {
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(self, stream: S) {
         let (read, mut write) = tokio::io::split(stream);
-        let mut lines = BufReader::new(read).lines();
+        let mut reader = BufReader::new(read);
+        let mut line = Vec::new();
         let mut greeted = false;
         let mut events: Option<broadcast::Receiver<backend::BackendEvent>> = None;
         loop {
-            let line = tokio::select! {
-                line = lines.next_line() => line,
+            // At most one byte over the cap is read: a longer line is refused, not buffered.
+            let room = (MAX_REQUEST + 1).saturating_sub(line.len()) as u64;
+            let mut limited = (&mut reader).take(room);
+            let read = tokio::select! {
+                read = limited.read_until(b'\n', &mut line) => read,
                 event = next_event(&mut events) => {
                     let Some(event) = event else { continue };
                     if write_line(&mut write, &event).await.is_err() {
@@ -225,9 +232,22 @@ impl Session {
                     continue;
                 }
             };
-            let Ok(Some(line)) = line else { break };
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) if line.len() > MAX_REQUEST => {
+                    let refused = failure(
+                        FailureCode::Invalid,
+                        format!("Failed to read the request: longer than {MAX_REQUEST} bytes"),
+                    );
+                    let _ = write_line(&mut write, &refused).await;
+                    break;
+                }
+                Ok(_) if !line.ends_with(b"\n") => continue,
+                Ok(_) => {}
+            }
+            let request = std::mem::take(&mut line);
             *self.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-            let answer = match serde_json::from_str::<Request>(&line) {
+            let answer = match serde_json::from_slice::<Request>(&request) {
                 Err(err) => failure(
                     FailureCode::Invalid,
                     format!("Failed to parse the request: {err}"),
