@@ -143,16 +143,7 @@ fn a_killed_foreground_command_leaves_its_backend_to_the_daemon() {
     let home = Home::new();
     home.plain_env("admin");
     for transport in ["pipe", "http"] {
-        let mut host = home
-            .command(&["start", transport])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(host.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        let (mut host, first) = home.start_foreground(transport);
         let id = id_of(&first);
         let pid: u32 = first.rsplit("pid ").next().unwrap().trim().parse().unwrap();
         assert!(alive(pid));
@@ -160,7 +151,13 @@ fn a_killed_foreground_command_leaves_its_backend_to_the_daemon() {
         host.wait().unwrap();
         std::thread::sleep(Duration::from_millis(200));
         assert!(alive(pid), "{transport}: the backend died with the command");
-        assert_eq!(pid_of(&home.ps(), &id), pid);
+        let ps = home.ps();
+        assert_eq!(pid_of(&ps, &id), pid);
+        assert_eq!(
+            ps.iter().find(|r| r["id"] == id.as_str()).unwrap()["state"],
+            "ready"
+        );
+        assert_eq!(home.ok(&["eval", &id, "1+1"]).trim(), "2");
         home.ok(&["stop", &id]);
         assert!(!alive(pid));
     }

@@ -37,30 +37,14 @@ fn proc_rss(pid: u32) -> u64 {
     kb * 1024
 }
 
-/// `beep-host start <transport>` in the foreground, once it said ready: the process and
-/// the backend's id.
-fn start_foreground(home: &Home, transport: &str) -> (std::process::Child, String) {
-    let mut fg = home
-        .command(&["start", transport])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(fg.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let id = id_of(&first);
-    (fg, id)
-}
-
 #[test]
 fn two_clients_and_a_foreground_start_see_one_table_with_stats() {
     let home = Home::new();
     home.plain_env("admin");
     let id = id_of(&home.ok(&["start", "http", "--detach"]));
     // A foreground start in another process: listed by everyone, stopped by Ctrl+C.
-    let (mut fg, fg_id) = start_foreground(&home, "pipe");
+    let (mut fg, first) = home.start_foreground("pipe");
+    let fg_id = id_of(&first);
 
     // Two `ps` at once, from two processes: the same backends, each with memory.
     let ps = || {
@@ -111,18 +95,6 @@ fn two_clients_and_a_foreground_start_see_one_table_with_stats() {
     assert!(ps.iter().all(|r| r["id"] != fg_id.as_str()), "{ps:?}");
     home.ok(&["stop", &id]);
     assert!(!alive(pid));
-}
-
-#[test]
-fn a_killed_cli_no_longer_takes_its_backend_along() {
-    let home = Home::new();
-    home.plain_env("admin");
-    let (mut fg, id) = start_foreground(&home, "pipe");
-    kill9(fg.id());
-    fg.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(home.ok(&["eval", &id, "1+1"]).trim(), "2");
-    assert_eq!(row(&home.ps(), &id)["state"], "ready");
 }
 
 #[test]

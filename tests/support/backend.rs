@@ -136,6 +136,24 @@ impl Home {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `beep-host start <transport>` in the foreground, once it said ready: the process
+    /// and its first line (`backend <id> ready: ..., pid <pid>`).
+    pub fn start_foreground(&self, transport: &str) -> (std::process::Child, String) {
+        let mut fg = self
+            .command(&["start", transport])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(fg.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
+        (fg, first)
+    }
+
     /// `ps --json`.
     pub fn ps(&self) -> Vec<serde_json::Value> {
         serde_json::from_str(&self.ok(&["ps", "--json"])).unwrap()
