@@ -198,6 +198,12 @@ fn one_daemon_per_home_and_a_stale_one_is_taken_over() {
         r#"{"pid": 4000000, "start_time": 1, "version": "0", "protocol": 1, "socket": "/nowhere", "http": null, "grpc": null, "started_at": 1}"#,
     )
     .unwrap();
+    // And a stale host API record with its own (dead) token.
+    std::fs::write(
+        home.paths.state.join("host.json"),
+        r#"{"pid": 4000000, "http": "http://127.0.0.1:9", "grpc": null, "token": "stale", "started_at": 1}"#,
+    )
+    .unwrap();
     assert!(home.ps().is_empty());
     let first = home.daemon_pid().expect("a daemon runs");
 
@@ -217,6 +223,8 @@ fn one_daemon_per_home_and_a_stale_one_is_taken_over() {
         serde_json::from_slice(&std::fs::read(home.paths.state.join("host.json")).unwrap())
             .unwrap();
     assert_eq!(host["pid"], first);
+    assert_ne!(host["token"], "stale");
+    assert_ne!(host["http"], "http://127.0.0.1:9");
 }
 
 #[test]
