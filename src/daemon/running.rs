@@ -27,6 +27,11 @@ impl DaemonBackends {
         Ok(Self { client, listing })
     }
 
+    /// The listing `ask` got (for callers that hold no environment lock, such as a list).
+    pub fn listing(&self) -> &Listing {
+        &self.listing
+    }
+
     /// The listing now: asked again when the runtime allows a blocking wait (the answer
     /// must not predate the environment lock the caller holds), else the one from `ask`.
     fn fresh(&self) -> Listing {

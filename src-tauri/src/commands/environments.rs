@@ -1,7 +1,7 @@
 use tauri::{AppHandle, State};
 
 use beep_host::daemon::DaemonBackends;
-use beep_host::venv::{CreateOptions, DeleteOptions, EnvName, PackageRequest, RunningBackends};
+use beep_host::venv::{CreateOptions, DeleteOptions, EnvName, PackageRequest};
 
 use crate::dto::environments::{CreateEnv, EnvDetails, EnvRow, EnvSize, PackageRow};
 use crate::error::{AppError, AppResult, ErrorCode};
@@ -17,9 +17,8 @@ pub async fn envs_list(state: State<'_, AppState>) -> AppResult<Vec<EnvRow>> {
     Ok(envs
         .into_iter()
         .map(|e| {
-            let n = EnvName::parse(&e.name)
-                .map(|name| running.running_in(&name).len())
-                .unwrap_or(0);
+            // One listing for all rows (not a daemon round trip per environment).
+            let n = running.listing().running_in(&e.name).count();
             EnvRow::new(e, n)
         })
         .collect())
