@@ -233,13 +233,7 @@ class Connection(FrameConnection):
         self.server.dispatcher.submit(req, lambda status, body: self.reply(rid, status, body))
 
     def abort(self):
-        """(Another thread) End the pending read: the reader sees the end and closes."""
-        read = self._read
-        if read is not None:
-            try:
-                read.cancel()
-            except OSError:
-                pass
+        """(Another thread) End the pending read: `close` cancels it, the reader sees the end."""
         self.close()
 
     def close(self, linger=False):
