@@ -102,6 +102,7 @@ impl BackendInstance {
             token: self.plan.token.clone(),
             env: self.spec.env.to_string(),
             started_at: self.started_at,
+            options: self.spec.options.clone(),
             supervisor_pid: self.supervisor.0,
             supervisor_start_time: self.supervisor.1,
             state: snap.state,
@@ -138,6 +139,7 @@ impl BackendInstance {
             record: record::path(&self.records, &self.id),
             log_file: self.log.path().to_path_buf(),
             started_at: self.started_at,
+            options: self.spec.options.clone(),
         }
     }
 

@@ -22,7 +22,10 @@ use std::time::Duration;
 
 pub use client::{BackendClient, ExecOutput, Handle, Op, PyValue, RemoteError, Reply};
 pub use record::BackendRecord;
-pub use spec::{BackendId, BackendSpec, RestartLimits, RestartPolicy, Transport};
+pub use spec::{
+    BackendId, BackendOptions, BackendSpec, HealthCheck, ProjectTag, RestartLimits, RestartPolicy,
+    Transport,
+};
 pub use status::{
     BackendEvent, BackendState, BackendStatus, LastExit, LogLine, LogStream, ProcessStats,
 };

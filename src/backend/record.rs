@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{BackendId, RestartPolicy, Transport};
+use super::spec::{BackendId, BackendOptions, RestartPolicy, Transport};
 use super::status::{BackendState, LastExit};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,9 @@ pub struct BackendRecord {
     /// The restart policy (the next daemon restarts a lost `on-failure` backend).
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// A project's declarations, so the next daemon starts it again as declared.
+    #[serde(default)]
+    pub options: BackendOptions,
 }
 
 /// A record that cannot be read: which file, what is wrong, and the process it names
@@ -272,6 +275,7 @@ mod tests {
             log_file: "/x.log".into(),
             socket: None,
             restart: RestartPolicy::Never,
+            options: BackendOptions::default(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! What to start: the environment, the transport, the restart policy.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -129,6 +131,54 @@ pub struct BackendSpec {
     /// Use this id instead of a fresh one (the detached `beep-host` supervisor gets its id
     /// from the command that started it).
     pub id: Option<BackendId>,
+    /// What a project (`beep.toml`) declares beyond the basics.
+    pub options: BackendOptions,
+}
+
+/// What a backend may declare beyond environment, transport and restart policy (a
+/// project's `[[backend]]` table). Carried by the daemon's `start`, kept in the record and
+/// shown in the status, so a later `up` can tell whether the declaration changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendOptions {
+    /// The project and backend name, when started by `beep-host up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<ProjectTag>,
+    /// Extra environment variables of the Python process.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_vars: BTreeMap<String, String>,
+    /// Working directory of the Python process (the project folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// `module:function`, run once before ready; its value is bound to the function's
+    /// name in the default session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preload: Option<String>,
+    /// The `info` probe; unanswered `failures` times in a row makes the backend unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthCheck>,
+    /// Bytes of resident memory over the whole process tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
+}
+
+/// Which project declared a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectTag {
+    /// The project folder (canonical).
+    pub dir: PathBuf,
+    /// The backend's `name` in `beep.toml`.
+    pub name: String,
+    /// A hash of the backend's declaration and the environment's lock: when it changes,
+    /// `up` restarts the backend.
+    pub fingerprint: String,
+}
+
+/// A health probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub every_ms: u64,
+    pub timeout_ms: u64,
+    pub failures: u32,
 }
 
 impl BackendSpec {
@@ -140,6 +190,7 @@ impl BackendSpec {
             limits: RestartLimits::default(),
             ready_timeout: Duration::from_secs(30),
             id: None,
+            options: BackendOptions::default(),
         }
     }
 

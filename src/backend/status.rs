@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{BackendId, Transport};
+use super::spec::{BackendId, BackendOptions, Transport};
 
 /// The life cycle of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +134,9 @@ pub struct BackendStatus {
     pub log_file: PathBuf,
     /// Unix time in seconds of the first start.
     pub started_at: u64,
+    /// A project's declarations (which project, health probe, memory limit).
+    #[serde(default)]
+    pub options: BackendOptions,
 }
 
 /// A change announced to subscribers.

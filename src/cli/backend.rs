@@ -93,6 +93,7 @@ fn spec_of(args: &StartArgs) -> StartSpec {
         transport: args.transport,
         restart: args.restart,
         ready_timeout_ms: (args.ready_timeout.max(0.1) * 1000.0) as u64,
+        options: Default::default(),
     }
 }
 

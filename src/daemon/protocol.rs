@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{BackendId, BackendState, BackendStatus, RestartPolicy, Transport};
+use crate::backend::{
+    BackendId, BackendOptions, BackendState, BackendStatus, RestartPolicy, Transport,
+};
 
 /// Bumped whenever a request or answer changes shape.
 pub const PROTOCOL: u32 = 1;
@@ -57,6 +59,9 @@ pub struct StartSpec {
     pub restart: RestartPolicy,
     /// Milliseconds to wait for the ready line.
     pub ready_timeout_ms: u64,
+    /// A project's declarations (environment variables, preload, health, limits).
+    #[serde(default)]
+    pub options: BackendOptions,
 }
 
 /// One answer.

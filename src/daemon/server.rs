@@ -301,6 +301,7 @@ impl Session {
                 };
                 let mut full = BackendSpec::new(env, spec.transport).restart(spec.restart);
                 full.ready_timeout = Duration::from_millis(spec.ready_timeout_ms.max(100));
+                full.options = spec.options;
                 match s.start(full).await {
                     Ok(id) => s.status(&id).map(to_value),
                     Err(err) => Err(err),

@@ -55,6 +55,7 @@ pub async fn backend_start(
         transport: request.transport.into(),
         restart: request.restart.parse().map_err(invalid)?,
         ready_timeout_ms: 30_000,
+        options: Default::default(),
     };
     let status = state
         .ask(|d| {
