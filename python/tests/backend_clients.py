@@ -171,6 +171,7 @@ class GrpcClient:
         return {"error": {"type": e.type, "message": e.message, "traceback": e.traceback}}
 
     def _value(self, reply):
+        self.last_call = reply.call
         if reply.WhichOneof("result") == "error":
             return self._error(reply.error)
         return {"value": json.loads(reply.value_json)}
@@ -178,12 +179,14 @@ class GrpcClient:
     def request(self, op, **f):
         pb = self.pb
         session = f.get("session", "")
+        call = f.get("call", "")
         dumps = json.dumps
         if op == "exec":
-            req = pb.ExecRequest(session=session, code=f["code"])
+            req = pb.ExecRequest(session=session, code=f["code"], call=call)
             if "timeout" in f:
                 req.timeout = f["timeout"]
             r = self.rpc("Exec", req)
+            self.last_call = r.call
             out = {"stdout": r.stdout, "stderr": r.stderr}
             if r.HasField("error"):
                 out.update(self._error(r.error))
@@ -191,9 +194,11 @@ class GrpcClient:
                 out["value"] = json.loads(r.value_json)
             return out
         if op == "eval":
-            return self._value(self.rpc("Eval", pb.EvalRequest(session=session, expr=f["expr"])))
+            return self._value(self.rpc("Eval", pb.EvalRequest(session=session, expr=f["expr"], call=call)))
         if op == "import":
-            return self._value(self.rpc("Import", pb.ImportRequest(session=session, module=f["module"])))
+            return self._value(
+                self.rpc("Import", pb.ImportRequest(session=session, module=f["module"], call=call))
+            )
         if op == "create":
             target = f["target"]
             kw = {"handle": target["$handle"]} if isinstance(target, dict) else {"path": target}
@@ -201,6 +206,7 @@ class GrpcClient:
                 session=session,
                 args_json=dumps(f.get("args", [])),
                 kwargs_json=dumps(f.get("kwargs", {})),
+                call=call,
                 **kw,
             )
             return self._value(self.rpc("Create", req))
@@ -214,15 +220,18 @@ class GrpcClient:
                 method=f["method"],
                 args_json=dumps(f.get("args", [])),
                 kwargs_json=dumps(f.get("kwargs", {})),
+                call=call,
             )
             return self._value(self.rpc("Call", req))
         if op == "getattr":
             return self._value(
-                self.rpc("GetAttr", pb.GetAttrRequest(session=session, handle=handle, name=f["name"]))
+                self.rpc(
+                    "GetAttr", pb.GetAttrRequest(session=session, handle=handle, name=f["name"], call=call)
+                )
             )
         if op == "setattr":
             req = pb.SetAttrRequest(
-                session=session, handle=handle, name=f["name"], value_json=dumps(f["value"])
+                session=session, handle=handle, name=f["name"], value_json=dumps(f["value"]), call=call
             )
             return self._value(self.rpc("SetAttr", req))
         if op == "release":
@@ -263,7 +272,25 @@ class GrpcClient:
             value["env_name"] = value["env_name"] or None
             return {"value": value}
         if op == "interrupt":
-            return {"value": self.rpc("Interrupt", pb.InterruptRequest()).interrupted}
+            return {"value": self.rpc("Interrupt", pb.InterruptRequest(call=call)).interrupted}
+        if op == "calls":
+            r = self.rpc("Calls", pb.CallsRequest(session=session, all=f.get("all", False)))
+            rows = []
+            for c in r.calls:
+                rows.append(
+                    {
+                        "call": c.call,
+                        "op": c.op,
+                        "session": c.session,
+                        "state": c.state,
+                        "started": c.started,
+                        "duration": c.duration if c.HasField("duration") else None,
+                        "output_bytes": c.output_bytes,
+                    }
+                )
+            return {"value": rows}
+        if op == "lease":
+            return self._value(self.rpc("Lease", pb.LeaseRequest(session=session, seconds=f["seconds"])))
         if op == "shutdown":
             return {"value": self.rpc("Shutdown", pb.ShutdownRequest()).accepted}
         raise ValueError(op)
