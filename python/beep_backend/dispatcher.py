@@ -180,6 +180,7 @@ class Dispatcher:
         """Mark a call request as streamed; returns what `follow` waits on. Queue it next."""
         waiter = Waiter()
         req[WAITER] = waiter
+        req["stream"] = True  # also makes `Journal.begin` look at the request's options
         return waiter
 
     def follow(self, waiter, emit, alive=None):

@@ -205,3 +205,23 @@ def test_pipe_other_requests_work_while_a_stream_is_open(backends):
         assert "".join(f["data"] for f in frames[:-1]) == "b\n"
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_fast_printing_call_delivers_every_line_before_its_end(backends, transport):
+    """The end never overtakes output the flusher thread is turning into events."""
+    backend = backends(transport)
+    for _ in range(3):
+        events = list(
+            stream(
+                transport,
+                backend.address,
+                backend.token,
+                "exec",
+                {"code": "for i in range(50000):\n    print(i)"},
+            )
+        )
+        end = events.pop()
+        assert [e["event"] for e in events] == ["output"] * len(events)
+        assert [int(x) for x in lines_of(events)] == list(range(50000))
+        assert end["body"]["seq"] == len(events) + 1
