@@ -160,8 +160,13 @@ def latency(old, new, calls, rounds):
                 out.append(clock() - t)
     result = {}
     for name, s in samples.items():
-        s.sort()
-        result[name] = (statistics.median(s) * 1e6, s[int(len(s) * 0.99)] * 1e6)
+        rounds_p50 = [statistics.median(s[i * calls : (i + 1) * calls]) for i in range(rounds)]
+        s = sorted(s)
+        result[name] = (statistics.median(s) * 1e6, s[int(len(s) * 0.99)] * 1e6, rounds_p50)
+    # The ratio of each round's p50 (old and new ran back to back), then their median: load
+    # that changes between rounds cancels out.
+    ratios = [n / o for o, n in zip(result["old"][2], result["new"][2])]
+    result["ratio"] = statistics.median(ratios)
     return result
 
 
@@ -226,9 +231,13 @@ def main():
             old, new = Server(old_dir, transport), Server(new_dir, transport)
             try:
                 lat = latency(old, new, args.calls, args.rounds)
-                end_new = returned_at_end(new, args.lines)
-                end_old = returned_at_end(old, args.lines)
-                took, first, events = streamed(new, args.lines)
+                if args.lines:
+                    end_new = returned_at_end(new, args.lines)
+                    end_old = returned_at_end(old, args.lines)
+                    took, first, events = streamed(new, args.lines)
+                else:
+                    end_new = end_old = took = first = float("nan")
+                    events = 0
             finally:
                 old.stop()
                 new.stop()
@@ -241,12 +250,15 @@ def main():
         % (args.rounds, args.calls, args.old, load)
     )
     out.append("")
-    out.append("| transport | old p50 us | new p50 us | new / old | old p99 us | new p99 us |")
-    out.append("|---|---|---|---|---|---|")
+    out.append(
+        "| transport | old p50 us | new p50 us | new / old | median of per-round ratios | old p99 us | new p99 us |"
+    )
+    out.append("|---|---|---|---|---|---|---|")
     for transport, lat, *_ in rows:
-        (op50, op99), (np50, np99) = lat["old"], lat["new"]
+        (op50, op99, _), (np50, np99, _) = lat["old"], lat["new"]
         out.append(
-            "| %s | %.1f | %.1f | %.3f | %.1f | %.1f |" % (transport, op50, np50, np50 / op50, op99, np99)
+            "| %s | %.1f | %.1f | %.3f | %.3f | %.1f | %.1f |"
+            % (transport, op50, np50, np50 / op50, lat["ratio"], op99, np99)
         )
     out.append("")
     out.append("A call printing %d short lines (`print('line', i)`), request to last byte:" % args.lines)

@@ -25,7 +25,8 @@ import sys
 import threading
 import time
 from array import array
-from collections import OrderedDict, deque
+import itertools
+from collections import deque
 
 from .log import log, set_log_fd
 from .operations import OpError, bad_request
@@ -124,13 +125,14 @@ class Waiter:
 
 class Journal:
     def __init__(self):
-        self.calls = OrderedDict()  # id -> Call, oldest first (popitem(last=False) is O(1))
+        self.calls = {}  # id -> Call, oldest first
+        self.order = deque()  # the ids in `calls`, oldest first (a dict's first key is not O(1))
+        self.ids = map("c{}".format, itertools.count(1))  # the server's call ids: next(ids)
         self._taken_c = False  # a client named a call like the server's ids (`c12`)
         self.cond = threading.Condition(threading.Lock())
         self.waiters = 0  # readers waiting on `cond`
         self.max_bytes = _env_int("BEEP_BACKEND_JOURNAL_BYTES", DEFAULT_JOURNAL_BYTES)
         self.max_calls = _env_int("BEEP_BACKEND_JOURNAL_CALLS", DEFAULT_JOURNAL_CALLS)
-        self._n = 0
         self.capture = Capture(self)
 
     # ---- main thread -------------------------------------------------------------------
@@ -145,12 +147,9 @@ class Journal:
         calls = self.calls
         cid = req.get("call")
         if cid is None:
-            n = self._n = self._n + 1
-            cid = "c%d" % n
-            if self._taken_c:
-                while cid in calls:  # a client took this id for one of its calls
-                    n = self._n = n + 1
-                    cid = "c%d" % n
+            cid = next(self.ids)
+            while cid in calls:  # a client took this id for one of its calls
+                cid = next(self.ids)
             call = Call(cid, req["op"], req.get("session"))
             if len(req) > 3 or op == "exec":  # more than id, op and the op's field: maybe streamed
                 self._options(req, op, call)
@@ -163,13 +162,29 @@ class Journal:
             call = Call(cid, req["op"], req.get("session"))
             self._options(req, op, call)
         calls[cid] = call
-        if len(calls) > self.max_calls:
-            oldest, first = calls.popitem(last=False)
-            if first.end is None:  # still running (a bound of one call): keep it
-                calls[oldest] = first
-                calls.move_to_end(oldest, last=False)
+        order = self.order
+        order.append(cid)
+        if len(order) > self.max_calls:
+            self.trim()
         self.capture.current = call
         return call
+
+    def trim(self):
+        """Forget the oldest calls over the bound, unless the oldest still runs (a bound of one
+        call). Ids of calls dropped with their session are skipped."""
+        calls = self.calls
+        order = self.order
+        while len(order) > self.max_calls:
+            first = calls.get(order[0])
+            if first is not None and first.end is None:
+                return
+            cid = order.popleft()
+            if first is not None:
+                del calls[cid]
+
+    def notify(self):
+        with self.cond:
+            self.cond.notify_all()
 
     def _options(self, req, op, call):
         waiter = req.get(WAITER)
@@ -438,6 +453,7 @@ class Capture:
         self.fds = None  # (read end for fd 1, read end for fd 2) when fd 1/2 are captured
         self.log_fd = 2
         self.streams = None
+        self.stdout = self.stderr = None  # the proxies once started
 
     def prepare(self):
         """(Before the ready line) Make the fd pipes and start the threads, so the process has
@@ -459,6 +475,7 @@ class Capture:
         self.prepare()
         self.started = True
         self.streams = (_Stream(self, 0), _Stream(self, 1))
+        self.stdout, self.stderr = self.streams
         sys.stdout, sys.stderr = self.streams
         writers = self._writers
         if writers is not None:
@@ -592,28 +609,36 @@ class Capture:
             with self.fd_lock:
                 self._read_fds(self.current, ready)
 
+    def drain(self, call):
+        """(Main thread, at the end of `call`) Take what fd 1/2 still hold for it; also wait
+        for a read of the fd thread in progress."""
+        with self.fd_lock:
+            ready = self.probe(0)
+            if ready:
+                self._read_fds(call, ready)
+                for index, decoder in enumerate(self.decoders):
+                    tail = decoder.decode(b"", True)
+                    if tail:
+                        self.write_to(call, index, tail)
+
+    def restore(self):
+        """As `exec` did before: a call's redirection of sys.stdout/sys.stderr ends with it."""
+        if self.streams is not None:
+            sys.stdout, sys.stderr = self.streams
+
     def end(self, call):
-        """(Main thread) The call has returned: take what is left of its output, then close it."""
-        if self.fds is not None:
-            with self.fd_lock:
-                ready = self.probe(0)
-                if ready:
-                    self._read_fds(call, ready)
-                    for index, decoder in enumerate(self.decoders):
-                        tail = decoder.decode(b"", True)
-                        if tail:
-                            self.write_to(call, index, tail)
-                self.current = None
-        else:
-            self.current = None
+        """(Main thread) The call has returned: take what is left of its output, then close it.
+        (`Dispatcher.run_call` inlines this for the common call.)"""
+        if self.fds is not None and (self.probe(0) or self.fd_lock.locked()):
+            self.drain(call)
+        self.current = None
         call.closed = True  # from here on, writes (of other threads) go to the log
         # Also wait for a flush in progress (the flusher thread may hold output it took from
         # `pending` but has not made events yet): the end must come after all of them.
         if call.pending or self.flush_lock.locked():
             self.flush(call)
-        streams = self.streams
-        if streams is not None and (sys.stdout is not streams[0] or sys.stderr is not streams[1]):
-            sys.stdout, sys.stderr = streams  # as `exec` did before: a call's redirection ends with it
+        if sys.stdout is not self.stdout or sys.stderr is not self.stderr:
+            self.restore()
 
 
 def _can_capture_fds():
