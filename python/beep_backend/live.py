@@ -20,12 +20,12 @@ run on their own threads and wait on one condition; the main thread only notifie
 someone waits.
 """
 
+import itertools
 import os
 import sys
 import threading
 import time
 from array import array
-import itertools
 from collections import deque
 
 from .log import log, set_log_fd
