@@ -39,7 +39,9 @@ TRANSPORTS = ("pipe", "http", "grpc")
 
 def extract_old(rev, into):
     data = subprocess.run(
-        ["git", "-C", ROOT, "archive", rev, "python/beep_backend"], check=True, capture_output=True
+        ["git", "-C", ROOT, "archive", rev, "python/beep_backend"],
+        check=True,
+        capture_output=True,
     ).stdout
     path = os.path.join(into, "old.tar")
     with open(path, "wb") as f:
@@ -108,7 +110,10 @@ class HttpClient:
     def __init__(self, server):
         host, port = server.address.rsplit(":", 1)
         self.conn = http.client.HTTPConnection(host, int(port))
-        self.headers = {"Authorization": "Bearer " + server.token, "Content-Type": "application/json"}
+        self.headers = {
+            "Authorization": "Bearer " + server.token,
+            "Content-Type": "application/json",
+        }
 
     def call(self, op, req):
         self.conn.request("POST", "/v1/" + op, json.dumps(req).encode(), self.headers)
@@ -135,15 +140,31 @@ class GrpcClient:
         return json.loads(self.stub.Eval(self.req, metadata=self.md).value_json)
 
     def exec(self, code):
-        return self.stub.Exec(self.pb.ExecRequest(code=code), metadata=self.md, timeout=600)
+        return self.stub.Exec(
+            self.pb.ExecRequest(code=code), metadata=self.md, timeout=600
+        )
 
 
 def client_for(server):
-    return {"pipe": PipeClient, "http": HttpClient, "grpc": GrpcClient}[server.transport](server)
+    return {"pipe": PipeClient, "http": HttpClient, "grpc": GrpcClient}[
+        server.transport
+    ](server)
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process (Linux), else None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def latency(old, new, calls, rounds):
     clients = {"old": client_for(old), "new": client_for(new)}
+    pids = {"old": old.proc.pid, "new": new.proc.pid}
+    cpu = {"old": 0.0, "new": 0.0}
     samples = {"old": [], "new": []}
     for c in clients.values():
         for _ in range(300):  # warm up
@@ -154,19 +175,32 @@ def latency(old, new, calls, rounds):
         for name in order:
             c = clients[name]
             out = samples[name]
+            before = cpu_seconds(pids[name])
             for _ in range(calls):
                 t = clock()
                 c.eval()
                 out.append(clock() - t)
+            after = cpu_seconds(pids[name])
+            if before is not None and after is not None:
+                cpu[name] += after - before
     result = {}
     for name, s in samples.items():
-        rounds_p50 = [statistics.median(s[i * calls : (i + 1) * calls]) for i in range(rounds)]
+        rounds_p50 = [
+            statistics.median(s[i * calls : (i + 1) * calls]) for i in range(rounds)
+        ]
         s = sorted(s)
-        result[name] = (statistics.median(s) * 1e6, s[int(len(s) * 0.99)] * 1e6, rounds_p50)
+        result[name] = (
+            statistics.median(s) * 1e6,
+            s[int(len(s) * 0.99)] * 1e6,
+            rounds_p50,
+        )
     # The ratio of each round's p50 (old and new ran back to back), then their median: load
     # that changes between rounds cancels out.
     ratios = [n / o for o, n in zip(result["old"][2], result["new"][2])]
     result["ratio"] = statistics.median(ratios)
+    result["cpu"] = {
+        name: cpu[name] / (calls * rounds) * 1e6 for name in cpu
+    }  # us per call
     return result
 
 
@@ -176,7 +210,9 @@ def printing_code(lines):
 
 def check_lines(text, lines):
     got = text.splitlines()
-    assert len(got) == lines and got[0] == "line 0" and got[-1] == "line %d" % (lines - 1), (len(got), got[:2])
+    assert (
+        len(got) == lines and got[0] == "line 0" and got[-1] == "line %d" % (lines - 1)
+    ), (len(got), got[:2])
 
 
 def returned_at_end(server, lines):
@@ -200,7 +236,9 @@ def streamed(server, lines):
     first = None
     parts = []
     events = 0
-    for event in stream(server.transport, server.address, server.token, "exec", {"code": code}):
+    for event in stream(
+        server.transport, server.address, server.token, "exec", {"code": code}
+    ):
         if event["event"] == "output":
             if first is None:
                 first = time.perf_counter() - t
@@ -251,17 +289,31 @@ def main():
     )
     out.append("")
     out.append(
-        "| transport | old p50 us | new p50 us | new / old | median of per-round ratios | old p99 us | new p99 us |"
+        "| transport | old p50 us | new p50 us | new / old | median of per-round ratios | old p99 us "
+        "| new p99 us | server CPU per call old / new us |"
     )
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|")
     for transport, lat, *_ in rows:
         (op50, op99, _), (np50, np99, _) = lat["old"], lat["new"]
         out.append(
-            "| %s | %.1f | %.1f | %.3f | %.3f | %.1f | %.1f |"
-            % (transport, op50, np50, np50 / op50, lat["ratio"], op99, np99)
+            "| %s | %.1f | %.1f | %.3f | %.3f | %.1f | %.1f | %.1f / %.1f |"
+            % (
+                transport,
+                op50,
+                np50,
+                np50 / op50,
+                lat["ratio"],
+                op99,
+                np99,
+                lat["cpu"]["old"],
+                lat["cpu"]["new"],
+            )
         )
     out.append("")
-    out.append("A call printing %d short lines (`print('line', i)`), request to last byte:" % args.lines)
+    out.append(
+        "A call printing %d short lines (`print('line', i)`), request to last byte:"
+        % args.lines
+    )
     out.append("")
     out.append(
         "| transport | returned at the end, old s | returned at the end, new s | streamed, new s "
@@ -271,7 +323,15 @@ def main():
     for transport, _lat, end_old, end_new, took, first, events in rows:
         out.append(
             "| %s | %.3f | %.3f | %.3f | %.0f | %.1f | %d |"
-            % (transport, end_old, end_new, took, args.lines / took, first * 1e3, events)
+            % (
+                transport,
+                end_old,
+                end_new,
+                took,
+                args.lines / took,
+                first * 1e3,
+                events,
+            )
         )
     text = "\n".join(out) + "\n"
     print(text)
