@@ -350,14 +350,14 @@ class Dispatcher:
         capture.current = call
         status, body = self._run_op(fn, req)
         try:
-            if capture.fds is not None and (capture.probe(0) or capture.fd_lock.locked()):
+            probe = capture.probe
+            if probe is not None and (probe(0) or capture.fd_lock.locked()):
                 capture.drain(call)
             capture.current = None
             call.closed = True
             if call.pending or capture.flush_lock.locked():
                 capture.flush(call)
-            if sys.stdout is not capture.stdout or sys.stderr is not capture.stderr:
-                capture.restore()
+            # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
             call.ended = time.time()
             call.status = status
             body["call"] = cid

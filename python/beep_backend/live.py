@@ -451,6 +451,7 @@ class Capture:
         self.prepared = False
         self._writers = None  # the pipes' write ends until `start` puts them on fd 1/2
         self.fds = None  # (read end for fd 1, read end for fd 2) when fd 1/2 are captured
+        self.probe = None  # poll(0) of those, for the main thread
         self.log_fd = 2
         self.streams = None
         self.stdout = self.stderr = None  # the proxies once started
@@ -489,7 +490,7 @@ class Capture:
                 os.dup2(writers[1], 2)
             except OSError as exc:
                 log("fd 1/2 are not captured: %s" % exc)
-                self.fds = None
+                self.fds = self.probe = None
             for w in writers:
                 os.close(w)
 
@@ -629,7 +630,7 @@ class Capture:
     def end(self, call):
         """(Main thread) The call has returned: take what is left of its output, then close it.
         (`Dispatcher.run_call` inlines this for the common call.)"""
-        if self.fds is not None and (self.probe(0) or self.fd_lock.locked()):
+        if self.probe is not None and (self.probe(0) or self.fd_lock.locked()):
             self.drain(call)
         self.current = None
         call.closed = True  # from here on, writes (of other threads) go to the log
