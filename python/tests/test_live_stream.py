@@ -225,3 +225,15 @@ def test_a_fast_printing_call_delivers_every_line_before_its_end(backends, trans
         assert [e["event"] for e in events] == ["output"] * len(events)
         assert [int(x) for x in lines_of(events)] == list(range(50000))
         assert end["body"]["seq"] == len(events) + 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_attach_to_an_unknown_call_is_refused(backends, transport):
+    backend = backends(transport)
+    end = list(attach(transport, backend.address, backend.token, "never-was"))[-1]
+    if transport == "grpc":
+        assert end["status"] == "NOT_FOUND"
+    else:
+        assert end["body"]["error"]["type"] == "UnknownCall"
+    if transport == "http":
+        assert end["status"] == 404
