@@ -511,6 +511,15 @@ print(hashlib.sha256(open(path, "rb").read()).hexdigest())
   await step("04-backend-ready", async () => {
     await (await $t("nav-backends")).click();
     await (await exists('[data-testid="backend-env"]')).selectByAttribute("value", "e2e");
+    // gRPC in an environment without grpcio: refused with what is missing, no CLI command,
+    // and the button the core's hint stands for.
+    await (await $t("backend-transport")).selectByAttribute("value", "rpc");
+    await (await $t("backend-start")).click();
+    const refused = await (await exists('[data-testid="backend-start-error"]', 30_000)).getText();
+    if (/beep-host/.test(refused) || !/grpcio/.test(refused)) throw new Error(`the gRPC refusal says: ${refused}`);
+    const fix = await (await exists('[data-testid="backend-start-error-fix"]', 5_000)).getText();
+    if (!/Repair the admin environment/.test(fix)) throw new Error(`the gRPC refusal offers: ${fix}`);
+    await shot("04-grpc-refused");
     await (await $t("backend-transport")).selectByAttribute("value", "pipe");
     await (await $t("backend-start")).click();
     await waitFor("backend ready with pid and memory", async () => {
