@@ -826,8 +826,8 @@ try {
 } finally {
   if (browser) await browser.deleteSession().catch(() => {});
   for (const c of children.reverse()) c.kill("SIGTERM");
-  // The daemon of a failed run exits when its home is gone.
-  if (failed && homeDir) rmSync(homeDir, { recursive: true, force: true });
+  // The daemon of a failed run exits when its home is gone; the mirror and catalog go too.
+  if (failed && homeDir) rmSync(dirname(homeDir), { recursive: true, force: true });
   for (const s of servers) s.close();
   for (const s of servers) s.closeAllConnections?.();
 }
