@@ -38,6 +38,98 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     message
 }
 
+/// What a person can do about an error, for interfaces that offer it as an action (the
+/// app's buttons) instead of a command to type. The CLI's messages name the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hint {
+    /// No usable default Python: choose one found on the machine or install one.
+    InstallRuntime,
+    /// The admin environment is missing or lacks a package the request needs: repair it.
+    RepairAdmin,
+    /// A runtime is unknown or broken: see the runtimes (remove, reinstall, pick another).
+    Runtimes,
+}
+
+/// An error's chain as [`chain`] gives it, without the advice meant for a CLI user (which
+/// `beep-host` command to run), and the [`Hint`] that stands for that advice.
+pub fn advised(error: &(dyn std::error::Error + 'static)) -> (String, Option<Hint>) {
+    let mut message = String::new();
+    let mut hint = None;
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let text = match plain(cause) {
+            Some((text, h)) => {
+                hint = hint.or(h);
+                text
+            }
+            None => cause.to_string(),
+        };
+        if message.is_empty() {
+            message = text;
+        } else if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        next = cause.source();
+    }
+    (message, hint)
+}
+
+/// The text of an error whose message tells a CLI command, without it, and its hint.
+fn plain(error: &(dyn std::error::Error + 'static)) -> Option<(String, Option<Hint>)> {
+    use crate::runtime::Error as R;
+    if let Some(e) = error.downcast_ref::<crate::Error>() {
+        // Transparent: its text is its module error's.
+        return match e {
+            crate::Error::Runtime(e) => plain(e),
+            crate::Error::Venv(e) => plain(e),
+            crate::Error::Backend(e) => plain(e),
+            _ => None,
+        };
+    }
+    let runtime = error
+        .downcast_ref::<R>()
+        .or_else(|| error.downcast_ref::<Box<R>>().map(|b| &**b));
+    if let Some(e) = runtime {
+        return match e {
+            R::NotFound { request } => Some((
+                format!("No runtime matches `{request}`"),
+                Some(Hint::Runtimes),
+            )),
+            R::NoDefault => Some((
+                "No default runtime is set".to_string(),
+                Some(Hint::InstallRuntime),
+            )),
+            R::DefaultMissing { key } => Some((
+                format!("The default runtime `{key}` is missing"),
+                Some(Hint::InstallRuntime),
+            )),
+            R::Unusable { key, problem } => Some((
+                format!("Runtime `{key}` is broken: {problem}"),
+                Some(Hint::Runtimes),
+            )),
+            _ => None,
+        };
+    }
+    if let Some(crate::venv::Error::NotFound { name }) = error.downcast_ref::<crate::venv::Error>()
+    {
+        return Some((format!("Environment `{name}` does not exist"), None));
+    }
+    if let Some(crate::backend::Error::GrpcMissing { env, .. }) =
+        error.downcast_ref::<crate::backend::Error>()
+    {
+        return Some((
+            format!(
+                "Failed to start an `rpc` backend in environment `{env}`: grpcio is not installed there; \
+                 use the admin environment (the default), or install `grpcio protobuf` into `{env}`"
+            ),
+            Some(Hint::RepairAdmin),
+        ));
+    }
+    None
+}
+
 impl crate::Error {
     /// What kind of failure this is.
     pub fn code(&self) -> ErrorCode {
@@ -77,6 +169,51 @@ mod tests {
         };
         let line = chain(&e);
         assert_eq!(line.matches(&text).count(), 1, "{line}");
+    }
+
+    /// The app once cut "run `beep-host init`" out of messages with a regex: the core now
+    /// says what can be done as a hint, and the text without the command.
+    #[test]
+    fn advice_for_the_cli_becomes_a_hint() {
+        let e = crate::venv::Error::Runtime {
+            name: "admin".into(),
+            source: Box::new(crate::runtime::Error::NoDefault),
+        };
+        assert!(chain(&e).contains("beep-host init"), "{}", chain(&e));
+        let (text, hint) = advised(&e);
+        assert_eq!(
+            text,
+            "Failed to find a runtime for environment `admin`: No default runtime is set"
+        );
+        assert_eq!(hint, Some(Hint::InstallRuntime));
+        let e: crate::Error = crate::runtime::Error::Unusable {
+            key: "k".into(),
+            problem: "gone".into(),
+        }
+        .into();
+        assert_eq!(
+            advised(&e),
+            (
+                "Runtime `k` is broken: gone".to_string(),
+                Some(Hint::Runtimes)
+            )
+        );
+        let e = crate::backend::Error::GrpcMissing {
+            env: "a".into(),
+            path: "/e/a".into(),
+        };
+        let (text, hint) = advised(&e);
+        assert!(
+            !text.contains("beep-host") && text.contains("grpcio"),
+            "{text}"
+        );
+        assert_eq!(hint, Some(Hint::RepairAdmin));
+        // Other errors are their chain, with no hint.
+        let e = crate::config::Error::Write {
+            path: "/x/config.toml".into(),
+            source: std::io::Error::other("disk full"),
+        };
+        assert_eq!(advised(&e), (chain(&e), None));
     }
 
     #[test]

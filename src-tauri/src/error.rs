@@ -17,8 +17,34 @@ pub enum ErrorCode {
 #[derive(Debug, Clone, Serialize, specta::Type)]
 pub struct AppError {
     pub code: ErrorCode,
-    /// The core's message with its causes, one per line.
+    /// The core's message with its causes, without advice meant for the CLI (which
+    /// `beep-host` command to run): the hint stands for it.
     pub message: String,
+    /// What the UI can offer to do about it (a button), when the core knows.
+    pub hint: Option<Hint>,
+}
+
+/// The core's [`beep_host::error::Hint`], as the UI sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, specta::Type)]
+#[serde(rename_all = "snake_case")]
+pub enum Hint {
+    /// Choose or install a default Python (the first-run choice).
+    InstallRuntime,
+    /// Repair the admin environment.
+    RepairAdmin,
+    /// See the runtimes.
+    Runtimes,
+}
+
+impl From<beep_host::error::Hint> for Hint {
+    fn from(hint: beep_host::error::Hint) -> Self {
+        use beep_host::error::Hint as H;
+        match hint {
+            H::InstallRuntime => Self::InstallRuntime,
+            H::RepairAdmin => Self::RepairAdmin,
+            H::Runtimes => Self::Runtimes,
+        }
+    }
 }
 
 impl AppError {
@@ -26,12 +52,21 @@ impl AppError {
         Self {
             code,
             message: message.into(),
+            hint: None,
         }
     }
 
-    /// A core error: its code in the UI's terms, and its text with its causes.
-    pub fn from_core(code: beep_host::ErrorCode, error: &dyn std::error::Error) -> Self {
-        Self::new(code.into(), beep_host::error::chain(error))
+    /// A core error: its code in the UI's terms, its text with its causes and its hint.
+    pub fn from_core(
+        code: beep_host::ErrorCode,
+        error: &(dyn std::error::Error + 'static),
+    ) -> Self {
+        let (message, hint) = beep_host::error::advised(error);
+        Self {
+            code: code.into(),
+            message,
+            hint: hint.map(Into::into),
+        }
     }
 }
 
@@ -116,6 +151,32 @@ mod tests {
         assert_eq!(remote.code, ErrorCode::NotFound);
         let record: AppError = beep_host::paths::Error::NoHome.into();
         assert_eq!(record.code, ErrorCode::Failed);
+    }
+
+    /// No message tells the user to run a CLI command: the hint is the UI's button.
+    #[test]
+    fn cli_advice_crosses_as_a_hint() {
+        let e: AppError = beep_host::venv::Error::Runtime {
+            name: "admin".into(),
+            source: Box::new(beep_host::runtime::Error::NoDefault),
+        }
+        .into();
+        assert_eq!(
+            e.message,
+            "Failed to find a runtime for environment `admin`: No default runtime is set"
+        );
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["hint"], "install_runtime");
+        let e: AppError =
+            beep_host::Error::from(beep_host::runtime::Error::DefaultMissing { key: "k".into() })
+                .into();
+        assert!(!e.message.contains("beep-host"), "{}", e.message);
+        assert_eq!(e.hint, Some(Hint::InstallRuntime));
+        let e: AppError = beep_host::venv::Error::NotFound { name: "x".into() }.into();
+        assert_eq!(
+            (e.message.as_str(), e.hint),
+            ("Environment `x` does not exist", None)
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ function alive(pid) {
   }
 }
 
-async function waitFor(what, f, timeout = 30_000) {
+async function waitFor(what, f, timeout = 30_000, every = 250) {
   const end = Date.now() + timeout;
   let last;
   while (Date.now() < end) {
@@ -53,7 +53,7 @@ async function waitFor(what, f, timeout = 30_000) {
     } catch (e) {
       last = e;
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, every));
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
 }
@@ -76,6 +76,53 @@ async function enter(input, text) {
 }
 
 const $t = (id) => browser.$(`[data-testid="${id}"]`);
+
+/**
+ * The scheme the page is painted in: whether it follows a dark system preference, the
+ * luminance of the page's background, and the contrast of real elements' text against the
+ * background they are painted on (WCAG ratios; 4.5 is the floor for body text).
+ */
+function looks() {
+  return browser.execute(() => {
+    const rgb = (s) => {
+      const m = (s.match(/[\d.]+/g) ?? []).map(Number);
+      return { r: m[0] ?? 0, g: m[1] ?? 0, b: m[2] ?? 0, a: m.length > 3 ? m[3] : 1 };
+    };
+    const lum = ({ r, g, b }) => {
+      const f = (c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.a > 0) return c;
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const ratio = (a, b) => {
+      const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p);
+      return Math.round(((x + 0.05) / (y + 0.05)) * 100) / 100;
+    };
+    const contrast = {};
+    const probes = { heading: "main h1", text: "main td", header: "main th", muted: "main .muted", nav: "nav button:not(.active)",
+      current: "nav button.active", primary: "button.primary:not(:disabled)", badge: "main .badge", link: "main .linklike" };
+    for (const [name, sel] of Object.entries(probes)) {
+      const el = document.querySelector(sel);
+      if (el) contrast[name] = ratio(rgb(getComputedStyle(el).color), background(el));
+    }
+    return { dark: matchMedia("(prefers-color-scheme: dark)").matches, page: Math.round(lum(background(document.querySelector("main"))) * 1000) / 1000, contrast };
+  });
+}
+
+/** The page is painted in the `dark` or light scheme, and every probed text reads (>= 4.5:1). */
+async function checkScheme(dark) {
+  const l = await looks();
+  log(dark ? "dark" : "light", "scheme:", JSON.stringify(l));
+  if (l.dark !== dark) throw new Error(`prefers-color-scheme dark is ${l.dark}`);
+  if (dark ? !(l.page < 0.05) : !(l.page > 0.8)) throw new Error(`the page background has luminance ${l.page} in the ${dark ? "dark" : "light"} scheme`);
+  const low = Object.entries(l.contrast).filter(([, r]) => r < 4.5);
+  if (Object.keys(l.contrast).length < 7 || low.length) throw new Error(`text contrast: ${JSON.stringify(l.contrast)}`);
+}
 
 async function exists(selector, timeout = 30_000) {
   const el = typeof selector === "string" ? await browser.$(selector) : selector;
@@ -156,7 +203,23 @@ async function main() {
       encoding: "utf8",
     }),
   );
+  // The test archive leaves out `ensurepip` (size); a venv with pip needs it, and the
+  // first-run path creates one from this runtime: put the machine's copy back in.
   const archive = made.archives["tar.gz"];
+  archive.sha256 = execFileSync("python3", ["-c", `
+import hashlib, shutil, sys, sysconfig, tarfile, tempfile, os
+path = sys.argv[1]
+tmp = tempfile.mkdtemp()
+with tarfile.open(path) as t:
+    t.extractall(tmp, filter="tar")
+minor = "python%d.%d" % sys.version_info[:2]
+shutil.copytree(os.path.join(sysconfig.get_paths()["stdlib"], "ensurepip"), os.path.join(tmp, "python", "lib", minor, "ensurepip"),
+                ignore=shutil.ignore_patterns("__pycache__"))
+with tarfile.open(path, "w:gz", compresslevel=1) as t:
+    t.add(os.path.join(tmp, "python"), arcname="python")
+shutil.rmtree(tmp)
+print(hashlib.sha256(open(path, "rb").read()).hexdigest())
+`, join(mirror, BUILD, archive.name)], { encoding: "utf8" }).trim();
   const mirrorServer = await startMirror(mirror);
   const port = mirrorServer.address().port;
   servers.push(mirrorServer);
@@ -200,19 +263,24 @@ async function main() {
   run("exec", cliId, "import threading\ndef burn():\n    while True: pass\nthreading.Thread(target=burn, daemon=True).start()");
   log("CLI backend", cliId, "pid", cliPid);
 
-  const driver = spawn(driverBin, ["--port", "4444"], { env, stdio: ["ignore", "inherit", "inherit"] });
-  children.push(driver);
-  await waitFor("tauri-driver", () => new Promise((ok) => {
-    const socket = connect(4444, "127.0.0.1", () => { socket.end(); ok(true); });
-    socket.on("error", () => ok(false));
-  }), 20_000);
-
-  browser = await remote({
-    hostname: "127.0.0.1",
-    port: 4444,
-    logLevel: "warn",
-    capabilities: { "tauri:options": { application: app } },
-  });
+  // tauri-driver starts the app with its own environment: a session in another system
+  // scheme needs a driver of its own.
+  let driver;
+  const openApp = async (extraEnv = {}) => {
+    driver = spawn(driverBin, ["--port", "4444"], { env: { ...env, ...extraEnv }, stdio: ["ignore", "inherit", "inherit"] });
+    children.push(driver);
+    await waitFor("tauri-driver", () => new Promise((ok) => {
+      const socket = connect(4444, "127.0.0.1", () => { socket.end(); ok(true); });
+      socket.on("error", () => ok(false));
+    }), 20_000);
+    browser = await remote({
+      hostname: "127.0.0.1",
+      port: 4444,
+      logLevel: "warn",
+      capabilities: { "tauri:options": { application: app } },
+    });
+  };
+  await openApp();
 
   await step("01-launch-cli-backend-live", async () => {
     await exists('[data-testid="nav-environments"]');
@@ -295,6 +363,11 @@ async function main() {
     if (!ask.includes(join(home, "data/runtimes"))) throw new Error(`the runtime removal asks: ${ask}`);
     await (await browser.$('[data-testid="confirm-dialog"][open] [data-testid="confirm-cancel"]')).click();
     await exists(`[data-testid^="runtime-cpython-${made.version}"]`);
+    // Removed (OK): the first run below offers to install it again, and does.
+    await (await exists('[data-testid^="runtime-remove-cpython-"]')).click();
+    await (await browser.$('[data-testid="confirm-dialog"][open] [data-testid="confirm-ok"]')).click();
+    await waitFor("runtime removed", async () => !(await (await browser.$(`[data-testid^="runtime-cpython-${made.version}"]`)).isExisting()), 30_000);
+    if (existsSync(join(home, "data/runtimes", `cpython-${made.version}-linux-x86_64-gnu`))) throw new Error("the removed runtime is still on disk");
   });
 
   const machinePrefix = execFileSync("python3", ["-c", "import sys; print(sys.base_prefix)"], { encoding: "utf8" }).trim();
@@ -302,8 +375,6 @@ async function main() {
   await step("02b-first-run", async () => {
     await (await $t("nav-environments")).click();
     await exists('[data-testid="first-run"]', 10_000);
-    const managed = await browser.$('[data-testid="first-run-managed"]');
-    if (await managed.isExisting()) throw new Error("the installed managed runtime is offered for install again");
     // A task that needs a default Python fails; its message tells no CLI command and offers
     // the button that leads to the choice.
     await (await $t("env-repair-admin")).click();
@@ -316,19 +387,27 @@ async function main() {
     if (!text.includes("No default runtime is set")) throw new Error(`the failure says: ${text}`);
     await shot("02b-admin-failed");
     await (await $t("env-task-fix")).click();
-    // The interpreters found, and the managed one installed before: one click makes one the default.
+    // The interpreters found, and the newest Python of the catalog: "Install and use"
+    // downloads it from the mirror and makes it the default in one click.
     const options = await browser.$$('[data-testid="first-run-option"]');
-    let use = null;
-    for (const o of options) {
-      if ((await o.getAttribute("data-path")) === machinePrefix) {
-        chosenKey = await o.getAttribute("data-key");
-        use = await o.$('[data-testid="first-run-use"]');
-      }
-    }
-    if (!use) throw new Error(`the machine's Python (${machinePrefix}) is not offered`);
-    await use.click();
-    await waitFor("the choice made (first run over)", async () => !(await (await browser.$('[data-testid="first-run"]')).isExisting()), 10_000);
-    log("default runtime set:", chosenKey);
+    const paths = [];
+    for (const o of options) paths.push(await o.getAttribute("data-path"));
+    if (!paths.includes(machinePrefix)) throw new Error(`the machine's Python (${machinePrefix}) is not offered: ${paths}`);
+    const install = await exists('[data-testid="first-run-managed"] [data-testid="first-run-install"]', 10_000);
+    await shot("02b-first-run-choice");
+    await install.click();
+    await exists('[data-testid="first-run-task"][data-status="running"]', 5_000);
+    await waitFor("installed and made the default (first run over)", async () => {
+      const task = await browser.$('[data-testid="first-run-task"]');
+      if ((await task.isExisting()) && (await task.getAttribute("data-status")) === "failed") throw new Error(await task.getText());
+      return !(await (await browser.$('[data-testid="first-run"]')).isExisting());
+    }, 120_000);
+    const runtimes = await browser.execute(() => window.__TAURI_INTERNALS__.invoke("runtimes_list"));
+    const chosen = runtimes.find((r) => r.default);
+    if (!chosen || chosen.kind !== "managed" || chosen.version !== made.version || !chosen.path.startsWith(join(home, "data/runtimes")))
+      throw new Error(`the default after "Install and use": ${JSON.stringify(chosen)}`);
+    chosenKey = chosen.key;
+    log("installed and made the default:", chosenKey);
   });
 
   await step("03-env-create", async () => {
@@ -432,6 +511,15 @@ async function main() {
   await step("04-backend-ready", async () => {
     await (await $t("nav-backends")).click();
     await (await exists('[data-testid="backend-env"]')).selectByAttribute("value", "e2e");
+    // gRPC in an environment without grpcio: refused with what is missing, no CLI command,
+    // and the button the core's hint stands for.
+    await (await $t("backend-transport")).selectByAttribute("value", "rpc");
+    await (await $t("backend-start")).click();
+    const refused = await (await exists('[data-testid="backend-start-error"]', 30_000)).getText();
+    if (/beep-host/.test(refused) || !/grpcio/.test(refused)) throw new Error(`the gRPC refusal says: ${refused}`);
+    const fix = await (await exists('[data-testid="backend-start-error-fix"]', 5_000)).getText();
+    if (!/Repair the admin environment/.test(fix)) throw new Error(`the gRPC refusal offers: ${fix}`);
+    await shot("04-grpc-refused");
     await (await $t("backend-transport")).selectByAttribute("value", "pipe");
     await (await $t("backend-start")).click();
     await waitFor("backend ready with pid and memory", async () => {
@@ -445,6 +533,8 @@ async function main() {
       return false;
     }, 60_000);
     if (!alive(pid)) throw new Error(`pid ${pid} is not running`);
+    // The system's scheme here is light (no GTK dark theme): the page is light and reads.
+    await checkScheme(false);
   });
 
   await step("05-console", async () => {
@@ -468,6 +558,23 @@ async function main() {
     const recalled = await input.getValue();
     if (recalled !== "print('x is', x); x + 1") throw new Error(`↑ recalled ${JSON.stringify(recalled)}`);
     await input.clearValue();
+    // The sparklines: drawn across the whole box, with what the top means and the time shown.
+    const spark = await waitFor("sparklines with a few seconds of samples", () => browser.execute(() => {
+      const out = {};
+      for (const id of ["cpu", "memory"]) {
+        const fig = document.querySelector(`[data-testid="spark-${id}"]`);
+        const box = fig.querySelector("svg").getBoundingClientRect();
+        const line = fig.querySelector("polyline").getBoundingClientRect();
+        out[id] = { box: Math.round(box.width), from: Math.round(line.left - box.left), to: Math.round(box.right - line.right),
+          max: fig.querySelector('[data-testid="spark-max"]').textContent.trim(), span: fig.querySelector('[data-testid="spark-span"]').textContent.trim() };
+      }
+      return /^last \d+s$/.test(out.cpu.span) && Number(out.cpu.span.match(/\d+/)[0]) >= 2 ? out : null;
+    }), 15_000);
+    log("sparklines:", JSON.stringify(spark));
+    for (const [id, g] of Object.entries(spark)) {
+      if (g.from > 2 || g.to > 2) throw new Error(`the ${id} sparkline leaves ${g.from} px left and ${g.to} px right of its ${g.box} px box`);
+      if (!(id === "cpu" ? /^\d+(\.\d)?%$/ : /^\d+(\.\d)? (KB|MB|GB)$/).test(g.max)) throw new Error(`the ${id} sparkline's max label reads ${g.max}`);
+    }
   });
 
   await step("05b-console-interrupt", async () => {
@@ -497,7 +604,16 @@ async function main() {
     // SIGKILL from outside: the row says crashed, the detail says how it ended (no memory,
     // no token), and Start again brings it back with a new process.
     process.kill(pid, "SIGKILL");
-    await waitFor("crashed", async () => (await (await $t("backend-state")).getText()) === "crashed", 15_000);
+    // The row as it is the moment it reads "crashed" (one read of the page, polled fast):
+    // no pid, CPU or memory of the dead process, not even until the next tick.
+    const crashedRow = await waitFor("crashed", () => browser.execute(() => {
+      const tr = document.querySelector('[data-testid="backends-table"] tbody tr');
+      const text = (id) => tr?.querySelector(`[data-testid="${id}"]`)?.textContent?.trim();
+      return text("backend-state") === "crashed"
+        ? { pid: text("backend-pid"), cpu: text("backend-cpu"), memory: text("backend-memory"), bytes: tr.querySelector('[data-testid="backend-memory"]').getAttribute("data-bytes") }
+        : null;
+    }), 15_000, 40);
+    if (crashedRow.pid !== "—" || crashedRow.cpu !== "—" || crashedRow.memory !== "—" || crashedRow.bytes !== "0") throw new Error(`the crashed row still shows ${JSON.stringify(crashedRow)}`);
     const exit = await (await exists('[data-testid="backend-last-exit"]', 5_000)).getText();
     if (!/SIGKILL|signal 9/.test(exit)) throw new Error(`the detail says: ${exit}`);
     const detail = await (await $t("backend-detail")).getText();
@@ -632,6 +748,60 @@ async function main() {
   log("quit stopped backend", lastPid);
   await browser.deleteSession().catch(() => {});
   browser = undefined;
+  const appGone = () => waitFor("the app exited", async () =>
+    !execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).split("\n").some((l) => l.startsWith(app)), 20_000);
+  await appGone();
+  driver.kill("SIGTERM");
+  await waitFor("driver port free", () => new Promise((ok) => {
+    const socket = connect(4444, "127.0.0.1", () => { socket.end(); ok(false); });
+    socket.on("error", () => ok(true));
+  }), 10_000);
+
+  // The app again, with the system in the dark scheme (WebKitGTK follows GTK_THEME's
+  // `:dark` variant): the page is dark and its text still reads. Then "Keep running": the
+  // app exits and the backend it started goes on.
+  await openApp({ GTK_THEME: "Adwaita:dark" });
+  let keptPid = 0;
+  let keptId = "";
+  await step("10-dark-scheme", async () => {
+    await exists('[data-testid="nav-overview"]');
+    await shot("10-dark-overview");
+    await (await $t("nav-backends")).click();
+    await (await exists('[data-testid="backend-env"]')).selectByAttribute("value", "e2e-close");
+    await (await $t("backend-start")).click();
+    // The daemon still lists the backends stopped earlier: the new one is the ready row.
+    const ready = await waitFor("a ready backend", () => browser.execute(() => {
+      for (const tr of document.querySelectorAll('[data-testid="backends-table"] tbody tr')) {
+        if (tr.querySelector('[data-testid="backend-state"]')?.textContent.trim() !== "ready") continue;
+        const pid = Number(tr.querySelector('[data-testid="backend-pid"]')?.textContent);
+        if (pid > 0) return { pid, id: tr.getAttribute("data-testid").replace(/^backend-/, "") };
+      }
+      return null;
+    }), 60_000);
+    keptPid = ready.pid;
+    keptId = ready.id;
+    // A few seconds of samples for the sparklines in the picture.
+    await waitFor("samples", async () => /^last [3-9]s$/.test(await (await exists('[data-testid="spark-cpu"] [data-testid="spark-span"]')).getText()), 15_000);
+    await checkScheme(true);
+  });
+
+  await step("11-close-keep-running", async () => {
+    await browser.execute(() => window.__TAURI_INTERNALS__.invoke("plugin:window|close", { label: "main" }));
+    const dialog = await exists('[data-testid="confirm-dialog"][open]', 10_000);
+    if (!/1 backend is running/.test(await dialog.getText())) throw new Error(`the close dialog says: ${await dialog.getText()}`);
+  });
+  // The app exits on the click: no picture after it.
+  await (await $t("close-keep")).click().catch(() => {});
+  await browser.deleteSession().catch(() => {});
+  browser = undefined;
+  await appGone();
+  // The backend outlives the app: its process runs, and the daemon still lists it ready.
+  if (!existsSync(`/proc/${keptPid}`) || !/^State:\s+[RS]/m.test(readFileSync(`/proc/${keptPid}/status`, "utf8"))) throw new Error(`backend pid ${keptPid} did not outlive the app`);
+  const listed = JSON.parse(run("ps", "--json")).find((b) => b.id === keptId);
+  if (!listed || listed.state !== "ready" || listed.pid !== keptPid) throw new Error(`after the app quit the daemon lists ${JSON.stringify(listed)}`);
+  log("kept running after the app exited:", keptId, "pid", keptPid);
+  run("stop", keptId);
+  await waitFor(`kept backend ${keptPid} stopped`, async () => !alive(keptPid), 20_000);
   // The daemon outlives the window by design; it exits when its home is removed.
   rmSync(home, { recursive: true, force: true });
   // Nothing of ours may outlive the app: neither the app nor any process naming the temp home.
@@ -656,8 +826,8 @@ try {
 } finally {
   if (browser) await browser.deleteSession().catch(() => {});
   for (const c of children.reverse()) c.kill("SIGTERM");
-  // The daemon of a failed run exits when its home is gone.
-  if (failed && homeDir) rmSync(homeDir, { recursive: true, force: true });
+  // The daemon of a failed run exits when its home is gone; the mirror and catalog go too.
+  if (failed && homeDir) rmSync(dirname(homeDir), { recursive: true, force: true });
   for (const s of servers) s.close();
   for (const s of servers) s.closeAllConnections?.();
 }

@@ -101,8 +101,13 @@ export const events = {
 /**  The error of every command. */
 export type AppError = {
 	code: ErrorCode,
-	/**  The core's message with its causes, one per line. */
+	/**
+	 *  The core's message with its causes, without advice meant for the CLI (which
+	 *  `beep-host` command to run): the hint stands for it.
+	 */
 	message: string,
+	/**  What the UI can offer to do about it (a button), when the core knows. */
+	hint: Hint | null,
 };
 
 /**  A catalog entry for this platform. */
@@ -247,6 +252,15 @@ export type HandleRow = {
 	/**  Unix seconds it was created, when the backend says. */
 	created: number | null,
 };
+
+/**  The core's [`beep_host::error::Hint`], as the UI sees it. */
+export type Hint = 
+/**  Choose or install a default Python (the first-run choice). */
+"install_runtime" | 
+/**  Repair the admin environment. */
+"repair_admin" | 
+/**  See the runtimes. */
+"runtimes";
 
 /**  The host API served by the app (the same service as `beep-host serve`). */
 export type HostApi = {

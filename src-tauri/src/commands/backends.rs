@@ -7,7 +7,7 @@ use beep_host::backend::{BackendClient, BackendId, Handle, log};
 use beep_host::daemon::StartSpec;
 
 use crate::dto::backends::{
-    BackendRow, Connection, ConsoleResult, HandleRow, LogRow, StartBackend,
+    BackendRow, Connection, ConsoleResult, HandleRow, LogRow, StartBackend, Transport,
 };
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::state::AppState;
@@ -50,8 +50,21 @@ pub async fn backend_start(
     state: State<'_, AppState>,
     request: StartBackend,
 ) -> AppResult<BackendRow> {
+    let name = beep_host::venv::EnvName::parse(&request.env)?;
+    // The daemon refuses this too, but its answer is text: checked here, the core's error
+    // keeps its hint (repair the admin environment) for the UI's button.
+    let env_dir = beep_host::venv::env_dir(&state.paths, &name);
+    if matches!(request.transport, Transport::Rpc)
+        && beep_host::venv::has_grpc(&env_dir) == Some(false)
+    {
+        return Err(beep_host::backend::Error::GrpcMissing {
+            env: name.to_string(),
+            path: env_dir,
+        }
+        .into());
+    }
     let spec = StartSpec {
-        env: beep_host::venv::EnvName::parse(&request.env)?.to_string(),
+        env: name.to_string(),
         transport: request.transport.into(),
         restart: request.restart.parse().map_err(invalid)?,
         ready_timeout_ms: 30_000,

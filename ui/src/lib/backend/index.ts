@@ -4,6 +4,7 @@ import { commands, events } from "../../bindings";
 import type {
   AppError,
   ErrorCode,
+  Hint,
   InstallProgress,
   TaskOutput,
   BackendChanged,
@@ -20,10 +21,19 @@ export type * from "../../bindings";
 /** A command's `{code, message}` error, thrown so callers can `try/catch`. */
 export class ApiError extends Error {
   readonly code: ErrorCode;
+  /** What the UI can offer to do about it (the core's hint), shown as a button. */
+  readonly hint: Hint | null;
   constructor(error: AppError) {
     super(error.message);
     this.code = error.code;
+    this.hint = error.hint ?? null;
   }
+}
+
+/** A failure as shown: the message and, when the core knows one, the hint for its button. */
+export interface Failure {
+  message: string;
+  hint: Hint | null;
 }
 
 type Result<T> = { status: "ok"; data: T } | { status: "error"; error: AppError };
@@ -34,7 +44,7 @@ async function unwrap<T>(result: Promise<Result<T>>): Promise<T> {
     r = await result;
   } catch (e) {
     // Framework failures (unknown command, bad argument) reject with a string.
-    throw new ApiError({ code: "failed", message: String(e) });
+    throw new ApiError({ code: "failed", message: String(e), hint: null });
   }
   if (r.status === "error") throw new ApiError(r.error);
   return r.data;
@@ -113,13 +123,18 @@ export function errorMessage(e: unknown): string {
   return String(e);
 }
 
-/** Run `f`: null when it succeeded, else the message to show where it happened. */
-export async function attempt(f: () => Promise<unknown>): Promise<string | null> {
+/** The message and hint of any thrown value. */
+export function failure(e: unknown): Failure {
+  return { message: errorMessage(e), hint: e instanceof ApiError ? e.hint : null };
+}
+
+/** Run `f`: null when it succeeded, else the failure to show where it happened. */
+export async function attempt(f: () => Promise<unknown>): Promise<Failure | null> {
   try {
     await f();
     return null;
   } catch (e) {
-    return errorMessage(e);
+    return failure(e);
   }
 }
 

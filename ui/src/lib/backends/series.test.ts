@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pushSamples, sparkline, stateTone } from "./series";
+import { pushSamples, sparkScale, stateTone } from "./series";
 import type { BackendRow, BackendState } from "../backend";
 
 const row = (id: string, state: BackendState, cpu: number, rss: number): BackendRow => ({
@@ -15,11 +15,18 @@ describe("backend series", () => {
     expect(stateTone("crashed")).toBe("bad");
     expect(stateTone("stopped")).toBe("idle");
   });
-  it("scales a sparkline into the box, max at the top", () => {
-    expect(sparkline([0, 50, 100], 100, 20)).toBe("0,20 50,10 100,0");
-    expect(sparkline([], 100, 20)).toBe("");
-    expect(sparkline([5], 100, 20, 10)).toBe("100,10");
-    expect(sparkline([0, 0], 10, 10)).toBe("0,10 10,10");
+  it("scales a sparkline into the whole box by time, max at the top", () => {
+    const at = (secs: number, value: number) => ({ at: 1_000_000 + secs * 1000, value });
+    // First sample at the left edge, last at the right edge, whatever the span.
+    expect(sparkScale([at(0, 0), at(10, 50), at(20, 100)], 100, 20)).toEqual({ points: "0,20 50,10 100,0", max: 100, spanSecs: 20 });
+    // Placed by time, not by count: a gap stays a gap.
+    expect(sparkScale([at(0, 10), at(1, 10), at(4, 20)], 100, 20).points).toBe("0,10 25,10 100,0");
+    // The floor keeps a quiet series low in the box, and is the max label.
+    expect(sparkScale([at(0, 1), at(30, 2)], 200, 40, 5)).toEqual({ points: "0,32 200,24", max: 5, spanSecs: 30 });
+    // One sample: a level line across the whole width.
+    expect(sparkScale([at(0, 5)], 100, 20, 10).points).toBe("0,10 100,10");
+    expect(sparkScale([], 100, 20)).toEqual({ points: "", max: 0, spanSecs: 0 });
+    expect(sparkScale([at(0, 0), at(1, 0)], 10, 10).points).toBe("0,10 10,10");
   });
   it("keeps the last minutes and drops gone backends", () => {
     let h = pushSamples(new Map(), [row("a", "ready", 1, 10), row("b", "ready", 2, 20)], 0);
@@ -66,5 +73,37 @@ describe("table order and endpoints", () => {
     expect(shortEndpoint("/tmp/x/home/state/run/8a2bd7a6.sock")).toBe("8a2bd7a6.sock");
     expect(shortEndpoint("127.0.0.1:4321")).toBe("127.0.0.1:4321");
     expect(shortEndpoint(null)).toBe("—");
+  });
+});
+
+import { applyChange } from "./series";
+
+describe("state changes", () => {
+  const live = (id: string): BackendRow => ({
+    id, env: "e", transport: "pipe", address: "/run/x.sock", state: "ready", pid: 4242, cpu_percent: 37.5,
+    rss_bytes: 12_000_000, uptime_secs: 90, restarts: 0, last_exit: null, own: true,
+  });
+  const exit = { text: "signal 9 (SIGKILL)", at: 1_700_000_000, failure: true };
+  it("a crash clears the pid, CPU, memory and uptime at once", () => {
+    const { rows } = applyChange([live("a"), live("b")], new Map(), { id: "a", state: "crashed", pid: null, last_exit: exit });
+    expect(rows[0]).toMatchObject({ state: "crashed", pid: null, cpu_percent: 0, rss_bytes: 0, uptime_secs: 0, last_exit: exit });
+    // The other row keeps its figures.
+    expect(rows[1]).toEqual(live("b"));
+  });
+  it("so does a stop, and a lost backend; an event naming the old pid does not bring it back", () => {
+    for (const state of ["stopped", "lost"] as const) {
+      const { rows } = applyChange([live("a")], new Map(), { id: "a", state, pid: 4242, last_exit: null });
+      expect(rows[0]).toMatchObject({ state, pid: null, cpu_percent: 0, rss_bytes: 0 });
+    }
+  });
+  it("a live change keeps the figures until the next tick, with the new pid", () => {
+    const { rows } = applyChange([live("a")], new Map(), { id: "a", state: "restarting", pid: 5151, last_exit: exit });
+    expect(rows[0]).toMatchObject({ state: "restarting", pid: 5151, rss_bytes: 12_000_000 });
+  });
+  it("rows kept after the supervisor forgot them follow the event too", () => {
+    const ended = new Map([["a", { ...live("a"), state: "stopped" as const }]]);
+    const next = applyChange([], ended, { id: "a", state: "crashed", pid: null, last_exit: exit });
+    expect(next.ended.get("a")).toMatchObject({ state: "crashed", pid: null, rss_bytes: 0 });
+    expect(ended.get("a")?.state).toBe("stopped");
   });
 });

@@ -1,5 +1,5 @@
 // Backend state colours and the CPU/memory history behind the sparklines.
-import type { BackendRow } from "../backend";
+import type { BackendChanged, BackendRow } from "../backend";
 
 /** The CSS class of a state (coloured by the stylesheet). */
 export function stateTone(state: string): "ok" | "busy" | "idle" | "bad" {
@@ -41,20 +41,41 @@ export function pushSamples(
   return next;
 }
 
-/** An SVG polyline `points` string scaled into width x height (max at the top). */
-export function sparkline(values: number[], width: number, height: number, floorMax = 0): string {
-  if (values.length === 0) return "";
-  const max = Math.max(floorMax, ...values);
-  const min = 0;
-  const span = max - min || 1;
-  const step = values.length > 1 ? width / (values.length - 1) : 0;
-  return values
-    .map((v, i) => {
-      const x = values.length > 1 ? i * step : width;
-      const y = height - ((Math.max(min, v) - min) / span) * height;
-      return `${round(x)},${round(y)}`;
+/** A sparkline's drawing and its scale: what the top of the box means and the time it covers. */
+export interface Spark {
+  /** SVG polyline `points` in a `width` x `height` box (drawn with preserveAspectRatio none). */
+  points: string;
+  /** The value at the top of the box: the largest sample, at least `floorMax`. */
+  max: number;
+  /** Seconds from the first sample (left edge) to the last (right edge). */
+  spanSecs: number;
+}
+
+/**
+ * Scale samples into the whole box: time runs from the first sample at the left edge to the
+ * last at the right edge (by their times, not their count), 0 at the bottom and `max` at
+ * the top.
+ */
+export function sparkScale(
+  samples: { at: number; value: number }[],
+  width: number,
+  height: number,
+  floorMax = 0,
+): Spark {
+  const max = Math.max(floorMax, ...samples.map((s) => s.value), 0);
+  if (samples.length === 0) return { points: "", max, spanSecs: 0 };
+  const first = samples[0].at;
+  const span = samples[samples.length - 1].at - first;
+  const top = max || 1;
+  const points = samples
+    .map((s) => {
+      // One sample: a level line across the box.
+      const xs = span > 0 ? [((s.at - first) / span) * width] : [0, width];
+      const y = height - (Math.max(0, s.value) / top) * height;
+      return xs.map((x) => `${round(x)},${round(y)}`).join(" ");
     })
     .join(" ");
+  return { points, max, spanSecs: span / 1000 };
 }
 
 function round(n: number): number {
@@ -62,6 +83,33 @@ function round(n: number): number {
 }
 
 const FINAL = new Set(["stopped", "crashed"]);
+/** States in which no process runs: a row in one has no pid, CPU, memory or uptime. */
+const ENDED = new Set(["stopped", "crashed", "lost"]);
+
+/** A row whose process is gone: nothing of the last process stays on it. */
+function withoutProcess(row: BackendRow): BackendRow {
+  return { ...row, pid: null, cpu_percent: 0, rss_bytes: 0, uptime_secs: 0 };
+}
+
+/**
+ * The table after a `BackendChanged` event: the new state at once, and on a final state
+ * (stopped, crashed, lost) no pid, CPU, memory or uptime of the process that ended — not
+ * only on the next tick.
+ */
+export function applyChange(
+  rows: BackendRow[],
+  ended: Map<string, BackendRow>,
+  change: BackendChanged,
+): { rows: BackendRow[]; ended: Map<string, BackendRow> } {
+  const update = (r: BackendRow): BackendRow => {
+    const next = { ...r, state: change.state, pid: change.pid ?? r.pid, last_exit: change.last_exit ?? r.last_exit };
+    return ENDED.has(change.state) ? withoutProcess(next) : next;
+  };
+  const kept = new Map(ended);
+  const gone = kept.get(change.id);
+  if (gone) kept.set(change.id, update(gone));
+  return { rows: rows.map((r) => (r.id === change.id ? update(r) : r)), ended: kept };
+}
 
 /**
  * The table after an update: the supervisor forgets a backend once it has ended, but the
@@ -77,14 +125,7 @@ export function mergeRows(
   const kept = new Map([...ended].filter(([id]) => !live.has(id)));
   for (const row of previous) {
     if (!live.has(row.id) && !kept.has(row.id)) {
-      kept.set(row.id, {
-        ...row,
-        state: FINAL.has(row.state) ? row.state : "stopped",
-        pid: null,
-        cpu_percent: 0,
-        rss_bytes: 0,
-        uptime_secs: 0,
-      });
+      kept.set(row.id, withoutProcess({ ...row, state: FINAL.has(row.state) ? row.state : "stopped" }));
     }
   }
   // Stable order: rows keep their place; new ones come last.

@@ -2,7 +2,7 @@
 // runtime install) in one store above the pages, fed by the commands' answers and the
 // `TaskOutput` / `InstallProgress` events. A page that is left and opened again reads the
 // truth from here; each task ends in a status line kept until dismissed or replaced.
-import { ApiError, api, errorMessage, on } from "../backend";
+import { ApiError, api, errorMessage, on, type Hint } from "../backend";
 import { initialInstall, reduceInstall, type InstallState } from "../runtimes/progress";
 import { endStatus, type TaskStatus } from "./status";
 
@@ -18,6 +18,8 @@ export interface Task {
   status: TaskStatus;
   /** Done: what changed; failed: the core's message; cancelled: "Cancelled". */
   message: string;
+  /** Failed: what the UI can offer to do about it (the core's hint). */
+  hint: Hint | null;
   lines: string[];
   startedAt: number;
   endedAt: number | null;
@@ -82,13 +84,14 @@ export async function runTask<T>(
   counter += 1;
   const id = options.id ?? `${scope}-${Date.now().toString(36)}-${counter}`;
   tasks.byScope[scope] = {
-    id, scope, title, status: "running", message: "", lines: [], startedAt: Date.now(), endedAt: null,
+    id, scope, title, status: "running", message: "", hint: null, lines: [], startedAt: Date.now(), endedAt: null,
     install: options.install ? { ...initialInstall } : null,
   };
   const task = () => tasks.byScope[scope];
   let result: T | undefined;
   let status: TaskStatus;
   let message: string;
+  let hint: Hint | null = null;
   try {
     result = await f(id);
     status = "done";
@@ -97,6 +100,7 @@ export async function runTask<T>(
     const code = e instanceof ApiError ? e.code : "failed";
     status = endStatus(code);
     message = status === "cancelled" ? "Cancelled" : errorMessage(e);
+    hint = e instanceof ApiError ? e.hint : null;
     result = undefined;
   }
   const t = task();
@@ -104,6 +108,7 @@ export async function runTask<T>(
   if (t && t.id === id) {
     t.status = status;
     t.message = message;
+    t.hint = hint;
     t.endedAt = Date.now();
     if (t.install && status === "done") t.install = { ...t.install, phase: "done" };
     if (t.install && status !== "done") t.install = { ...t.install, phase: status === "cancelled" ? "cancelled" : "failed" };
