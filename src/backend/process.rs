@@ -106,7 +106,13 @@ pub struct Launched {
 /// Spawn the backend and wait for its ready line.
 pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched, Error> {
     let python = crate::venv::python_in(&plan.env_dir);
-    let scope = plan.options.memory_limit.filter(|_| systemd_scope_works());
+    let scope = match plan.options.memory_limit {
+        Some(limit) => tokio::task::spawn_blocking(systemd_scope_works)
+            .await
+            .unwrap_or(false)
+            .then_some(limit),
+        None => None,
+    };
     let mut command = match scope {
         // A transient scope with MemoryMax: `systemd-run --scope` execs the command itself,
         // so the pid, the pipes and the process group stay those of the backend.
