@@ -169,7 +169,7 @@ def main(argv=None):
     except OSError:
         pass
 
-    if sys.flags.no_site and opts["transport"] != "grpc":
+    if sys.flags.no_site and opts["transport"] != "grpc" and not opts["preload"]:
         add_site_packages()  # late, while the client connects
 
     serve = getattr(server, "serve", None)  # the pipe transport runs its own main loop
