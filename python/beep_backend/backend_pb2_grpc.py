@@ -94,6 +94,31 @@ class BackendStub(object):
                 request_serializer=beep__backend_dot_backend__pb2.ShutdownRequest.SerializeToString,
                 response_deserializer=beep__backend_dot_backend__pb2.ShutdownReply.FromString,
                 _registered_method=True)
+        self.ExecStream = channel.unary_stream(
+                '/beep.backend.v1.Backend/ExecStream',
+                request_serializer=beep__backend_dot_backend__pb2.ExecRequest.SerializeToString,
+                response_deserializer=beep__backend_dot_backend__pb2.CallEvent.FromString,
+                _registered_method=True)
+        self.EvalStream = channel.unary_stream(
+                '/beep.backend.v1.Backend/EvalStream',
+                request_serializer=beep__backend_dot_backend__pb2.EvalRequest.SerializeToString,
+                response_deserializer=beep__backend_dot_backend__pb2.CallEvent.FromString,
+                _registered_method=True)
+        self.Attach = channel.unary_stream(
+                '/beep.backend.v1.Backend/Attach',
+                request_serializer=beep__backend_dot_backend__pb2.AttachRequest.SerializeToString,
+                response_deserializer=beep__backend_dot_backend__pb2.CallEvent.FromString,
+                _registered_method=True)
+        self.Calls = channel.unary_unary(
+                '/beep.backend.v1.Backend/Calls',
+                request_serializer=beep__backend_dot_backend__pb2.CallsRequest.SerializeToString,
+                response_deserializer=beep__backend_dot_backend__pb2.CallsReply.FromString,
+                _registered_method=True)
+        self.Lease = channel.unary_unary(
+                '/beep.backend.v1.Backend/Lease',
+                request_serializer=beep__backend_dot_backend__pb2.LeaseRequest.SerializeToString,
+                response_deserializer=beep__backend_dot_backend__pb2.ValueReply.FromString,
+                _registered_method=True)
 
 
 class BackendServicer(object):
@@ -171,6 +196,40 @@ class BackendServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecStream(self, request, context):
+        """Live calls (see "Live calls" in PROTOCOL.md). The stream is the call's output events, then
+        one `result` event (the same fields as the unary reply), then the stream ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvalStream(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Attach(self, request, context):
+        """Replays the journal of a call after `after`, then follows it live until its end.
+        Unknown call: NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Calls(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Lease(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BackendServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +292,31 @@ def add_BackendServicer_to_server(servicer, server):
                     servicer.Shutdown,
                     request_deserializer=beep__backend_dot_backend__pb2.ShutdownRequest.FromString,
                     response_serializer=beep__backend_dot_backend__pb2.ShutdownReply.SerializeToString,
+            ),
+            'ExecStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExecStream,
+                    request_deserializer=beep__backend_dot_backend__pb2.ExecRequest.FromString,
+                    response_serializer=beep__backend_dot_backend__pb2.CallEvent.SerializeToString,
+            ),
+            'EvalStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.EvalStream,
+                    request_deserializer=beep__backend_dot_backend__pb2.EvalRequest.FromString,
+                    response_serializer=beep__backend_dot_backend__pb2.CallEvent.SerializeToString,
+            ),
+            'Attach': grpc.unary_stream_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=beep__backend_dot_backend__pb2.AttachRequest.FromString,
+                    response_serializer=beep__backend_dot_backend__pb2.CallEvent.SerializeToString,
+            ),
+            'Calls': grpc.unary_unary_rpc_method_handler(
+                    servicer.Calls,
+                    request_deserializer=beep__backend_dot_backend__pb2.CallsRequest.FromString,
+                    response_serializer=beep__backend_dot_backend__pb2.CallsReply.SerializeToString,
+            ),
+            'Lease': grpc.unary_unary_rpc_method_handler(
+                    servicer.Lease,
+                    request_deserializer=beep__backend_dot_backend__pb2.LeaseRequest.FromString,
+                    response_serializer=beep__backend_dot_backend__pb2.ValueReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -559,6 +643,141 @@ class Backend(object):
             '/beep.backend.v1.Backend/Shutdown',
             beep__backend_dot_backend__pb2.ShutdownRequest.SerializeToString,
             beep__backend_dot_backend__pb2.ShutdownReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/beep.backend.v1.Backend/ExecStream',
+            beep__backend_dot_backend__pb2.ExecRequest.SerializeToString,
+            beep__backend_dot_backend__pb2.CallEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvalStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/beep.backend.v1.Backend/EvalStream',
+            beep__backend_dot_backend__pb2.EvalRequest.SerializeToString,
+            beep__backend_dot_backend__pb2.CallEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Attach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/beep.backend.v1.Backend/Attach',
+            beep__backend_dot_backend__pb2.AttachRequest.SerializeToString,
+            beep__backend_dot_backend__pb2.CallEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Calls(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beep.backend.v1.Backend/Calls',
+            beep__backend_dot_backend__pb2.CallsRequest.SerializeToString,
+            beep__backend_dot_backend__pb2.CallsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Lease(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/beep.backend.v1.Backend/Lease',
+            beep__backend_dot_backend__pb2.LeaseRequest.SerializeToString,
+            beep__backend_dot_backend__pb2.ValueReply.FromString,
             options,
             channel_credentials,
             insecure,

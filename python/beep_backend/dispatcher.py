@@ -23,8 +23,9 @@ import threading
 import time
 from _queue import SimpleQueue  # not `queue`: it imports heapq, collections, ...
 
+from .live import LIVE_OPS, WAITER, Journal, Waiter
 from .log import log  # pipe_server imports it from here too
-from .operations import INTERRUPTED, CallTimeout, Operations, bad_request, error_body
+from .operations import INTERRUPTED, CallTimeout, Operations, OpError, bad_request, error_body
 
 _STOP = object()
 LONG_CALL = 0.05  # seconds (at most) before the pipe transport's watcher takes over its sockets
@@ -35,6 +36,8 @@ _HAS_ITIMER = hasattr(signal, "setitimer")
 class Dispatcher:
     def __init__(self, info):
         self.operations = Operations()
+        self.journal = Journal()
+        self._reaper = None
         self.info = info  # the static part of the `info` answer
         self.queue = SimpleQueue()
         self._lock = threading.Lock()
@@ -57,7 +60,20 @@ class Dispatcher:
         elif op == "info":
             reply(200, {"value": self.info_value()})
         elif op == "interrupt":
-            reply(200, {"value": self.interrupt()})
+            call = req.get("call")
+            if call is not None and type(call) is not str:
+                reply(*bad_request_body("`call` must be a string"))
+            else:
+                reply(200, {"value": self.interrupt(call)})
+        elif op in QUICK:
+            try:
+                reply(*getattr(self, "op_" + op)(req))
+            except OpError as exc:
+                reply(exc.status, exc.body())
+        elif op == "attach":
+            # Blocks until the call ends: transports that must not block call `attach` on a
+            # thread of their own (the pipe); HTTP and gRPC are on their connection's thread.
+            reply(*self.attach(req, None))
         elif op == "shutdown":
             reply(200, {"value": True})
             self.stop("shutdown requested")
@@ -74,7 +90,112 @@ class Dispatcher:
             )
 
     def is_known(self, op):
-        return op in self.operations.table or op in ("info", "interrupt", "shutdown")
+        return op in self.operations.table or op in ("info", "interrupt", "shutdown", "attach") or op in QUICK
+
+    # ---- live calls (any thread) ---------------------------------------------------------
+
+    def op_calls(self, req):
+        every = req.get("all")
+        if every is not None and type(every) is not bool:
+            raise bad_request("`all` must be a boolean")
+        name = self._session_name(req)
+        self._touch(name)
+        return 200, {"value": self.journal.rows(name, bool(every))}
+
+    def op_lease(self, req):
+        seconds = req.get("seconds")
+        if seconds is None:
+            seconds = 0
+        if type(seconds) not in (int, float) or not 0 <= seconds < 1e9:
+            raise bad_request("`seconds` must be a number >= 0 (0: no lease)")
+        ops = self.operations
+        name = self._session_name(req)
+        session = ops.sessions.get(name)
+        if session is None:
+            session = ops.session({"session": name})
+        session.touched = time.monotonic()
+        session.lease = float(seconds)
+        if seconds:
+            with self._lock:
+                if self._reaper is None:
+                    self._reaper = threading.Thread(target=self._reap_loop, name="lease-reaper", daemon=True)
+                    self._reaper.start()
+        return 200, {"value": True}
+
+    @staticmethod
+    def _session_name(req):
+        name = req.get("session")
+        if name is None or name == "":
+            return "default"
+        if type(name) is not str:
+            raise bad_request("`session` must be a string")
+        return name
+
+    def _touch(self, name):
+        session = self.operations.sessions.get(name)
+        if session is not None and session.lease:
+            session.touched = time.monotonic()
+
+    def _reap_loop(self):
+        """Drop the sessions whose lease ran out (handles released, namespace cleared)."""
+        import gc
+
+        while True:
+            leases = [s.lease for s in list(self.operations.sessions.values()) if s.lease]
+            time.sleep(min([1.0] + [lease / 4 for lease in leases]))
+            now = time.monotonic()
+            current = self.journal.current
+            busy = current.session if current is not None else None
+            dropped = False
+            for name, session in list(self.operations.sessions.items()):
+                if session.lease and now - session.touched > session.lease and name != busy:
+                    if self.operations.sessions.get(name) is session:
+                        del self.operations.sessions[name]
+                    session.drop()
+                    self.journal.drop_session(name)
+                    log("session `%s` dropped: its lease of %g s ran out" % (name[:100], session.lease))
+                    dropped = True
+            if dropped:
+                gc.collect()
+
+    def attach(self, req, emit, alive=None):
+        """Replay and follow a call for `emit` (None: only wait); `(status, end body)`."""
+        journal = self.journal
+        try:
+            call = journal.find(req.get("call"))
+            after = req.get("after", 0)
+            if after is None:
+                after = 0
+            if type(after) is not int or after < 0:
+                raise bad_request("`after` must be an integer >= 0")
+            self._touch(call.session)
+        except OpError as exc:
+            return exc.status, exc.body()
+        end = journal.follow(call, after, emit or _ignore, alive)
+        if end is None:
+            return 499, {"error": {"type": "Gone", "message": "the reader went away", "traceback": ""}}
+        return call.status, end
+
+    def prepare_stream(self, req):
+        """Mark a call request as streamed; returns what `follow` waits on. Queue it next."""
+        waiter = Waiter()
+        req[WAITER] = waiter
+        return waiter
+
+    def follow(self, waiter, emit, alive=None):
+        """(A reader's thread) Follow the call of a streamed request: `emit(event)` per event,
+        then `(status, end)`. A request refused before it became a call (`BadRequest`,
+        `CallExists`) gets its `(status, error)` and no events; 499 if `alive()` turned false."""
+        journal = self.journal
+        call = journal.wait_for_call(waiter, alive)
+        if call is None:
+            if waiter.refused is not None:
+                return waiter.refused
+            return 499, {"error": {"type": "Gone", "message": "the reader went away", "traceback": ""}}
+        end = journal.follow(call, 0, emit, alive)
+        if end is None:
+            return 499, {"error": {"type": "Gone", "message": "the reader went away", "traceback": ""}}
+        return call.status, end
 
     def info_value(self):
         value = dict(self.info)
@@ -91,11 +212,15 @@ class Dispatcher:
     def busy(self):
         return self._running != 0
 
-    def interrupt(self):
+    def interrupt(self, call=None):
         with self._lock:
             seq = self._running
             if not seq:
                 return False
+            if call is not None:
+                current = self.journal.current
+                if current is None or current.id != call:
+                    return False
             self._interrupt_target = seq
             start_resender = not self._resending
             self._resending = True
@@ -167,14 +292,20 @@ class Dispatcher:
 
     def install_signal_handlers(self):
         """SIGINT (interrupt), SIGALRM (timeouts), SIGTERM (clean exit); call before ready."""
+        self.journal.capture.prepare()
         signal.signal(signal.SIGINT, self._on_sigint)
         if hasattr(signal, "SIGTERM"):
             signal.signal(signal.SIGTERM, self._on_sigterm)
         if _HAS_ITIMER:
             signal.signal(signal.SIGALRM, self._on_alarm)
 
+    def start_capture(self):
+        """(Main thread, after the ready line) Capture calls' output from here on."""
+        self.journal.capture.start()
+
     def run_forever(self):
         """Run queued calls until `stop`, or until an external SIGINT while idle."""
+        self.start_capture()
         get = self.queue.get
         try:
             while True:
@@ -191,6 +322,30 @@ class Dispatcher:
             log("SIGINT while idle")
 
     def run_call(self, fn, req):
+        """Run one operation on the main thread; `(status, body)`, never raises.
+
+        An op that runs user code is a call (`live.py`): it gets a call id and a journal, and
+        its output is captured while it runs.
+        """
+        if req["op"] not in LIVE_OPS:
+            return self._run_op(fn, req)
+        journal = self.journal
+        try:
+            call = journal.begin(req, req["op"])
+        except BaseException as exc:
+            status, body = error_body(exc)
+            waiter = req.get(WAITER)
+            if waiter is not None:
+                journal.refuse(waiter, status, body)
+            return status, body
+        status, body = self._run_op(fn, req)
+        try:
+            return journal.finish(call, status, body)
+        except BaseException as exc:  # an interrupt landing here: end the call all the same
+            log("finishing call %s: %r" % (call.id, exc))
+            return journal.finish(call, status, body)
+
+    def _run_op(self, fn, req):
         """Run one operation on the main thread; `(status, body)`, never raises.
 
         If `on_long` is set (the pipe transport), it is called (on the main thread, from the
@@ -337,6 +492,13 @@ class Dispatcher:
     def _on_sigterm(self, signum, frame):
         log("SIGTERM")
         self.exit(0)
+
+
+QUICK = frozenset(("calls", "lease"))  # answered on the I/O thread, like `info`
+
+
+def _ignore(event):
+    pass
 
 
 def bad_request_body(message):

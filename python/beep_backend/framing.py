@@ -152,12 +152,48 @@ class FrameConnection:
         """Queue a call for the main thread; answer anything else at once."""
         op = req.get("op")
         if type(op) is str and op in self.server.calls:
-            self.queue_call(req)
+            stream = req.get("stream")
+            if stream is None or stream is False:
+                self.queue_call(req)
+            elif stream is not True:
+                self.reply(req.get("id"), 400, wire.error("BadRequest", "`stream` must be a boolean"))
+            else:
+                # Event frames come from a thread of this request; the main thread runs the call
+                # (in order with the others) and leaves its answer to that thread.
+                waiter = self.server.dispatcher.prepare_stream(req)
+                self.queue_call(req)
+                self._start_follow(
+                    req.get("id"), lambda emit, alive: self.server.dispatcher.follow(waiter, emit, alive)
+                )
+        elif op == "attach":
+            dispatcher = self.server.dispatcher
+            self._start_follow(req.get("id"), lambda emit, alive: dispatcher.attach(req, emit, alive))
         elif op == "auth":
             self.reply(req.get("id"), 200, {"value": True})
         else:
             rid = req.get("id")
             self.server.dispatcher.submit(req, lambda status, body: self.reply(rid, status, body))
+
+    def _start_follow(self, rid, follow):
+        """Send the events `follow(emit, alive)` gives as frames of request `rid`, then its end."""
+
+        def emit(event):
+            data = wire.frame(rid, event)
+            with self.lock:
+                self.send(data)  # OSError: the client went away; the reader stops
+
+        def run():
+            try:
+                status, body = follow(emit, lambda: not self.closed)
+            except OSError:
+                return
+            except Exception as exc:
+                log("pipe: following a call failed: %r" % exc)
+                status, body = 500, wire.error("InternalError", "following the call failed: %r" % exc)
+            if status != 499:
+                self.reply(rid, status, body)
+
+        threading.Thread(target=run, name="pipe-follow", daemon=True).start()
 
     def authenticate(self, frame):
         """The first frame must be `{"op": "auth", "token": ...}`; anything else closes."""

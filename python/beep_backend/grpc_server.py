@@ -82,13 +82,110 @@ class Servicer(pb_grpc.BackendServicer):
         status, body = result[0]
         if status in (400, 404):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, body["error"]["message"])
+        if status == 409:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, body["error"]["message"])
         return body
 
     def _value_reply(self, req, context):
         body = self._run(req, context)
         if "error" in body:
-            return pb.ValueReply(error=_error(body))
-        return pb.ValueReply(value_json=json.dumps(body["value"], separators=(",", ":")))
+            return pb.ValueReply(error=_error(body), call=body.get("call", ""))
+        return pb.ValueReply(
+            value_json=json.dumps(body["value"], separators=(",", ":")), call=body.get("call", "")
+        )
+
+    def _call_id(self, request, req):
+        if request.call:
+            req["call"] = request.call
+        return req
+
+    def _stream(self, req, context, follow):
+        """Yield the CallEvents of `follow(emit, alive)` as they come, then the result."""
+        events = []
+        cond = threading.Condition()
+        outcome = []
+
+        def emit(event):
+            with cond:
+                events.append(event)
+                cond.notify()
+
+        def run():
+            try:
+                result = follow(emit, context.is_active)
+            except Exception as exc:  # a bug: end the stream with it
+                result = (500, {"error": {"type": "InternalError", "message": repr(exc), "traceback": ""}})
+            with cond:
+                outcome.append(result)
+                cond.notify()
+
+        threading.Thread(target=run, name="grpc-follow", daemon=True).start()
+        while True:
+            with cond:
+                while not events and not outcome:
+                    cond.wait()
+                batch, events[:] = list(events), []
+                done = outcome[0] if outcome and not batch else None
+            for event in batch:
+                yield _event(event)
+            if done is not None:
+                status, end = done
+                if "call" not in end:  # refused before it ran, or an unknown call
+                    if status == 404:
+                        context.abort(grpc.StatusCode.NOT_FOUND, end["error"]["message"])
+                    if status == 409:
+                        context.abort(grpc.StatusCode.ALREADY_EXISTS, end["error"]["message"])
+                    if status == 499:
+                        return
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, end["error"]["message"])
+                yield _result(end)
+                return
+
+    def _live(self, req, context):
+        dispatcher = self.dispatcher
+        waiter = dispatcher.prepare_stream(req)
+        dispatcher.submit(req, _ignore)
+        return self._stream(req, context, lambda emit, alive: dispatcher.follow(waiter, emit, alive))
+
+    def ExecStream(self, request, context):
+        req = {"op": "exec", "session": request.session, "code": request.code}
+        if request.HasField("timeout"):
+            req["timeout"] = request.timeout
+        return self._live(self._call_id(request, req), context)
+
+    def EvalStream(self, request, context):
+        expr = self._guard(lambda r: _need(r.expr, "expr"), request, context)
+        req = {"op": "eval", "session": request.session, "expr": expr}
+        return self._live(self._call_id(request, req), context)
+
+    def Attach(self, request, context):
+        req = {"op": "attach", "session": request.session, "call": request.call, "after": request.after}
+        dispatcher = self.dispatcher
+        return self._stream(req, context, lambda emit, alive: dispatcher.attach(req, emit, alive))
+
+    def Calls(self, request, context):
+        body = self._run({"op": "calls", "session": request.session, "all": request.all}, context)
+        rows = []
+        for row in body["value"]:
+            info = pb.CallInfo(
+                call=row["call"],
+                op=row["op"],
+                session=row["session"],
+                state=row["state"],
+                started=row["started"],
+                output_bytes=row["output_bytes"],
+            )
+            if row["duration"] is not None:
+                info.duration = row["duration"]
+            rows.append(info)
+        return pb.CallsReply(calls=rows)
+
+    def Lease(self, request, context):
+        if request.seconds < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "`seconds` must be >= 0")
+        return self._value_reply(
+            {"op": "lease", "session": request.session, "seconds": request.seconds}, context
+        )
 
     def _guard(self, build, request, context):
         try:
@@ -100,8 +197,10 @@ class Servicer(pb_grpc.BackendServicer):
         req = {"op": "exec", "session": request.session, "code": request.code}
         if request.HasField("timeout"):
             req["timeout"] = request.timeout
-        body = self._run(req, context)
-        reply = pb.ExecReply(stdout=body.get("stdout", ""), stderr=body.get("stderr", ""))
+        body = self._run(self._call_id(request, req), context)
+        reply = pb.ExecReply(
+            stdout=body.get("stdout", ""), stderr=body.get("stderr", ""), call=body.get("call", "")
+        )
         if "error" in body:
             reply.error.CopyFrom(_error(body))
         else:
@@ -110,11 +209,13 @@ class Servicer(pb_grpc.BackendServicer):
 
     def Eval(self, request, context):
         expr = self._guard(lambda r: _need(r.expr, "expr"), request, context)
-        return self._value_reply({"op": "eval", "session": request.session, "expr": expr}, context)
+        req = {"op": "eval", "session": request.session, "expr": expr}
+        return self._value_reply(self._call_id(request, req), context)
 
     def Import(self, request, context):
         module = self._guard(lambda r: _need(r.module, "module"), request, context)
-        return self._value_reply({"op": "import", "session": request.session, "module": module}, context)
+        req = {"op": "import", "session": request.session, "module": module}
+        return self._value_reply(self._call_id(request, req), context)
 
     def Create(self, request, context):
         def build(r):
@@ -130,7 +231,7 @@ class Servicer(pb_grpc.BackendServicer):
                 "kwargs": _value(r.kwargs_json, "kwargs_json", {}),
             }
 
-        return self._value_reply(self._guard(build, request, context), context)
+        return self._value_reply(self._call_id(request, self._guard(build, request, context)), context)
 
     def Call(self, request, context):
         def build(r):
@@ -143,7 +244,7 @@ class Servicer(pb_grpc.BackendServicer):
                 "kwargs": _value(r.kwargs_json, "kwargs_json", {}),
             }
 
-        return self._value_reply(self._guard(build, request, context), context)
+        return self._value_reply(self._call_id(request, self._guard(build, request, context)), context)
 
     def GetAttr(self, request, context):
         def build(r):
@@ -154,7 +255,7 @@ class Servicer(pb_grpc.BackendServicer):
                 "name": _need(r.name, "name"),
             }
 
-        return self._value_reply(self._guard(build, request, context), context)
+        return self._value_reply(self._call_id(request, self._guard(build, request, context)), context)
 
     def SetAttr(self, request, context):
         def build(r):
@@ -166,7 +267,7 @@ class Servicer(pb_grpc.BackendServicer):
                 "value": _value(_need(r.value_json, "value_json"), "value_json", None),
             }
 
-        return self._value_reply(self._guard(build, request, context), context)
+        return self._value_reply(self._call_id(request, self._guard(build, request, context)), context)
 
     def Release(self, request, context):
         handle = self._guard(lambda r: _need(r.handle, "handle"), request, context)
@@ -184,10 +285,38 @@ class Servicer(pb_grpc.BackendServicer):
         return pb.InfoReply(**value)
 
     def Interrupt(self, request, context):
-        return pb.InterruptReply(interrupted=self._run({"op": "interrupt"}, context)["value"])
+        req = {"op": "interrupt"}
+        if request.call:
+            req["call"] = request.call
+        return pb.InterruptReply(interrupted=self._run(req, context)["value"])
 
     def Shutdown(self, request, context):
         return pb.ShutdownReply(accepted=self._run({"op": "shutdown"}, context)["value"])
+
+
+def _ignore(status, body):
+    pass
+
+
+def _event(event):
+    if event["event"] == "output":
+        return pb.CallEvent(
+            call=event["call"], seq=event["seq"], output=pb.Output(stream=event["stream"], data=event["data"])
+        )
+    return pb.CallEvent(
+        call=event["call"],
+        seq=event["seq_to"],
+        dropped=pb.Dropped(seq_from=event["seq_from"], seq_to=event["seq_to"], bytes=event["bytes"]),
+    )
+
+
+def _result(end):
+    result = pb.Result(stdout=end.get("stdout", ""), stderr=end.get("stderr", ""))
+    if "error" in end:
+        result.error.CopyFrom(_error(end))
+    else:
+        result.value_json = json.dumps(end["value"], separators=(",", ":"))
+    return pb.CallEvent(call=end["call"], seq=end["seq"], result=result)
 
 
 class GrpcServer:

@@ -296,6 +296,8 @@ class _Connection:
                     self.respond(*_forward(method, target, body), keep_alive=keep_alive)
                 else:
                     op = target.split(b"?", 1)[0][4:].decode("ascii", "replace")
+                    if method == b"GET" or b"text/event-stream" in headers.get(b"accept", b""):
+                        self.handle_live(op, target, headers, body)  # closes the connection
                     self.handle(op, body, keep_alive)
             if not keep_alive:
                 raise _Close
@@ -322,6 +324,10 @@ class _Connection:
         if op == "health":
             if method not in (b"GET", b"POST"):
                 return 405, wire.error("MethodNotAllowed", "use GET /v1/health")
+            return None
+        if op == "calls" or (op.startswith("calls/") and op.endswith("/events") and len(op) > 13):
+            if method != b"GET" and (method != b"POST" or op != "calls"):
+                return 405, wire.error("MethodNotAllowed", "use GET /v1/%s" % op[:200])
             return None
         if not server.dispatcher.is_known(op):
             return 404, wire.error("UnknownOperation", "unknown op `%s`" % op[:100])
@@ -362,6 +368,99 @@ class _Connection:
         done.acquire()
         if broken:
             raise _Close
+
+    def handle_live(self, op, target, headers, body):
+        """`GET /v1/calls`, and the SSE answers: a call op or `attach` with `Accept:
+        text/event-stream`, and `GET /v1/calls/{call}/events`. Returns only for what is not
+        one of those (answered by `handle`); else closes the connection when done."""
+        from .live import LIVE_OPS
+
+        dispatcher = self.server.dispatcher
+        query = _query(target)
+        if op == "calls":
+            req = {"op": "calls", "session": query.get("session")}
+            if "all" in query:
+                req["all"] = query["all"] not in ("", "0", "false")
+            try:
+                status, answer = dispatcher.op_calls(req)
+            except Exception as exc:  # OpError
+                status, answer = getattr(exc, "status", 400), exc.body()
+            self.respond(status, answer, keep_alive=False)
+            raise _Close
+        if op.startswith("calls/"):
+            after = query.get("after")
+            if after is None:
+                after = headers.get(b"last-event-id", b"0").decode("ascii", "replace").strip() or "0"
+            if not after.isdigit():
+                self.respond(
+                    400, wire.error("BadRequest", "`after` must be an integer >= 0"), keep_alive=False
+                )
+                raise _Close
+            req = {"op": "attach", "call": op[6:-7], "after": int(after)}
+            self._sse(lambda emit: dispatcher.attach(req, emit))
+        if not (op in LIVE_OPS or op == "attach"):
+            return
+        if body.strip():
+            try:
+                req = wire.loads(body)
+            except ValueError as exc:
+                self.respond(400, wire.error("BadRequest", str(exc)), keep_alive=False)
+                raise _Close from None
+        else:
+            req = {}
+        req["op"] = op
+        if op == "attach":
+            self._sse(lambda emit: dispatcher.attach(req, emit))
+        waiter = dispatcher.prepare_stream(req)
+        dispatcher.submit(req, _ignore)
+        self._sse(lambda emit: dispatcher.follow(waiter, emit))
+
+    def _sse(self, follow):
+        """Answer with server-sent events from `follow(emit)`, then close the connection."""
+        sock = self.sock
+        started = []
+
+        def start():
+            started.append(True)
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+
+        def emit(event):
+            if not started:
+                start()
+            seq = event["seq"] if "seq" in event else event["seq_to"]
+            sock.sendall(
+                b"event: %s\nid: %d\ndata: %s\n\n" % (event["event"].encode(), seq, wire.dumps(event))
+            )
+
+        status, end = follow(emit)
+        if not started:
+            if "call" not in end:  # refused before it ran: a plain answer
+                self.respond(status, end, keep_alive=False)
+                raise _Close
+            start()
+        sock.sendall(b"event: result\nid: %d\ndata: %s\n\n" % (end.get("seq", 0), wire.dumps(end)))
+        raise _Close
+
+
+def _ignore(status, body):
+    pass
+
+
+def _query(target):
+    """The query string of `target` as a dict of str (no repeated keys, `%xx` decoded)."""
+    _, _, query = target.partition(b"?")
+    out = {}
+    if not query:
+        return out
+    from urllib.parse import unquote
+
+    for part in query.decode("ascii", "replace").split("&"):
+        key, _, value = part.partition("=")
+        out[unquote(key)] = unquote(value)
+    return out
 
 
 # Environment management forwarded to the host API (`beep_backend.host`), so a client that

@@ -8,7 +8,6 @@ HTTP status the HTTP transport answers with, the other transports only look at `
 import binascii
 import builtins
 import importlib
-import io
 import sys
 import time
 
@@ -75,6 +74,17 @@ def format_traceback(exc, source=None):
     # Drop the frames of this package so the traceback starts in user code.
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_HERE):
         tb = tb.tb_next
+    if isinstance(exc, SyntaxError) and tb is not None:
+        # A syntax error in the code sent (raised by `ast.parse` under `exec`): only the
+        # parser's own frames are left, and the error's file and line say where it is.
+        import ast
+
+        parser = ast.__file__
+        walk = tb
+        while walk is not None and walk.tb_frame.f_code.co_filename in (parser, "<frozen ast>"):
+            walk = walk.tb_next
+        if walk is None:
+            tb = None
     # And the dispatcher's signal handler that raised an interrupt or a timeout at its end.
     frames = []
     walk = tb
@@ -149,13 +159,21 @@ def plain(value, depth=0):
 class Session:
     """A namespace plus the handles created in it."""
 
-    __slots__ = ("by_object", "handles", "name", "namespace")
+    __slots__ = ("by_object", "handles", "lease", "name", "namespace", "touched")
 
     def __init__(self, name):
         self.name = name
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
         self.handles = {}  # id -> [object, created, last_used]
         self.by_object = {}  # id(object) -> handle id
+        self.lease = 0.0  # seconds without a request before the session is dropped; 0: never
+        self.touched = 0.0  # monotonic time of the last request (kept only with a lease)
+
+    def drop(self):
+        """Release the handles and clear the namespace (an expired lease)."""
+        self.handles.clear()
+        self.by_object.clear()
+        self.namespace.clear()
 
 
 class Operations:
@@ -189,6 +207,8 @@ class Operations:
         s = self.sessions.get(name)
         if s is None:
             s = self.sessions[name] = Session(name)
+        elif s.lease:
+            s.touched = time.monotonic()
         return s
 
     def handle_count(self):
@@ -310,9 +330,7 @@ class Operations:
             filename = "<exec-%d>" % self._exec_count
         else:
             filename, body, last = cached
-        out, err = io.StringIO(), io.StringIO()
-        saved = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = out, err
+        # Output is captured by the call (`live.py`); the dispatcher adds `stdout`/`stderr`.
         try:
             if cached is None:
                 body, last = self._compile_exec(code, filename)
@@ -320,14 +338,8 @@ class Operations:
             exec(body, session.namespace)
             value = eval(last, session.namespace) if last is not None else None
         except BaseException as exc:
-            sys.stdout, sys.stderr = saved
-            status, answer = error_body(exc, (filename, code))
-            answer["stdout"] = out.getvalue()
-            answer["stderr"] = err.getvalue()
-            return status, answer
-        finally:
-            sys.stdout, sys.stderr = saved
-        return 200, {"stdout": out.getvalue(), "stderr": err.getvalue(), "value": self.encode(session, value)}
+            return error_body(exc, (filename, code))
+        return 200, {"value": self.encode(session, value)}
 
     @staticmethod
     def _compile_exec(code, filename):
@@ -346,6 +358,8 @@ class Operations:
         session = self.sessions.get(name) if type(name) is str else None
         if session is None:
             session = self.session(req)
+        elif session.lease:
+            session.touched = time.monotonic()
         expr = req.get("expr")
         if type(expr) is not str:
             expr = _required_str(req, "expr")  # raises
@@ -412,6 +426,7 @@ class Operations:
 
     def op_handles(self, req):
         session = self.session(req)
+        now = time.time()
         return 200, {
             "value": [
                 {
@@ -420,6 +435,7 @@ class Operations:
                     "repr": safe_repr(entry[0]),
                     "created": entry[1],
                     "last_used": entry[2],
+                    "age": now - entry[1],
                 }
                 for hid, entry in list(session.handles.items())
             ]

@@ -31,6 +31,7 @@ import threading
 from . import wire
 from .dispatcher import log
 from .framing import AuthDeadlines, FrameConnection, StartupError, auth_timeout
+from .live import WAITER
 
 _SIZE = struct.Struct(">I")  # a frame's length prefix
 MAX_PATH = 103  # sun_path holds 108 bytes on Linux, 104 on macOS, both with a final NUL
@@ -161,6 +162,7 @@ class PipeServer:
         pending = self.pending
         poll = self.poller.poll
         ready = self._ready
+        dispatcher.start_capture()
         try:
             while True:
                 while pending and not dispatcher.stopping:
@@ -180,7 +182,8 @@ class PipeServer:
     def run(self, conn, fn, req):
         """Run one call on the main thread and answer it."""
         status, body = self.dispatcher.run_call(fn, req)
-        conn.reply(req.get("id"), status, body)
+        if WAITER not in req:  # a streamed request is answered by its follower thread
+            conn.reply(req.get("id"), status, body)
         if self._watching:
             self._stop_watching()
 
@@ -245,7 +248,7 @@ class PipeServer:
                         req = None
                     else:
                         op = req.get("op")
-                        fn = calls.get(op) if type(op) is str else None
+                        fn = calls.get(op) if type(op) is str and "stream" not in req else None
             if fn is not None and not dispatcher._stopping:
                 _status, body = run_call(fn, req)
                 data = frame(req.get("id"), body)

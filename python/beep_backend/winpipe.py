@@ -23,6 +23,7 @@ import threading
 
 from .dispatcher import log
 from .framing import AuthDeadlines, FrameConnection, StartupError, auth_timeout
+from .live import WAITER
 
 PREFIX = "\\\\.\\pipe\\"
 BUFFER = 64 * 1024
@@ -230,6 +231,9 @@ class Connection(FrameConnection):
 
     def queue_call(self, req):
         rid = req.get("id")
+        if WAITER in req:  # a streamed request is answered by its follower thread
+            self.server.dispatcher.submit(req, _ignore)
+            return
         self.server.dispatcher.submit(req, lambda status, body: self.reply(rid, status, body))
 
     def abort(self):
@@ -327,3 +331,7 @@ class OwnerOnly:
         self._descriptor = descriptor  # LocalAlloc'ed; kept for the life of the server
         self._attributes = SecurityAttributes(ctypes.sizeof(SecurityAttributes), descriptor.value, False)
         self.pointer = ctypes.addressof(self._attributes)
+
+
+def _ignore(status, body):
+    pass

@@ -39,21 +39,40 @@ def frame(rid, body):
     """The pipe frame (4-byte big-endian length + JSON) of `{"id": rid, **body}`.
 
     `rid` is echoed if it is an int or a str, else null. Byte for byte what `dumps` gives for
-    the same object; a `{"value": <int, str, bool or None>}` body skips the general encoder.
+    the same object; a `{"value": <int, str, bool or None>}` body, also with the `call` and
+    `seq` of a live call after it (call ids are plain ASCII, see `live.py`), skips the general
+    encoder.
     """
     t = type(rid)
-    if len(body) == 1 and t is int:  # the common answer first: {"id": 7, "value": 2}
+    n = len(body)
+    if t is int and ((n == 3 and "seq" in body) or n == 1):  # the common answers first
         value = body.get("value", body)
         if type(value) is int:
             try:
-                data = b'{"id":%d,"value":%d}' % (rid, value)
-            except ValueError:  # an int over the str conversion limit: `dumps` reports it
+                if n == 1:
+                    data = b'{"id":%d,"value":%d}' % (rid, value)
+                else:  # {"id": 7, "value": 2, "call": "c9", "seq": 1}
+                    data = b'{"id":%d,"value":%d,"call":"%s","seq":%d}' % (
+                        rid,
+                        value,
+                        body["call"].encode(),
+                        body["seq"],
+                    )
+            except (ValueError, KeyError, AttributeError):  # an int over the str limit: `dumps` says so
                 pass
             else:
                 return _pack_size(len(data)) + data
     if t is not int and t is not str:
         rid = None
-    if len(body) == 1 and "value" in body:
+    tail = None
+    if n == 1 and "value" in body:
+        tail = b""
+    elif n == 3 and "value" in body and "seq" in body and type(body.get("call")) is str:
+        try:
+            tail = b',"call":"%s","seq":%d' % (body["call"].encode("ascii"), body["seq"])
+        except (TypeError, UnicodeEncodeError):
+            tail = None
+    if tail is not None:
         value = body["value"]
         t = type(value)
         try:
@@ -69,11 +88,11 @@ def frame(rid, body):
             value_json = None
         if value_json is not None:
             if type(rid) is int:
-                data = b'{"id":%d,"value":%s}' % (rid, value_json)
+                data = b'{"id":%d,"value":%s%s}' % (rid, value_json, tail)
             elif rid is None:
-                data = b'{"id":null,"value":%s}' % value_json
+                data = b'{"id":null,"value":%s%s}' % (value_json, tail)
             else:
-                data = b'{"id":%s,"value":%s}' % (_escape(rid).encode("ascii"), value_json)
+                data = b'{"id":%s,"value":%s%s}' % (_escape(rid).encode("ascii"), value_json, tail)
             return _pack_size(len(data)) + data
     answer = {"id": rid}
     answer.update(body)

@@ -43,7 +43,7 @@ def test_forwarded_routes_refuse_clearly_without_a_host():
         assert status == 404
         # The backend keeps serving its own operations.
         status, answer = _request(backend, "POST", "/v1/eval", {"expr": "1+1"})
-        assert (status, answer) == (200, {"value": 2})
+        assert (status, answer["value"]) == (200, 2)
     finally:
         backend.stop()
 

@@ -46,12 +46,22 @@ def test_ready_line_and_shutdown(transport, tmp_path):
             assert b.address.startswith("127.0.0.1:")
         c = b.client()
         assert c.request("info")["value"]["env_name"] == "myenv"
-        # stray prints go to the log (stderr), never to the protocol's stdout
-        c.request("eval", expr="print('stray') or __import__('os').write(1, b'raw-fd\\n')")
+        # Output while no call runs (a thread of user code) goes to the log (stderr), never to
+        # the protocol's stdout; output during a call is the call's.
+        c.request(
+            "exec",
+            code="import os, threading, time\n"
+            "def later():\n"
+            "    time.sleep(0.3)\n"
+            "    print('stray', flush=True)\n"
+            "    os.write(1, b'raw-fd\\n')\n"
+            "threading.Thread(target=later).start()\n",
+        )
+        assert wait_for(lambda: any("raw-fd" in line for line in b.stderr_lines))
+        assert any("stray" in line for line in b.stderr_lines)
         assert c.request("shutdown") == {"value": True}
         assert b.proc.wait(5) == 0
         assert b.proc.stdout.read() == b""
-        assert any("stray" in line for line in b.stderr_lines)
         if transport == "pipe":
             assert not os.path.exists(b.address)
     finally:

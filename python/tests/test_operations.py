@@ -86,7 +86,7 @@ def test_import_create_call_getattr_setattr_release_handles(client):
     ids = [h["id"] for h in listed]
     assert set(ids) == {mod["$handle"], od["$handle"], cls["$handle"], counter["$handle"], ns["$handle"]}
     for h in listed:
-        assert set(h) == {"id", "type", "repr", "created", "last_used"}
+        assert set(h) == {"id", "type", "repr", "created", "last_used", "age"}
         assert h["last_used"] >= h["created"] > time.time() - 60
 
     assert client.request("release", session=s, handle=od) == {"value": True}

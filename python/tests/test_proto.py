@@ -46,5 +46,10 @@ def test_one_rpc_per_operation():
             "Info",
             "Interrupt",
             "Shutdown",
+            "ExecStream",
+            "EvalStream",
+            "Attach",
+            "Calls",
+            "Lease",
         ]
     )

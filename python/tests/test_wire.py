@@ -47,3 +47,9 @@ def test_frame_examples():
     # An int too long for str(): the encoder's InternalError, as before.
     assert b"InternalError" in wire.frame(3, {"value": 10**5000})
     assert wire.frame(3, {"value": float("inf")}) == expected(3, {"value": float("inf")})
+
+
+@given(rid=ids, value=values, seq=st.integers(min_value=1, max_value=2**40))
+def test_frame_of_a_live_call_answer_is_the_encoders_bytes(rid, value, seq):
+    body = {"value": value, "call": "c-1.x:y_Z", "seq": seq}
+    assert wire.frame(rid, body) == expected(rid, body)
