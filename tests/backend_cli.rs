@@ -39,7 +39,7 @@ fn each_transport_starts_detached_answers_and_stops_from_another_process() {
 
         assert_eq!(home.ok(&["eval", &id, "1+1"]).trim(), "2");
         let exec: Value =
-            serde_json::from_str(&home.ok(&["exec", &id, "print('out')\n6*7"])).unwrap();
+            serde_json::from_str(&home.ok(&["exec", &id, "--json", "print('out')\n6*7"])).unwrap();
         assert_eq!(exec, json!({"stdout": "out\n", "stderr": "", "value": 42}));
         let call: Value =
             serde_json::from_str(&home.ok(&["call", &id, "eval", r#"{"expr": "[1, 'a']"}"#]))

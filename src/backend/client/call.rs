@@ -13,6 +13,40 @@ use super::value::{RemoteError, Reply, ReplyError};
 /// the connection failed (the call itself may still run: attach again).
 pub type CallStream = Pin<Box<dyn Stream<Item = Result<CallEvent, super::Error>> + Send>>;
 
+/// The stream `open` gives, opened from a task of its own: the request goes out at once,
+/// whether or not (and however late) the caller polls; a failure to open is the stream's
+/// only item. Dropping the stream ends the task (and its connection).
+pub(crate) fn spawn_stream(
+    open: impl Future<Output = Result<CallStream, super::Error>> + Send + 'static,
+) -> CallStream {
+    use futures_util::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        let forward = async {
+            match open.await {
+                Err(err) => {
+                    let _ = tx.send(Err(err)).await;
+                }
+                Ok(mut events) => {
+                    while let Some(item) = events.next().await {
+                        if tx.send(item).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = forward => {}
+            () = tx.closed() => {}
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
 /// Which output stream of the backend a chunk was written to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

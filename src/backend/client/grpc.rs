@@ -251,29 +251,34 @@ impl BackendClient for GrpcClient {
         session: Option<&str>,
         call: Option<&str>,
     ) -> Result<CallStream, Error> {
+        // The server sends the head with the first event: the rpc is awaited from a task
+        // of its own, so the call starts whether or not the stream is polled.
         let named = call.unwrap_or_default().to_string();
         let mut stub = Stub::new(self.channel.clone());
+        let this = self.clone();
         match op {
             Op::Exec { code, timeout } => {
-                let answer = stub
-                    .exec_stream(self.request_of(proto::ExecRequest {
-                        session: session.unwrap_or_default().to_string(),
-                        code,
-                        timeout,
-                        call: named.clone(),
-                    }))
-                    .await;
-                self.follow("exec", &named, answer)
+                let request = self.request_of(proto::ExecRequest {
+                    session: session.unwrap_or_default().to_string(),
+                    code,
+                    timeout,
+                    call: named.clone(),
+                });
+                Ok(super::call::spawn_stream(async move {
+                    let answer = stub.exec_stream(request).await;
+                    this.follow("exec", &named, answer)
+                }))
             }
             Op::Eval { expr } => {
-                let answer = stub
-                    .eval_stream(self.request_of(proto::EvalRequest {
-                        session: session.unwrap_or_default().to_string(),
-                        expr,
-                        call: named.clone(),
-                    }))
-                    .await;
-                self.follow("eval", &named, answer)
+                let request = self.request_of(proto::EvalRequest {
+                    session: session.unwrap_or_default().to_string(),
+                    expr,
+                    call: named.clone(),
+                });
+                Ok(super::call::spawn_stream(async move {
+                    let answer = stub.eval_stream(request).await;
+                    this.follow("eval", &named, answer)
+                }))
             }
             Op::Other { op, fields } if matches!(op.as_str(), "exec" | "eval") => {
                 let (typed, by_name) = Op::from_fields(&op, &fields).map_err(Error::Remote)?;
@@ -303,14 +308,16 @@ impl BackendClient for GrpcClient {
     }
 
     async fn attach(&self, call: &str, after: u64) -> Result<CallStream, Error> {
-        let answer = Stub::new(self.channel.clone())
-            .attach(self.request_of(proto::AttachRequest {
-                session: String::new(),
-                call: call.to_string(),
-                after,
-            }))
-            .await;
-        self.follow("attach", call, answer)
+        let request = self.request_of(proto::AttachRequest {
+            session: String::new(),
+            call: call.to_string(),
+            after,
+        });
+        let (this, call) = (self.clone(), call.to_string());
+        Ok(super::call::spawn_stream(async move {
+            let answer = Stub::new(this.channel.clone()).attach(request).await;
+            this.follow("attach", &call, answer)
+        }))
     }
 
     async fn calls(&self, session: Option<&str>, all: bool) -> Result<Vec<CallInfo>, Error> {

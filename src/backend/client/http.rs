@@ -54,8 +54,23 @@ impl HttpClient {
         }
     }
 
-    /// Send `request` asking for server-sent events and follow them.
+    /// Send `request` asking for server-sent events and follow them. The request goes out
+    /// at once from a task of its own (the backend answers the head only with the first
+    /// event, and the caller need not poll the stream for the call to start); dropping the
+    /// stream closes the connection.
     async fn events(
+        &self,
+        op: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<CallStream, Error> {
+        let this = self.clone();
+        let op = op.to_string();
+        Ok(super::call::spawn_stream(async move {
+            this.open_events(&op, request).await
+        }))
+    }
+
+    async fn open_events(
         &self,
         op: &str,
         request: reqwest::RequestBuilder,
