@@ -87,10 +87,11 @@ fn a_foreground_backend_is_listed_and_stopped_by_another_process() {
     assert_ne!(ps[0]["supervisor_pid"], json!(host.id()));
 
     assert_eq!(home.ok(&["eval", &id, "'x' * 3"]).trim(), "\"xxx\"");
+    // Written between calls (a call's own output goes to the call, not the log).
     home.ok(&[
         "exec",
         &id,
-        "import os; os.write(2, b'hello from python\\n')",
+        "import os, threading; threading.Timer(0.1, os.write, (2, b'hello from python\\n')).start()",
     ]);
     wait_for("the log line", Duration::from_secs(3), || {
         home.ok(&["logs", &id, "--lines", "5"])
@@ -104,7 +105,11 @@ fn a_foreground_backend_is_listed_and_stopped_by_another_process() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    home.ok(&["exec", &id, "import os; os.write(2, b'followed line\\n')"]);
+    home.ok(&[
+        "exec",
+        &id,
+        "import os, threading; threading.Timer(0.1, os.write, (2, b'followed line\\n')).start()",
+    ]);
     let mut follow_out = BufReader::new(follow.stdout.take().unwrap());
     let mut line = String::new();
     follow_out.read_line(&mut line).unwrap();
