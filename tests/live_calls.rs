@@ -142,6 +142,21 @@ async fn output_arrives_while_the_call_runs_on_every_transport() {
             received - printed
         );
         let call = call.clone();
+        // The same connection answers other requests while the stream is open.
+        let began = Instant::now();
+        client.info().await.unwrap();
+        let listed = client.calls(None, false).await.unwrap();
+        assert!(
+            listed
+                .iter()
+                .any(|c| c.call == call && c.state == CallState::Running),
+            "{transport}: {listed:?}"
+        );
+        assert!(
+            began.elapsed() < Duration::from_millis(500),
+            "{transport}: info and calls waited {:?} for the running call",
+            began.elapsed()
+        );
         let (rest, events, end) = drain(stream).await;
         let CallEvent::Output { data, .. } = &first else {
             unreachable!()
