@@ -23,7 +23,7 @@ import threading
 import time
 from _queue import SimpleQueue  # not `queue`: it imports heapq, collections, ...
 
-from .live import LIVE_OPS, WAITER, Journal, Waiter
+from .live import LIVE_OPS, WAITER, Call, Journal, Waiter
 from .log import log  # pipe_server imports it from here too
 from .operations import INTERRUPTED, CallTimeout, Operations, OpError, bad_request, error_body
 
@@ -180,6 +180,7 @@ class Dispatcher:
         """Mark a call request as streamed; returns what `follow` waits on. Queue it next."""
         waiter = Waiter()
         req[WAITER] = waiter
+        req["stream"] = True  # also makes `Journal.begin` look at the request's options
         return waiter
 
     def follow(self, waiter, emit, alive=None):
@@ -325,13 +326,55 @@ class Dispatcher:
         """Run one operation on the main thread; `(status, body)`, never raises.
 
         An op that runs user code is a call (`live.py`): it gets a call id and a journal, and
-        its output is captured while it runs.
+        its output is captured while it runs. The common call (a server-assigned id, not
+        streamed, not `exec`) takes the inlined way; everything else `Journal.begin`/`finish`.
         """
-        if req["op"] not in LIVE_OPS:
+        op = req["op"]
+        if op not in LIVE_OPS:
             return self._run_op(fn, req)
         journal = self.journal
+        if len(req) > 3 or op == "exec" or "call" in req or journal._taken_c:
+            return self._run_live(fn, req, op)
+        cid = next(journal.ids)
+        call = Call(cid, op, req.get("session"))
+        journal.calls[cid] = call
+        order = journal.order
+        order.append(cid)
+        if len(order) > journal.max_calls:
+            first = journal.calls.get(order[0])
+            if first is not None and first.end is not None:
+                del journal.calls[order.popleft()]
+            else:
+                journal.trim()
+        capture = journal.capture
+        capture.current = call
+        status, body = self._run_op(fn, req)
         try:
-            call = journal.begin(req, req["op"])
+            probe = capture.probe
+            if probe is not None and (probe(0) or capture.fd_lock.locked()):
+                capture.drain(call)
+            capture.current = None
+            call.closed = True
+            if call.pending or capture.flush_lock.locked():
+                capture.flush(call)
+            # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
+            call.ended = time.time()
+            call.status = status
+            body["call"] = cid
+            body["seq"] = call.next_seq
+            call.end = body
+            if journal.waiters:
+                journal.notify()
+        except BaseException as exc:  # an interrupt landing here: end the call all the same
+            log("finishing call %s: %r" % (cid, exc))
+            body.pop("call", None)
+            return journal.finish(call, status, body)
+        return status, body
+
+    def _run_live(self, fn, req, op):
+        journal = self.journal
+        try:
+            call = journal.begin(req, op)
         except BaseException as exc:
             status, body = error_body(exc)
             waiter = req.get(WAITER)

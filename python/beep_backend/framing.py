@@ -88,6 +88,10 @@ class FrameConnection:
         self.authed = server.token is None
         self.closed = False
 
+    def send_from_thread(self, data):
+        """`send` for a thread other than the one that reads (stream frames); see pipe_server."""
+        self.send(data)
+
     def expire_unauthed(self):
         """(Deadline thread) End the connection if it has not authenticated by now."""
         if self.authed or self.closed:
@@ -177,21 +181,25 @@ class FrameConnection:
     def _start_follow(self, rid, follow):
         """Send the events `follow(emit, alive)` gives as frames of request `rid`, then its end."""
 
+        send = self.send_from_thread
+
         def emit(event):
             data = wire.frame(rid, event)
             with self.lock:
-                self.send(data)  # OSError: the client went away; the reader stops
+                send(data)  # OSError: the client went away; the reader stops
 
         def run():
             try:
                 status, body = follow(emit, lambda: not self.closed)
+                if status != 499:
+                    emit_end = wire.frame(rid, body)
+                    with self.lock:
+                        send(emit_end)
             except OSError:
                 return
             except Exception as exc:
                 log("pipe: following a call failed: %r" % exc)
-                status, body = 500, wire.error("InternalError", "following the call failed: %r" % exc)
-            if status != 499:
-                self.reply(rid, status, body)
+                self.reply(rid, 500, wire.error("InternalError", "following the call failed: %r" % exc))
 
         threading.Thread(target=run, name="pipe-follow", daemon=True).start()
 

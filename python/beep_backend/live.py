@@ -20,6 +20,7 @@ run on their own threads and wait on one condition; the main thread only notifie
 someone waits.
 """
 
+import itertools
 import os
 import sys
 import threading
@@ -58,48 +59,47 @@ def check_call_id(cid):
 
 
 class Call:
-    """One call: what it is, its state, its journal (events and end)."""
+    """One call: what it is, its state, its journal (events and end).
 
-    __slots__ = (
-        "closed",
-        "dropped_cum",
-        "dropped_to",
-        "duration",
-        "end",
-        "events",
-        "id",
-        "keep",
-        "kept_bytes",
-        "next_seq",
-        "op",
-        "output_bytes",
-        "pending",
-        "pending_size",
-        "session",
-        "started",
-        "state",
-        "status",
-    )
+    No `__slots__`: the fields most calls never change are class defaults, so opening a call
+    sets few attributes (this is on the path of every `eval`).
+    """
 
-    def __init__(self, cid, op, session, keep):
+    status = 0  # the answer's HTTP status once ended
+    ended = None  # time.time() at the end
+    events = None  # deque of (seq, stream index, data, bytes), made with the first output
+    next_seq = 1
+    kept_bytes = 0
+    output_bytes = 0
+    dropped_to = 0  # events 1..dropped_to are gone from the journal
+    dropped_cum = None  # array: cumulative bytes through each dropped seq
+    end = None  # the answer body once the call ended
+    pending_size = 0
+    closed = False  # ended: late writes go to the log
+    keep = None  # ([stdout texts], [stderr texts]) for an unstreamed exec
+
+    def __init__(self, cid, op, session):
         self.id = cid
         self.op = op
-        self.session = session
-        self.state = "running"
-        self.status = 0  # the answer's HTTP status once ended
+        self.session = session if type(session) is str and session else "default"
+        self.pending = []  # (stream index, text) not yet events; appended without a lock
         self.started = time.time()
-        self.duration = None
-        self.events = deque()  # (seq, stream index, data, bytes)
-        self.next_seq = 1
-        self.kept_bytes = 0
-        self.output_bytes = 0
-        self.dropped_to = 0  # events 1..dropped_to are gone from the journal
-        self.dropped_cum = None  # array: cumulative bytes through each dropped seq
-        self.end = None  # the answer body once the call ended
-        self.pending = []  # (stream index, text) not yet events
-        self.pending_size = 0
-        self.closed = False  # ended: late writes go to the log
-        self.keep = keep  # ([stdout texts], [stderr texts]) for an unstreamed exec, else None
+
+    @property
+    def state(self):
+        end = self.end
+        if end is None:
+            return "running"
+        error = end.get("error")
+        if error is None:
+            return "done"
+        if error.get("type") == "KeyboardInterrupt":
+            return "interrupted"
+        return "timed_out" if self.status == 408 else "failed"
+
+    @property
+    def duration(self):
+        return None if self.ended is None else self.ended - self.started
 
     def row(self):
         return {
@@ -126,82 +126,91 @@ class Waiter:
 class Journal:
     def __init__(self):
         self.calls = {}  # id -> Call, oldest first
+        self.order = deque()  # the ids in `calls`, oldest first (a dict's first key is not O(1))
+        self.ids = map("c{}".format, itertools.count(1))  # the server's call ids: next(ids)
+        self._taken_c = False  # a client named a call like the server's ids (`c12`)
         self.cond = threading.Condition(threading.Lock())
         self.waiters = 0  # readers waiting on `cond`
         self.max_bytes = _env_int("BEEP_BACKEND_JOURNAL_BYTES", DEFAULT_JOURNAL_BYTES)
         self.max_calls = _env_int("BEEP_BACKEND_JOURNAL_CALLS", DEFAULT_JOURNAL_CALLS)
-        self._n = 0
-        self.current = None  # the running call (main thread writes it)
         self.capture = Capture(self)
 
     # ---- main thread -------------------------------------------------------------------
+
+    @property
+    def current(self):
+        """The running call, or None."""
+        return self.capture.current
 
     def begin(self, req, op):
         """Open the call of `req` and make it the one output goes to (raises OpError)."""
         calls = self.calls
         cid = req.get("call")
         if cid is None:
-            n = self._n + 1
-            cid = "c%d" % n
-            while cid in calls:
-                n += 1
-                cid = "c%d" % n
-            self._n = n
+            cid = next(self.ids)
+            while cid in calls:  # a client took this id for one of its calls
+                cid = next(self.ids)
+            call = Call(cid, req["op"], req.get("session"))
+            if len(req) > 3 or op == "exec":  # more than id, op and the op's field: maybe streamed
+                self._options(req, op, call)
         else:
             check_call_id(cid)
             if cid in calls:
                 raise OpError(409, "CallExists", "call `%s` exists already" % cid)
-        session = req.get("session")
-        if type(session) is not str or not session:
-            session = "default"
-        waiter = req.get(WAITER)
-        keep = ([], []) if op == "exec" and waiter is None and not req.get("stream") else None
-        call = Call(cid, op, session, keep)
+            if cid[0] == "c" and cid[1:].isdigit():
+                self._taken_c = True
+            call = Call(cid, req["op"], req.get("session"))
+            self._options(req, op, call)
         calls[cid] = call
-        if len(calls) > self.max_calls:
-            self._trim()
+        order = self.order
+        order.append(cid)
+        if len(order) > self.max_calls:
+            self.trim()
+        self.capture.current = call
+        return call
+
+    def trim(self):
+        """Forget the oldest calls over the bound, unless the oldest still runs (a bound of one
+        call). Ids of calls dropped with their session are skipped."""
+        calls = self.calls
+        order = self.order
+        while len(order) > self.max_calls:
+            first = calls.get(order[0])
+            if first is not None and first.end is None:
+                return
+            cid = order.popleft()
+            if first is not None:
+                del calls[cid]
+
+    def notify(self):
+        with self.cond:
+            self.cond.notify_all()
+
+    def _options(self, req, op, call):
+        waiter = req.get(WAITER)
         if waiter is not None:
             with self.cond:
                 waiter.call = call
                 self.cond.notify_all()
-        self.current = call
-        self.capture.current = call
-        return call
-
-    def _trim(self):
-        calls = self.calls
-        for cid in list(calls):
-            if len(calls) <= self.max_calls:
-                return
-            if calls[cid].end is not None:
-                del calls[cid]
+        elif op == "exec" and not req.get("stream"):
+            call.keep = ([], [])
 
     def finish(self, call, status, body):
         """End `call` with its answer; returns the `(status, body)` to send."""
         self.capture.end(call)
-        self.current = None
-        call.duration = time.time() - call.started
+        call.ended = time.time()
         call.status = status
-        error = body.get("error")
-        if error is None:
-            call.state = "done"
-        else:
-            kind = error.get("type")
-            call.state = (
-                "interrupted" if kind == "KeyboardInterrupt" else "timed_out" if status == 408 else "failed"
-            )
         body["call"] = call.id
         body["seq"] = call.next_seq
-        keep = call.keep
-        if call.op == "exec":
-            body["stdout"] = ""
-            body["stderr"] = ""
         answer = body
-        if keep is not None:
-            answer = dict(body)
-            answer["stdout"] = "".join(keep[0])
-            answer["stderr"] = "".join(keep[1])
-            call.keep = None
+        if call.op == "exec":
+            body["stdout"] = body["stderr"] = ""
+            keep = call.keep
+            if keep is not None:  # unstreamed: all of its output in the answer, as before
+                answer = dict(body)
+                answer["stdout"] = "".join(keep[0])
+                answer["stderr"] = "".join(keep[1])
+                call.keep = None
         call.end = body
         if self.waiters:
             with self.cond:
@@ -226,7 +235,13 @@ class Journal:
             size += len(text)
         if buf:
             events.append((stream, "".join(buf)))
+        keep = call.keep
+        if keep is not None:  # an unstreamed exec answers with all of its output
+            for s, data in events:
+                keep[s].append(data)
         with self.cond:
+            if call.events is None:
+                call.events = deque()
             for s, data in events:
                 if not data:
                     continue
@@ -364,11 +379,24 @@ class _Stream:
         return "<%s>" % STREAMS[self._index]
 
     def write(self, text):
+        # The hot path of `print`: no lock (list appends are atomic; see `Capture.flush`).
         if type(text) is not str:
             if not isinstance(text, str):
                 raise TypeError("write() argument must be str, not %s" % type(text).__name__)
             text = str(text)
-        self._capture.write(self._index, text)
+        capture = self._capture
+        call = capture.current
+        if call is None:
+            capture.to_log(text)
+            return len(text)
+        call.pending.append((self._index, text))
+        size = call.pending_size = call.pending_size + len(text)
+        if size >= CHUNK:
+            capture.flush(call)
+        elif not capture.armed:
+            capture.arm()
+        if call.closed:  # it ended meanwhile (a write from another thread): to the log
+            capture.late(call)
         return len(text)
 
     def writelines(self, lines):
@@ -415,7 +443,6 @@ class Capture:
     def __init__(self, journal):
         self.journal = journal
         self.current = None
-        self.lock = threading.Lock()  # pending lists
         self.flush_lock = threading.Lock()  # pending -> events, in order
         self.fd_lock = threading.Lock()  # reading the fd pipes
         self.armed = False
@@ -424,8 +451,10 @@ class Capture:
         self.prepared = False
         self._writers = None  # the pipes' write ends until `start` puts them on fd 1/2
         self.fds = None  # (read end for fd 1, read end for fd 2) when fd 1/2 are captured
+        self.probe = None  # poll(0) of those, for the main thread
         self.log_fd = 2
         self.streams = None
+        self.stdout = self.stderr = None  # the proxies once started
 
     def prepare(self):
         """(Before the ready line) Make the fd pipes and start the threads, so the process has
@@ -447,6 +476,7 @@ class Capture:
         self.prepare()
         self.started = True
         self.streams = (_Stream(self, 0), _Stream(self, 1))
+        self.stdout, self.stderr = self.streams
         sys.stdout, sys.stderr = self.streams
         writers = self._writers
         if writers is not None:
@@ -460,7 +490,7 @@ class Capture:
                 os.dup2(writers[1], 2)
             except OSError as exc:
                 log("fd 1/2 are not captured: %s" % exc)
-                self.fds = None
+                self.fds = self.probe = None
             for w in writers:
                 os.close(w)
 
@@ -486,28 +516,22 @@ class Capture:
         self.probe = probe.poll
         threading.Thread(target=self._fd_loop, name="live-fd", daemon=True).start()
 
-    def write(self, index, text):
-        call = self.current
-        if call is None:
-            self._to_log(text.encode("utf-8", "replace"))
-            return
-        with self.lock:
-            if call.closed:
-                call = None
-            else:
-                call.pending.append((index, text))
-                call.pending_size += len(text)
-                if call.keep is not None:
-                    call.keep[index].append(text)
-                big = call.pending_size >= CHUNK
-        if call is None:
-            self._to_log(text.encode("utf-8", "replace"))
-            return
-        if big:
-            self.flush(call)
-        elif not self.armed:
-            self.armed = True
-            self.wake.set()
+    def to_log(self, text):
+        self._to_log(text.encode("utf-8", "replace"))
+
+    def arm(self):
+        self.armed = True
+        self.wake.set()
+
+    def late(self, call):
+        """Output appended to a call that has ended: it goes to the log."""
+        with self.flush_lock:
+            parts = call.pending
+            n = len(parts)
+            batch = parts[:n]
+            del parts[:n]
+        for _s, text in batch:
+            self.to_log(text)
 
     def _to_log(self, data):
         try:
@@ -516,14 +540,18 @@ class Capture:
             pass
 
     def flush(self, call):
+        """Pending output of `call` to events. Writers append to `call.pending` without a lock:
+        take the first n items and delete exactly those (both atomic), so a concurrent append
+        is never lost; `flush_lock` keeps the events in order."""
         with self.flush_lock:
-            with self.lock:
-                parts = call.pending
-                if not parts:
-                    return
-                call.pending = []
-                call.pending_size = 0
-            self.journal.add_output(call, parts)
+            parts = call.pending
+            n = len(parts)
+            if not n:
+                return
+            batch = parts[:n]
+            del parts[:n]
+            call.pending_size = 0
+            self.journal.add_output(call, batch)
 
     def _flush_loop(self):
         while True:
@@ -561,22 +589,16 @@ class Capture:
                     break
 
     def write_to(self, call, index, text):
-        with self.lock:
-            if call.closed:
-                call = None
-            else:
-                call.pending.append((index, text))
-                call.pending_size += len(text)
-                if call.keep is not None:
-                    call.keep[index].append(text)
-                big = call.pending_size >= CHUNK
-        if call is None:
-            self._to_log(text.encode("utf-8", "replace"))
-        elif big:
+        """Output read from fd 1/2 (the fd thread, or the main thread at a call's end)."""
+        if call.closed:
+            self.to_log(text)
+            return
+        call.pending.append((index, text))
+        size = call.pending_size = call.pending_size + len(text)
+        if size >= CHUNK:
             self.flush(call)
         elif not self.armed:
-            self.armed = True
-            self.wake.set()
+            self.arm()
 
     def _fd_loop(self):
         poll = self.poller.poll
@@ -588,28 +610,36 @@ class Capture:
             with self.fd_lock:
                 self._read_fds(self.current, ready)
 
+    def drain(self, call):
+        """(Main thread, at the end of `call`) Take what fd 1/2 still hold for it; also wait
+        for a read of the fd thread in progress."""
+        with self.fd_lock:
+            ready = self.probe(0)
+            if ready:
+                self._read_fds(call, ready)
+                for index, decoder in enumerate(self.decoders):
+                    tail = decoder.decode(b"", True)
+                    if tail:
+                        self.write_to(call, index, tail)
+
+    def restore(self):
+        """As `exec` did before: a call's redirection of sys.stdout/sys.stderr ends with it."""
+        if self.streams is not None:
+            sys.stdout, sys.stderr = self.streams
+
     def end(self, call):
-        """(Main thread) The call has returned: take what is left of its output, then close it."""
-        if self.fds is not None:
-            with self.fd_lock:
-                ready = self.probe(0)
-                if ready:
-                    self._read_fds(call, ready)
-                    for index, decoder in enumerate(self.decoders):
-                        tail = decoder.decode(b"", True)
-                        if tail:
-                            self.write_to(call, index, tail)
-                self.current = None
-        else:
-            self.current = None
-        with self.lock:
-            call.closed = True
-            left = call.pending
-        if left:
+        """(Main thread) The call has returned: take what is left of its output, then close it.
+        (`Dispatcher.run_call` inlines this for the common call.)"""
+        if self.probe is not None and (self.probe(0) or self.fd_lock.locked()):
+            self.drain(call)
+        self.current = None
+        call.closed = True  # from here on, writes (of other threads) go to the log
+        # Also wait for a flush in progress (the flusher thread may hold output it took from
+        # `pending` but has not made events yet): the end must come after all of them.
+        if call.pending or self.flush_lock.locked():
             self.flush(call)
-        streams = self.streams
-        if streams is not None and (sys.stdout is not streams[0] or sys.stderr is not streams[1]):
-            sys.stdout, sys.stderr = streams  # as `exec` did before: a call's redirection ends with it
+        if sys.stdout is not self.stdout or sys.stderr is not self.stderr:
+            self.restore()
 
 
 def _can_capture_fds():

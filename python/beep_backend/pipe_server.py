@@ -349,6 +349,20 @@ class Connection(FrameConnection):
         self.sock = sock
         self.send = sock.sendall
 
+    def send_from_thread(self, data):
+        """Send all of `data` from a thread of a streamed request. The socket may be made
+        non-blocking for a moment (the sentinel breaking into the main thread's `recv`, see the
+        module doc): wait for room then instead of failing."""
+        view = memoryview(data)
+        sock = self.sock
+        while view:
+            try:
+                n = sock.send(view)
+            except (BlockingIOError, InterruptedError):
+                select.select([], [sock], [], 1.0)
+                continue
+            view = view[n:]
+
     def abort(self):
         try:  # the main thread's recv or poll sees the end and closes it as usual
             self.sock.shutdown(socket.SHUT_RDWR)
