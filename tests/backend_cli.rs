@@ -39,7 +39,7 @@ fn each_transport_starts_detached_answers_and_stops_from_another_process() {
 
         assert_eq!(home.ok(&["eval", &id, "1+1"]).trim(), "2");
         let exec: Value =
-            serde_json::from_str(&home.ok(&["exec", &id, "print('out')\n6*7"])).unwrap();
+            serde_json::from_str(&home.ok(&["exec", &id, "--json", "print('out')\n6*7"])).unwrap();
         assert_eq!(exec, json!({"stdout": "out\n", "stderr": "", "value": 42}));
         let call: Value =
             serde_json::from_str(&home.ok(&["call", &id, "eval", r#"{"expr": "[1, 'a']"}"#]))
@@ -87,10 +87,11 @@ fn a_foreground_backend_is_listed_and_stopped_by_another_process() {
     assert_ne!(ps[0]["supervisor_pid"], json!(host.id()));
 
     assert_eq!(home.ok(&["eval", &id, "'x' * 3"]).trim(), "\"xxx\"");
+    // Written between calls (a call's own output goes to the call, not the log).
     home.ok(&[
         "exec",
         &id,
-        "import os; os.write(2, b'hello from python\\n')",
+        "import os, threading; threading.Timer(0.1, os.write, (2, b'hello from python\\n')).start()",
     ]);
     wait_for("the log line", Duration::from_secs(3), || {
         home.ok(&["logs", &id, "--lines", "5"])
@@ -104,7 +105,11 @@ fn a_foreground_backend_is_listed_and_stopped_by_another_process() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    home.ok(&["exec", &id, "import os; os.write(2, b'followed line\\n')"]);
+    home.ok(&[
+        "exec",
+        &id,
+        "import os, threading; threading.Timer(0.1, os.write, (2, b'followed line\\n')).start()",
+    ]);
     let mut follow_out = BufReader::new(follow.stdout.take().unwrap());
     let mut line = String::new();
     follow_out.read_line(&mut line).unwrap();

@@ -180,11 +180,15 @@ async fn without_a_restart_policy_a_crash_is_final() {
     ) {}
     let status = supervisor.status(&id).unwrap();
     let client = supervisor.client(&id).await.unwrap();
+    // Written just after the call (a call's own fd 2 output is the call's, not the log's).
     client
-        .exec("import os; os.write(2, b'about to die\\n')", None)
+        .exec(
+            "import os, threading; threading.Timer(0.02, os.write, (2, b'about to die\\n')).start()",
+            None,
+        )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     kill9(status.pid.unwrap());
     let (state, _, exit) = next_state(&mut events, Duration::from_secs(1)).await;
     assert_eq!(state, BackendState::Crashed);

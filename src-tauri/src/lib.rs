@@ -20,7 +20,7 @@ pub const BINDINGS: &str = "../ui/src/bindings.ts";
 
 /// Every command and event the UI can use; also writes `ui/src/bindings.ts`.
 pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
-    use commands::{backends, environments, runtimes, settings};
+    use commands::{backends, calls, environments, runtimes, settings};
     tauri_specta::Builder::<tauri::Wry>::new()
         .commands(collect_commands![
             runtimes::runtimes_list,
@@ -48,6 +48,10 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             backends::backend_exec,
             backends::backend_eval,
             backends::backend_interrupt,
+            calls::backend_exec_live,
+            calls::backend_attach,
+            calls::backend_calls,
+            calls::backend_interrupt_call,
             backends::backend_handles,
             backends::backend_release,
             backends::app_quit,
@@ -63,6 +67,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             events::BackendsTick,
             events::BackendLog,
             events::CloseRequested,
+            calls::CallOutput,
+            calls::CallEnded,
         ])
         .dangerously_cast_bigints_to_number()
         .disable_serde_phases()

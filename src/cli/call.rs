@@ -1,5 +1,6 @@
 //! `call`, `exec`, `eval`, `interrupt`: operations on a running backend.
 //!
+//! `exec` and `eval` print the call's output as it is written (see [`super::calls`]).
 //! Ctrl+C during a call interrupts that call (the `interrupt` op, sent over a second
 //! connection, raises `KeyboardInterrupt` in it); a second Ctrl+C leaves it running and
 //! returns.
@@ -12,12 +13,14 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 use beep_host::Paths;
+use beep_host::backend::client::new_call_id;
 use beep_host::backend::{self, BackendClient, BackendId, Connection, Op};
 
+use super::calls::{Call, ValueShown, call_id};
 use super::output::print_json;
 
 /// The exit status after Ctrl+C, as shells report a process ended by SIGINT.
-const INTERRUPTED: u8 = 130;
+pub(super) const INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Args)]
 pub struct CallArgs {
@@ -45,6 +48,12 @@ pub struct ExecArgs {
     /// Run in this session: a separate namespace with its own handles (default: "default").
     #[arg(long)]
     session: Option<String>,
+    /// Name the call (for `beep-host attach`); default: a fresh `cli-...` id.
+    #[arg(long, value_parser = call_id)]
+    call: Option<String>,
+    /// Print nothing until the end, then the whole answer as JSON: {stdout, stderr, value}.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -56,12 +65,18 @@ pub struct EvalArgs {
     /// Run in this session: a separate namespace with its own handles (default: "default").
     #[arg(long)]
     session: Option<String>,
+    /// Name the call (for `beep-host attach`); default: a fresh `cli-...` id.
+    #[arg(long, value_parser = call_id)]
+    call: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct InterruptArgs {
     /// The backend (an id from `beep-host ps`).
     id: BackendId,
+    /// Only interrupt this call (if it is the one running).
+    #[arg(long, value_parser = call_id)]
+    call: Option<String>,
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -72,12 +87,12 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 }
 
 /// How to reach the backend, from the daemon.
-async fn connection(id: &BackendId) -> anyhow::Result<Connection> {
+pub(super) async fn connection(id: &BackendId) -> anyhow::Result<Connection> {
     let daemon = beep_host::daemon::DaemonClient::connect(&Paths::from_env()?).await?;
     Ok(daemon.connection(id).await?)
 }
 
-async fn connect(c: &Connection) -> Result<Box<dyn BackendClient>, backend::Error> {
+pub(super) async fn connect(c: &Connection) -> Result<Box<dyn BackendClient>, backend::Error> {
     Ok(backend::client::connect(c.transport, &c.address, &c.token).await?)
 }
 
@@ -104,23 +119,68 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         code: args.code,
         timeout: args.timeout,
     };
-    run_op(&args.id, op, args.session.as_deref()).await
+    if args.json {
+        return run_op(&args.id, op, args.session.as_deref()).await;
+    }
+    run_live(
+        &args.id,
+        op,
+        args.session.as_deref(),
+        args.call,
+        ValueShown::UnlessNull,
+    )
+    .await
 }
 
 pub async fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let op = Op::Eval { expr: args.expr };
-    run_op(&args.id, op, args.session.as_deref()).await
+    run_live(
+        &args.id,
+        op,
+        args.session.as_deref(),
+        args.call,
+        ValueShown::Always,
+    )
+    .await
 }
 
 pub async fn interrupt(args: InterruptArgs) -> anyhow::Result<ExitCode> {
     let client = connect(&connection(&args.id).await?).await?;
-    let running = client.request(Op::Interrupt, None).await?.value == Value::Bool(true);
-    if running {
-        println!("Interrupted the running call of backend {}", args.id);
-    } else {
-        println!("No call was running in backend {}", args.id);
+    let running = match &args.call {
+        Some(call) => client.interrupt_call(call).await?,
+        None => client.request(Op::Interrupt, None).await?.value == Value::Bool(true),
+    };
+    match (&args.call, running) {
+        (None, true) => println!("Interrupted the running call of backend {}", args.id),
+        (None, false) => println!("No call was running in backend {}", args.id),
+        (Some(call), true) => println!("Interrupted call {call} of backend {}", args.id),
+        (Some(call), false) => println!("Call {call} was not running in backend {}", args.id),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Run `op` as a named live call and print its output as it comes.
+async fn run_live(
+    id: &BackendId,
+    op: Op,
+    session: Option<&str>,
+    call: Option<String>,
+    value: ValueShown,
+) -> anyhow::Result<ExitCode> {
+    let conn = connection(id).await?;
+    let client = connect(&conn).await?;
+    // Listen before the call is sent, so that no Ctrl+C meets the default handler.
+    let ctrl_c = CtrlC::listen().context("Failed to listen for Ctrl+C")?;
+    let call = call.unwrap_or_else(|| new_call_id("cli"));
+    let stream = client.request_stream(op, session, Some(&call)).await?;
+    let call = Call {
+        id,
+        conn: &conn,
+        call,
+        value,
+        after: 0,
+    };
+    call.follow(stream, ctrl_c).await
 }
 
 /// Send one operation; print the answer as JSON, or the Python traceback and fail.

@@ -2,6 +2,7 @@
 
 mod backend;
 mod call;
+mod calls;
 mod daemon;
 mod output;
 mod pkg;
@@ -59,6 +60,10 @@ enum Command {
     Eval(call::EvalArgs),
     /// Interrupt the call a backend is running (it raises KeyboardInterrupt).
     Interrupt(call::InterruptArgs),
+    /// List a backend's recent calls: id, op, state, start, duration, output size.
+    Calls(calls::CallsArgs),
+    /// Follow a call again: its output so far (after --after), then live, then its value.
+    Attach(calls::AttachArgs),
 }
 
 /// `beep-host runtime list | head -1`: when the reader of stdout (or stderr) is gone, end
@@ -119,6 +124,8 @@ pub fn main() -> ExitCode {
             Command::Exec(args) => call::exec(args).await,
             Command::Eval(args) => call::eval(args).await,
             Command::Interrupt(args) => call::interrupt(args).await,
+            Command::Calls(args) => calls::calls(args).await,
+            Command::Attach(args) => calls::attach(args).await,
         }
     });
     match result {

@@ -68,6 +68,20 @@ export const commands = {
 	 *  own, answered at once): the call ends with `KeyboardInterrupt`. True when one was running.
 	 */
 	backendInterrupt: (id: string) => typedError<boolean, AppError>(__TAURI_INVOKE("backend_interrupt", { id })),
+	/**
+	 *  Run statements as a live call named `call` (or a fresh `app-...` id); returns its id at
+	 *  once. Output comes as `CallOutput` events, the end as `CallEnded`.
+	 */
+	backendExecLive: (id: string, code: string, call: string | null) => typedError<string, AppError>(__TAURI_INVOKE("backend_exec_live", { id, code, call })),
+	/**
+	 *  Follow a call again from after `after` (the last seq shown): `CallOutput` events, then
+	 *  `CallEnded`.
+	 */
+	backendAttach: (id: string, call: string, after: number | null) => typedError<null, AppError>(__TAURI_INVOKE("backend_attach", { id, call, after })),
+	/**  The backend's recent calls (every session), oldest first. */
+	backendCalls: (id: string) => typedError<CallRow[], AppError>(__TAURI_INVOKE("backend_calls", { id })),
+	/**  Interrupt `call` if it is the one running; true if it was. */
+	backendInterruptCall: (id: string, call: string) => typedError<boolean, AppError>(__TAURI_INVOKE("backend_interrupt_call", { id, call })),
 	/**  The live handles the backend holds. */
 	backendHandles: (id: string) => typedError<HandleRow[], AppError>(__TAURI_INVOKE("backend_handles", { id })),
 	/**  Release one handle. */
@@ -92,6 +106,8 @@ export const events = {
 	backendChanged: makeEvent<BackendChanged, BackendChanged>("backend-changed"),
 	backendLog: makeEvent<BackendLog, BackendLog>("backend-log"),
 	backendsTick: makeEvent<BackendsTick, BackendsTick>("backends-tick"),
+	callEnded: makeEvent<CallEnded, CallEnded>("call-ended"),
+	callOutput: makeEvent<CallOutput, CallOutput>("call-output"),
 	closeRequested: makeEvent<CloseRequested, CloseRequested>("close-requested"),
 	installProgress: makeEvent<InstallProgress, InstallProgress>("install-progress"),
 	taskOutput: makeEvent<TaskOutput, TaskOutput>("task-output"),
@@ -159,6 +175,42 @@ export type BackendState = "starting" | "ready" | "stopping" | "stopped" | "cras
 /**  Every backend, about once a second while any is known. */
 export type BackendsTick = {
 	backends: BackendRow[],
+};
+
+/**  A call ended (or could no longer be followed: `lost` says why). */
+export type CallEnded = {
+	backend: string,
+	call: string,
+	/**  Its value or Python exception (empty stdout/stderr: the output came as events). */
+	result: ConsoleResult | null,
+	/**  Set when the connection was lost before the end (the call may still run). */
+	lost: string | null,
+};
+
+/**  A chunk of a call's output. */
+export type CallOutput = {
+	/**  The backend id. */
+	backend: string,
+	call: string,
+	/**  `stdout` or `stderr`. */
+	stream: string,
+	/**  From 1 per call, increasing by 1; give the last one shown to `backend_attach`. */
+	seq: number,
+	data: string,
+};
+
+/**  One of a backend's recent calls. */
+export type CallRow = {
+	call: string,
+	op: string,
+	session: string,
+	/**  running, done, failed, interrupted, timed_out. */
+	state: string,
+	/**  Unix seconds. */
+	started: number | null,
+	/**  Seconds; null while running. */
+	duration: number | null,
+	output_bytes: number | null,
 };
 
 /**  One line of the configuration check. */

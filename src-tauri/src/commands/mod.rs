@@ -1,6 +1,7 @@
 //! Tauri commands, one file per domain: each one delegates to the core.
 
 pub mod backends;
+pub mod calls;
 pub mod environments;
 pub mod runtimes;
 pub mod settings;

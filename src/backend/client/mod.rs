@@ -5,6 +5,7 @@
 //! typed method of [`BackendClient`]; values are JSON, except what Python cannot turn
 //! into JSON, which comes back as a [`Handle`] (or bytes).
 
+mod call;
 pub mod grpc;
 pub mod http;
 pub mod pipe;
@@ -14,6 +15,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+pub use call::{
+    CallEnd, CallEvent, CallInfo, CallState, CallStream, OutputStream, new_call_id, valid_call_id,
+};
 pub use value::{ExecOutput, Handle, Op, PyValue, RemoteError, Reply};
 
 use super::spec::Transport;
@@ -54,6 +58,10 @@ pub enum Error {
     },
     #[error("Failed to talk to backend at `{address}`: the connection is closed")]
     Closed { address: String },
+    #[error(
+        "Failed to follow call `{call}` of backend at `{address}`: the stream ended before the call did"
+    )]
+    Unfinished { call: String, address: String },
     #[error("Failed to get an answer to `{op}` from `{address}` within {timeout:?}")]
     Timeout {
         op: String,
@@ -192,6 +200,68 @@ pub trait BackendClient: Send + Sync {
         self.request(Op::Interrupt, None).await.map(drop)
     }
 
+    /// Interrupt `call` if it is the one running; true if it was.
+    async fn interrupt_call(&self, call: &str) -> Result<bool, Error> {
+        let mut fields = Map::new();
+        fields.insert("call".into(), Value::String(call.to_string()));
+        let op = Op::Other {
+            op: "interrupt".into(),
+            fields,
+        };
+        Ok(self.request(op, None).await?.value == Value::Bool(true))
+    }
+
+    /// Send an operation that runs user code (`exec`, `eval`, `create`, `call`) and follow
+    /// it: its output as it is written, then its end. `call` names the call (see
+    /// [`valid_call_id`]); `None` lets the backend name it (`c1`, `c2`, ...).
+    async fn request_stream(
+        &self,
+        op: Op,
+        session: Option<&str>,
+        call: Option<&str>,
+    ) -> Result<CallStream, Error>;
+
+    /// Follow a call again: its journaled events after `after` (0: from the start), then
+    /// the live ones, then its end. An unknown call is the remote error `UnknownCall`.
+    async fn attach(&self, call: &str, after: u64) -> Result<CallStream, Error>;
+
+    /// [`exec`](Self::exec), streamed.
+    async fn exec_stream(
+        &self,
+        code: &str,
+        timeout: Option<f64>,
+        session: Option<&str>,
+        call: Option<&str>,
+    ) -> Result<CallStream, Error> {
+        let op = Op::Exec {
+            code: code.to_string(),
+            timeout,
+        };
+        self.request_stream(op, session, call).await
+    }
+
+    /// [`eval`](Self::eval), streamed.
+    async fn eval_stream(
+        &self,
+        expr: &str,
+        session: Option<&str>,
+        call: Option<&str>,
+    ) -> Result<CallStream, Error> {
+        let op = Op::Eval {
+            expr: expr.to_string(),
+        };
+        self.request_stream(op, session, call).await
+    }
+
+    /// The journaled calls of `session` (of every session with `all`), oldest first.
+    async fn calls(&self, session: Option<&str>, all: bool) -> Result<Vec<CallInfo>, Error> {
+        let value = self.request(Op::Calls { all }, session).await?.value;
+        serde_json::from_value(value).map_err(|e| Error::Protocol {
+            address: String::new(),
+            message: format!("unexpected answer to calls: {e}"),
+        })
+    }
+
     /// Ask the backend to exit.
     async fn shutdown(&self) -> Result<(), Error> {
         self.request(Op::Shutdown, None).await.map(drop)
@@ -201,6 +271,19 @@ pub trait BackendClient: Send + Sync {
     async fn value(&self, op: Op) -> Result<PyValue, Error> {
         Ok(PyValue::from_json(self.request(op, None).await?.value))
     }
+}
+
+/// Read a call's events up to its end (the output is dropped).
+pub async fn finish(mut stream: CallStream) -> Result<CallEnd, Error> {
+    use futures_util::StreamExt;
+    while let Some(event) = stream.next().await {
+        if let CallEvent::End(end) = event? {
+            return Ok(end);
+        }
+    }
+    Err(Error::Closed {
+        address: String::new(),
+    })
 }
 
 /// Connect to a backend over its transport.

@@ -21,12 +21,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use serde_json::{Map, Value};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::value::ReplyError;
-use super::{BackendClient, Error, Op, Reply};
+use super::{BackendClient, CallEvent, CallStream, Error, Op, Reply};
 use crate::backend::spec::Transport;
 use stream::Stream;
 
@@ -65,6 +66,8 @@ struct Shared {
     address: String,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+    /// Streamed requests: every frame with their id (events, then the final answer).
+    streams: Mutex<HashMap<u64, mpsc::UnboundedSender<Answer>>>,
     queue: Mutex<Vec<u8>>,
     wake_writer: Notify,
     /// The read buffer; whoever takes it out is the reader (the leader).
@@ -107,6 +110,7 @@ impl PipeClient {
             address: address.to_string(),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
             queue: Mutex::new(Vec::new()),
             wake_writer: Notify::new(),
             read_buf: Mutex::new(Some(Vec::with_capacity(64 * 1024))),
@@ -138,14 +142,8 @@ impl PipeClient {
         }
     }
 
-    /// Send one frame `{"id", "op", ...fields}` and wait for the answer with that id.
-    async fn send(&self, id: u64, op: &str, mut fields: Map<String, Value>) -> Answer {
-        let closed = || Error::Closed {
-            address: self.shared.address.clone(),
-        };
-        if self.shared.closed.load(Ordering::Acquire) {
-            return Err(closed());
-        }
+    /// The frame `{"id", "op", ...fields}`.
+    fn frame(&self, id: u64, op: &str, mut fields: Map<String, Value>) -> Result<Vec<u8>, Error> {
         fields.insert("id".into(), Value::from(id));
         fields.insert("op".into(), Value::String(op.to_string()));
         let body = serde_json::to_vec(&Value::Object(fields)).map_err(|e| Error::Protocol {
@@ -155,6 +153,18 @@ impl PipeClient {
         let mut frame = Vec::with_capacity(body.len() + 4);
         frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
         frame.extend_from_slice(&body);
+        Ok(frame)
+    }
+
+    /// Send one frame `{"id", "op", ...fields}` and wait for the answer with that id.
+    async fn send(&self, id: u64, op: &str, fields: Map<String, Value>) -> Answer {
+        let closed = || Error::Closed {
+            address: self.shared.address.clone(),
+        };
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        let frame = self.frame(id, op, fields)?;
 
         let _in_flight = InFlight::new();
         let (tx, rx) = oneshot::channel();
@@ -182,7 +192,13 @@ impl PipeClient {
     ) -> Result<Answer, oneshot::error::RecvError> {
         loop {
             if let Some(mut leader) = Leader::take(&self.shared) {
-                return leader.read_until(&self.stream, &mut rx).await;
+                if let Some(answer) = leader
+                    .read_until(&self.stream, true, || rx.try_recv().ok())
+                    .await
+                {
+                    return Ok(answer);
+                }
+                return rx.await;
             }
             tokio::select! {
                 biased;
@@ -190,6 +206,33 @@ impl PipeClient {
                 _ = self.shared.wake_reader.notified() => {}
             }
         }
+    }
+
+    /// Send a request whose every frame (events, then the final answer) comes to the
+    /// returned stream.
+    fn open_stream(&self, op: &str, fields: Map<String, Value>) -> Result<CallStream, Error> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed {
+                address: self.shared.address.clone(),
+            });
+        }
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = self.frame(id, op, fields)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.shared
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        let follower = Follower {
+            shared: self.shared.clone(),
+            stream: self.stream.clone(),
+            rx,
+            id,
+            ended: false,
+        };
+        self.write(&frame);
+        Ok(follower.into_stream())
     }
 
     /// Write now if nothing is queued; queue what the socket does not take.
@@ -241,6 +284,103 @@ impl BackendClient for PipeClient {
             },
         })
     }
+
+    async fn request_stream(
+        &self,
+        op: Op,
+        session: Option<&str>,
+        call: Option<&str>,
+    ) -> Result<CallStream, Error> {
+        let (name, mut fields) = op.into_parts();
+        if let Some(session) = session {
+            fields.insert("session".into(), Value::String(session.to_string()));
+        }
+        if let Some(call) = call {
+            fields.insert("call".into(), Value::String(call.to_string()));
+        }
+        fields.insert("stream".into(), Value::Bool(true));
+        self.open_stream(&name, fields)
+    }
+
+    async fn attach(&self, call: &str, after: u64) -> Result<CallStream, Error> {
+        let mut fields = Map::new();
+        fields.insert("call".into(), Value::String(call.to_string()));
+        fields.insert("after".into(), Value::from(after));
+        self.open_stream("attach", fields)
+    }
+}
+
+/// The reading side of a streamed request: takes its turn reading the socket like a
+/// waiting call does, and forgets the request when dropped.
+struct Follower {
+    shared: Arc<Shared>,
+    stream: Arc<Stream>,
+    rx: mpsc::UnboundedReceiver<Answer>,
+    id: u64,
+    ended: bool,
+}
+
+impl Follower {
+    /// The next frame of this request; `None` once the connection is gone and all was read.
+    async fn next_frame(&mut self) -> Option<Answer> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(answer) => return Some(answer),
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            if let Some(mut leader) = Leader::take(&self.shared) {
+                let rx = &mut self.rx;
+                if let Some(answer) = leader
+                    .read_until(&self.stream, false, || rx.try_recv().ok())
+                    .await
+                {
+                    return Some(answer);
+                }
+                drop(leader);
+                return self.rx.recv().await;
+            }
+            tokio::select! {
+                biased;
+                answer = self.rx.recv() => return answer,
+                _ = self.shared.wake_reader.notified() => {}
+            }
+        }
+    }
+
+    fn into_stream(self) -> CallStream {
+        futures_util::stream::unfold(self, |mut this| async move {
+            if this.ended {
+                return None;
+            }
+            let item = match this.next_frame().await {
+                Some(Ok(frame)) => CallEvent::from_json(frame).map_err(|message| Error::Protocol {
+                    address: this.shared.address.clone(),
+                    message,
+                }),
+                Some(Err(err)) => Err(err),
+                None => Err(Error::Closed {
+                    address: this.shared.address.clone(),
+                }),
+            };
+            this.ended = !matches!(
+                item,
+                Ok(CallEvent::Output { .. } | CallEvent::Dropped { .. })
+            );
+            Some((item, this))
+        })
+        .boxed()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.shared
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
 }
 
 /// Fail every waiting call: the connection is gone.
@@ -257,6 +397,12 @@ fn fail_all(shared: &Shared) {
             address: shared.address.clone(),
         }));
     }
+    // Dropping the senders ends the streams (with `Closed`).
+    shared
+        .streams
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
 }
 
 async fn write_loop(stream: Arc<Stream>, shared: Arc<Shared>) {
@@ -336,18 +482,22 @@ impl<'a> Leader<'a> {
         Some(Instant::now() + SPIN)
     }
 
-    async fn read_until(
+    /// Read the socket until `ready` gives something; `None` when the connection closed
+    /// first (the caller's channel then has, or will have, the failure). A lone call spins
+    /// first if `spin` (see the module comment); a stream's follower never does.
+    async fn read_until<T>(
         &mut self,
         stream: &Stream,
-        rx: &mut oneshot::Receiver<Answer>,
-    ) -> Result<Answer, oneshot::error::RecvError> {
-        let mut spin_until = None;
+        spin: bool,
+        mut ready: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        let mut spin_until = (!spin).then_some(None);
         loop {
-            if let Ok(answer) = rx.try_recv() {
-                return Ok(answer);
+            if let Some(answer) = ready() {
+                return Some(answer);
             }
             if self.shared.closed.load(Ordering::Acquire) {
-                return rx.await;
+                return None;
             }
             let buf = self.buf.as_mut().expect("the leader holds the buffer");
             buf.reserve(16 * 1024);
@@ -398,7 +548,13 @@ impl Drop for Leader<'_> {
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
+            .is_empty()
+            || !self
+                .shared
+                .streams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
         if waiting {
             self.shared.wake_reader.notify_one();
         }
@@ -436,6 +592,15 @@ fn dispatch_frames(buf: &mut Vec<u8>, shared: &Shared) -> bool {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         if let Some(tx) = waiter {
+            let _ = tx.send(Ok(object));
+            continue;
+        }
+        let mut streams = shared.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if object.contains_key("event") {
+            if let Some(tx) = streams.get(&id) {
+                let _ = tx.send(Ok(object));
+            }
+        } else if let Some(tx) = streams.remove(&id) {
             let _ = tx.send(Ok(object));
         }
     }

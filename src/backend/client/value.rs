@@ -50,6 +50,11 @@ pub enum Op {
     Handles,
     Info,
     Interrupt,
+    /// The journaled calls of the session (of every session with `all`).
+    Calls {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        all: bool,
+    },
     Shutdown,
     /// An operation by name with its fields as given (the CLI's `beep-host call`).
     #[serde(skip)]
@@ -151,6 +156,13 @@ impl Op {
             "handles" => Self::Handles,
             "info" => Self::Info,
             "interrupt" => Self::Interrupt,
+            "calls" => Self::Calls {
+                all: match fields.0.get("all") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(all)) => *all,
+                    Some(_) => return Err(bad_request("`all` must be true or false")),
+                },
+            },
             "shutdown" => Self::Shutdown,
             _ => {
                 return Err(RemoteError {
@@ -244,6 +256,9 @@ pub struct Reply {
     pub stdout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
+    /// The call id, for operations that run user code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
 }
 
 impl Reply {
@@ -264,6 +279,7 @@ impl Reply {
         Ok(Self {
             stdout: text(object.remove("stdout")),
             stderr: text(object.remove("stderr")),
+            call: text(object.remove("call")),
             value: object.remove("value").unwrap_or(Value::Null),
         })
     }

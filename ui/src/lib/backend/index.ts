@@ -11,6 +11,8 @@ import type {
   BackendsTick,
   BackendLog,
   CloseRequested,
+  CallOutput,
+  CallEnded,
   CreateEnv,
   StartBackend,
   SettingsUpdate,
@@ -86,6 +88,12 @@ export const api = {
     exec: (id: string, code: string) => unwrap(commands.backendExec(id, code)),
     eval: (id: string, expr: string) => unwrap(commands.backendEval(id, expr)),
     interrupt: (id: string) => unwrap(commands.backendInterrupt(id)),
+    /** Run statements as a live call: its id at once, then `on.callOutput`/`on.callEnded`. */
+    execLive: (id: string, code: string, call: string | null) => unwrap(commands.backendExecLive(id, code, call)),
+    /** Follow a call again after seq `after`. */
+    attach: (id: string, call: string, after: number) => unwrap(commands.backendAttach(id, call, after)),
+    calls: (id: string) => unwrap(commands.backendCalls(id)),
+    interruptCall: (id: string, call: string) => unwrap(commands.backendInterruptCall(id, call)),
     handles: (id: string) => unwrap(commands.backendHandles(id)),
     release: (id: string, handle: string) => unwrap(commands.backendRelease(id, handle)),
   },
@@ -114,6 +122,8 @@ export const on = {
   backendsTick: (cb: (p: BackendsTick) => void) => listen(events.backendsTick, cb),
   backendLog: (cb: (p: BackendLog) => void) => listen(events.backendLog, cb),
   closeRequested: (cb: (p: CloseRequested) => void) => listen(events.closeRequested, cb),
+  callOutput: (cb: (p: CallOutput) => void) => listen(events.callOutput, cb),
+  callEnded: (cb: (p: CallEnded) => void) => listen(events.callEnded, cb),
 };
 
 /** A message for any thrown value. */

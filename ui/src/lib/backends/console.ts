@@ -24,3 +24,79 @@ export function step(h: History, current: string, dir: -1 | 1): { history: Histo
   const draft = h.pos === h.items.length ? current : h.draft;
   return { history: { ...h, pos, draft }, text: pos === h.items.length ? draft : h.items[pos] };
 }
+
+// Live calls: the console runs code as a named call whose output arrives as events while it
+// runs. The last seq shown of the running call is kept per backend (in localStorage), so a
+// reopened window finds the call (`calls`) and follows it from there: nothing twice.
+
+export type OutStream = "stdout" | "stderr";
+
+export interface LiveCall {
+  call: string;
+  input: string;
+  chunks: { stream: OutStream; data: string }[];
+  /** The seq of the last chunk shown (0: none yet). */
+  lastSeq: number;
+  /** Continued after the window was reopened: output up to `resumedAfter` was shown before. */
+  resumedAfter: number;
+}
+
+export function newLiveCall(call: string, input: string, after = 0): LiveCall {
+  return { call, input, chunks: [], lastSeq: after, resumedAfter: after };
+}
+
+/** Add a chunk of `call`'s output, unless it is another call's or was shown already. */
+export function applyChunk(c: LiveCall, call: string, seq: number, stream: OutStream, data: string): LiveCall {
+  if (call !== c.call || seq <= c.lastSeq) return c;
+  const last = c.chunks[c.chunks.length - 1];
+  const chunks = last && last.stream === stream
+    ? [...c.chunks.slice(0, -1), { stream, data: last.data + data }]
+    : [...c.chunks, { stream, data }];
+  return { ...c, chunks, lastSeq: seq };
+}
+
+/** The storage the console keeps its place in (window.localStorage in the app). */
+export interface PlaceStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** The running call of a backend's console and the last seq shown. */
+export interface Place { call: string; input: string; lastSeq: number }
+
+const placeKey = (backend: string) => `beep.console.live.${backend}`;
+
+export function savePlace(store: PlaceStore, backend: string, c: LiveCall): void {
+  store.setItem(placeKey(backend), JSON.stringify({ call: c.call, input: c.input, lastSeq: c.lastSeq }));
+}
+
+export function loadPlace(store: PlaceStore, backend: string): Place | null {
+  try {
+    const p = JSON.parse(store.getItem(placeKey(backend)) ?? "null");
+    return p && typeof p.call === "string" && typeof p.lastSeq === "number"
+      ? { call: p.call, input: typeof p.input === "string" ? p.input : "", lastSeq: p.lastSeq }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+export function forgetPlace(store: PlaceStore, backend: string): void {
+  store.removeItem(placeKey(backend));
+}
+
+/**
+ * What to follow when the console opens: the newest running call, from after the last seq
+ * this console showed of it (0 if it did not start it, or forgot).
+ */
+export function resumeFrom(
+  calls: { call: string; state: string }[],
+  place: Place | null,
+): { call: string; input: string; after: number } | null {
+  const running = [...calls].reverse().find((c) => c.state === "running");
+  if (!running) return null;
+  return place && place.call === running.call
+    ? { call: running.call, input: place.input, after: place.lastSeq }
+    : { call: running.call, input: "", after: 0 };
+}
