@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
-use super::converge::{Projects, SyncState, fingerprint, project_backends};
+use super::backends::{fingerprint, project_backends};
+use super::converge::{Projects, SyncState};
 use super::lockfile::{self, ProjectLock};
 use super::manifest::Manifest;
 use crate::backend::{BackendId, BackendState, HealthCheck};
