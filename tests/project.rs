@@ -416,3 +416,98 @@ fn venv_create_is_in_process_and_python_accepts_it() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&imported.stdout).trim(), "1.0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_api_up_status_down() {
+    use std::io::{BufRead, BufReader};
+    let p = Project::new();
+    let text = manifest(&p.minor(), r#"["alpha"]"#, "hi");
+    p.write(&text[..text.find("[[backend]]\nname = \"two\"").unwrap()]);
+    let mut serve = {
+        let mut cmd = p
+            .home
+            .command(&["serve", "--http", "127.0.0.1:0", "--no-grpc"]);
+        cmd.env("BEEP_PYTHON_CATALOG", &p.catalog)
+            .env("BEEP_PYTHON_MIRROR", &p.mirror)
+            .env("BEEP_HOST_INSTALLER", "uv")
+            .env("BEEP_HOST_UV", support_venv::shared_uv())
+            .env(
+                "UV_CACHE_DIR",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("uv-cache"),
+            )
+            .env("UV_NO_INDEX", "1")
+            .env("UV_FIND_LINKS", &p.wheels)
+            .stdout(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let mut line = String::new();
+    BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(ready["record"].as_str().unwrap()).unwrap()).unwrap();
+    let token = record["token"].as_str().unwrap().to_string();
+    let base = format!("http://{}", ready["http"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let dir = p.dir.to_str().unwrap().to_string();
+
+    let up = client
+        .post(format!("{base}/projects/up"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "dir": dir }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 200);
+    let up: Value = up.json().await.unwrap();
+    assert_eq!(up["backends"][0]["action"], "started", "{up}");
+    assert_eq!(up["environment_created"], true, "{up}");
+
+    let status: Value = client
+        .get(format!("{base}/projects/status"))
+        .query(&[("dir", &dir)])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["up_to_date"], true, "{status}");
+    assert_eq!(status["backends"][0]["state"], "ready", "{status}");
+
+    let down: Value = client
+        .post(format!("{base}/projects/down"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "dir": dir }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(down[0]["action"], "stopped", "{down}");
+
+    // A bad beep.toml is a 400 that names the line.
+    p.write("[python]\nversion = \"3.11\"\nhelth = 1\n");
+    let bad = client
+        .post(format!("{base}/projects/up"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "dir": dir }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .contains("beep.toml:3: unknown key `helth`"),
+        "{bad}"
+    );
+
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
