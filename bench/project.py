@@ -115,13 +115,18 @@ def main():
     env["BEEP_PYTHON_CATALOG"] = str(work / "catalog.json")
     env["BEEP_PYTHON_MIRROR"] = (work / "mirror").as_uri()
     installed = json.loads(run([bin_, "runtime", "install", version, "--json"], env))
-    key, python = installed["key"], installed["python"]
+    key, python = installed["runtime"]["key"], installed["runtime"]["python"]
     run([bin_, "runtime", "default", key], env)
 
-    # uv: the one in BEEP_HOST_UV, or the one beep-host provisions.
-    run([bin_, "venv", "create", "warmup"], env)
-    uv = os.environ.get("BEEP_HOST_UV") or str(home / "data/tools/uv/bin/uv")
+    # uv: BEEP_HOST_UV, else the one the tests provision, else uv on PATH (the test
+    # runtime has no pip to provision one with).
+    uv = (os.environ.get("BEEP_HOST_UV")
+          or next((str(p) for p in [ROOT / "target/tmp/beep-uv/bin/uv"] if p.exists()), None)
+          or shutil.which("uv"))
+    if not uv:
+        sys.exit("no uv: set BEEP_HOST_UV (or run the tests once: they provision one)")
     env["BEEP_HOST_UV"] = uv
+    run([bin_, "venv", "create", "warmup"], env)
     (work / "wheels").mkdir()
     run([sys.executable, "-c", WHEELS, work / "wheels"], env)
 
@@ -169,8 +174,8 @@ transport = "http"
         start = time.perf_counter()
         run([bin_, "venv", "create", f"s{i}"], env)
         run([bin_, "pkg", "install", f"s{i}", "-r", requirements], env)
-        run([bin_, "start", "pipe", "--env", f"s{i}", "--detach"], env)
-        run([bin_, "start", "http", "--env", f"s{i}", "--detach"], env)
+        run([bin_, "start", "pipe", "--venv", f"s{i}", "--detach"], env)
+        run([bin_, "start", "http", "--venv", f"s{i}", "--detach"], env)
         separate.append(time.perf_counter() - start)
         run([bin_, "stop", "--all"], env)
     rows.append(("`up`, env deleted, packages cached, 2 backends", "beep-host up", ms(up),
@@ -193,7 +198,9 @@ transport = "http"
     for i in range(args.runs):
         run([bin_, "venv", "delete", "envonly", "--yes"], env)
         ours.append(timed([bin_, "up"], env, cwd=envonly))
-        target = plain / f"s{i}"
+        # One path, as `up` has (uv caches an interpreter's facts by its path).
+        target = plain / "synced"
+        shutil.rmtree(target, ignore_errors=True)
         start = time.perf_counter()
         run([uv, "venv", "--no-config", "-q", "--python", python, target], env)
         run([uv, "pip", "sync", "--no-config", "-q", "--preview-features", "pylock",
