@@ -96,6 +96,11 @@ impl Project {
 
     fn write(&self, text: &str) {
         std::fs::write(self.dir.join("beep.toml"), text).unwrap();
+        std::fs::write(
+            self.dir.join("app.py"),
+            "def load():\n    return 42\n\ndef boom():\n    raise RuntimeError('no model here')\n",
+        )
+        .unwrap();
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -186,6 +191,7 @@ env = {{ GREETING = "{one_env}" }}
 [[backend]]
 name = "two"
 transport = "http"
+preload = "app:load"
 health = {{ every = "5s", timeout = "2s", failures = 3 }}
 limits = {{ memory = "2 GiB" }}
 "#
@@ -219,7 +225,18 @@ fn up_converges_and_up_again_changes_nothing() {
             p.ok(&["eval", id, "__import__('alpha').VERSION"]).trim(),
             "\"1.0\""
         );
+        // The project folder is the working directory.
+        let cwd = p.ok(&["eval", id, "__import__('os').getcwd()"]);
+        assert_eq!(
+            cwd.trim(),
+            format!("{:?}", p.dir.canonicalize().unwrap().to_str().unwrap())
+        );
     }
+    let greeting = |id: &str| p.ok(&["eval", id, "__import__('os').environ.get('GREETING')"]);
+    assert_eq!(greeting(&backends[0].2).trim(), "\"hi\"");
+    assert_eq!(greeting(&backends[1].2).trim(), "null");
+    // `preload` ran before ready: its value is bound to the function's name.
+    assert_eq!(p.ok(&["eval", &backends[1].2, "load"]).trim(), "42");
 
     // Again: nothing to do, nothing touched.
     let before = support_venv::snapshot(p.home.root());
@@ -241,6 +258,9 @@ fn up_converges_and_up_again_changes_nothing() {
     let status: Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["up_to_date"], true, "{status}");
     assert_eq!(status["environment_in_sync"], true);
+    assert_eq!(status["backends"][1]["healthy"], true, "{status}");
+    assert_eq!(status["backends"][1]["memory_limit"], 2u64 << 30);
+    assert!(status["backends"][1]["rss_bytes"].as_u64().unwrap() > 0);
 
     // One backend's env changes: only it restarts.
     p.write(&manifest(&p.minor(), r#"["alpha"]"#, "hello"));
@@ -252,6 +272,7 @@ fn up_converges_and_up_again_changes_nothing() {
     let after = p.backends();
     assert_ne!(after[0].1, backends[0].1, "one has a new process");
     assert_eq!(after[1], backends[1], "two is the same process");
+    assert_eq!(greeting(&after[0].2).trim(), "\"hello\"");
 
     // A requirement removed: the packages go.
     p.write(&manifest(&p.minor(), "[]", "hello"));
@@ -283,7 +304,7 @@ fn bad_manifests_say_where_and_change_nothing() {
     let cases: Vec<(String, &str)> = vec![
         (
             good.replace("health =", "helth ="),
-            "beep.toml:17: unknown key `helth` in [[backend]] \"two\"",
+            "beep.toml:18: unknown key `helth` in [[backend]] \"two\"",
         ),
         (
             good.replacen(&format!("\"{}\"", p.minor()), "\"three\"", 1),
@@ -291,11 +312,11 @@ fn bad_manifests_say_where_and_change_nothing() {
         ),
         (
             good.replace("every = \"5s\"", "every = \"5 sec\""),
-            "beep.toml:17: bad value `5 sec` for `every`",
+            "beep.toml:18: bad value `5 sec` for `every`",
         ),
         (
             good.replace("\"2 GiB\"", "\"2 gigs\""),
-            "beep.toml:18: bad value `2 gigs` for `memory`",
+            "beep.toml:19: bad value `2 gigs` for `memory`",
         ),
         (
             good.replace("name = \"two\"", "name = \"one\""),
@@ -510,4 +531,24 @@ async fn host_api_up_status_down() {
 
     serve.kill().unwrap();
     serve.wait().unwrap();
+}
+
+#[test]
+fn a_preload_that_raises_fails_up_with_its_traceback() {
+    let p = Project::new();
+    let text = manifest(&p.minor(), "[]", "hi").replace("app:load", "app:boom");
+    p.write(&text);
+    let err = p.fails(&["up"]);
+    assert!(err.contains("Failed to start backend `two`"), "{err}");
+    assert!(err.contains("RuntimeError: no model here"), "{err}");
+    assert!(
+        err.contains("app.py"),
+        "the traceback names the file: {err}"
+    );
+    assert!(
+        !p.backends().iter().any(|b| b.0 == "two"),
+        "nothing runs for `two`"
+    );
+    let status: Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["up_to_date"], false, "{status}");
 }

@@ -148,7 +148,8 @@ pub async fn down(args: ProjectArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&stopped)?;
     } else if stopped.is_empty() {
-        println!("Nothing to do: no backend of {} runs", args.dir.display());
+        let dir = std::fs::canonicalize(&args.dir).unwrap_or(args.dir);
+        println!("Nothing to do: no backend of {} runs", dir.display());
     } else {
         for b in &stopped {
             println!(
@@ -211,9 +212,11 @@ fn print_status(s: &ProjectStatus) {
                 b.state
                     .map(|st| st.to_string())
                     .unwrap_or_else(|| "not running".into()),
-                match (&b.health, b.state) {
+                match (&b.health, b.healthy) {
                     (None, _) => "-".into(),
-                    (Some(h), _) => format!("every {} ms", h.every_ms),
+                    (Some(h), None) => format!("probe every {} ms", h.every_ms),
+                    (Some(_), Some(true)) => "healthy".into(),
+                    (Some(_), Some(false)) => "unhealthy".into(),
                 },
                 match (b.rss_bytes, b.memory_limit) {
                     (Some(rss), Some(limit)) => format!("{} / {}", mib(rss), mib(limit)),
