@@ -28,34 +28,42 @@ fn projects() -> anyhow::Result<Projects> {
     Ok(Projects::new(paths, config))
 }
 
-/// A bar on a terminal; the installers' lines on stderr otherwise.
-fn reporter() -> (Box<dyn Reporter>, Option<BarReporter>) {
-    if std::io::stderr().is_terminal() {
-        (Box::new(StderrReporter), Some(BarReporter::new(true)))
-    } else {
-        (Box::new(StderrReporter), None)
+/// On a terminal a bar, with the tools' lines printed above it; elsewhere the lines alone
+/// on stderr.
+enum Steps {
+    Bar(BarReporter),
+    Lines,
+}
+
+impl Steps {
+    fn new() -> Self {
+        if std::io::stderr().is_terminal() {
+            Self::Bar(BarReporter::new(true))
+        } else {
+            Self::Lines
+        }
+    }
+
+    fn finish(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish();
+        }
     }
 }
 
-struct Either<'a>(&'a dyn Reporter, Option<&'a BarReporter>);
-
-impl Reporter for Either<'_> {
+impl Reporter for Steps {
     fn report(&self, progress: beep_host::Progress) {
-        match self.1 {
-            Some(bar) => bar.report(progress),
-            None => self.0.report(progress),
+        match self {
+            Self::Bar(bar) => bar.report(progress),
+            Self::Lines => StderrReporter.report(progress),
         }
     }
 }
 
 pub async fn lock(args: ProjectArgs) -> anyhow::Result<ExitCode> {
-    let (plain, bar) = reporter();
-    let lock = projects()?
-        .lock(&args.dir, &Either(plain.as_ref(), bar.as_ref()))
-        .await;
-    if let Some(bar) = &bar {
-        bar.finish();
-    }
+    let steps = Steps::new();
+    let lock = projects()?.lock(&args.dir, &steps).await;
+    steps.finish();
     let lock = lock?;
     if args.json {
         print_json(&serde_json::json!({
@@ -76,13 +84,9 @@ pub async fn lock(args: ProjectArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn up(args: ProjectArgs) -> anyhow::Result<ExitCode> {
-    let (plain, bar) = reporter();
-    let report = projects()?
-        .up(&args.dir, &Either(plain.as_ref(), bar.as_ref()))
-        .await;
-    if let Some(bar) = &bar {
-        bar.finish();
-    }
+    let steps = Steps::new();
+    let report = projects()?.up(&args.dir, &steps).await;
+    steps.finish();
     let report = report?;
     if args.json {
         print_json(&report)?;

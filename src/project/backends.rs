@@ -76,7 +76,7 @@ impl Projects {
                 Some((_, b)) => {
                     reporter.report(Progress::Output {
                         line: format!(
-                            "Restarting backend `{}` ({}): its declaration changed",
+                            "Restarting backend `{}` ({}): its declaration or the lock changed",
                             decl.name, b.id
                         ),
                     });
