@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = "20990101"
 PREFIX = "https://github.com/astral-sh/python-build-standalone/releases/download"
 
-WHEELS = r'''
+WHEELS = r"""
 import base64, hashlib, sys, zipfile
 def wheel(out, name, version, deps=()):
     dist = f"{name}-{version}.dist-info"
@@ -54,12 +54,18 @@ for i in range(20):
     wheel(sys.argv[1], f"pkg{i}", "1.0")
 wheel(sys.argv[1], "alpha", "1.0", ["beta"] + [f"pkg{i}" for i in range(20)])
 wheel(sys.argv[1], "beta", "2.0")
-'''
+"""
 
 
 def run(cmd, env, cwd=None):
-    out = subprocess.run([str(c) for c in cmd], env=env, cwd=cwd,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = subprocess.run(
+        [str(c) for c in cmd],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if out.returncode != 0:
         sys.exit(f"failed: {cmd}\n{out.stdout}\n{out.stderr}")
     return out.stdout
@@ -79,7 +85,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--profile", choices=["release", "debug"], default="release")
-    parser.add_argument("--no-build", action="store_true", help="use the binary as it is")
+    parser.add_argument(
+        "--no-build", action="store_true", help="use the binary as it is"
+    )
     args = parser.parse_args()
 
     build = ["cargo", "build", "-q", "-p", "beep-host"]
@@ -93,24 +101,47 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="bp-", dir="/tmp"))
     home = work / "h"
-    env = dict(os.environ, BEEP_HOST_HOME=str(home), BEEP_HOST_INSTALLER="uv",
-               UV_CACHE_DIR=str(work / "uv-cache"), UV_NO_INDEX="1",
-               UV_FIND_LINKS=str(work / "wheels"), BEEP_HOST_DAEMON_IDLE="120")
+    env = dict(
+        os.environ,
+        BEEP_HOST_HOME=str(home),
+        BEEP_HOST_INSTALLER="uv",
+        UV_CACHE_DIR=str(work / "uv-cache"),
+        UV_NO_INDEX="1",
+        UV_FIND_LINKS=str(work / "wheels"),
+        BEEP_HOST_DAEMON_IDLE="120",
+    )
     env.pop("VIRTUAL_ENV", None)
     env.pop("RUST_LOG", None)
 
     # A managed runtime from a file:// mirror.
-    manifest = json.loads(run([sys.executable, ROOT / "tests/support/make_pbs_archive.py",
-                               "--out", work / "pbs", "--build", BUILD], env))
+    manifest = json.loads(
+        run(
+            [
+                sys.executable,
+                ROOT / "tests/support/make_pbs_archive.py",
+                "--out",
+                work / "pbs",
+                "--build",
+                BUILD,
+            ],
+            env,
+        )
+    )
     version = manifest["version"]
     archive = manifest["archives"]["tar.gz"]
     (work / "mirror" / BUILD).mkdir(parents=True)
     shutil.copy(archive["path"], work / "mirror" / BUILD / archive["name"])
     import platform
-    entry = {"version": version, "os": sys.platform if sys.platform != "darwin" else "darwin",
-             "arch": platform.machine(), "libc": "gnu", "build": BUILD,
-             "url": f"{PREFIX}/{BUILD}/{archive['name'].replace('+', '%2B')}",
-             "sha256": archive["sha256"]}
+
+    entry = {
+        "version": version,
+        "os": sys.platform if sys.platform != "darwin" else "darwin",
+        "arch": platform.machine(),
+        "libc": "gnu",
+        "build": BUILD,
+        "url": f"{PREFIX}/{BUILD}/{archive['name'].replace('+', '%2B')}",
+        "sha256": archive["sha256"],
+    }
     (work / "catalog.json").write_text(json.dumps({"entries": [entry]}))
     env["BEEP_PYTHON_CATALOG"] = str(work / "catalog.json")
     env["BEEP_PYTHON_MIRROR"] = (work / "mirror").as_uri()
@@ -120,9 +151,13 @@ def main():
 
     # uv: BEEP_HOST_UV, else the one the tests provision, else uv on PATH (the test
     # runtime has no pip to provision one with).
-    uv = (os.environ.get("BEEP_HOST_UV")
-          or next((str(p) for p in [ROOT / "target/tmp/beep-uv/bin/uv"] if p.exists()), None)
-          or shutil.which("uv"))
+    uv = (
+        os.environ.get("BEEP_HOST_UV")
+        or next(
+            (str(p) for p in [ROOT / "target/tmp/beep-uv/bin/uv"] if p.exists()), None
+        )
+        or shutil.which("uv")
+    )
     if not uv:
         sys.exit("no uv: set BEEP_HOST_UV (or run the tests once: they provision one)")
     env["BEEP_HOST_UV"] = uv
@@ -138,15 +173,27 @@ def main():
     plain.mkdir()
     for i in range(args.runs):
         ours.append(timed([bin_, "venv", "create", f"b{i}", "--runtime", key], env))
-        theirs.append(timed([uv, "venv", "--no-config", "-q", "--python", python, plain / f"u{i}"], env))
-    rows.append(("create an environment", "beep-host venv create (in-process)", ms(ours),
-                 "uv venv", ms(theirs)))
+        theirs.append(
+            timed(
+                [uv, "venv", "--no-config", "-q", "--python", python, plain / f"u{i}"],
+                env,
+            )
+        )
+    rows.append(
+        (
+            "create an environment",
+            "beep-host venv create (in-process)",
+            ms(ours),
+            "uv venv",
+            ms(theirs),
+        )
+    )
 
     # 2. A project.
     project = work / "demo"
     project.mkdir()
     (project / "beep.toml").write_text(f'''[python]
-version = "{version.rsplit('.', 1)[0]}"
+version = "{version.rsplit(".", 1)[0]}"
 
 [environment]
 name = "demo"
@@ -178,21 +225,31 @@ transport = "http"
         run([bin_, "start", "http", "--venv", f"s{i}", "--detach"], env)
         separate.append(time.perf_counter() - start)
         run([bin_, "stop", "--all"], env)
-    rows.append(("`up`, env deleted, packages cached, 2 backends", "beep-host up", ms(up),
-                 "venv create + pkg install -r + 2 × start --detach", ms(separate)))
+    rows.append(
+        (
+            "`up`, env deleted, packages cached, 2 backends",
+            "beep-host up",
+            ms(up),
+            "venv create + pkg install -r + 2 × start --detach",
+            ms(separate),
+        )
+    )
 
     # The environment part alone: up without backends vs uv.
     envonly = work / "envonly"
     envonly.mkdir()
     text = (project / "beep.toml").read_text()
-    (envonly / "beep.toml").write_text(text[: text.index("[[backend]]")].replace('"demo"', '"envonly"'))
+    (envonly / "beep.toml").write_text(
+        text[: text.index("[[backend]]")].replace('"demo"', '"envonly"')
+    )
     run([bin_, "up"], env, cwd=envonly)
     pylock = work / "pylock.toml"
     shutil.copy(envonly / "beep.lock", pylock)
     uvproject = work / "uvproj"
     uvproject.mkdir()
     (uvproject / "pyproject.toml").write_text(
-        f'[project]\nname = "uvproj"\nversion = "0"\nrequires-python = ">={version}"\ndependencies = ["alpha"]\n')
+        f'[project]\nname = "uvproj"\nversion = "0"\nrequires-python = ">={version}"\ndependencies = ["alpha"]\n'
+    )
     run([uv, "lock", "--python", python], env, cwd=uvproject)
     ours, sync_lock, sync_project = [], [], []
     for i in range(args.runs):
@@ -203,15 +260,44 @@ transport = "http"
         shutil.rmtree(target, ignore_errors=True)
         start = time.perf_counter()
         run([uv, "venv", "--no-config", "-q", "--python", python, target], env)
-        run([uv, "pip", "sync", "--no-config", "-q", "--preview-features", "pylock",
-             "--python", target / "bin/python", pylock], env)
+        run(
+            [
+                uv,
+                "pip",
+                "sync",
+                "--no-config",
+                "-q",
+                "--preview-features",
+                "pylock",
+                "--python",
+                target / "bin/python",
+                pylock,
+            ],
+            env,
+        )
         sync_lock.append(time.perf_counter() - start)
         shutil.rmtree(uvproject / ".venv", ignore_errors=True)
-        sync_project.append(timed([uv, "sync", "-q", "--python", python], env, cwd=uvproject))
-    rows.append(("environment from the lock (no backends)", "beep-host up", ms(ours),
-                 "uv venv + uv pip sync beep.lock", ms(sync_lock)))
-    rows.append(("environment from the lock (no backends)", "beep-host up", ms(ours),
-                 "uv sync (uv project, uv.lock)", ms(sync_project)))
+        sync_project.append(
+            timed([uv, "sync", "-q", "--python", python], env, cwd=uvproject)
+        )
+    rows.append(
+        (
+            "environment from the lock (no backends)",
+            "beep-host up",
+            ms(ours),
+            "uv venv + uv pip sync beep.lock",
+            ms(sync_lock),
+        )
+    )
+    rows.append(
+        (
+            "environment from the lock (no backends)",
+            "beep-host up",
+            ms(ours),
+            "uv sync (uv project, uv.lock)",
+            ms(sync_project),
+        )
+    )
 
     run([bin_, "down"], env, cwd=project)
     run([bin_, "daemon", "stop"], env)
@@ -229,8 +315,10 @@ transport = "http"
         if base is None:
             lines.append(f"| {op} | {ours_cmd} | {med:.1f} ({low:.1f}) | | | |")
         else:
-            lines.append(f"| {op} | {ours_cmd} | {med:.1f} ({low:.1f}) | {base_cmd} | "
-                         f"{base[0]:.1f} ({base[1]:.1f}) | {med / base[0]:.2f}x |")
+            lines.append(
+                f"| {op} | {ours_cmd} | {med:.1f} ({low:.1f}) | {base_cmd} | "
+                f"{base[0]:.1f} ({base[1]:.1f}) | {med / base[0]:.2f}x |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     (ROOT / "bench" / "project-results.md").write_text(text)
