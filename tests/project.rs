@@ -552,3 +552,35 @@ fn a_preload_that_raises_fails_up_with_its_traceback() {
     let status: Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["up_to_date"], false, "{status}");
 }
+
+#[test]
+fn two_ups_at_once_start_each_backend_once() {
+    let p = Project::new();
+    p.write(&manifest(&p.minor(), r#"["alpha"]"#, "hi"));
+    let spawn = || {
+        let mut cmd = p.home.command(&["up"]);
+        cmd.current_dir(&p.dir)
+            .env("BEEP_PYTHON_CATALOG", &p.catalog)
+            .env("BEEP_PYTHON_MIRROR", &p.mirror)
+            .env("BEEP_HOST_INSTALLER", "uv")
+            .env("BEEP_HOST_UV", support_venv::shared_uv())
+            .env(
+                "UV_CACHE_DIR",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("uv-cache"),
+            )
+            .env("UV_NO_INDEX", "1")
+            .env("UV_FIND_LINKS", &p.wheels)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let ps: Vec<Value> = serde_json::from_str(&p.ok(&["ps", "--json"])).unwrap();
+    let live: Vec<&Value> = ps.iter().filter(|b| b["state"] == "ready").collect();
+    assert_eq!(live.len(), 2, "{ps:?}");
+    assert!(p.ok(&["up"]).starts_with("Nothing to do"));
+}

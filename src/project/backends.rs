@@ -191,6 +191,7 @@ impl Projects {
         reporter: &dyn Reporter,
     ) -> Result<Vec<BackendChange>, Error> {
         let manifest = Manifest::load(dir)?;
+        let _lock = self.lock_project(&manifest, reporter).await?;
         self.stop_project_backends(&manifest, reporter).await
     }
 }

@@ -90,6 +90,7 @@ impl Projects {
     #[tracing::instrument(skip_all, fields(dir = %dir.display()))]
     pub async fn up(&self, dir: &Path, reporter: &dyn Reporter) -> Result<UpReport, Error> {
         let manifest = Manifest::load(dir)?;
+        let _lock = self.lock_project(&manifest, reporter).await?;
         let input = lockfile::input_hash(&manifest)?;
         let current = ProjectLock::read(&manifest.dir)?.filter(|l| l.beep.input == input);
         let env_dir = environment::env_dir(&self.paths, &manifest.env_name);
@@ -149,6 +150,35 @@ impl Projects {
 
         report.backends = self.converge_backends(&manifest, &lock, reporter).await?;
         Ok(report)
+    }
+
+    /// One `up` or `down` of a project at a time (a second one waits, and says so).
+    pub(super) async fn lock_project(
+        &self,
+        manifest: &Manifest,
+        reporter: &dyn Reporter,
+    ) -> Result<crate::lock::LockFile, Error> {
+        let digest = lockfile::sha256_hex(manifest.dir.to_string_lossy().as_bytes());
+        let path = self
+            .paths
+            .locks()
+            .join(format!("project-{}.lock", &digest[..16]));
+        let what = format!("project `{}`", manifest.dir.display());
+        let on_wait = || {
+            reporter.report(Progress::Output {
+                line: format!("Waiting for another `up` or `down` of {what} to finish"),
+            })
+        };
+        let wait = crate::lock::Wait {
+            on_wait: Some(&on_wait),
+            ..Default::default()
+        };
+        crate::lock::LockFile::acquire(&path, &what, wait)
+            .await
+            .map_err(|source| Error::Busy {
+                dir: manifest.dir.clone(),
+                source,
+            })
     }
 
     /// Create the environment when it is missing (or made from another runtime), then

@@ -70,6 +70,12 @@ pub enum Error {
     },
     #[error(transparent)]
     Daemon(Box<crate::daemon::Error>),
+    #[error("Failed to lock project `{}`", dir.display())]
+    Busy {
+        dir: PathBuf,
+        #[source]
+        source: crate::lock::Error,
+    },
     #[error("Failed to write `{}`", path.display())]
     Write {
         path: PathBuf,
@@ -96,6 +102,7 @@ impl Error {
             Self::NeedsUv { .. } => C::Invalid,
             Self::Venv(e) => e.code(),
             Self::Daemon(e) => e.code(),
+            Self::Busy { source, .. } => source.code(),
             Self::Resolve { .. } | Self::Sync { .. } | Self::Start { .. } | Self::Stop { .. } => {
                 C::Failed
             }
