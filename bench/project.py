@@ -89,17 +89,28 @@ def main():
         "--no-build", action="store_true", help="use the binary as it is"
     )
     args = parser.parse_args()
-
-    build = ["cargo", "build", "-q", "-p", "beep-host"]
-    if args.profile == "release":
-        build.append("--release")
     if not args.no_build:
         print(f"building the {args.profile} binary...", file=sys.stderr)
-    if not args.no_build:
+        build = ["cargo", "build", "-q", "-p", "beep-host"]
+        if args.profile == "release":
+            build.append("--release")
         subprocess.run(build, cwd=ROOT, check=True)
     bin_ = ROOT / "target" / args.profile / "beep-host"
-
     work = Path(tempfile.mkdtemp(prefix="bp-", dir="/tmp"))
+    try:
+        bench(args, bin_, work)
+    finally:
+        # Whatever happened, no daemon or backend of the bench is left running.
+        subprocess.run(
+            [str(bin_), "daemon", "stop"],
+            env=dict(os.environ, BEEP_HOST_HOME=str(work / "h")),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench(args, bin_, work):
     home = work / "h"
     env = dict(
         os.environ,
@@ -300,7 +311,6 @@ transport = "http"
     )
 
     run([bin_, "down"], env, cwd=project)
-    run([bin_, "daemon", "stop"], env)
 
     lines = [
         f"# Project benchmarks ({args.profile} build, {args.runs} runs, medians; min in brackets)",
@@ -322,7 +332,6 @@ transport = "http"
     text = "\n".join(lines) + "\n"
     print(text)
     (ROOT / "bench" / "project-results.md").write_text(text)
-    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
