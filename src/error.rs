@@ -142,6 +142,7 @@ impl crate::Error {
             Self::Backend(e) => e.code(),
             Self::Host(e) => e.code(),
             Self::Daemon(e) => e.code(),
+            Self::Project(e) => e.code(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod host;
 pub mod lock;
 pub mod paths;
+pub mod project;
 pub mod reporter;
 pub mod runtime;
 pub mod venv;
@@ -36,4 +37,6 @@ pub enum Error {
     Host(#[from] host::Error),
     #[error(transparent)]
     Daemon(#[from] daemon::Error),
+    #[error(transparent)]
+    Project(#[from] project::Error),
 }

@@ -7,6 +7,7 @@ mod daemon;
 mod output;
 mod pkg;
 mod progress;
+mod project;
 mod runtime;
 mod venv;
 
@@ -64,6 +65,14 @@ enum Command {
     Calls(calls::CallsArgs),
     /// Follow a call again: its output so far (after --after), then live, then its value.
     Attach(calls::AttachArgs),
+    /// Resolve a project's requirements (beep.toml) into beep.lock (pylock.toml format).
+    Lock(project::ProjectArgs),
+    /// Bring a project to what beep.toml and beep.lock declare: runtime, environment, backends.
+    Up(project::ProjectArgs),
+    /// Stop a project's backends.
+    Down(project::ProjectArgs),
+    /// Show a project's declaration beside what is installed and running.
+    Status(project::ProjectArgs),
 }
 
 /// `beep-host runtime list | head -1`: when the reader of stdout (or stderr) is gone, end
@@ -126,6 +135,10 @@ pub fn main() -> ExitCode {
             Command::Interrupt(args) => call::interrupt(args).await,
             Command::Calls(args) => calls::calls(args).await,
             Command::Attach(args) => calls::attach(args).await,
+            Command::Lock(args) => project::lock(args).await,
+            Command::Up(args) => project::up(args).await,
+            Command::Down(args) => project::down(args).await,
+            Command::Status(args) => project::status(args).await,
         }
     });
     match result {

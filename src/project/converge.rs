@@ -1,0 +1,279 @@
+//! `up`: bring the machine to what `beep.toml` and `beep.lock` say (the environment part
+//! here; the runtime and the lock in `resolution`, the backends in `backends`).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::backends::{Action, BackendChange};
+use super::lockfile::{self, LOCK_FILE, ProjectLock};
+use super::manifest::Manifest;
+use super::resolution::run_uv;
+use super::{Error, STATE_FILE};
+use crate::runtime::{Runtime, RuntimeKind, Runtimes};
+use crate::venv::environment::{self, is_executable};
+use crate::venv::{CreateOptions, DeleteOptions, Environments};
+use crate::{Config, Paths, Progress, Reporter};
+
+/// What `up` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpReport {
+    pub dir: PathBuf,
+    pub environment: String,
+    /// The runtime's key (`None` when the environment was in sync and not asked).
+    pub runtime: Option<String>,
+    pub runtime_installed: bool,
+    /// `beep.lock` was (re)written.
+    pub locked: bool,
+    pub environment_created: bool,
+    pub environment_synced: bool,
+    pub backends: Vec<BackendChange>,
+}
+
+impl UpReport {
+    /// Did anything change?
+    pub fn changed(&self) -> bool {
+        self.runtime_installed
+            || self.locked
+            || self.environment_created
+            || self.environment_synced
+            || self.backends.iter().any(|b| b.action != Action::Unchanged)
+    }
+}
+
+/// What a project's environment records about its last sync (`<env>/beep-project.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct SyncState {
+    /// The project folder.
+    pub project: PathBuf,
+    /// sha256 of the `beep.lock` the environment was synced to.
+    pub lock: String,
+    pub runtime: String,
+    pub runtime_python: PathBuf,
+}
+
+impl SyncState {
+    pub(super) fn read(env_dir: &Path) -> Option<Self> {
+        let bytes = fs_err::read(env_dir.join(STATE_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn write(&self, env_dir: &Path) -> Result<(), Error> {
+        let path = env_dir.join(STATE_FILE);
+        let tmp = env_dir.join(format!("{STATE_FILE}.tmp"));
+        let text = serde_json::to_vec_pretty(self).expect("plain data serializes");
+        fs_err::write(&tmp, text)
+            .and_then(|()| fs_err::rename(&tmp, &path))
+            .map_err(|source| Error::Write { path, source })
+    }
+}
+
+/// The project service: lock, up, down, status.
+#[derive(Debug, Clone)]
+pub struct Projects {
+    pub(super) paths: Paths,
+    pub(super) config: Config,
+}
+
+impl Projects {
+    pub fn new(paths: Paths, config: Config) -> Self {
+        Self { paths, config }
+    }
+
+    pub(super) fn runtimes(&self) -> Runtimes {
+        Runtimes::new(self.paths.clone(), self.config.clone())
+    }
+
+    /// `beep-host up`: runtime, lock, environment, backends, in that order; each step
+    /// only when it is not already as declared. A bad `beep.toml` changes nothing.
+    #[tracing::instrument(skip_all, fields(dir = %dir.display()))]
+    pub async fn up(&self, dir: &Path, reporter: &dyn Reporter) -> Result<UpReport, Error> {
+        let manifest = Manifest::load(dir)?;
+        let _lock = self.lock_project(&manifest, reporter).await?;
+        let input = lockfile::input_hash(&manifest)?;
+        let current = ProjectLock::read(&manifest.dir)?.filter(|l| l.beep.input == input);
+        let env_dir = environment::env_dir(&self.paths, &manifest.env_name);
+        let mut report = UpReport {
+            dir: manifest.dir.clone(),
+            environment: manifest.env_name.to_string(),
+            runtime: None,
+            runtime_installed: false,
+            locked: false,
+            environment_created: false,
+            environment_synced: false,
+            backends: Vec::new(),
+        };
+
+        // The environment is in sync when it records this lock and its runtime is there:
+        // then no installer runs and no runtime is looked up.
+        let in_sync = current.as_ref().and_then(|lock| {
+            let state = SyncState::read(&env_dir)?;
+            (state.lock == lock.hash
+                && state.project == manifest.dir
+                && environment::is_complete(&env_dir)
+                && is_executable(&environment::python_in(&env_dir))
+                && is_executable(&state.runtime_python))
+            .then_some(state)
+        });
+        let lock = match (in_sync, current) {
+            (Some(state), Some(lock)) => {
+                report.runtime = Some(state.runtime);
+                lock
+            }
+            (_, current) => {
+                let pin = match &current {
+                    Some(lock) => lock.beep.runtime.clone(),
+                    None => self.pin(&manifest, None).await?,
+                };
+                let (runtime, installed) = self.ensure_runtime(&manifest, &pin, reporter).await?;
+                report.runtime = Some(runtime.key.clone());
+                report.runtime_installed = installed;
+                let lock = match current {
+                    Some(lock) => lock,
+                    None => {
+                        let (lock, written) = self
+                            .lock_manifest(&manifest, pin, Some(&runtime), reporter)
+                            .await?;
+                        report.locked = written;
+                        lock
+                    }
+                };
+                let created = self
+                    .sync_environment(&manifest, &runtime, &lock, reporter)
+                    .await?;
+                report.environment_created = created;
+                report.environment_synced = true;
+                lock
+            }
+        };
+
+        report.backends = self.converge_backends(&manifest, &lock, reporter).await?;
+        Ok(report)
+    }
+
+    /// One `up` or `down` of a project at a time (a second one waits, and says so).
+    pub(super) async fn lock_project(
+        &self,
+        manifest: &Manifest,
+        reporter: &dyn Reporter,
+    ) -> Result<crate::lock::LockFile, Error> {
+        let digest = lockfile::sha256_hex(manifest.dir.to_string_lossy().as_bytes());
+        let path = self
+            .paths
+            .locks()
+            .join(format!("project-{}.lock", &digest[..16]));
+        let what = format!("project `{}`", manifest.dir.display());
+        let on_wait = || {
+            reporter.report(Progress::Output {
+                line: format!("Waiting for another `up` or `down` of {what} to finish"),
+            })
+        };
+        let wait = crate::lock::Wait {
+            on_wait: Some(&on_wait),
+            ..Default::default()
+        };
+        crate::lock::LockFile::acquire(&path, &what, wait)
+            .await
+            .map_err(|source| Error::Busy {
+                dir: manifest.dir.clone(),
+                source,
+            })
+    }
+
+    /// Create the environment when it is missing (or made from another runtime), then
+    /// `uv pip sync` it to the lock: extra packages are removed. `true` when created.
+    async fn sync_environment(
+        &self,
+        manifest: &Manifest,
+        runtime: &Runtime,
+        lock: &ProjectLock,
+        reporter: &dyn Reporter,
+    ) -> Result<bool, Error> {
+        let name = &manifest.env_name;
+        let envs = Environments::new(self.paths.clone(), self.config.clone());
+        let env_dir = environment::env_dir(&self.paths, name);
+        let mut created = false;
+        let existing = envs.get(name).ok();
+        let runtime_request = match runtime.kind {
+            RuntimeKind::Managed => runtime.key.clone(),
+            RuntimeKind::Adopted => runtime.python.to_string_lossy().into_owned(),
+        };
+        if let Some(env) = &existing
+            && (env.runtime.as_deref() != Some(runtime.key.as_str()) || !env.healthy)
+        {
+            reporter.report(Progress::Output {
+                line: format!(
+                    "Environment `{name}` was made from another runtime ({}); making it again from `{}`",
+                    env.runtime.as_deref().unwrap_or("?"),
+                    runtime.key
+                ),
+            });
+            self.stop_project_backends(manifest, reporter).await?;
+            let backends = crate::daemon::DaemonBackends::ask(&self.paths).await?;
+            envs.delete(name, DeleteOptions { force: true }, &backends, reporter)
+                .await?;
+        }
+        if existing.is_none() || !environment::is_complete(&env_dir) {
+            reporter.report(Progress::Output {
+                line: format!("Creating environment `{name}` from `{}`", runtime.key),
+            });
+            let options = CreateOptions {
+                runtime: Some(runtime_request),
+                ..Default::default()
+            };
+            envs.create(name, &options, reporter).await?;
+            created = true;
+        }
+        let tool = self.tool(manifest, Some(runtime), reporter).await?;
+        let _guard = crate::lock::LockFile::acquire(
+            &crate::venv::lock_path(&self.paths, name.as_str()),
+            &format!("environment `{name}`"),
+            Default::default(),
+        )
+        .await
+        .map_err(|source| crate::venv::Error::Lock {
+            name: name.to_string(),
+            source,
+        })?;
+        // uv knows a pylock file by its name.
+        let tmp = tempfile::tempdir().map_err(|source| Error::Write {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let pylock = tmp.path().join("pylock.toml");
+        fs_err::copy(&lock.path, &pylock).map_err(|source| Error::Write {
+            path: pylock.clone(),
+            source,
+        })?;
+        let python = environment::python_in(&env_dir);
+        reporter.report(Progress::Output {
+            line: format!("Syncing environment `{name}` to {LOCK_FILE}"),
+        });
+        let args: Vec<&OsStr> = vec![
+            OsStr::new("pip"),
+            OsStr::new("sync"),
+            OsStr::new("--no-config"),
+            OsStr::new("--preview-features"),
+            OsStr::new("pylock"),
+            OsStr::new("--python"),
+            python.as_os_str(),
+            pylock.as_os_str(),
+        ];
+        run_uv(&tool, &args, reporter, &manifest.dir)
+            .await
+            .map_err(|source| Error::Sync {
+                name: name.to_string(),
+                lock: lock.path.clone(),
+                source,
+            })?;
+        SyncState {
+            project: manifest.dir.clone(),
+            lock: lock.hash.clone(),
+            runtime: runtime.key.clone(),
+            runtime_python: runtime.python.clone(),
+        }
+        .write(&env_dir)?;
+        Ok(created)
+    }
+}
