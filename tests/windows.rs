@@ -520,3 +520,100 @@ fn read_json_line(child: &mut Child) -> Value {
         .unwrap();
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
 }
+
+/// python.org's embeddable package as a runtime: installed from its zip, its `._pth` edited
+/// so `site` and `Lib\site-packages` work, able to run backends itself (the shipped
+/// `beep_backend` through `beep-host.pth`), and refused as the base of an environment with
+/// an error that says why and what to do instead.
+#[test]
+fn embedded_runtime_hosts_backends_and_refuses_environments() {
+    let fx = Fixtures::load();
+    let home = Home::new(&fx, &fx.str("pbs", "sha256"));
+    let zip = fx.file("embed");
+    home.ok(&["runtime", "install", zip.to_str().unwrap()]);
+    let runtimes = home.json(&["runtime", "list", "--json"]);
+    let embedded = runtimes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "embedded")
+        .unwrap_or_else(|| panic!("no embedded runtime listed: {runtimes}"))
+        .clone();
+    let key = embedded["key"].as_str().unwrap().to_string();
+    let version = fx.str("embed", "version");
+    assert_eq!(key, format!("embedded-{version}-windows-x86_64"));
+    let python = PathBuf::from(embedded["python"].as_str().unwrap());
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import os, sys, site, beep_backend\n\
+             print([p for p in sys.path if p.lower().endswith(os.path.join('lib', 'site-packages'))])\n\
+             print(os.path.dirname(beep_backend.__file__))",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.lines().next().unwrap().contains("site-packages"),
+        "{stdout}"
+    );
+
+    // Backends on the runtime itself, on http and on the named pipe.
+    for transport in ["http", "pipe"] {
+        let token = "ab".repeat(32);
+        let mut backend = Command::new(&python)
+            .args([
+                "-m",
+                "beep_backend",
+                "--transport",
+                transport,
+                "--token-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            backend.stdin.as_mut().unwrap(),
+            format!("{token}\n").as_bytes(),
+        )
+        .unwrap();
+        drop(backend.stdin.take());
+        let ready = read_json_line(&mut backend);
+        assert_eq!(ready["event"], "ready", "{ready}");
+        let address = ready["address"].as_str().unwrap().to_string();
+        let kind: Transport = serde_json::from_value(json!(transport)).unwrap();
+        block(async {
+            let client = client::connect(kind, &address, &token).await.unwrap();
+            assert_eq!(client.eval("1+1").await.unwrap(), PyValue::Json(json!(2)));
+            let value = client.eval("__import__('sys').executable").await.unwrap();
+            let PyValue::Json(Value::String(exe)) = value else {
+                panic!("{value:?}");
+            };
+            assert_eq!(
+                exe.to_lowercase(),
+                python.display().to_string().to_lowercase()
+            );
+            let _ = client.shutdown().await;
+        });
+        let began = Instant::now();
+        while backend.try_wait().unwrap().is_none() && began.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = backend.kill();
+    }
+
+    // No environment from it: a clear refusal naming the alternative; nothing created.
+    let out = home.cli(&["venv", "create", "e1", "--runtime", &key]);
+    assert!(!out.status.success(), "an environment was made from {key}");
+    let err = text(&out.stderr);
+    assert!(err.contains("embeddable package"), "{err}");
+    assert!(
+        err.contains(&format!("beep-host runtime install {version}")),
+        "{err}"
+    );
+    assert!(!home.paths.envs().join("e1").exists());
+}
