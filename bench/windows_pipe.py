@@ -127,7 +127,11 @@ def echo_server(name, ready):
 def percentiles(samples):
     s = sorted(samples)
     pick = lambda q: s[min(len(s) - 1, int(q * len(s)))]  # noqa: E731
-    return {"p50_us": round(pick(0.5), 1), "p90_us": round(pick(0.9), 1), "p99_us": round(pick(0.99), 1)}
+    return {
+        "p50_us": round(pick(0.5), 1),
+        "p90_us": round(pick(0.9), 1),
+        "p99_us": round(pick(0.99), 1),
+    }
 
 
 def round_trips(client, calls, req):
@@ -147,7 +151,14 @@ def spawn_backend(transport, extra_path=None):
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PYTHON_DIR, extra_path) if p)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "beep_backend", "--transport", PYTHON_NAME.get(transport, transport), "--token-stdin"],
+        [
+            sys.executable,
+            "-m",
+            "beep_backend",
+            "--transport",
+            PYTHON_NAME.get(transport, transport),
+            "--token-stdin",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -176,7 +187,10 @@ def first_answer(transport, extra_path=None):
             host, port = address.rsplit(":", 1)
             conn = http.client.HTTPConnection(host, int(port))
             body = json.dumps({"expr": "1+1"})
-            headers = {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"}
+            headers = {
+                "Authorization": "Bearer " + TOKEN,
+                "Content-Type": "application/json",
+            }
             conn.request("POST", "/v1/eval", body, headers)
             assert json.loads(conn.getresponse().read())["value"] == 2
             conn.close()
@@ -202,7 +216,11 @@ def main():
     args = sys.argv[1:]
     calls = int(args[args.index("--calls") + 1]) if "--calls" in args else 2000
     grpc_path = args[args.index("--grpc-path") + 1] if "--grpc-path" in args else None
-    result = {"python": sys.version.split()[0], "platform": sys.platform, "calls": calls}
+    result = {
+        "python": sys.version.split()[0],
+        "platform": sys.platform,
+        "calls": calls,
+    }
 
     name = r"\\.\pipe\beep-bench-echo-%d" % os.getpid()
     ready = threading.Event()
@@ -215,7 +233,9 @@ def main():
     proc, address, _ = spawn_backend("pipe")
     try:
         client = PipeClient(address)
-        result["beep_backend_pipe"] = round_trips(client, calls, {"op": "eval", "expr": "1+1"})
+        result["beep_backend_pipe"] = round_trips(
+            client, calls, {"op": "eval", "expr": "1+1"}
+        )
         client.close()
     finally:
         stop(proc)
@@ -230,8 +250,14 @@ def main():
     for transport in transports:
         if transport == "rpc":
             sys.path.insert(0, grpc_path)
-        runs = [first_answer(transport, grpc_path if transport == "rpc" else None) for _ in range(3)]
-        cold[transport] = {"median_ms": round(statistics.median(runs), 1), "runs_ms": [round(r, 1) for r in runs]}
+        runs = [
+            first_answer(transport, grpc_path if transport == "rpc" else None)
+            for _ in range(3)
+        ]
+        cold[transport] = {
+            "median_ms": round(statistics.median(runs), 1),
+            "runs_ms": [round(r, 1) for r in runs],
+        }
     result["cold_start_to_first_answer"] = cold
     print(json.dumps(result, indent=1))
 

@@ -26,7 +26,15 @@ import zipfile
 from pathlib import Path
 
 BUILD = "20990101"
-SKIP_DIRS = {"__pycache__", "test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo"}
+SKIP_DIRS = {
+    "__pycache__",
+    "test",
+    "tests",
+    "idle_test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+}
 
 
 def version_of(prefix: Path) -> str:
@@ -43,7 +51,9 @@ def sha256(path: Path) -> str:
 
 
 def pbs_archive(prefix: Path, out: Path, version: str) -> Path:
-    name = f"cpython-{version}+{BUILD}-x86_64-pc-windows-msvc-install_only_stripped.tar.gz"
+    name = (
+        f"cpython-{version}+{BUILD}-x86_64-pc-windows-msvc-install_only_stripped.tar.gz"
+    )
     path = out / "pbs" / BUILD / name
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -51,7 +61,12 @@ def pbs_archive(prefix: Path, out: Path, version: str) -> Path:
         parts = Path(info.name).parts
         if any(p in SKIP_DIRS for p in parts[1:]) or info.name.endswith(".pyc"):
             return None
-        if len(parts) >= 3 and parts[1] == "Lib" and parts[2] == "site-packages" and len(parts) > 3:
+        if (
+            len(parts) >= 3
+            and parts[1] == "Lib"
+            and parts[2] == "site-packages"
+            and len(parts) > 3
+        ):
             return None
         info.uid = info.gid = 0
         info.uname = info.gname = ""
@@ -71,7 +86,7 @@ def demo_wheel(out: Path) -> Path:
     path = out / "wheels" / "beepdemo-1.0-py3-none-any.whl"
     path.parent.mkdir(parents=True, exist_ok=True)
     files = {
-        "beepdemo/__init__.py": b'ANSWER = 42\n',
+        "beepdemo/__init__.py": b"ANSWER = 42\n",
         "beepdemo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: beepdemo\nVersion: 1.0\n",
         "beepdemo-1.0.dist-info/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: beep-host-tests\nRoot-Is-Purelib: true\n"
@@ -80,7 +95,11 @@ def demo_wheel(out: Path) -> Path:
     }
     record = []
     for name, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        digest = (
+            base64.urlsafe_b64encode(hashlib.sha256(data).digest())
+            .rstrip(b"=")
+            .decode()
+        )
         record.append(f"{name},sha256={digest},{len(data)}")
     record.append("beepdemo-1.0.dist-info/RECORD,,")
     files["beepdemo-1.0.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
