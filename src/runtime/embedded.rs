@@ -133,3 +133,51 @@ fn edit_pth(dir: &Path) -> Result<PathBuf, Error> {
     }
     Ok(pth)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `._pth` python.org ships: the stdlib zip, the folder, `import site` commented out.
+    const SHIPPED: &str = "python313.zip\r\n.\r\n\r\n# Uncomment to run site.main() automatically\r\n#import site\r\n";
+
+    #[test]
+    fn pth_gets_site_and_site_packages_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pth = dir.path().join("python313._pth");
+        std::fs::write(&pth, SHIPPED).unwrap();
+        assert_eq!(edit_pth(dir.path()).unwrap(), pth);
+        let edited = std::fs::read_to_string(&pth).unwrap();
+        let lines: Vec<&str> = edited.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "python313.zip",
+                ".",
+                "# Uncomment to run site.main() automatically",
+                r"Lib\site-packages",
+                "import site"
+            ]
+        );
+        assert!(dir.path().join("Lib").join("site-packages").is_dir());
+        // Editing again changes nothing.
+        edit_pth(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&pth).unwrap(), edited);
+    }
+
+    #[test]
+    fn a_folder_without_pth_is_not_the_embeddable_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = edit_pth(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not python.org's embeddable package"), "{err}");
+    }
+
+    #[test]
+    fn only_zip_paths_are_embedded_requests() {
+        assert!(is_zip_request(r"C:\dl\python-3.13.2-embed-amd64.zip"));
+        assert!(is_zip_request("/tmp/python-3.13.2-embed-amd64.ZIP"));
+        assert!(!is_zip_request("3.13"));
+        assert!(!is_zip_request("python.zip"));
+        assert!(!is_zip_request(r"C:\Python313\python.exe"));
+    }
+}
