@@ -30,12 +30,9 @@ APP="$PWD/target/debug/beep-host-gui" xvfb-run -a -s "-screen 0 1280x900x24" nod
 if [ "${BEEP_GUI_SKIP_DEB:-}" != "1" ]; then
   t ".deb: stage the CLI and beep_backend, tauri build --bundles deb"
   scripts/stage-deb.sh
-  (cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb,rpm --ci)
+  (cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --ci)
   deb=$(ls -t target/release/bundle/deb/*.deb | head -1)
   t ".deb: unpack and start $deb"
   scripts/test-deb.sh "$deb"
-  rpm=$(ls -t target/release/bundle/rpm/*.rpm | head -1)
-  t ".rpm: unpack (rpm2cpio) and start $rpm"
-  scripts/test-deb.sh "$rpm"
 fi
 t "done"
