@@ -3,7 +3,7 @@
 # and the precompiled `beep_backend` package in usr/share; a backend started by the installed
 # CLI from the installed files (not the checkout's) answers `eval 1+1`; the desktop entry
 # names the app; the app starts under Xvfb and shows its window.
-# Usage: scripts/test-deb.sh path/to/app.deb
+# Usage: scripts/test-deb.sh path/to/app.deb (or path/to/app.rpm: the same checks)
 set -euo pipefail
 deb=$(realpath "$1")
 dir=$(mktemp -d)
@@ -15,7 +15,12 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "test-deb: $*" >&2; exit 1; }
-dpkg-deb -x "$deb" "$root"
+case $deb in
+  *.rpm) # the same checks for the .rpm: unpacked with rpm2cpio instead of dpkg-deb
+    command -v rpm2cpio >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rpm2cpio cpio >/dev/null
+    mkdir -p "$root" && (cd "$root" && rpm2cpio "$deb" | cpio -idm --quiet) ;;
+  *) dpkg-deb -x "$deb" "$root" ;;
+esac
 bin="$root/usr/bin/beep-host-gui"
 cli="$root/usr/bin/beep-host"
 pkg="$root/usr/share/beep-host/python/beep_backend"

@@ -341,12 +341,12 @@ impl std::io::BufRead for ChannelReader {
 }
 
 /// A temp dir inside the runtimes dir, removed on drop unless persisted.
-struct TempDir {
+pub(super) struct TempDir {
     path: Option<PathBuf>,
 }
 
 impl TempDir {
-    fn create(root: &Path, key: &str) -> Result<Self, Error> {
+    pub(super) fn create(root: &Path, key: &str) -> Result<Self, Error> {
         let mut random = [0u8; 6];
         getrandom::fill(&mut random)
             .map_err(|e| Error::io(root)(std::io::Error::other(e.to_string())))?;
@@ -355,11 +355,11 @@ impl TempDir {
         Ok(Self { path: Some(path) })
     }
 
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         self.path.as_deref().unwrap_or(Path::new(""))
     }
 
-    fn persist(mut self, to: &Path) -> Result<(), Error> {
+    pub(super) fn persist(mut self, to: &Path) -> Result<(), Error> {
         let from = self.path.take().unwrap_or_default();
         if let Err(e) = fs_err::rename(&from, to) {
             self.path = Some(from);
@@ -395,15 +395,20 @@ fn remove_leftovers(root: &Path, key: &str) {
     }
 }
 
-fn read_managed(dir: &Path) -> Option<Runtime> {
+pub(super) fn read_managed(dir: &Path) -> Option<Runtime> {
     let bytes = fs_err::read(dir.join(METADATA)).ok()?;
     let meta: RuntimeMetadata = serde_json::from_slice(&bytes).ok()?;
+    let kind = if meta.entry.build == super::embedded::BUILD {
+        RuntimeKind::Embedded
+    } else {
+        RuntimeKind::Managed
+    };
     Some(Runtime {
         key: meta.key,
         version: meta.entry.version,
         path: dir.to_path_buf(),
         python: python_in(dir),
-        kind: RuntimeKind::Managed,
+        kind,
         default: false,
         problem: None,
     })

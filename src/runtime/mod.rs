@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod discover;
 pub mod download;
+pub mod embedded;
 pub mod extract;
 pub mod install;
 pub mod platform;
@@ -32,6 +33,9 @@ pub enum RuntimeKind {
     Managed,
     /// Found on the machine; never deleted by Beep Python Host.
     Adopted,
+    /// python.org's Windows embeddable package, installed from its zip (`runtime install
+    /// <zip>`): runs code and backends itself; no environments can be made from it.
+    Embedded,
 }
 
 /// A Python interpreter the host can use.
@@ -154,6 +158,10 @@ pub enum Error {
     },
     #[error("Interpreter `{}` does not work: {message}", path.display())]
     Broken { path: PathBuf, message: String },
+    #[error(
+        "Runtime `{key}` is python.org's embeddable package, which cannot make environments (it has no venv module); run code on it directly, or install a full runtime for environments (`beep-host runtime install {version}`)"
+    )]
+    NoEnvironments { key: String, version: String },
     #[error("Installation cancelled")]
     Cancelled,
     #[error(transparent)]
@@ -191,7 +199,9 @@ impl Error {
         use crate::ErrorCode as C;
         match self {
             Self::NotFound { .. } | Self::NoCatalogEntry { .. } => C::NotFound,
-            Self::RemoveAdopted { .. } | Self::InUse { .. } => C::Conflict,
+            Self::RemoveAdopted { .. } | Self::InUse { .. } | Self::NoEnvironments { .. } => {
+                C::Conflict
+            }
             Self::Refused { .. } | Self::InvalidRequest { .. } => C::Invalid,
             Self::Cancelled => C::Cancelled,
             Self::NoDefault
@@ -379,7 +389,7 @@ impl Runtimes {
     pub fn set_default(&mut self, request: &str) -> Result<Runtime, Error> {
         let mut runtime = self.find(request).and_then(usable)?;
         let value = match runtime.kind {
-            RuntimeKind::Managed => runtime.key.clone(),
+            RuntimeKind::Managed | RuntimeKind::Embedded => runtime.key.clone(),
             RuntimeKind::Adopted => runtime.python.to_string_lossy().into_owned(),
         };
         let mut file = Config::load_file(&self.paths)?;
@@ -438,6 +448,14 @@ impl Runtimes {
         reporter.report(Progress::Resolve {
             what: request.to_string(),
         });
+        if embedded::is_zip_request(request) {
+            return embedded::install_zip(self.paths(), Path::new(request), reporter)
+                .await
+                .map(|(runtime, already_installed)| Installed {
+                    runtime,
+                    already_installed,
+                });
+        }
         let parsed = InstallRequest::parse(request)?;
         let catalog = self.catalog().await?;
         let platform = platform::Platform::current();

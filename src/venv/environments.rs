@@ -173,6 +173,15 @@ impl Environments {
         }
         self.check_case(name)?;
         let runtime = self.runtime_for_create(name, options.runtime.as_deref(), reporter)?;
+        if runtime.kind == crate::runtime::RuntimeKind::Embedded {
+            return Err(Error::Runtime {
+                name: name.to_string(),
+                source: Box::new(crate::runtime::Error::NoEnvironments {
+                    key: runtime.key,
+                    version: runtime.version,
+                }),
+            });
+        }
         if let Some(warning) = runtime.backend_warning() {
             tracing::debug!("{warning}");
             reporter.report(Progress::Output {

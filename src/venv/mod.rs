@@ -10,6 +10,8 @@ pub mod admin;
 pub mod backends;
 pub mod environment;
 mod environments;
+#[cfg(windows)]
+mod in_use;
 pub mod installer;
 pub mod layout;
 pub mod name;

@@ -17,6 +17,8 @@ pub const PREFIX: &str = ".trash-";
 
 /// Move `dir` (an environment directory, or a link) to a trash name in `envs`, then remove it.
 pub fn remove(envs: &Path, dir: &Path, name: &EnvName) -> io::Result<()> {
+    #[cfg(windows)]
+    super::in_use::wait_until_free(dir, super::in_use::WAIT)?;
     let trash = envs.join(format!("{PREFIX}{name}-{}", random_suffix()));
     fs_err::rename(dir, &trash)?;
     remove_tree(&trash)

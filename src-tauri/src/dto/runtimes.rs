@@ -22,6 +22,7 @@ impl From<Runtime> for RuntimeRow {
             kind: match r.kind {
                 RuntimeKind::Managed => "managed",
                 RuntimeKind::Adopted => "adopted",
+                RuntimeKind::Embedded => "embedded",
             }
             .to_string(),
             path: r.path.display().to_string(),

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Windows benchmark under Wine (not a test): named-pipe `eval 1+1` round trip of the
+# beep_backend pipe server against a raw Python named-pipe echo with the same framing, and
+# cold start to first answer per transport (pipe, http, rpc). Needs the cache that
+# scripts/test-windows.sh fills (target/windows-cache: WinPython's CPython 3.13, grpcio's
+# Windows wheels). Prints the JSON of bench/windows_pipe.py; results: bench/windows-results.md.
+# Usage: bench/windows.sh [CALLS]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+CACHE="${CARGO_TARGET_DIR:-$ROOT/target}/windows-cache"
+PYTHON="$CACHE/winpython/cp313/python.exe"
+[[ -f $PYTHON ]] || { echo "run scripts/test-windows.sh first (no $PYTHON)" >&2; exit 1; }
+export WINEDEBUG=-all WINEDLLOVERRIDES="winedbg.exe=d"
+WINEPREFIX=$(mktemp -d /tmp/beep-wine-bench.XXXXXX)
+export WINEPREFIX
+OUT=$(mktemp -d /tmp/beep-bench-out.XXXXXX)
+cleanup() {
+    timeout 30 wineserver -k 2>/dev/null || true
+    rm -rf "$WINEPREFIX" "$OUT"
+}
+trap cleanup EXIT
+winpath() { echo "Z:${1//\//\\}"; }
+# Wine's python.exe wants a pipe, not a file, for stdout (see scripts/test-windows.sh).
+wine_out() { # wine_out LOG CMD...
+    local log=$1
+    shift
+    mkfifo "$OUT/fifo"
+    cat "$OUT/fifo" >"$log" &
+    local reader=$!
+    "$@" </dev/null >"$OUT/fifo" 2>&1 || { wait $reader; cat "$log" >&2; return 1; }
+    wait $reader
+    rm -f "$OUT/fifo"
+}
+wine_out "$OUT/boot.log" wine wineboot --init
+timeout 60 wineserver -w || true
+args=(--calls "${1:-2000}")
+GRPC_SITE="$CACHE/grpc-site"
+if ls "$CACHE"/grpc/grpcio-*win_amd64.whl >/dev/null 2>&1; then
+    if [[ ! -f $GRPC_SITE/.complete ]]; then
+        rm -rf "$GRPC_SITE"
+        wine_out "$OUT/pip.log" wine "$PYTHON" -m pip install -q --no-index \
+            --find-links "$(winpath "$CACHE/grpc")" --target "$(winpath "$GRPC_SITE")" grpcio protobuf
+        touch "$GRPC_SITE/.complete"
+    fi
+    args+=(--grpc-path "$(winpath "$GRPC_SITE")")
+fi
+wine_out "$OUT/bench.json" wine "$PYTHON" -u bench/windows_pipe.py "${args[@]}"
+tr -d '\r' <"$OUT/bench.json"

@@ -1,0 +1,183 @@
+//! The `embedded` runtime kind: python.org's Windows embeddable package (a zip with
+//! python.exe, `pythonXY.zip` for the standard library and `pythonXY._pth`), installed from
+//! a local zip. It has no `venv` module and no pip, so environments cannot be made from it;
+//! it runs code (and backends) itself.
+//!
+//! Its `pythonXY._pth` fixes `sys.path` and ignores `PYTHONPATH`; the install edits it so
+//! that `import site` runs and `Lib\site-packages` is on the path, and puts a
+//! `beep-host.pth` there naming the shipped `beep_backend` package (when one is found).
+
+use std::path::{Path, PathBuf};
+
+use super::install::{METADATA, RuntimeMetadata, TempDir, read_managed};
+use super::platform::python_in;
+use super::{CatalogEntry, Error, Runtime};
+use crate::{Paths, Progress, Reporter};
+
+/// The `build` of an embedded runtime's metadata entry (it comes from no catalog).
+pub const BUILD: &str = "embedded";
+
+/// Is `request` a path to an embeddable zip (`python-3.13.2-embed-amd64.zip`)?
+pub fn is_zip_request(request: &str) -> bool {
+    super::looks_like_path(request) && request.to_ascii_lowercase().ends_with(".zip")
+}
+
+/// Install the embeddable package `zip` as runtime `embedded-<version>-<platform>`.
+pub async fn install_zip(
+    paths: &Paths,
+    zip: &Path,
+    reporter: &dyn Reporter,
+) -> Result<(Runtime, bool), Error> {
+    let root = paths.runtimes();
+    fs_err::create_dir_all(&root).map_err(Error::io(&root))?;
+    let temp = TempDir::create(&root, "embedded")?;
+    let dest = temp.path().to_path_buf();
+    let source = zip.to_path_buf();
+    reporter.report(Progress::Finalize);
+    let sha256 = tokio::task::spawn_blocking(move || unpack(&source, &dest))
+        .await
+        .map_err(Error::task)??;
+    let pth = edit_pth(temp.path())?;
+    let python = python_in(temp.path());
+    let probe = super::discover::run_probe(&python).map_err(|message| Error::Broken {
+        path: python.clone(),
+        message,
+    })?;
+    let platform = super::platform::Platform::current();
+    let key = format!("embedded-{}-{}", probe.version, platform.tag());
+    let final_dir = root.join(&key);
+    if let Some(runtime) = read_managed(&final_dir) {
+        return Ok((runtime, true));
+    }
+    let metadata = RuntimeMetadata {
+        key: key.clone(),
+        entry: CatalogEntry {
+            version: probe.version.clone(),
+            os: platform.os.to_string(),
+            arch: platform.arch.to_string(),
+            libc: platform.libc.to_string(),
+            build: BUILD.to_string(),
+            url: format!("file://{}", zip.display()),
+            sha256,
+        },
+        installed_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let metadata_path = temp.path().join(METADATA);
+    let json = serde_json::to_vec_pretty(&metadata)
+        .map_err(|e| Error::io(&metadata_path)(std::io::Error::other(e)))?;
+    fs_err::write(&metadata_path, json).map_err(Error::io(&metadata_path))?;
+    tracing::debug!(pth = %pth.display(), "embedded runtime checked; moving into place");
+    temp.persist(&final_dir)?;
+    let runtime = read_managed(&final_dir).ok_or_else(|| Error::Broken {
+        path: final_dir.clone(),
+        message: "its metadata could not be read back".into(),
+    })?;
+    reporter.report(Progress::Done {
+        message: format!("Installed {} at {}", runtime.key, runtime.path.display()),
+    });
+    Ok((runtime, false))
+}
+
+/// Unpack `zip` into `dest`; its sha256.
+fn unpack(zip: &Path, dest: &Path) -> Result<String, Error> {
+    use sha2::Digest;
+    let bytes = fs_err::read(zip).map_err(Error::io(zip))?;
+    let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| Error::io(zip)(std::io::Error::other(e)))?;
+    // `extract` refuses entries that would land outside `dest`.
+    archive
+        .extract(dest)
+        .map_err(|e| Error::io(zip)(std::io::Error::other(e)))?;
+    Ok(sha256)
+}
+
+/// Turn on `import site` and add `Lib\site-packages` in the `pythonXY._pth` under `dir`;
+/// name the shipped `beep_backend` in `Lib\site-packages\beep-host.pth`. The `._pth` path.
+fn edit_pth(dir: &Path) -> Result<PathBuf, Error> {
+    let pth = fs_err::read_dir(dir)
+        .map_err(Error::io(dir))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "_pth"))
+        .ok_or_else(|| Error::Broken {
+            path: dir.to_path_buf(),
+            message: "no `pythonXY._pth`: not python.org's embeddable package".into(),
+        })?;
+    let text = fs_err::read_to_string(&pth).map_err(Error::io(&pth))?;
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| match l.trim() {
+            "#import site" | "# import site" | "import site" => String::new(),
+            other => other.to_string(),
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    if !lines
+        .iter()
+        .any(|l| l.eq_ignore_ascii_case(r"Lib\site-packages"))
+    {
+        lines.push(r"Lib\site-packages".to_string());
+    }
+    lines.push("import site".to_string());
+    fs_err::write(&pth, lines.join("\r\n") + "\r\n").map_err(Error::io(&pth))?;
+    let site_packages = dir.join("Lib").join("site-packages");
+    fs_err::create_dir_all(&site_packages).map_err(Error::io(&site_packages))?;
+    if let Ok(package) = crate::backend::process::python_package_dir() {
+        let file = site_packages.join("beep-host.pth");
+        fs_err::write(&file, format!("{}\r\n", package.display())).map_err(Error::io(&file))?;
+    }
+    Ok(pth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `._pth` python.org ships: the stdlib zip, the folder, `import site` commented out.
+    const SHIPPED: &str = "python313.zip\r\n.\r\n\r\n# Uncomment to run site.main() automatically\r\n#import site\r\n";
+
+    #[test]
+    fn pth_gets_site_and_site_packages_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pth = dir.path().join("python313._pth");
+        std::fs::write(&pth, SHIPPED).unwrap();
+        assert_eq!(edit_pth(dir.path()).unwrap(), pth);
+        let edited = std::fs::read_to_string(&pth).unwrap();
+        let lines: Vec<&str> = edited.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "python313.zip",
+                ".",
+                "# Uncomment to run site.main() automatically",
+                r"Lib\site-packages",
+                "import site"
+            ]
+        );
+        assert!(dir.path().join("Lib").join("site-packages").is_dir());
+        // Editing again changes nothing.
+        edit_pth(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&pth).unwrap(), edited);
+    }
+
+    #[test]
+    fn a_folder_without_pth_is_not_the_embeddable_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = edit_pth(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not python.org's embeddable package"), "{err}");
+    }
+
+    #[test]
+    fn only_zip_paths_are_embedded_requests() {
+        assert!(is_zip_request(r"C:\dl\python-3.13.2-embed-amd64.zip"));
+        assert!(is_zip_request("/tmp/python-3.13.2-embed-amd64.ZIP"));
+        assert!(!is_zip_request("3.13"));
+        assert!(!is_zip_request("python.zip"));
+        assert!(!is_zip_request(r"C:\Python313\python.exe"));
+    }
+}
