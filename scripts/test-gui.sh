@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GUI tests: UI type check and unit tests, the bindings test, the end-to-end test of the
-# real app under Xvfb, then the .deb (built, unpacked, started, seen to show a window).
+# real app under Xvfb, then the .deb and the .rpm (built, unpacked, started, seen to show a window).
 # Called by scripts/test.sh after scripts/deps.sh; runs alone too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,11 +28,14 @@ t "e2e (tauri-driver + WebKitWebDriver under Xvfb)"
 APP="$PWD/target/debug/beep-host-gui" xvfb-run -a -s "-screen 0 1280x900x24" node ui/e2e/run.mjs
 
 if [ "${BEEP_GUI_SKIP_DEB:-}" != "1" ]; then
-  t ".deb: stage the CLI and beep_backend, tauri build --bundles deb"
+  t ".deb and .rpm: stage the CLI and beep_backend, tauri build --bundles deb,rpm"
   scripts/stage-deb.sh
-  (cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb --ci)
+  (cd src-tauri && ../ui/node_modules/.bin/tauri build --bundles deb,rpm --ci)
   deb=$(ls -t target/release/bundle/deb/*.deb | head -1)
   t ".deb: unpack and start $deb"
   scripts/test-deb.sh "$deb"
+  rpm=$(ls -t target/release/bundle/rpm/*.rpm | head -1)
+  t ".rpm: unpack and start $rpm"
+  scripts/test-deb.sh "$rpm"
 fi
 t "done"
