@@ -196,7 +196,8 @@ impl Projects {
         let mut created = false;
         let existing = envs.get(name).ok();
         let runtime_request = match runtime.kind {
-            RuntimeKind::Managed => runtime.key.clone(),
+            // (An embedded runtime cannot hold an environment: creating one says so.)
+            RuntimeKind::Managed | RuntimeKind::Embedded => runtime.key.clone(),
             RuntimeKind::Adopted => runtime.python.to_string_lossy().into_owned(),
         };
         if let Some(env) = &existing

@@ -76,7 +76,7 @@ impl Projects {
                     },
                 }
             }
-            RuntimeKind::Adopted => RuntimePin::Adopted {
+            RuntimeKind::Adopted | RuntimeKind::Embedded => RuntimePin::Adopted {
                 path: runtime.python,
                 version: runtime.version,
             },
