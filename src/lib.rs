@@ -1,6 +1,7 @@
 //! Beep Python Host core: managed Python runtimes, virtual environments and supervised Python backends.
 
 pub mod backend;
+pub mod bundle;
 pub mod check;
 pub mod config;
 pub mod daemon;
@@ -36,4 +37,6 @@ pub enum Error {
     Host(#[from] host::Error),
     #[error(transparent)]
     Daemon(#[from] daemon::Error),
+    #[error(transparent)]
+    Bundle(#[from] bundle::Error),
 }

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each domain has its own file with its subcommands.
 
 mod backend;
+mod bundle;
 mod call;
 mod daemon;
 mod output;
@@ -59,6 +60,10 @@ enum Command {
     Eval(call::EvalArgs),
     /// Interrupt the call a backend is running (it raises KeyboardInterrupt).
     Interrupt(call::InterruptArgs),
+    /// Write an offline bundle of a project (runtime, wheels, lock), or inspect one.
+    Bundle(bundle::BundleArgs),
+    /// Bring a project up from an offline bundle, without the network.
+    Up(bundle::UpArgs),
 }
 
 /// `beep-host runtime list | head -1`: when the reader of stdout (or stderr) is gone, end
@@ -119,6 +124,8 @@ pub fn main() -> ExitCode {
             Command::Exec(args) => call::exec(args).await,
             Command::Eval(args) => call::eval(args).await,
             Command::Interrupt(args) => call::interrupt(args).await,
+            Command::Bundle(args) => bundle::bundle(args).await,
+            Command::Up(args) => bundle::up(args).await,
         }
     });
     match result {
