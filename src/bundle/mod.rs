@@ -37,21 +37,23 @@ pub enum Error {
     },
     #[error("Failed to parse `{}`: {message}", path.display())]
     Parse { path: PathBuf, message: String },
-    #[error("Unknown platform `{given}`: expected linux-x86_64-gnu, windows-x86_64 or macos-aarch64")]
+    #[error(
+        "Unknown platform `{given}`: expected linux-x86_64-gnu, windows-x86_64 or macos-aarch64"
+    )]
     UnknownPlatform { given: String },
     #[error("`{}` has no `[tool.beep.runtime]` table; run `beep-host lock` first", path.display())]
     NoRuntime { path: PathBuf },
     #[error("No catalog entry for Python {version} on {platform}")]
     NoCatalogEntry { version: String, platform: String },
-    #[error(
-        "Runtime `{key}` in the lock has sha256 {locked}, but the catalog says {catalog}"
-    )]
+    #[error("Runtime `{key}` in the lock has sha256 {locked}, but the catalog says {catalog}")]
     RuntimeHash {
         key: String,
         locked: String,
         catalog: String,
     },
-    #[error("Package `{package}` {version} has no wheel for {platform} (Python {python}); sdists are not built on the target")]
+    #[error(
+        "Package `{package}` {version} has no wheel for {platform} (Python {python}); sdists are not built on the target"
+    )]
     NoWheel {
         package: String,
         version: String,
@@ -115,9 +117,9 @@ impl Error {
         use crate::ErrorCode as C;
         match self {
             Self::UnknownPlatform { .. } | Self::Parse { .. } | Self::EnvName { .. } => C::Invalid,
-            Self::NoRuntime { .. }
-            | Self::NoCatalogEntry { .. }
-            | Self::NoWheel { .. } => C::NotFound,
+            Self::NoRuntime { .. } | Self::NoCatalogEntry { .. } | Self::NoWheel { .. } => {
+                C::NotFound
+            }
             Self::Refused { .. } | Self::NotAZip { .. } => C::Invalid,
             Self::Runtime { source, .. } => source.code(),
             Self::Environment { source, .. } => source.code(),

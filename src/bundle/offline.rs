@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::Error;
 use super::project::{Declaration, LOCK_FILE, Lock, PROJECT_FILE};
 use super::read::Staged;
-use super::Error;
 use crate::backend::{BackendOptions, BackendStatus, ProjectTag, RestartPolicy, Transport};
 use crate::daemon::{DaemonClient, StartSpec};
 use crate::runtime::catalog::CatalogEntry;
@@ -98,7 +98,10 @@ pub async fn up(
     reporter: &dyn Reporter,
 ) -> Result<Prepared, Error> {
     let project = &staged.manifest.project;
-    for (name, text) in [(PROJECT_FILE, &project.beep_toml), (LOCK_FILE, &project.beep_lock)] {
+    for (name, text) in [
+        (PROJECT_FILE, &project.beep_toml),
+        (LOCK_FILE, &project.beep_lock),
+    ] {
         let path = dir.join(name);
         if !path.exists() {
             fs_err::create_dir_all(dir).map_err(Error::write(dir))?;

@@ -17,7 +17,11 @@ pub enum BundlePlatform {
 }
 
 impl BundlePlatform {
-    pub const ALL: [Self; 3] = [Self::LinuxX86_64Gnu, Self::WindowsX86_64, Self::MacosAarch64];
+    pub const ALL: [Self; 3] = [
+        Self::LinuxX86_64Gnu,
+        Self::WindowsX86_64,
+        Self::MacosAarch64,
+    ];
 
     pub fn parse(given: &str) -> Result<Self, Error> {
         Self::ALL
@@ -66,12 +70,12 @@ impl BundlePlatform {
         }
         match self {
             Self::LinuxX86_64Gnu => {
-                tag == "linux_x86_64"
-                    || (tag.starts_with("manylinux") && tag.ends_with("_x86_64"))
+                tag == "linux_x86_64" || (tag.starts_with("manylinux") && tag.ends_with("_x86_64"))
             }
             Self::WindowsX86_64 => tag == "win_amd64",
             Self::MacosAarch64 => {
-                tag.starts_with("macosx_") && (tag.ends_with("_arm64") || tag.ends_with("_universal2"))
+                tag.starts_with("macosx_")
+                    && (tag.ends_with("_arm64") || tag.ends_with("_universal2"))
             }
         }
     }
@@ -157,8 +161,14 @@ mod tests {
     #[test]
     fn wheels_match_their_platform_and_python() {
         let py = (3, 12);
-        assert_eq!(P::LinuxX86_64Gnu.wheel_rank("a-1.0-py3-none-any.whl", py), Some(5));
-        assert_eq!(P::WindowsX86_64.wheel_rank("a-1.0-py2.py3-none-any.whl", py), Some(5));
+        assert_eq!(
+            P::LinuxX86_64Gnu.wheel_rank("a-1.0-py3-none-any.whl", py),
+            Some(5)
+        );
+        assert_eq!(
+            P::WindowsX86_64.wheel_rank("a-1.0-py2.py3-none-any.whl", py),
+            Some(5)
+        );
         let native = "numpy-2.1.0-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl";
         assert_eq!(P::LinuxX86_64Gnu.wheel_rank(native, py), Some(0));
         assert_eq!(P::LinuxX86_64Gnu.wheel_rank(native, (3, 11)), None);
@@ -171,7 +181,10 @@ mod tests {
             P::MacosAarch64.wheel_rank("x-1-cp39-abi3-macosx_11_0_arm64.whl", py),
             Some(1)
         );
-        assert_eq!(P::MacosAarch64.wheel_rank("x-1-cp313-abi3-macosx_11_0_arm64.whl", py), None);
+        assert_eq!(
+            P::MacosAarch64.wheel_rank("x-1-cp313-abi3-macosx_11_0_arm64.whl", py),
+            None
+        );
         assert_eq!(P::LinuxX86_64Gnu.wheel_rank("x-1.tar.gz", py), None);
         assert_eq!(P::parse("macos-aarch64").unwrap(), P::MacosAarch64);
         assert!(P::parse("linux").is_err());

@@ -129,7 +129,11 @@ fn scan(path: &Path, extract: Option<(&Path, BundlePlatform)>) -> Result<Inspect
                 .chain(c.wheels.iter().cloned())
                 .collect(),
             None => {
-                let carried: Vec<&str> = manifest.platforms.iter().map(|p| p.platform.tag()).collect();
+                let carried: Vec<&str> = manifest
+                    .platforms
+                    .iter()
+                    .map(|p| p.platform.tag())
+                    .collect();
                 problems.push(format!(
                     "it carries no runtime for {platform} (it has {})",
                     carried.join(", ")
@@ -139,8 +143,11 @@ fn scan(path: &Path, extract: Option<(&Path, BundlePlatform)>) -> Result<Inspect
         },
         None => BTreeSet::new(),
     };
-    let expected: BTreeMap<&str, &manifest::Member> =
-        manifest.members.iter().map(|m| (m.path.as_str(), m)).collect();
+    let expected: BTreeMap<&str, &manifest::Member> = manifest
+        .members
+        .iter()
+        .map(|m| (m.path.as_str(), m))
+        .collect();
     let mut seen = BTreeSet::new();
     for index in 1..archive.len() {
         let mut entry = match archive.by_index(index) {

@@ -54,9 +54,11 @@ pub async fn bundle(
     let locked = lock.runtime(&lock_path)?;
     let mut platforms = options.platforms.clone();
     if platforms.is_empty() {
-        platforms.push(BundlePlatform::current().ok_or_else(|| Error::UnknownPlatform {
-            given: crate::runtime::platform::Platform::current().tag(),
-        })?);
+        platforms.push(
+            BundlePlatform::current().ok_or_else(|| Error::UnknownPlatform {
+                given: crate::runtime::platform::Platform::current().tag(),
+            })?,
+        );
     }
     platforms.sort();
     platforms.dedup();
@@ -187,7 +189,9 @@ fn choose_wheels(
             .iter()
             .filter_map(|w| {
                 let name = w.file_name()?;
-                platform.wheel_rank(&name, python).map(|rank| (rank, name, w))
+                platform
+                    .wheel_rank(&name, python)
+                    .map(|rank| (rank, name, w))
             })
             .min_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let Some((_, name, wheel)) = best else {
@@ -351,10 +355,7 @@ fn write_zip(output: &Path, manifest: &Manifest, sources: &[Source]) -> Result<u
     zip.write_all(&json).map_err(Error::write(&partial))?;
     for source in sources {
         let mut input = fs_err::File::open(&source.file).map_err(Error::read(&source.file))?;
-        let size = input
-            .metadata()
-            .map_err(Error::read(&source.file))?
-            .len();
+        let size = input.metadata().map_err(Error::read(&source.file))?.len();
         // Wheels and runtime archives are compressed already: store them.
         let options = base
             .compression_method(zip::CompressionMethod::Stored)
