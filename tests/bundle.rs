@@ -167,9 +167,46 @@ sha256 = "{runtime_sha}"
     }
 }
 
-/// `up --bundle` with every index and mirror on a closed port.
+/// Whether `unshare -n` makes a network namespace here (root, or user namespaces).
+fn can_unshare() -> bool {
+    static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CAN.get_or_init(|| {
+        ["-n", "-rn"].iter().any(|flag| {
+            Command::new("unshare")
+                .args([flag, "true"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    })
+}
+
+/// `up --bundle` with every index and mirror on a closed port and, where `unshare -n`
+/// works, in a network namespace with no network at all.
 fn offline(home: &backend::Home, args: &[&str]) -> Command {
     let mut command = home.command(args);
+    if can_unshare() {
+        let inner = command;
+        let flag = if Command::new("unshare")
+            .args(["-n", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            "-n"
+        } else {
+            "-rn"
+        };
+        command = Command::new("unshare");
+        command
+            .arg(flag)
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (key, value) in inner.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+    }
     command
         .env("BEEP_PYTHON_MIRROR", CLOSED)
         .env("BEEP_PYTHON_CATALOG", format!("{CLOSED}/catalog.json"))
