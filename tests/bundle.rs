@@ -134,14 +134,16 @@ wheels = [{{ name = "beta-2.0-py2.py3-none-any.whl", path = "../wheels/beta-2.0-
 [tool.beep.runtime]
 key = "{key}"
 version = "{version}"
-url = "{url}"
+url = "{prefix}/{build}/{archive}"
 sha256 = "{runtime_sha}"
 "#,
             alpha = alpha.display(),
             alpha_sha = sha(&alpha),
             beta_sha = sha(&beta),
             version = fx.version,
-            url = format!("{}/{}/{}", pbs::GITHUB_PREFIX, pbs::BUILD, fx.targz.name),
+            prefix = pbs::GITHUB_PREFIX,
+            build = pbs::BUILD,
+            archive = fx.targz.name,
             runtime_sha = fx.targz.sha256,
         );
         std::fs::write(project.join("beep.lock"), lock).unwrap();

@@ -33,6 +33,13 @@ pub struct Written {
     pub manifest: Manifest,
 }
 
+/// The wheel a package installs on one platform.
+struct ChosenWheel {
+    file_name: String,
+    url: String,
+    sha256: String,
+}
+
 /// One file to store: its member path and where its verified bytes are.
 struct Source {
     member: String,
@@ -65,7 +72,7 @@ pub async fn bundle(
 
     // Choose everything before fetching anything: a missing wheel fails at once.
     let python = major_minor(&locked.version);
-    let mut chosen: Vec<(BundlePlatform, Vec<(String, String, String)>)> = Vec::new();
+    let mut chosen: Vec<(BundlePlatform, Vec<ChosenWheel>)> = Vec::new();
     for &platform in &platforms {
         chosen.push((
             platform,
@@ -99,7 +106,12 @@ pub async fn bundle(
             );
         }
         let mut wheel_members = Vec::new();
-        for (file_name, url, sha256) in wheels {
+        for ChosenWheel {
+            file_name,
+            url,
+            sha256,
+        } in wheels
+        {
             let member = format!("wheels/{file_name}");
             if !sources.contains_key(&member) {
                 reporter.report(Progress::Resolve {
@@ -174,14 +186,14 @@ pub async fn bundle(
     })
 }
 
-/// `(file name, url, sha256)` of the wheel each locked package installs on `platform`.
+/// The wheel each locked package installs on `platform`.
 fn choose_wheels(
     lock: &Lock,
     dir: &Path,
     platform: BundlePlatform,
     python: (u64, u64),
     python_version: &str,
-) -> Result<Vec<(String, String, String)>, Error> {
+) -> Result<Vec<ChosenWheel>, Error> {
     let mut out = Vec::new();
     for package in &lock.packages {
         let best = package
@@ -216,7 +228,11 @@ fn choose_wheels(
                 });
             }
         };
-        out.push((name, url, sha256.to_ascii_lowercase()));
+        out.push(ChosenWheel {
+            file_name: name,
+            url,
+            sha256: sha256.to_ascii_lowercase(),
+        });
     }
     Ok(out)
 }
