@@ -50,6 +50,7 @@ impl crate::Error {
             Self::Backend(e) => e.code(),
             Self::Host(e) => e.code(),
             Self::Daemon(e) => e.code(),
+            Self::Project(e) => e.code(),
             Self::Bundle(e) => e.code(),
         }
     }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod host;
 pub mod lock;
 pub mod paths;
+pub mod project;
 pub mod reporter;
 pub mod runtime;
 pub mod venv;
@@ -37,6 +38,8 @@ pub enum Error {
     Host(#[from] host::Error),
     #[error(transparent)]
     Daemon(#[from] daemon::Error),
+    #[error(transparent)]
+    Project(#[from] project::Error),
     #[error(transparent)]
     Bundle(#[from] bundle::Error),
 }

@@ -7,6 +7,7 @@ mod daemon;
 mod output;
 mod pkg;
 mod progress;
+mod project;
 mod runtime;
 mod venv;
 
@@ -60,10 +61,16 @@ enum Command {
     Eval(call::EvalArgs),
     /// Interrupt the call a backend is running (it raises KeyboardInterrupt).
     Interrupt(call::InterruptArgs),
+    /// Resolve a project's requirements (beep.toml) into beep.lock (pylock.toml format).
+    Lock(project::ProjectArgs),
+    /// Bring a project to what beep.toml and beep.lock declare: runtime, environment, backends.
+    Up(project::ProjectArgs),
+    /// Stop a project's backends.
+    Down(project::ProjectArgs),
+    /// Show a project's declaration beside what is installed and running.
+    Status(project::ProjectArgs),
     /// Write an offline bundle of a project (runtime, wheels, lock), or inspect one.
     Bundle(bundle::BundleArgs),
-    /// Bring a project up from an offline bundle, without the network.
-    Up(bundle::UpArgs),
 }
 
 /// `beep-host runtime list | head -1`: when the reader of stdout (or stderr) is gone, end
@@ -124,8 +131,11 @@ pub fn main() -> ExitCode {
             Command::Exec(args) => call::exec(args).await,
             Command::Eval(args) => call::eval(args).await,
             Command::Interrupt(args) => call::interrupt(args).await,
+            Command::Lock(args) => project::lock(args).await,
+            Command::Up(args) => project::up(args).await,
+            Command::Down(args) => project::down(args).await,
+            Command::Status(args) => project::status(args).await,
             Command::Bundle(args) => bundle::bundle(args).await,
-            Command::Up(args) => bundle::up(args).await,
         }
     });
     match result {

@@ -306,13 +306,25 @@ impl Environments {
             source,
         })?;
         let mut guard = trash::RemoveOnDrop::new(envs, dir.clone(), name.clone());
-        tool.create_venv(&runtime.python, &dir, reporter)
-            .await
-            .map_err(|source| Error::Create {
-                name: name.to_string(),
-                path: dir.clone(),
-                source,
-            })?;
+        let created = match tool {
+            // uv's venv is written in-process (no `uv venv` subprocess); pip's path keeps
+            // `python -m venv`, which also puts pip in.
+            Tool::Uv { .. } => super::layout::create(
+                &super::layout::BaseInterpreter {
+                    python: &runtime.python,
+                    prefix: &runtime.path,
+                    version: &runtime.version,
+                },
+                &dir,
+            )
+            .map_err(|e| installer::Error::Layout(Box::new(e))),
+            Tool::Pip => tool.create_venv(&runtime.python, &dir, reporter).await,
+        };
+        created.map_err(|source| Error::Create {
+            name: name.to_string(),
+            path: dir.clone(),
+            source,
+        })?;
         if !options.packages.is_empty() {
             let python = python_in(&dir);
             tool.install(&python, &options.packages, reporter)

@@ -59,6 +59,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Layout(Box<super::layout::Error>),
     #[error("Failed to lock `{}`", path.display())]
     Lock {
         path: PathBuf,
@@ -73,7 +75,7 @@ impl Error {
         use crate::ErrorCode as C;
         match self {
             Self::UvEnv { .. } => C::Invalid,
-            Self::Io { .. } => C::Internal,
+            Self::Io { .. } | Self::Layout(_) => C::Internal,
             Self::Lock { source, .. } => source.code(),
             _ => C::Failed,
         }
@@ -194,6 +196,21 @@ impl Tool {
         }
         cmd.args(names);
         run(&mut cmd, reporter).await
+    }
+
+    /// Run `uv <args>` with the same cache and clean environment as every install
+    /// (projects lock and sync through this); `None` when the tool is pip.
+    pub async fn run_uv(
+        &self,
+        args: &[&std::ffi::OsStr],
+        reporter: &dyn Reporter,
+    ) -> Option<Result<(), Error>> {
+        let Tool::Uv { uv, cache } = self else {
+            return None;
+        };
+        let mut cmd = uv_command(uv, cache);
+        cmd.args(args);
+        Some(run(&mut cmd, reporter).await)
     }
 
     /// Put pip into an environment that has none (one created by uv).

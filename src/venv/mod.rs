@@ -11,6 +11,7 @@ pub mod backends;
 pub mod environment;
 mod environments;
 pub mod installer;
+pub mod layout;
 pub mod name;
 pub mod package;
 mod runtime_users;

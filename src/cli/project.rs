@@ -1,0 +1,254 @@
+//! `lock`, `up`, `down`, `status`: a project folder's `beep.toml` made real.
+
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use beep_host::project::{Action, ProjectStatus, Projects, UpReport};
+use beep_host::{Config, Paths, Reporter};
+
+use super::output::{print_json, print_table};
+use super::progress::BarReporter;
+use super::venv::StderrReporter;
+
+#[derive(Debug, Args)]
+pub struct ProjectArgs {
+    /// The project folder (holding beep.toml); the current folder by default.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn projects() -> anyhow::Result<Projects> {
+    let paths = Paths::from_env()?;
+    let config = Config::load(&paths)?;
+    Ok(Projects::new(paths, config))
+}
+
+/// A bar on a terminal; the installers' lines on stderr otherwise.
+fn reporter() -> (Box<dyn Reporter>, Option<BarReporter>) {
+    if std::io::stderr().is_terminal() {
+        (Box::new(StderrReporter), Some(BarReporter::new(true)))
+    } else {
+        (Box::new(StderrReporter), None)
+    }
+}
+
+struct Either<'a>(&'a dyn Reporter, Option<&'a BarReporter>);
+
+impl Reporter for Either<'_> {
+    fn report(&self, progress: beep_host::Progress) {
+        match self.1 {
+            Some(bar) => bar.report(progress),
+            None => self.0.report(progress),
+        }
+    }
+}
+
+pub async fn lock(args: ProjectArgs) -> anyhow::Result<ExitCode> {
+    let (plain, bar) = reporter();
+    let lock = projects()?
+        .lock(&args.dir, &Either(plain.as_ref(), bar.as_ref()))
+        .await;
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    let lock = lock?;
+    if args.json {
+        print_json(&serde_json::json!({
+            "path": lock.path,
+            "sha256": lock.hash,
+            "runtime": lock.beep.runtime,
+            "packages": lock.packages.iter().map(|(n, v)| serde_json::json!({"name": n, "version": v})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        println!(
+            "Locked {} packages for Python {} in {}",
+            lock.packages.len(),
+            lock.beep.runtime.version(),
+            lock.path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn up(args: ProjectArgs) -> anyhow::Result<ExitCode> {
+    let (plain, bar) = reporter();
+    let report = projects()?
+        .up(&args.dir, &Either(plain.as_ref(), bar.as_ref()))
+        .await;
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    let report = report?;
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print_up(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_up(report: &UpReport) {
+    if !report.changed() {
+        println!(
+            "Nothing to do: {} is up (environment `{}` in sync, {} backend{} running as declared)",
+            report.dir.display(),
+            report.environment,
+            report.backends.len(),
+            if report.backends.len() == 1 { "" } else { "s" }
+        );
+        return;
+    }
+    if report.runtime_installed {
+        println!(
+            "Installed runtime {}",
+            report.runtime.as_deref().unwrap_or("?")
+        );
+    }
+    if report.locked {
+        println!(
+            "Wrote {}",
+            report.dir.join(beep_host::project::LOCK_FILE).display()
+        );
+    }
+    if report.environment_created {
+        println!("Created environment `{}`", report.environment);
+    }
+    if report.environment_synced {
+        println!("Synced environment `{}` to the lock", report.environment);
+    }
+    for b in &report.backends {
+        let what = match b.action {
+            Action::Unchanged => "unchanged",
+            Action::Started => "started",
+            Action::Restarted => "restarted",
+            Action::Stopped => "stopped",
+        };
+        println!(
+            "backend {} {what}{}{}",
+            b.name,
+            b.id.as_ref()
+                .map(|id| format!(" ({id})"))
+                .unwrap_or_default(),
+            b.address
+                .as_ref()
+                .filter(|_| b.action != Action::Stopped)
+                .map(|a| format!(": {a}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+pub async fn down(args: ProjectArgs) -> anyhow::Result<ExitCode> {
+    let stopped = projects()?.down(&args.dir, &StderrReporter).await?;
+    if args.json {
+        print_json(&stopped)?;
+    } else if stopped.is_empty() {
+        println!("Nothing to do: no backend of {} runs", args.dir.display());
+    } else {
+        for b in &stopped {
+            println!(
+                "backend {} stopped{}",
+                b.name,
+                b.id.as_ref()
+                    .map(|id| format!(" ({id})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(args: ProjectArgs) -> anyhow::Result<ExitCode> {
+    let status = projects()?.status(&args.dir).await?;
+    if args.json {
+        print_json(&status)?;
+    } else {
+        print_status(&status);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(s: &ProjectStatus) {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    println!("project      {}", s.dir.display());
+    println!(
+        "runtime      {} -> {} (present: {})",
+        s.python,
+        s.runtime.as_deref().unwrap_or("not locked"),
+        yes_no(s.runtime_present)
+    );
+    println!(
+        "lock         {}",
+        match (s.lock_present, s.lock_current) {
+            (false, _) => "missing (`beep-host lock` or `up`)",
+            (true, false) => "stale: beep.toml changed since",
+            (true, true) => "current",
+        }
+    );
+    println!(
+        "environment  {} ({})",
+        s.environment,
+        match (s.environment_present, s.environment_in_sync) {
+            (false, _) => "missing",
+            (true, false) => "out of sync with the lock",
+            (true, true) => "in sync with the lock",
+        }
+    );
+    let rows: Vec<Vec<String>> = s
+        .backends
+        .iter()
+        .map(|b| {
+            vec![
+                b.name.clone(),
+                b.id.as_ref()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                b.state
+                    .map(|st| st.to_string())
+                    .unwrap_or_else(|| "not running".into()),
+                match (&b.health, b.state) {
+                    (None, _) => "-".into(),
+                    (Some(h), _) => format!("every {} ms", h.every_ms),
+                },
+                match (b.rss_bytes, b.memory_limit) {
+                    (Some(rss), Some(limit)) => format!("{} / {}", mib(rss), mib(limit)),
+                    (Some(rss), None) => mib(rss),
+                    (None, Some(limit)) => format!("- / {}", mib(limit)),
+                    (None, None) => "-".into(),
+                },
+                if !b.declared {
+                    "no longer declared".into()
+                } else if b.current {
+                    "as declared".into()
+                } else {
+                    "differs: `up` restarts it".into()
+                },
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        println!();
+        print_table(
+            &["BACKEND", "ID", "STATE", "HEALTH", "MEMORY", "DECLARATION"],
+            &rows,
+        );
+    }
+    println!();
+    println!(
+        "{}",
+        if s.up_to_date {
+            "up to date"
+        } else {
+            "not up to date: `beep-host up` converges"
+        }
+    );
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
