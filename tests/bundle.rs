@@ -111,7 +111,9 @@ impl Project {
         std::fs::create_dir_all(&project).unwrap();
         std::fs::write(
             project.join("beep.toml"),
-            "[python]\nversion = \"3\"\n\n[environment]\nname = \"offline\"\nrequirements = [\"alpha\", \"beta\"]\n\n[[backend]]\nname = \"api\"\ntransport = \"pipe\"\n",
+            format!("[python]\nversion = \"{}\"\n\n[environment]\nname = \"offline\"\nrequirements = [\"alpha\", \"beta\"]\n\n[[backend]]\nname = \"api\"\ntransport = \"pipe\"\n",
+                fx.version.rsplit_once('.').unwrap().0
+            ),
         )
         .unwrap();
         let key = format!("cpython-{}-linux-x86_64-gnu", fx.version);
@@ -152,6 +154,30 @@ sha256 = "{runtime_sha}"
 
     fn project_dir(&self) -> PathBuf {
         self.dir.path().join("app")
+    }
+
+    /// `beep-host lock`, resolving from the wheel folder only (uv's `UV_NO_INDEX`,
+    /// `UV_FIND_LINKS`): the lock as the project module writes it.
+    fn lock(&self, home: &Path) {
+        let out = Command::new(env!("CARGO_BIN_EXE_beep-host"))
+            .arg("lock")
+            .arg(self.project_dir())
+            .env("BEEP_HOST_HOME", home)
+            .env("BEEP_PYTHON_CATALOG", self.dir.path().join("catalog.json"))
+            .env("BEEP_PYTHON_MIRROR", self.server.url())
+            .env("BEEP_HOST_INSTALLER", "uv")
+            .env("BEEP_HOST_UV", support_venv::shared_uv())
+            .env(
+                "UV_CACHE_DIR",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("uv-cache"),
+            )
+            .env("UV_NO_INDEX", "1")
+            .env("UV_FIND_LINKS", self.dir.path().join("wheels"))
+            .env_remove("VIRTUAL_ENV")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert_ok(&out);
     }
 
     /// `beep-host bundle` in `home` (a bundling machine: catalog and mirror are set).
@@ -263,6 +289,7 @@ fn a_bundle_brings_a_project_up_without_the_network_and_tampering_is_refused() {
     let out_dir = tempfile::tempdir().unwrap();
     let zip_path = out_dir.path().join("app.zip");
     let zip = zip_path.to_str().unwrap();
+    project.lock(bundler.path());
     let stdout = assert_ok(&project.bundle(bundler.path(), &["-o", zip]));
     assert!(stdout.contains("linux-x86_64-gnu"), "{stdout}");
 
@@ -443,10 +470,12 @@ fn a_bundle_brings_a_project_up_without_the_network_and_tampering_is_refused() {
     let up: serde_json::Value = serde_json::from_str(&assert_ok(&out)).unwrap();
     eprintln!("up --bundle took {:?}", started.elapsed());
     assert_eq!(
-        up["runtime"]["key"],
+        up["runtime"],
         format!("cpython-{}-linux-x86_64-gnu", fx.version)
     );
-    assert_eq!(up["environment"]["name"], "offline");
+    assert_eq!(up["runtime_installed"], true);
+    assert_eq!(up["environment"], "offline");
+    assert_eq!(up["environment_created"], true);
     assert!(target.path().join("beep.toml").is_file());
     assert!(target.path().join("beep.lock").is_file());
     let backends = up["backends"].as_array().unwrap();
@@ -479,7 +508,8 @@ fn a_bundle_brings_a_project_up_without_the_network_and_tampering_is_refused() {
         .unwrap(),
     ))
     .unwrap();
-    assert_eq!(again["backends"], serde_json::json!([]));
+    assert_eq!(again["backends"][0]["action"], "unchanged", "{again}");
+    assert_eq!(again["runtime_installed"], false);
     assert_eq!(home.ps().len(), 1);
 }
 

@@ -16,7 +16,6 @@ pub mod write;
 use std::path::PathBuf;
 
 pub use manifest::{MANIFEST, Manifest, Member};
-pub use offline::{OfflineSource, Prepared};
 pub use platform::BundlePlatform;
 pub use read::{Inspection, MemberCheck, Staged};
 pub use write::{BundleOptions, Written};
@@ -84,31 +83,18 @@ pub enum Error {
     },
     #[error("Refused bundle `{}`: {problem}", path.display())]
     Refused { path: PathBuf, problem: String },
-    #[error("Failed to find the catalog")]
-    Catalog(#[source] Box<crate::runtime::Error>),
-    #[error("Failed to install runtime `{key}` from the bundle")]
-    Runtime {
-        key: String,
+    #[error("Failed to bring project `{}` up from the bundle", dir.display())]
+    Project {
+        dir: PathBuf,
         #[source]
-        source: Box<crate::runtime::Error>,
+        source: Box<crate::project::Error>,
     },
-    #[error("Failed to create environment `{name}` from the bundle's wheels")]
-    Environment {
-        name: String,
-        #[source]
-        source: Box<crate::venv::Error>,
-    },
-    #[error("Failed to start the project's backends")]
-    Daemon {
-        #[source]
-        source: Box<crate::daemon::Error>,
-    },
-    #[error("Invalid environment name `{name}` for the project")]
-    EnvName {
-        name: String,
-        #[source]
-        source: crate::venv::name::Error,
-    },
+    #[error(
+        "Failed to bring the project up from the bundle: `{}` differs from the bundle's; move it away or use another folder", path.display()
+    )]
+    ProjectDiffers { path: PathBuf },
+    #[error("`{}` pins an interpreter of this machine (`{python}`), which a bundle cannot carry; pin a catalog runtime (a version) and lock again", path.display())]
+    AdoptedRuntime { path: PathBuf, python: String },
 }
 
 impl Error {
@@ -116,15 +102,14 @@ impl Error {
     pub fn code(&self) -> crate::ErrorCode {
         use crate::ErrorCode as C;
         match self {
-            Self::UnknownPlatform { .. } | Self::Parse { .. } | Self::EnvName { .. } => C::Invalid,
+            Self::UnknownPlatform { .. } | Self::Parse { .. } => C::Invalid,
             Self::NoRuntime { .. } | Self::NoCatalogEntry { .. } | Self::NoWheel { .. } => {
                 C::NotFound
             }
             Self::Refused { .. } | Self::NotAZip { .. } => C::Invalid,
-            Self::Runtime { source, .. } => source.code(),
-            Self::Environment { source, .. } => source.code(),
-            Self::Catalog(source) => source.code(),
-            Self::Daemon { source } => source.code(),
+            Self::Project { source, .. } => source.code(),
+            Self::ProjectDiffers { .. } => C::Conflict,
+            Self::AdoptedRuntime { .. } => C::Invalid,
             Self::Download { source, .. } => source.code(),
             Self::Read { .. } | Self::Write { .. } | Self::Zip { .. } => C::Internal,
             Self::RuntimeHash { .. } | Self::WheelSource { .. } | Self::WheelHash { .. } => {

@@ -31,13 +31,26 @@ pub struct LockBeep {
     pub runtime: Option<LockedRuntime>,
 }
 
-/// `[tool.beep.runtime]`: the catalog entry the lock was made for.
+/// `[tool.beep.runtime]`: the catalog entry the lock was made for (a lock made with an
+/// interpreter of the machine has `path` instead, which a bundle cannot carry).
 #[derive(Debug, Clone, Deserialize)]
 pub struct LockedRuntime {
-    pub key: String,
+    #[serde(default)]
+    pub key: Option<String>,
     pub version: String,
     #[serde(default)]
     pub url: Option<String>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// A locked catalog runtime.
+#[derive(Debug, Clone)]
+pub struct PinnedRuntime {
+    pub key: String,
+    pub version: String,
     pub sha256: String,
 }
 
@@ -46,6 +59,9 @@ pub struct LockedRuntime {
 pub struct LockedPackage {
     pub name: String,
     pub version: String,
+    /// An environment marker: the package is installed only where it holds.
+    #[serde(default)]
+    pub marker: Option<String>,
     #[serde(default)]
     pub wheels: Vec<LockedWheel>,
 }
@@ -88,14 +104,31 @@ impl Lock {
         })
     }
 
-    pub fn runtime(&self, path: &Path) -> Result<&LockedRuntime, Error> {
-        self.tool
+    pub fn runtime(&self, path: &Path) -> Result<PinnedRuntime, Error> {
+        let runtime = self
+            .tool
             .beep
             .as_ref()
             .and_then(|b| b.runtime.as_ref())
             .ok_or_else(|| Error::NoRuntime {
                 path: path.to_path_buf(),
-            })
+            })?;
+        match (&runtime.key, &runtime.sha256) {
+            (Some(key), Some(sha256)) => Ok(PinnedRuntime {
+                key: key.clone(),
+                version: runtime.version.clone(),
+                sha256: sha256.clone(),
+            }),
+            _ => Err(Error::AdoptedRuntime {
+                path: path.to_path_buf(),
+                python: runtime.path.clone().unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// The locked runtime's key and sha256, when it is a catalog runtime.
+    pub fn pinned(&self) -> Option<PinnedRuntime> {
+        self.runtime(Path::new(LOCK_FILE)).ok()
     }
 
     /// `true` when `sha256` is the lock's hash of the wheel named `file_name`.

@@ -281,7 +281,7 @@ fn check_manifest(manifest: &Manifest) -> Vec<String> {
             Some(_) => {}
         }
         if let Ok(lock) = &lock
-            && let Some(locked) = lock.tool.beep.as_ref().and_then(|b| b.runtime.as_ref())
+            && let Some(locked) = lock.pinned()
             && contents.runtime.key() == locked.key
             && !contents.runtime.sha256.eq_ignore_ascii_case(&locked.sha256)
         {

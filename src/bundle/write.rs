@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::manifest::{self, Manifest, Member, PlatformContents, ProjectTexts};
-use super::project::{Declaration, Lock, LockedRuntime, ProjectFiles};
+use super::project::{Declaration, Lock, PinnedRuntime, ProjectFiles};
 use super::{BundlePlatform, Error};
 use crate::runtime::catalog::{Catalog, CatalogEntry};
 use crate::runtime::download::{self, Download};
@@ -81,7 +81,7 @@ pub async fn bundle(
     }
     let mut runtimes = Vec::new();
     for &platform in &platforms {
-        runtimes.push(runtime_entry(catalog, locked, platform)?);
+        runtimes.push(runtime_entry(catalog, &locked, platform)?);
     }
 
     let staging = tempfile::Builder::new()
@@ -207,6 +207,11 @@ fn choose_wheels(
             })
             .min_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let Some((_, name, wheel)) = best else {
+            // A package with a marker may not be wanted on this platform (markers are
+            // left to the installer, which skips it where it does not hold).
+            if package.marker.is_some() {
+                continue;
+            }
             return Err(Error::NoWheel {
                 package: package.name.clone(),
                 version: package.version.clone(),
@@ -247,7 +252,7 @@ fn file_url(path: &Path) -> String {
 /// version from the same build when the catalog has it, else the newest build.
 fn runtime_entry(
     catalog: &Catalog,
-    locked: &LockedRuntime,
+    locked: &PinnedRuntime,
     platform: BundlePlatform,
 ) -> Result<CatalogEntry, Error> {
     let locked_build = catalog

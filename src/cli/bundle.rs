@@ -1,16 +1,15 @@
 //! `bundle`, `bundle inspect` and `up --bundle`: offline bundles.
 
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use beep_host::bundle::{self, BundleOptions, BundlePlatform};
 use beep_host::runtime::Runtimes;
-use beep_host::{Config, Paths};
+use beep_host::{Config, Paths, Reporter};
 
 use super::output::{print_json, print_table};
 use super::progress::BarReporter;
-use super::venv::StderrReporter;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -41,19 +40,6 @@ enum BundleCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct UpArgs {
-    /// The project folder (its beep.toml and beep.lock are written from the bundle when missing).
-    #[arg(default_value = ".")]
-    dir: PathBuf,
-    /// Install from this bundle only (no network): verified before anything is written.
-    #[arg(long, required = true)]
-    bundle: PathBuf,
-    /// Print what was brought up as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 pub async fn bundle(args: BundleArgs) -> anyhow::Result<ExitCode> {
@@ -140,36 +126,17 @@ fn inspect(file: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+/// `up --bundle FILE [DIR]`: verify and stage the bundle before the home is looked at
+/// (a bad bundle writes nothing there), then the project's `up` from it.
+pub async fn up(
+    bundle: &Path,
+    dir: &Path,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<beep_host::project::UpReport> {
     let platform = BundlePlatform::current()
         .ok_or_else(|| anyhow::anyhow!("Bundles carry no runtime for this platform"))?;
-    // Verify and stage before the home is looked at: a bad bundle writes nothing there.
-    let staged = bundle::read::unpack(&args.bundle, platform)?;
+    let staged = bundle::read::unpack(bundle, platform)?;
     let paths = Paths::from_env()?;
     let config = Config::load(&paths)?;
-    let prepared =
-        bundle::offline::up(&paths, &config, &staged, &args.dir, &StderrReporter).await?;
-    if args.json {
-        print_json(&prepared)?;
-    } else {
-        println!(
-            "Runtime {}; environment `{}` at {}",
-            prepared.runtime.key,
-            prepared.environment.name,
-            prepared.environment.path.display()
-        );
-        for backend in &prepared.backends {
-            println!(
-                "Started backend {} ({}){}",
-                backend.id,
-                backend.transport,
-                backend
-                    .address
-                    .as_deref()
-                    .map(|a| format!(" at {a}"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(bundle::offline::up(&paths, &config, &staged, dir, reporter).await?)
 }

@@ -64,7 +64,7 @@ enum Command {
     /// Resolve a project's requirements (beep.toml) into beep.lock (pylock.toml format).
     Lock(project::ProjectArgs),
     /// Bring a project to what beep.toml and beep.lock declare: runtime, environment, backends.
-    Up(project::ProjectArgs),
+    Up(project::UpArgs),
     /// Stop a project's backends.
     Down(project::ProjectArgs),
     /// Show a project's declaration beside what is installed and running.

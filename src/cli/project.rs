@@ -22,6 +22,15 @@ pub struct ProjectArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    project: ProjectArgs,
+    /// Install from this offline bundle (`beep-host bundle`) only, without the network; it is verified before anything is written.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+}
+
 fn projects() -> anyhow::Result<Projects> {
     let paths = Paths::from_env()?;
     let config = Config::load(&paths)?;
@@ -75,11 +84,17 @@ pub async fn lock(args: ProjectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn up(args: ProjectArgs) -> anyhow::Result<ExitCode> {
+pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let (plain, bar) = reporter();
-    let report = projects()?
-        .up(&args.dir, &Either(plain.as_ref(), bar.as_ref()))
-        .await;
+    let reporter = Either(plain.as_ref(), bar.as_ref());
+    let report = match &args.bundle {
+        Some(bundle) => super::bundle::up(bundle, &args.project.dir, &reporter).await,
+        None => projects()?
+            .up(&args.project.dir, &reporter)
+            .await
+            .map_err(anyhow::Error::from),
+    };
+    let args = args.project;
     if let Some(bar) = &bar {
         bar.finish();
     }

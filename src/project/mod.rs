@@ -11,7 +11,7 @@ mod status;
 
 use std::path::PathBuf;
 
-pub use converge::{Action, BackendChange, Projects, UpReport};
+pub use converge::{Action, BackendChange, OfflineSource, Projects, UpReport};
 pub use lockfile::{LOCK_FILE, ProjectLock, RuntimePin};
 pub use manifest::{BackendDecl, MANIFEST_FILE, Manifest, PythonRequest, Requirements};
 pub use status::{BackendRow, ProjectStatus};
@@ -34,6 +34,8 @@ pub enum Error {
     },
     #[error("Failed to lock project `{}`: locking needs uv (the installer in force is pip)", dir.display())]
     NeedsUv { dir: PathBuf },
+    #[error("Failed to bring project `{}` up offline: its beep.lock does not match beep.toml, and locking needs a package index", dir.display())]
+    OfflineStale { dir: PathBuf },
     #[error("Failed to lock project `{}`", dir.display())]
     Resolve {
         dir: PathBuf,
@@ -83,7 +85,7 @@ impl Error {
             Self::LockFile(lockfile::Error::Parse { .. }) => C::Invalid,
             Self::LockFile(_) | Self::Write { .. } => C::Internal,
             Self::Runtime { source, .. } => source.code(),
-            Self::NeedsUv { .. } => C::Invalid,
+            Self::NeedsUv { .. } | Self::OfflineStale { .. } => C::Invalid,
             Self::Venv(e) => e.code(),
             Self::Daemon(e) => e.code(),
             Self::Resolve { .. } | Self::Sync { .. } | Self::Start { .. } | Self::Stop { .. } => {
