@@ -96,6 +96,11 @@ impl Project {
 
     fn write(&self, text: &str) {
         std::fs::write(self.dir.join("beep.toml"), text).unwrap();
+        std::fs::write(
+            self.dir.join("app.py"),
+            "def load():\n    return 42\n\ndef boom():\n    raise RuntimeError('no model here')\n",
+        )
+        .unwrap();
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -186,6 +191,7 @@ env = {{ GREETING = "{one_env}" }}
 [[backend]]
 name = "two"
 transport = "http"
+preload = "app:load"
 health = {{ every = "5s", timeout = "2s", failures = 3 }}
 limits = {{ memory = "2 GiB" }}
 "#
@@ -219,7 +225,18 @@ fn up_converges_and_up_again_changes_nothing() {
             p.ok(&["eval", id, "__import__('alpha').VERSION"]).trim(),
             "\"1.0\""
         );
+        // The project folder is the working directory.
+        let cwd = p.ok(&["eval", id, "__import__('os').getcwd()"]);
+        assert_eq!(
+            cwd.trim(),
+            format!("{:?}", p.dir.canonicalize().unwrap().to_str().unwrap())
+        );
     }
+    let greeting = |id: &str| p.ok(&["eval", id, "__import__('os').environ.get('GREETING')"]);
+    assert_eq!(greeting(&backends[0].2).trim(), "\"hi\"");
+    assert_eq!(greeting(&backends[1].2).trim(), "null");
+    // `preload` ran before ready: its value is bound to the function's name.
+    assert_eq!(p.ok(&["eval", &backends[1].2, "load"]).trim(), "42");
 
     // Again: nothing to do, nothing touched.
     let before = support_venv::snapshot(p.home.root());
@@ -241,6 +258,9 @@ fn up_converges_and_up_again_changes_nothing() {
     let status: Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["up_to_date"], true, "{status}");
     assert_eq!(status["environment_in_sync"], true);
+    assert_eq!(status["backends"][1]["healthy"], true, "{status}");
+    assert_eq!(status["backends"][1]["memory_limit"], 2u64 << 30);
+    assert!(status["backends"][1]["rss_bytes"].as_u64().unwrap() > 0);
 
     // One backend's env changes: only it restarts.
     p.write(&manifest(&p.minor(), r#"["alpha"]"#, "hello"));
@@ -252,6 +272,7 @@ fn up_converges_and_up_again_changes_nothing() {
     let after = p.backends();
     assert_ne!(after[0].1, backends[0].1, "one has a new process");
     assert_eq!(after[1], backends[1], "two is the same process");
+    assert_eq!(greeting(&after[0].2).trim(), "\"hello\"");
 
     // A requirement removed: the packages go.
     p.write(&manifest(&p.minor(), "[]", "hello"));
@@ -283,7 +304,7 @@ fn bad_manifests_say_where_and_change_nothing() {
     let cases: Vec<(String, &str)> = vec![
         (
             good.replace("health =", "helth ="),
-            "beep.toml:17: unknown key `helth` in [[backend]] \"two\"",
+            "beep.toml:18: unknown key `helth` in [[backend]] \"two\"",
         ),
         (
             good.replacen(&format!("\"{}\"", p.minor()), "\"three\"", 1),
@@ -291,11 +312,11 @@ fn bad_manifests_say_where_and_change_nothing() {
         ),
         (
             good.replace("every = \"5s\"", "every = \"5 sec\""),
-            "beep.toml:17: bad value `5 sec` for `every`",
+            "beep.toml:18: bad value `5 sec` for `every`",
         ),
         (
             good.replace("\"2 GiB\"", "\"2 gigs\""),
-            "beep.toml:18: bad value `2 gigs` for `memory`",
+            "beep.toml:19: bad value `2 gigs` for `memory`",
         ),
         (
             good.replace("name = \"two\"", "name = \"one\""),
@@ -415,4 +436,151 @@ fn venv_create_is_in_process_and_python_accepts_it() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&imported.stdout).trim(), "1.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_api_up_status_down() {
+    use std::io::{BufRead, BufReader};
+    let p = Project::new();
+    let text = manifest(&p.minor(), r#"["alpha"]"#, "hi");
+    p.write(&text[..text.find("[[backend]]\nname = \"two\"").unwrap()]);
+    let mut serve = {
+        let mut cmd = p
+            .home
+            .command(&["serve", "--http", "127.0.0.1:0", "--no-grpc"]);
+        cmd.env("BEEP_PYTHON_CATALOG", &p.catalog)
+            .env("BEEP_PYTHON_MIRROR", &p.mirror)
+            .env("BEEP_HOST_INSTALLER", "uv")
+            .env("BEEP_HOST_UV", support_venv::shared_uv())
+            .env(
+                "UV_CACHE_DIR",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("uv-cache"),
+            )
+            .env("UV_NO_INDEX", "1")
+            .env("UV_FIND_LINKS", &p.wheels)
+            .stdout(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let mut line = String::new();
+    BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(ready["record"].as_str().unwrap()).unwrap()).unwrap();
+    let token = record["token"].as_str().unwrap().to_string();
+    let base = format!("http://{}", ready["http"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let dir = p.dir.to_str().unwrap().to_string();
+
+    let up = client
+        .post(format!("{base}/projects/up"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "dir": dir }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 200);
+    let up: Value = up.json().await.unwrap();
+    assert_eq!(up["backends"][0]["action"], "started", "{up}");
+    assert_eq!(up["environment_created"], true, "{up}");
+
+    let status: Value = client
+        .get(format!("{base}/projects/status"))
+        .query(&[("dir", &dir)])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["up_to_date"], true, "{status}");
+    assert_eq!(status["backends"][0]["state"], "ready", "{status}");
+
+    let down: Value = client
+        .post(format!("{base}/projects/down"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "dir": dir }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(down[0]["action"], "stopped", "{down}");
+
+    // A bad beep.toml is a 400 that names the line.
+    p.write("[python]\nversion = \"3.11\"\nhelth = 1\n");
+    let bad = client
+        .post(format!("{base}/projects/up"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "dir": dir }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .contains("beep.toml:3: unknown key `helth`"),
+        "{bad}"
+    );
+
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+}
+
+#[test]
+fn a_preload_that_raises_fails_up_with_its_traceback() {
+    let p = Project::new();
+    let text = manifest(&p.minor(), "[]", "hi").replace("app:load", "app:boom");
+    p.write(&text);
+    let err = p.fails(&["up"]);
+    assert!(err.contains("Failed to start backend `two`"), "{err}");
+    assert!(err.contains("RuntimeError: no model here"), "{err}");
+    assert!(
+        err.contains("app.py"),
+        "the traceback names the file: {err}"
+    );
+    assert!(
+        !p.backends().iter().any(|b| b.0 == "two"),
+        "nothing runs for `two`"
+    );
+    let status: Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["up_to_date"], false, "{status}");
+}
+
+#[test]
+fn two_ups_at_once_start_each_backend_once() {
+    let p = Project::new();
+    p.write(&manifest(&p.minor(), r#"["alpha"]"#, "hi"));
+    let spawn = || {
+        let mut cmd = p.home.command(&["up"]);
+        cmd.current_dir(&p.dir)
+            .env("BEEP_PYTHON_CATALOG", &p.catalog)
+            .env("BEEP_PYTHON_MIRROR", &p.mirror)
+            .env("BEEP_HOST_INSTALLER", "uv")
+            .env("BEEP_HOST_UV", support_venv::shared_uv())
+            .env(
+                "UV_CACHE_DIR",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("uv-cache"),
+            )
+            .env("UV_NO_INDEX", "1")
+            .env("UV_FIND_LINKS", &p.wheels)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let ps: Vec<Value> = serde_json::from_str(&p.ok(&["ps", "--json"])).unwrap();
+    let live: Vec<&Value> = ps.iter().filter(|b| b["state"] == "ready").collect();
+    assert_eq!(live.len(), 2, "{ps:?}");
+    assert!(p.ok(&["up"]).starts_with("Nothing to do"));
 }

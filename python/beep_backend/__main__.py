@@ -11,7 +11,7 @@ from .log import log
 
 USAGE = """usage: python -m beep_backend --transport http|pipe|grpc [--socket PATH] [--port N]
                          [--max-body BYTES] [--env-name NAME] [--token-stdin]
-                         [--insecure-no-token]
+                         [--insecure-no-token] [--preload MODULE:FUNC]
 
 The token: with --token-stdin, the first line of stdin (then stdin is closed); else
 BEEP_BACKEND_TOKEN (visible in /proc/<pid>/environ). Environment: BEEP_PARENT_PID,
@@ -21,7 +21,7 @@ BEEP_ENV_NAME. Prints one JSON line on stdout: {"event": "ready", ...} or {"even
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 _FLAGS = {"--insecure-no-token", "--token-stdin"}
 MAX_TOKEN_LINE = 4096
-_OPTIONS = {"--transport", "--socket", "--port", "--max-body", "--env-name"}
+_OPTIONS = {"--transport", "--socket", "--port", "--max-body", "--env-name", "--preload"}
 
 
 class UsageError(Exception):
@@ -64,7 +64,13 @@ def parse_args(argv):
         raise UsageError("--max-body must be between 1024 and 2^31-1 bytes")
     if not 0 <= port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
+    preload = opts.get("--preload")
+    if preload is not None:
+        module, colon, func = preload.partition(":")
+        if not colon or not module or not func.isidentifier():
+            raise UsageError("--preload takes MODULE:FUNC (e.g. app.model:load)")
     return {
+        "preload": preload,
         "transport": transport,
         "socket": opts.get("--socket"),
         "port": port,
@@ -134,8 +140,12 @@ def main(argv=None):
             "started_at": started_at,
         }
     )
-    if sys.flags.no_site and opts["transport"] == "grpc":
-        add_site_packages()  # grpcio lives there
+    if sys.flags.no_site and (opts["transport"] == "grpc" or opts["preload"]):
+        add_site_packages()  # grpcio lives there, and what a preload imports
+    if opts["preload"]:
+        failed = preload(opts["preload"], dispatcher)
+        if failed is not None:
+            return fail("preload_failed", failed)
     try:
         server = make_server(opts, dispatcher, token)
         address = server.bind()
@@ -173,6 +183,24 @@ def main(argv=None):
         log("close failed: %r" % exc)
     dispatcher.exit(0)
     return 0
+
+
+def preload(spec, dispatcher):
+    """Run `module:func` once (before the ready line) and bind its value to `func` in the
+    default session. Returns None, or the failure with the Python traceback."""
+    module_name, _, func_name = spec.partition(":")
+    try:
+        import importlib
+
+        func = getattr(importlib.import_module(module_name), func_name)
+        value = func()
+    except (Exception, SystemExit) as exc:  # any failure fails the start, with its traceback
+        import traceback
+
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return "preload `%s` raised %s: %s\n%s" % (spec, type(exc).__name__, exc, trace.rstrip())
+    dispatcher.operations.session({}).namespace[func_name] = value
+    return None
 
 
 def read_token_line():

@@ -13,7 +13,7 @@ use super::client;
 use super::log::BackendLog;
 use super::process::{self, LaunchPlan, Launched};
 use super::record::{self, BackendRecord};
-use super::spec::{BackendId, BackendSpec, RestartPolicy};
+use super::spec::{self, BackendId, BackendSpec, HealthCheck, RestartPolicy};
 use super::status::{BackendEvent, BackendState, BackendStatus, LastExit, ProcessStats};
 
 /// Requests to the supervising task.
@@ -21,6 +21,11 @@ use super::status::{BackendEvent, BackendState, BackendStatus, LastExit, Process
 pub(crate) enum Control {
     Stop(oneshot::Sender<()>),
     Restart(oneshot::Sender<Result<(), String>>),
+    /// The stats sampler saw process `pid`'s tree use `rss` bytes, over the memory limit.
+    OverMemory {
+        pid: u32,
+        rss: u64,
+    },
 }
 
 /// What changes while the backend runs.
@@ -229,13 +234,15 @@ fn last_lines(log: &BackendLog) -> Vec<String> {
     log.tail(20).into_iter().map(|l| l.text).collect()
 }
 
-/// The task that owns the process: wait for its exit or a request, restart by policy.
+/// The task that owns the process: wait for its exit, a request, a failed health probe
+/// or a memory limit exceeded; restart by policy.
 pub(crate) async fn supervise(
     backend: Arc<BackendInstance>,
     first: Launched,
     mut control: mpsc::UnboundedReceiver<Control>,
 ) {
     let limits = backend.spec.limits;
+    let health = backend.spec.options.health;
     let mut attempts = 0u32;
     let mut current = Some(first);
     loop {
@@ -243,19 +250,23 @@ pub(crate) async fn supervise(
             break;
         };
         let running_since = Instant::now();
-        let request = tokio::select! {
-            status = launched.child.wait() => Err(status),
-            request = control.recv() => Ok(request),
+        let address = launched.address.clone();
+        let happened = tokio::select! {
+            status = launched.child.wait() => Happened::Exited(status.ok()),
+            request = control.recv() => Happened::Control(request),
+            missed = watch_health(&backend, health, &address) => Happened::Unhealthy(missed),
         };
-        match request {
-            Ok(Some(Control::Stop(reply))) => {
+        // How the process ended on its own (or was ended for a reason), to be handled by
+        // the restart policy.
+        let (status, reason) = match happened {
+            Happened::Control(Some(Control::Stop(reply))) => {
                 backend.set_state(BackendState::Stopping);
                 backend.stop_process(&mut launched).await;
                 backend.finish(BackendState::Stopped);
                 let _ = reply.send(());
                 break;
             }
-            Ok(Some(Control::Restart(reply))) => {
+            Happened::Control(Some(Control::Restart(reply))) => {
                 backend.set_state(BackendState::Stopping);
                 backend.stop_process(&mut launched).await;
                 backend.set_state(BackendState::Restarting);
@@ -263,6 +274,7 @@ pub(crate) async fn supervise(
                     Ok(next) => {
                         let _ = reply.send(Ok(()));
                         current = Some(next);
+                        continue;
                     }
                     Err(err) => {
                         let _ = reply.send(Err(err.to_string()));
@@ -280,105 +292,142 @@ pub(crate) async fn supervise(
                     }
                 }
             }
-            Ok(None) => {
+            Happened::Control(Some(Control::OverMemory { pid, rss })) => {
+                let Some(limit) = backend.spec.options.memory_limit else {
+                    current = Some(launched);
+                    continue;
+                };
+                if pid != launched.pid || rss <= limit {
+                    // About a process that has already been replaced.
+                    current = Some(launched);
+                    continue;
+                }
+                let reason = format!(
+                    "memory limit {} exceeded ({})",
+                    spec::format_bytes(limit),
+                    spec::format_bytes(rss)
+                );
+                tracing::warn!(id = %backend.id, %reason, "stopping the backend");
+                backend.log.note(&format!("stopping: {reason}"));
+                backend.set_state(BackendState::Stopping);
+                let status = process::kill_child(&mut launched).await;
+                finish_readers(&mut launched).await;
+                (status, Some(reason))
+            }
+            Happened::Control(None) => {
                 // The supervisor is gone: stop quietly.
                 backend.stop_process(&mut launched).await;
                 backend.finish(BackendState::Stopped);
                 break;
             }
-            Err(status) => {
+            Happened::Unhealthy(missed) => {
+                let reason = format!("unhealthy: no answer to {missed} health probes");
+                tracing::warn!(id = %backend.id, %reason, "stopping the backend");
+                backend.log.note(&format!("{reason}; stopping it"));
+                backend.set_state(BackendState::Unhealthy);
+                let status = process::kill_child(&mut launched).await;
                 finish_readers(&mut launched).await;
-                let exit = match status {
-                    Ok(status) => process::exit_of(status, last_lines(&backend.log)),
-                    Err(_) => LastExit {
-                        code: None,
-                        signal: None,
-                        at: process::unix_now(),
-                        last_lines: last_lines(&backend.log),
-                        reason: None,
-                    },
-                };
-                tracing::info!(id = %backend.id, exit = %exit.describe(), "backend process ended");
-                let clean = exit.is_success();
-                backend
-                    .log
-                    .note(&format!("backend process ended ({})", exit.describe()));
-                backend.update(|snap| snap.last_exit = Some(exit));
-                if clean {
-                    backend.finish(BackendState::Stopped);
+                (status, Some(reason))
+            }
+            Happened::Exited(status) => {
+                finish_readers(&mut launched).await;
+                (status, None)
+            }
+        };
+        let mut exit = match status {
+            Some(status) => process::exit_of(status, last_lines(&backend.log)),
+            None => LastExit {
+                code: None,
+                signal: None,
+                at: process::unix_now(),
+                last_lines: last_lines(&backend.log),
+                reason: None,
+            },
+        };
+        let clean = reason.is_none() && exit.is_success();
+        exit.reason = reason;
+        tracing::info!(id = %backend.id, exit = %exit.describe(), "backend process ended");
+        backend
+            .log
+            .note(&format!("backend process ended ({})", exit.describe()));
+        backend.update(|snap| snap.last_exit = Some(exit));
+        if clean {
+            backend.finish(BackendState::Stopped);
+            break;
+        }
+        backend.set_state(BackendState::Crashed);
+        if backend.spec.restart == RestartPolicy::Never {
+            backend.finish(BackendState::Crashed);
+            break;
+        }
+        if running_since.elapsed() >= limits.stable_after {
+            attempts = 0;
+        }
+        if attempts >= limits.max_restarts {
+            tracing::warn!(id = %backend.id, "restart limit reached");
+            backend.finish(BackendState::Crashed);
+            break;
+        }
+        let delay = limits.delay(attempts);
+        attempts += 1;
+        backend.update(|snap| {
+            snap.state = BackendState::Restarting;
+            snap.restarts += 1;
+        });
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        let stop = loop {
+            tokio::select! {
+                _ = &mut sleep => break None,
+                request = control.recv() => match request {
+                    // About the process that just ended.
+                    Some(Control::OverMemory { .. }) => continue,
+                    other => break Some(other),
+                },
+            }
+        };
+        if let Some(request) = stop {
+            backend.finish(BackendState::Stopped);
+            if let Some(Control::Stop(reply)) = request {
+                let _ = reply.send(());
+            }
+            break;
+        }
+        backend.log.note("restarting (policy on-failure)");
+        // Start again; a failed start counts as another crash.
+        loop {
+            match backend.relaunch().await {
+                Ok(next) => {
+                    current = Some(next);
                     break;
                 }
-                {
-                    backend.set_state(BackendState::Crashed);
-                    if backend.spec.restart == RestartPolicy::Never {
-                        backend.finish(BackendState::Crashed);
-                        break;
-                    }
-                    if running_since.elapsed() >= limits.stable_after {
-                        attempts = 0;
-                    }
+                Err(err) => {
+                    tracing::warn!(id = %backend.id, %err, "restart failed");
+                    backend.update(|snap| {
+                        snap.state = BackendState::Crashed;
+                        snap.last_exit = Some(LastExit {
+                            code: None,
+                            signal: None,
+                            at: process::unix_now(),
+                            last_lines: last_lines(&backend.log),
+                            reason: None,
+                        });
+                    });
                     if attempts >= limits.max_restarts {
-                        tracing::warn!(id = %backend.id, "restart limit reached");
-                        backend.finish(BackendState::Crashed);
                         break;
                     }
-                    let delay = limits.delay(attempts);
+                    tokio::time::sleep(limits.delay(attempts)).await;
                     attempts += 1;
                     backend.update(|snap| {
                         snap.state = BackendState::Restarting;
                         snap.restarts += 1;
                     });
-                    let stop = tokio::select! {
-                        _ = tokio::time::sleep(delay) => None,
-                        request = control.recv() => Some(request),
-                    };
-                    if let Some(request) = stop {
-                        backend.finish(BackendState::Stopped);
-                        if let Some(Control::Stop(reply)) = request {
-                            let _ = reply.send(());
-                        }
-                        break;
-                    }
-                    backend.log.note("restarting (policy on-failure)");
-                }
-                // Start again; a failed start counts as another crash.
-                loop {
-                    match backend.relaunch().await {
-                        Ok(next) => {
-                            current = Some(next);
-                            break;
-                        }
-                        Err(err) => {
-                            tracing::warn!(id = %backend.id, %err, "restart failed");
-                            backend.update(|snap| {
-                                snap.state = BackendState::Crashed;
-                                snap.last_exit = Some(LastExit {
-                                    code: None,
-                                    signal: None,
-                                    at: process::unix_now(),
-                                    last_lines: last_lines(&backend.log),
-                                    reason: None,
-                                });
-                            });
-                            if backend.spec.restart == RestartPolicy::Never
-                                || attempts >= limits.max_restarts
-                            {
-                                break;
-                            }
-                            tokio::time::sleep(limits.delay(attempts)).await;
-                            attempts += 1;
-                            backend.update(|snap| {
-                                snap.state = BackendState::Restarting;
-                                snap.restarts += 1;
-                            });
-                        }
-                    }
-                }
-                if current.is_none() {
-                    backend.finish(BackendState::Crashed);
-                    break;
                 }
             }
+        }
+        if current.is_none() {
+            backend.finish(BackendState::Crashed);
+            break;
         }
     }
     // Answer requests that arrive after the end.
@@ -391,6 +440,70 @@ pub(crate) async fn supervise(
             Control::Restart(reply) => {
                 let _ = reply.send(Err("the backend has ended".into()));
             }
+            Control::OverMemory { .. } => {}
+        }
+    }
+}
+
+/// What ended a wait in [`supervise`].
+enum Happened {
+    Exited(Option<std::process::ExitStatus>),
+    Control(Option<Control>),
+    /// This many health probes in a row went unanswered.
+    Unhealthy(u32),
+}
+
+/// Probe a running process with `info` over its own transport every `every`; return when
+/// `failures` probes in a row got no answer within `timeout`. Never returns without a
+/// health check.
+async fn watch_health(
+    backend: &BackendInstance,
+    health: Option<HealthCheck>,
+    address: &str,
+) -> u32 {
+    let Some(health) = health else {
+        return std::future::pending().await;
+    };
+    let every = health.every();
+    let failures = health.failures.max(1);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut missed = 0u32;
+    loop {
+        tick.tick().await;
+        let probe = async {
+            let client =
+                client::connect(backend.spec.transport, address, &backend.plan.token).await?;
+            client.info().await
+        };
+        match tokio::time::timeout(health.timeout(), probe).await {
+            Ok(Ok(_)) => {
+                if missed > 0 {
+                    backend.log.note(&format!(
+                        "health probe answered again after {missed} missed"
+                    ));
+                }
+                missed = 0;
+                continue;
+            }
+            Ok(Err(err)) => {
+                missed += 1;
+                tracing::debug!(id = %backend.id, %err, missed, "health probe failed");
+                backend
+                    .log
+                    .note(&format!("health probe {missed}/{failures} failed: {err}"));
+            }
+            Err(_) => {
+                missed += 1;
+                tracing::debug!(id = %backend.id, missed, "health probe timed out");
+                backend.log.note(&format!(
+                    "health probe {missed}/{failures}: no answer within {:?}",
+                    health.timeout()
+                ));
+            }
+        }
+        if missed >= failures {
+            return missed;
         }
     }
 }

@@ -70,6 +70,8 @@ pub enum Error {
         #[source]
         source: crate::lock::Error,
     },
+    #[error("Failed to start backend `{id}`: its working directory `{}` is not a directory", path.display())]
+    CwdMissing { id: BackendId, path: PathBuf },
     #[error("Failed to spawn `{}`", program.display())]
     Spawn {
         program: PathBuf,
@@ -128,7 +130,9 @@ impl Error {
     pub fn code(&self) -> crate::ErrorCode {
         use crate::ErrorCode as C;
         match self {
-            Self::EnvironmentMissing { .. } | Self::NotFound { .. } => C::NotFound,
+            Self::EnvironmentMissing { .. } | Self::NotFound { .. } | Self::CwdMissing { .. } => {
+                C::NotFound
+            }
             Self::IdTaken { .. }
             | Self::NotReady { .. }
             | Self::EnvironmentBusy { .. }

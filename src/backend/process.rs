@@ -17,7 +17,7 @@ use super::Error;
 #[cfg(windows)]
 use super::job::JobObject;
 use super::log::BackendLog;
-use super::spec::{BackendId, Transport};
+use super::spec::{BackendId, BackendOptions, Transport};
 use super::status::{LastExit, LogStream};
 
 /// Overrides where the `beep_backend` package is found.
@@ -87,6 +87,8 @@ pub struct LaunchPlan {
     pub ready_timeout: Duration,
     /// The host API's URL and token, when the host serves one.
     pub host_api: Option<(String, String)>,
+    /// Environment variables, working directory, preload and memory limit.
+    pub options: BackendOptions,
 }
 
 /// A backend process that printed its ready line.
@@ -104,7 +106,29 @@ pub struct Launched {
 /// Spawn the backend and wait for its ready line.
 pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched, Error> {
     let python = crate::venv::python_in(&plan.env_dir);
-    let mut command = Command::new(&python);
+    let scope = match plan.options.memory_limit {
+        Some(limit) => tokio::task::spawn_blocking(systemd_scope_works)
+            .await
+            .unwrap_or(false)
+            .then_some(limit),
+        None => None,
+    };
+    let mut command = match scope {
+        // A transient scope with MemoryMax: `systemd-run --scope` execs the command itself,
+        // so the pid, the pipes and the process group stay those of the backend.
+        Some(limit) => {
+            let mut command = Command::new("systemd-run");
+            command
+                .args(["--user", "--scope", "--quiet", "--collect"])
+                .arg(format!("--property=MemoryMax={limit}"))
+                .arg("--")
+                .arg(&python);
+            command
+        }
+        None => Command::new(&python),
+    };
+    // The declared variables first: what the backend needs (below) wins over them.
+    command.envs(&plan.options.env_vars);
     command
         .arg("-m")
         .arg("beep_backend")
@@ -118,17 +142,30 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
     if let Some(socket) = &plan.socket {
         command.arg("--socket").arg(socket);
     }
+    if let Some(preload) = &plan.options.preload {
+        command.arg("--preload").arg(preload);
+    }
     if let Some((url, token)) = &plan.host_api {
         command
             .env("BEEP_HOST_URL", url)
             .env("BEEP_HOST_TOKEN", token);
     }
+    // A declared PYTHONPATH comes after the package's own directory.
+    let python_path = match plan.options.env_vars.get("PYTHONPATH") {
+        Some(extra) if !extra.is_empty() => {
+            let mut joined = plan.python_path.clone().into_os_string();
+            joined.push(if cfg!(windows) { ";" } else { ":" });
+            joined.push(extra);
+            joined
+        }
+        _ => plan.python_path.clone().into_os_string(),
+    };
     command
-        .env("PYTHONPATH", &plan.python_path)
+        .env("PYTHONPATH", python_path)
         .env("PYTHONUNBUFFERED", "1")
         .env("BEEP_PARENT_PID", std::process::id().to_string())
         .env("BEEP_ENV_NAME", &plan.env)
-        .current_dir(&plan.env_dir)
+        .current_dir(plan.options.cwd.as_deref().unwrap_or(&plan.env_dir))
         .env_remove("BEEP_BACKEND_TOKEN")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -136,6 +173,14 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
         .kill_on_drop(true);
     orphan_protection(&mut command);
 
+    if let Some(cwd) = &plan.options.cwd
+        && !cwd.is_dir()
+    {
+        return Err(Error::CwdMissing {
+            id: plan.id.clone(),
+            path: cwd.clone(),
+        });
+    }
     let mut child = spawn(command).await.map_err(|source| Error::Spawn {
         program: python.clone(),
         source,
@@ -233,6 +278,39 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
             })
         }
     }
+}
+
+/// Whether `systemd-run --user --scope` can place a process in a transient scope (a user
+/// manager with delegated cgroups answers). Asked once per process.
+pub fn systemd_scope_works() -> bool {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| {
+        if !cfg!(target_os = "linux") {
+            return false;
+        }
+        let probe = std::process::Command::new("systemd-run")
+            .args(["--user", "--scope", "--quiet", "--collect", "--"])
+            .arg("true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let Ok(mut child) = probe else { return false };
+        let began = Instant::now();
+        while began.elapsed() < Duration::from_secs(2) {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    tracing::debug!(%status, "systemd-run --user --scope probe");
+                    return status.success();
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(_) => return false,
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    })
 }
 
 /// Write the token as the first line of the backend's stdin, then close it (the backend
@@ -445,6 +523,13 @@ pub async fn stop_child(launched: &mut Launched, began: Instant) -> Option<ExitS
         return Some(status);
     }
     tracing::debug!(pid, "backend ignored SIGTERM; SIGKILL");
+    signal_launched(launched, Signal::Kill);
+    launched.child.wait().await.ok()
+}
+
+/// End a child that does not answer (unhealthy, over its memory limit): SIGKILL to its
+/// group at once (a stopped process takes no SIGTERM), then reap it.
+pub async fn kill_child(launched: &mut Launched) -> Option<ExitStatus> {
     signal_launched(launched, Signal::Kill);
     launched.child.wait().await.ok()
 }

@@ -79,6 +79,8 @@ impl Supervisor {
             };
             let mut spec = BackendSpec::new(env, rec.transport).restart(rec.restart);
             spec.id = Some(rec.id.clone());
+            // The declaration travels with the backend: a restart here keeps it.
+            spec.options = rec.options.clone();
             let ended = self.ended_instance(spec.clone(), &rec);
             if newly_lost && let Some(exit) = &rec.last_exit {
                 ended.log.note(&exit.describe());
@@ -112,6 +114,7 @@ impl Supervisor {
                 token: rec.token.clone(),
                 ready_timeout: spec.ready_timeout,
                 host_api: None,
+                options: spec.options.clone(),
             },
             spec,
             log: Arc::new(BackendLog::open(rec.log_file.clone())),

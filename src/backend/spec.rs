@@ -181,6 +181,91 @@ pub struct HealthCheck {
     pub failures: u32,
 }
 
+impl HealthCheck {
+    pub fn every(&self) -> Duration {
+        Duration::from_millis(self.every_ms.max(1))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.max(1))
+    }
+}
+
+/// `500ms`, `5s`, `2m`, `1.5s` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration `{text}` (expected e.g. `500ms`, `5s`, `2m`)"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!("invalid duration `{text}` (units: ms, s, m, h)"));
+        }
+    };
+    let secs = number * scale;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("invalid duration `{text}`: must be more than zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `2GiB`, `2 GiB`, `512MiB`, `500MB`, `1G` (K/M/G/T alone are binary, as systemd reads
+/// them; KB/MB/GB are decimal), or a number of bytes.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size `{text}` (expected e.g. `2GiB`, `512MiB`)"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024.0f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => {
+            return Err(format!(
+                "invalid size `{text}` (units: B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+            ));
+        }
+    };
+    let bytes = number * scale;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!("invalid size `{text}`: must be at least one byte"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// `2.0 GiB`, `64.0 MiB`, `512 B`.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 impl BackendSpec {
     pub fn new(env: EnvName, transport: Transport) -> Self {
         Self {
@@ -279,6 +364,31 @@ mod tests {
         for bad in ["", "../x", "ABCD", "g1", &"a".repeat(33)] {
             assert!(BackendId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        for bad in ["", "s", "0s", "5 parsecs", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_bytes("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_bytes("2 GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_bytes("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("500MB").unwrap(), 500_000_000);
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        for bad in ["", "GiB", "0", "2 parsecs", "-1G"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_bytes(2 << 30), "2.0 GiB");
+        assert_eq!(format_bytes((21 << 30) / 10), "2.1 GiB");
+        assert_eq!(format_bytes(64 << 20), "64.0 MiB");
+        assert_eq!(format_bytes(10), "10 B");
     }
 
     #[test]

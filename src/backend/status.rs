@@ -20,6 +20,9 @@ pub enum BackendState {
     Restarting,
     /// Its owner (a daemon) ended while it ran; see [`BackendStatus::last_exit`].
     Lost,
+    /// Runs but did not answer its health probe (`info`) the declared number of times in a
+    /// row; it is being stopped, then started again by its restart policy.
+    Unhealthy,
 }
 
 impl BackendState {
@@ -32,6 +35,7 @@ impl BackendState {
             Self::Crashed => "crashed",
             Self::Restarting => "restarting",
             Self::Lost => "lost",
+            Self::Unhealthy => "unhealthy",
         }
     }
 

@@ -169,6 +169,7 @@ impl Supervisor {
             token: process::new_token(),
             ready_timeout: spec.ready_timeout,
             host_api: self.host_api(),
+            options: spec.options.clone(),
         };
         let (control, requests) = mpsc::unbounded_channel();
         let restarts = previous.as_ref().map_or(0, |p| p.snapshot().restarts);
@@ -554,7 +555,29 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .sample(&pids);
+        self.enforce_memory_limits(&fresh);
         *self.inner.stats.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
+    /// Ask the task of every backend whose tree uses more than its memory limit to stop
+    /// it (the task restarts it by policy).
+    fn enforce_memory_limits(&self, stats: &HashMap<u32, ProcessStats>) {
+        for backend in self.lock().values() {
+            let Some(limit) = backend.spec.options.memory_limit else {
+                continue;
+            };
+            let snap = backend.snapshot();
+            if !matches!(snap.state, BackendState::Ready | BackendState::Unhealthy) {
+                continue;
+            }
+            let Some(pid) = snap.pid else { continue };
+            let Some(rss) = stats.get(&pid).map(|s| s.rss_bytes) else {
+                continue;
+            };
+            if rss > limit {
+                let _ = backend.control.send(Control::OverMemory { pid, rss });
+            }
+        }
     }
 
     /// Refresh stats about once a second while this supervisor lives.

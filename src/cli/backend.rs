@@ -11,7 +11,8 @@ use clap::Args;
 
 use beep_host::Paths;
 use beep_host::backend::{
-    self, BackendEvent, BackendId, BackendState, BackendStatus, RestartPolicy, Transport,
+    self, BackendEvent, BackendId, BackendOptions, BackendState, BackendStatus, HealthCheck,
+    RestartPolicy, Transport,
 };
 use beep_host::daemon::{DaemonClient, StartSpec};
 use beep_host::venv::EnvName;
@@ -35,6 +36,43 @@ pub struct StartArgs {
     /// Seconds to wait for the backend to report ready.
     #[arg(long, default_value_t = 30.0)]
     ready_timeout: f64,
+    /// An environment variable of the Python process (repeatable).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env_var)]
+    env_vars: Vec<(String, String)>,
+    /// The working directory of the Python process (default: the environment's folder).
+    #[arg(long)]
+    cwd: Option<std::path::PathBuf>,
+    /// `module:function` run once before ready; its value is bound to the function's name
+    /// in the default session. An exception fails the start.
+    #[arg(long, value_name = "MODULE:FUNC")]
+    preload: Option<String>,
+    /// Probe the backend with `info` this often (e.g. `5s`); unanswered probes make it
+    /// unhealthy, and it is restarted by its policy.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    health_every: Option<Duration>,
+    /// How long a health probe waits for its answer (default 2s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    health_timeout: Option<Duration>,
+    /// Unanswered probes in a row that make the backend unhealthy (default 3).
+    #[arg(long, value_name = "N")]
+    health_failures: Option<u32>,
+    /// Stop the backend (then restart it by policy) when its process tree uses more
+    /// resident memory than this (e.g. `2GiB`).
+    #[arg(long, value_name = "SIZE", value_parser = backend::spec::parse_bytes)]
+    memory_limit: Option<u64>,
+}
+
+fn parse_env_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() && !key.contains('\0') => {
+            Ok((key.to_string(), value.to_string()))
+        }
+        _ => Err(format!("invalid variable `{text}` (expected KEY=VALUE)")),
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    backend::spec::parse_duration(text)
 }
 
 #[derive(Debug, Args)]
@@ -87,14 +125,42 @@ pub(super) async fn daemon() -> anyhow::Result<DaemonClient> {
     Ok(DaemonClient::connect(&Paths::from_env()?).await?)
 }
 
-fn spec_of(args: &StartArgs) -> StartSpec {
-    StartSpec {
+fn spec_of(args: &StartArgs) -> anyhow::Result<StartSpec> {
+    let cwd = match &args.cwd {
+        Some(dir) => Some(
+            std::path::absolute(dir)
+                .with_context(|| format!("Failed to resolve `{}`", dir.display()))?,
+        ),
+        None => None,
+    };
+    let health_asked = args.health_every.is_some()
+        || args.health_timeout.is_some()
+        || args.health_failures.is_some();
+    let health = health_asked.then(|| HealthCheck {
+        every_ms: args
+            .health_every
+            .unwrap_or(Duration::from_secs(5))
+            .as_millis() as u64,
+        timeout_ms: args
+            .health_timeout
+            .unwrap_or(Duration::from_secs(2))
+            .as_millis() as u64,
+        failures: args.health_failures.unwrap_or(3).max(1),
+    });
+    Ok(StartSpec {
         env: args.venv.to_string(),
         transport: args.transport,
         restart: args.restart,
         ready_timeout_ms: (args.ready_timeout.max(0.1) * 1000.0) as u64,
-        options: Default::default(),
-    }
+        options: BackendOptions {
+            env_vars: args.env_vars.iter().cloned().collect(),
+            cwd,
+            preload: args.preload.clone(),
+            health,
+            memory_limit: args.memory_limit,
+            ..Default::default()
+        },
+    })
 }
 
 /// Ask the daemon to start a backend. In the foreground, follow its state until Ctrl+C,
@@ -105,7 +171,7 @@ pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let client = daemon().await?;
-    let status = client.start(spec_of(&args)).await?;
+    let status = client.start(spec_of(&args)?).await?;
     let id = status.id.clone();
     print_endpoint(&status);
     if args.detach {
@@ -233,7 +299,15 @@ pub async fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
                 state_text(s),
                 s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 format!("{:.1}%", s.cpu_percent),
-                format_bytes(s.rss_bytes),
+                match s.options.memory_limit {
+                    // The limit beside the use: `40.2 MiB / 64.0 MiB`.
+                    Some(limit) => format!(
+                        "{} / {}",
+                        format_bytes(s.rss_bytes),
+                        backend::spec::format_bytes(limit)
+                    ),
+                    None => format_bytes(s.rss_bytes),
+                },
                 format_duration(s.uptime_secs),
                 s.restarts.to_string(),
             ]

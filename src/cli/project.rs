@@ -37,34 +37,42 @@ fn projects() -> anyhow::Result<Projects> {
     Ok(Projects::new(paths, config))
 }
 
-/// A bar on a terminal; the installers' lines on stderr otherwise.
-fn reporter() -> (Box<dyn Reporter>, Option<BarReporter>) {
-    if std::io::stderr().is_terminal() {
-        (Box::new(StderrReporter), Some(BarReporter::new(true)))
-    } else {
-        (Box::new(StderrReporter), None)
+/// On a terminal a bar, with the tools' lines printed above it; elsewhere the lines alone
+/// on stderr.
+enum Steps {
+    Bar(BarReporter),
+    Lines,
+}
+
+impl Steps {
+    fn new() -> Self {
+        if std::io::stderr().is_terminal() {
+            Self::Bar(BarReporter::new(true))
+        } else {
+            Self::Lines
+        }
+    }
+
+    fn finish(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish();
+        }
     }
 }
 
-struct Either<'a>(&'a dyn Reporter, Option<&'a BarReporter>);
-
-impl Reporter for Either<'_> {
+impl Reporter for Steps {
     fn report(&self, progress: beep_host::Progress) {
-        match self.1 {
-            Some(bar) => bar.report(progress),
-            None => self.0.report(progress),
+        match self {
+            Self::Bar(bar) => bar.report(progress),
+            Self::Lines => StderrReporter.report(progress),
         }
     }
 }
 
 pub async fn lock(args: ProjectArgs) -> anyhow::Result<ExitCode> {
-    let (plain, bar) = reporter();
-    let lock = projects()?
-        .lock(&args.dir, &Either(plain.as_ref(), bar.as_ref()))
-        .await;
-    if let Some(bar) = &bar {
-        bar.finish();
-    }
+    let steps = Steps::new();
+    let lock = projects()?.lock(&args.dir, &steps).await;
+    steps.finish();
     let lock = lock?;
     if args.json {
         print_json(&serde_json::json!({
@@ -85,19 +93,16 @@ pub async fn lock(args: ProjectArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
-    let (plain, bar) = reporter();
-    let reporter = Either(plain.as_ref(), bar.as_ref());
+    let steps = Steps::new();
     let report = match &args.bundle {
-        Some(bundle) => super::bundle::up(bundle, &args.project.dir, &reporter).await,
+        Some(bundle) => super::bundle::up(bundle, &args.project.dir, &steps).await,
         None => projects()?
-            .up(&args.project.dir, &reporter)
+            .up(&args.project.dir, &steps)
             .await
             .map_err(anyhow::Error::from),
     };
+    steps.finish();
     let args = args.project;
-    if let Some(bar) = &bar {
-        bar.finish();
-    }
     let report = report?;
     if args.json {
         print_json(&report)?;
@@ -163,7 +168,8 @@ pub async fn down(args: ProjectArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&stopped)?;
     } else if stopped.is_empty() {
-        println!("Nothing to do: no backend of {} runs", args.dir.display());
+        let dir = std::fs::canonicalize(&args.dir).unwrap_or(args.dir);
+        println!("Nothing to do: no backend of {} runs", dir.display());
     } else {
         for b in &stopped {
             println!(
@@ -226,9 +232,11 @@ fn print_status(s: &ProjectStatus) {
                 b.state
                     .map(|st| st.to_string())
                     .unwrap_or_else(|| "not running".into()),
-                match (&b.health, b.state) {
+                match (&b.health, b.healthy) {
                     (None, _) => "-".into(),
-                    (Some(h), _) => format!("every {} ms", h.every_ms),
+                    (Some(h), None) => format!("probe every {} ms", h.every_ms),
+                    (Some(_), Some(true)) => "healthy".into(),
+                    (Some(_), Some(false)) => "unhealthy".into(),
                 },
                 match (b.rss_bytes, b.memory_limit) {
                     (Some(rss), Some(limit)) => format!("{} / {}", mib(rss), mib(limit)),

@@ -115,6 +115,7 @@ from_core!(
     venv::name::Error,
     runtime::Error,
     backend::Error,
+    crate::project::Error,
 );
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use super::{ApiCode, ApiError, CreateRequest, Host, StartRequest};
+use super::{ApiCode, ApiError, CreateRequest, Host, ProjectRequest, StartRequest};
 use crate::runtime::InstallOptions;
 use crate::{Progress, Reporter};
 
@@ -100,6 +100,9 @@ pub fn router(host: Arc<Host>, port: u16) -> Router {
         .route("/runtimes/install", post(install_runtime))
         .route("/backends", post(start_backend).get(list_backends))
         .route("/backends/{id}", delete(stop_backend))
+        .route("/projects/up", post(project_up))
+        .route("/projects/down", post(project_down))
+        .route("/projects/status", get(project_status))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -210,6 +213,33 @@ async fn create_env(
         path: env.path.display().to_string(),
         success: true,
     }))
+}
+
+async fn project_up(
+    State(s): State<AppState>,
+    Body(request): Body<ProjectRequest>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.host.project_up(request).await?).into_response())
+}
+
+async fn project_down(
+    State(s): State<AppState>,
+    Body(request): Body<ProjectRequest>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.host.project_down(request).await?).into_response())
+}
+
+async fn project_status(
+    State(s): State<AppState>,
+    query: Result<Query<ProjectRequest>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(request) = query.map_err(|e| {
+        ApiError::new(
+            ApiCode::Invalid,
+            format!("Invalid query: {}", e.body_text()),
+        )
+    })?;
+    Ok(Json(s.host.project_status(request).await?).into_response())
 }
 
 async fn list_envs(State(s): State<AppState>) -> Result<Response, ApiError> {

@@ -104,6 +104,14 @@ pub struct StartRequest {
     pub restart: Option<String>,
 }
 
+/// A project folder (`POST /projects/up`, `POST /projects/down`, `GET /projects/status?dir=`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectRequest {
+    /// The folder holding `beep.toml` (absolute).
+    pub dir: String,
+}
+
 /// The services behind the API. Cheap to share.
 #[derive(Debug)]
 pub struct Host {
@@ -216,6 +224,53 @@ impl Host {
             )
             .await?;
         Ok(lines.0.into_inner().unwrap_or_default())
+    }
+
+    fn projects(
+        &self,
+        request: &ProjectRequest,
+    ) -> Result<(crate::project::Projects, std::path::PathBuf), ApiError> {
+        let dir = std::path::PathBuf::from(&request.dir);
+        if !dir.is_absolute() {
+            return Err(ApiError::new(
+                ApiCode::Invalid,
+                format!(
+                    "Invalid project folder `{}`: give an absolute path",
+                    request.dir
+                ),
+            ));
+        }
+        Ok((
+            crate::project::Projects::new(self.paths.clone(), self.config.clone()),
+            dir,
+        ))
+    }
+
+    /// `beep-host up` for a folder.
+    pub async fn project_up(
+        &self,
+        request: ProjectRequest,
+    ) -> Result<crate::project::UpReport, ApiError> {
+        let (projects, dir) = self.projects(&request)?;
+        Ok(projects.up(&dir, &Lines::default()).await?)
+    }
+
+    /// `beep-host down` for a folder: the backends stopped.
+    pub async fn project_down(
+        &self,
+        request: ProjectRequest,
+    ) -> Result<Vec<crate::project::BackendChange>, ApiError> {
+        let (projects, dir) = self.projects(&request)?;
+        Ok(projects.down(&dir, &Lines::default()).await?)
+    }
+
+    /// `beep-host status` for a folder.
+    pub async fn project_status(
+        &self,
+        request: ProjectRequest,
+    ) -> Result<crate::project::ProjectStatus, ApiError> {
+        let (projects, dir) = self.projects(&request)?;
+        Ok(projects.status(&dir).await?)
     }
 
     pub fn runtimes(&self) -> Result<Vec<Runtime>, ApiError> {

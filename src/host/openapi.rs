@@ -123,7 +123,22 @@ pub fn document(port: u16) -> Value {
             "/backends/{id}": {"delete": op("Stop a backend", 200,
                 json_ok("Stopped", json!({"$ref": "#/components/schemas/Success"})),
                 &[400, 401, 403, 404, 405, 409, 422],
-                json!({"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]}))}
+                json!({"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]}))},
+            "/projects/up": {"post": op("Bring a project folder to what its beep.toml and beep.lock declare", 200,
+                json_ok("What changed", json!({"type": "object"})),
+                &[400, 401, 403, 404, 405, 409, 413, 422],
+                body(json!({"type": "object", "required": ["dir"], "additionalProperties": false,
+                    "properties": {"dir": {"type": "string", "description": "The project folder (absolute)"}}})))},
+            "/projects/down": {"post": op("Stop a project's backends", 200,
+                json_ok("The backends stopped", json!({"type": "array", "items": {"type": "object"}})),
+                &[400, 401, 403, 404, 405, 413, 422],
+                body(json!({"type": "object", "required": ["dir"], "additionalProperties": false,
+                    "properties": {"dir": {"type": "string", "description": "The project folder (absolute)"}}})))},
+            "/projects/status": {"get": op("A project's declaration beside what is installed and running", 200,
+                json_ok("The status", json!({"type": "object"})),
+                &[400, 401, 403, 404, 405, 422],
+                json!({"parameters": [{"name": "dir", "in": "query", "required": true,
+                    "description": "The project folder (absolute)", "schema": {"type": "string"}}]}))}
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -4,14 +4,18 @@
 //! restarts and stops the declared backends through the daemon; `down` stops them;
 //! `status` sets the declaration beside what runs.
 
+mod backends;
 mod converge;
+mod declaration;
 pub mod lockfile;
 pub mod manifest;
+mod resolution;
 mod status;
 
 use std::path::PathBuf;
 
-pub use converge::{Action, BackendChange, OfflineSource, Projects, UpReport};
+pub use backends::{Action, BackendChange};
+pub use converge::{OfflineSource, Projects, UpReport};
 pub use lockfile::{LOCK_FILE, ProjectLock, RuntimePin};
 pub use manifest::{BackendDecl, MANIFEST_FILE, Manifest, PythonRequest, Requirements};
 pub use status::{BackendRow, ProjectStatus};
@@ -56,7 +60,7 @@ pub enum Error {
         dir: PathBuf,
         name: String,
         #[source]
-        source: crate::daemon::Error,
+        source: Box<crate::daemon::Error>,
     },
     #[error("Failed to stop backend `{name}` ({id}) of project `{}`", dir.display())]
     Stop {
@@ -64,16 +68,28 @@ pub enum Error {
         name: String,
         id: String,
         #[source]
-        source: crate::daemon::Error,
+        source: Box<crate::daemon::Error>,
     },
     #[error(transparent)]
-    Daemon(#[from] crate::daemon::Error),
+    Daemon(Box<crate::daemon::Error>),
+    #[error("Failed to lock project `{}`", dir.display())]
+    Busy {
+        dir: PathBuf,
+        #[source]
+        source: crate::lock::Error,
+    },
     #[error("Failed to write `{}`", path.display())]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<crate::daemon::Error> for Error {
+    fn from(e: crate::daemon::Error) -> Self {
+        Self::Daemon(Box::new(e))
+    }
 }
 
 impl Error {
@@ -88,6 +104,7 @@ impl Error {
             Self::NeedsUv { .. } | Self::OfflineStale { .. } => C::Invalid,
             Self::Venv(e) => e.code(),
             Self::Daemon(e) => e.code(),
+            Self::Busy { source, .. } => source.code(),
             Self::Resolve { .. } | Self::Sync { .. } | Self::Start { .. } | Self::Stop { .. } => {
                 C::Failed
             }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
-use super::converge::{Projects, SyncState, fingerprint, project_backends};
+use super::backends::{fingerprint, project_backends};
+use super::converge::{Projects, SyncState};
 use super::lockfile::{self, ProjectLock};
 use super::manifest::Manifest;
 use crate::backend::{BackendId, BackendState, HealthCheck};
@@ -25,6 +26,9 @@ pub struct BackendRow {
     pub address: Option<String>,
     /// The declared probe.
     pub health: Option<HealthCheck>,
+    /// With a probe and a live process: whether it answers (`unhealthy` is the state of
+    /// one that stopped answering).
+    pub healthy: Option<bool>,
     pub rss_bytes: Option<u64>,
     pub memory_limit: Option<u64>,
     /// Runs the current declaration (false: `up` restarts it).
@@ -99,6 +103,9 @@ impl Projects {
                 pid: run.and_then(|b| b.pid),
                 address: run.and_then(|b| b.address.clone()),
                 health: decl.health,
+                healthy: run
+                    .filter(|b| decl.health.is_some() && !b.state.is_final())
+                    .map(|b| b.state != BackendState::Unhealthy),
                 rss_bytes: run.filter(|b| !b.state.is_final()).map(|b| b.rss_bytes),
                 memory_limit: decl.memory_limit,
                 current: run.is_some_and(|b| {
@@ -122,6 +129,7 @@ impl Projects {
                 pid: b.pid,
                 address: b.address.clone(),
                 health: b.options.health,
+                healthy: b.options.health.map(|_| b.state != BackendState::Unhealthy),
                 rss_bytes: Some(b.rss_bytes),
                 memory_limit: b.options.memory_limit,
                 current: false,

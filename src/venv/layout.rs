@@ -249,3 +249,37 @@ PS1="${VIRTUAL_ENV_PROMPT}${PS1:-}"
 export PS1
 hash -r 2> /dev/null
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_old_and_new() {
+        let dir = Path::new("/envs/my env");
+        // 3.11 and older quote the values themselves and take `(name) ` as the prompt.
+        let old = fill(
+            "VIRTUAL_ENV=\"__VENV_DIR__\"\nPS1=\"__VENV_PROMPT__${PS1:-}\"\nPATH=\"$VIRTUAL_ENV/__VENV_BIN_NAME__:$PATH\"\n",
+            dir,
+            "bin",
+            "3.11",
+            "demo",
+        );
+        assert_eq!(
+            old,
+            "VIRTUAL_ENV=\"/envs/my env\"\nPS1=\"(demo) ${PS1:-}\"\nPATH=\"$VIRTUAL_ENV/bin:$PATH\"\n"
+        );
+        // 3.12 and newer get shell-quoted values and the bare name.
+        let new = fill(
+            "VIRTUAL_ENV=__VENV_DIR__\nPS1=\"(\"__VENV_PROMPT__\") ${PS1:-}\"\n",
+            dir,
+            "bin",
+            "3.12",
+            "demo",
+        );
+        assert_eq!(
+            new,
+            "VIRTUAL_ENV='/envs/my env'\nPS1=\"(\"demo\") ${PS1:-}\"\n"
+        );
+    }
+}

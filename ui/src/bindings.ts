@@ -149,7 +149,7 @@ export type BackendRow = {
 };
 
 /**  The core's `BackendState`, one to one (the core crate carries no specta). */
-export type BackendState = "starting" | "ready" | "stopping" | "stopped" | "crashed" | "restarting" | "lost";
+export type BackendState = "starting" | "ready" | "stopping" | "stopped" | "crashed" | "restarting" | "lost" | "unhealthy";
 
 /**  Every backend, about once a second while any is known. */
 export type BackendsTick = {

@@ -13,6 +13,7 @@ pub enum BackendState {
     Crashed,
     Restarting,
     Lost,
+    Unhealthy,
 }
 
 impl From<beep_host::backend::BackendState> for BackendState {
@@ -26,6 +27,7 @@ impl From<beep_host::backend::BackendState> for BackendState {
             S::Crashed => Self::Crashed,
             S::Restarting => Self::Restarting,
             S::Lost => Self::Lost,
+            S::Unhealthy => Self::Unhealthy,
         }
     }
 }

@@ -13,6 +13,7 @@ describe("backend series", () => {
     expect(stateTone("starting")).toBe("busy");
     expect(stateTone("restarting")).toBe("busy");
     expect(stateTone("crashed")).toBe("bad");
+    expect(stateTone("unhealthy")).toBe("bad");
     expect(stateTone("stopped")).toBe("idle");
   });
   it("scales a sparkline into the box, max at the top", () => {

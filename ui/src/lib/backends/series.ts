@@ -11,6 +11,7 @@ export function stateTone(state: string): "ok" | "busy" | "idle" | "bad" {
     case "restarting":
       return "busy";
     case "crashed":
+    case "unhealthy":
       return "bad";
     default:
       return "idle";
