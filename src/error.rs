@@ -143,6 +143,7 @@ impl crate::Error {
             Self::Host(e) => e.code(),
             Self::Daemon(e) => e.code(),
             Self::Project(e) => e.code(),
+            Self::Bundle(e) => e.code(),
         }
     }
 }

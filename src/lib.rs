@@ -1,6 +1,7 @@
 //! Beep Python Host core: managed Python runtimes, virtual environments and supervised Python backends.
 
 pub mod backend;
+pub mod bundle;
 pub mod check;
 pub mod config;
 pub mod daemon;
@@ -39,4 +40,6 @@ pub enum Error {
     Daemon(#[from] daemon::Error),
     #[error(transparent)]
     Project(#[from] project::Error),
+    #[error(transparent)]
+    Bundle(#[from] bundle::Error),
 }

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Each domain has its own file with its subcommands.
 
 mod backend;
+mod bundle;
 mod call;
 mod calls;
 mod daemon;
@@ -68,11 +69,13 @@ enum Command {
     /// Resolve a project's requirements (beep.toml) into beep.lock (pylock.toml format).
     Lock(project::ProjectArgs),
     /// Bring a project to what beep.toml and beep.lock declare: runtime, environment, backends.
-    Up(project::ProjectArgs),
+    Up(project::UpArgs),
     /// Stop a project's backends.
     Down(project::ProjectArgs),
     /// Show a project's declaration beside what is installed and running.
     Status(project::ProjectArgs),
+    /// Write an offline bundle of a project (runtime, wheels, lock), or inspect one.
+    Bundle(bundle::BundleArgs),
 }
 
 /// `beep-host runtime list | head -1`: when the reader of stdout (or stderr) is gone, end
@@ -139,6 +142,7 @@ pub fn main() -> ExitCode {
             Command::Up(args) => project::up(args).await,
             Command::Down(args) => project::down(args).await,
             Command::Status(args) => project::status(args).await,
+            Command::Bundle(args) => bundle::bundle(args).await,
         }
     });
     match result {

@@ -22,6 +22,15 @@ pub struct ProjectArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    project: ProjectArgs,
+    /// Install from this offline bundle (`beep-host bundle`) only, without the network; it is verified before anything is written.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+}
+
 fn projects() -> anyhow::Result<Projects> {
     let paths = Paths::from_env()?;
     let config = Config::load(&paths)?;
@@ -83,10 +92,17 @@ pub async fn lock(args: ProjectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn up(args: ProjectArgs) -> anyhow::Result<ExitCode> {
+pub async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     let steps = Steps::new();
-    let report = projects()?.up(&args.dir, &steps).await;
+    let report = match &args.bundle {
+        Some(bundle) => super::bundle::up(bundle, &args.project.dir, &steps).await,
+        None => projects()?
+            .up(&args.project.dir, &steps)
+            .await
+            .map_err(anyhow::Error::from),
+    };
     steps.finish();
+    let args = args.project;
     let report = report?;
     if args.json {
         print_json(&report)?;

@@ -69,6 +69,17 @@ impl SyncState {
     }
 }
 
+/// Where an offline `up` (`up --bundle`) takes the runtime and the packages from instead
+/// of the network: a catalog entry whose URL is a local archive (checked against the
+/// entry's sha256 like any download), and a wheel folder that a requirements file is
+/// installed from with `--no-index`.
+#[derive(Debug, Clone)]
+pub struct OfflineSource {
+    pub runtime: crate::runtime::CatalogEntry,
+    pub wheels: PathBuf,
+    pub requirements: PathBuf,
+}
+
 /// The project service: lock, up, down, status.
 #[derive(Debug, Clone)]
 pub struct Projects {
@@ -85,10 +96,49 @@ impl Projects {
         Runtimes::new(self.paths.clone(), self.config.clone())
     }
 
+    /// The offline source's runtime, installed from its archive when it is missing.
+    async fn offline_runtime(
+        &self,
+        manifest: &Manifest,
+        offline: &OfflineSource,
+        reporter: &dyn Reporter,
+    ) -> Result<(Runtime, bool), Error> {
+        let key = offline.runtime.key();
+        if let Some(runtime) = crate::runtime::install::read_managed_key(&self.paths, &key)
+            && runtime.problem.is_none()
+        {
+            return Ok((runtime, false));
+        }
+        crate::runtime::install::install_entry(
+            &self.paths,
+            &offline.runtime,
+            reporter,
+            &Default::default(),
+        )
+        .await
+        .map(|(runtime, existed)| (runtime, !existed))
+        .map_err(|source| Error::Runtime {
+            dir: manifest.dir.clone(),
+            request: key,
+            source: Box::new(source),
+        })
+    }
+
     /// `beep-host up`: runtime, lock, environment, backends, in that order; each step
     /// only when it is not already as declared. A bad `beep.toml` changes nothing.
     #[tracing::instrument(skip_all, fields(dir = %dir.display()))]
     pub async fn up(&self, dir: &Path, reporter: &dyn Reporter) -> Result<UpReport, Error> {
+        self.up_from(dir, None, reporter).await
+    }
+
+    /// `up`, with the runtime and packages from `offline` when given (nothing is fetched;
+    /// a lock that does not match `beep.toml` is an error, since locking needs an index).
+    pub async fn up_from(
+        &self,
+        dir: &Path,
+        offline: Option<&OfflineSource>,
+        reporter: &dyn Reporter,
+    ) -> Result<UpReport, Error> {
         let manifest = Manifest::load(dir)?;
         let _lock = self.lock_project(&manifest, reporter).await?;
         let input = lockfile::input_hash(&manifest)?;
@@ -122,11 +172,19 @@ impl Projects {
                 lock
             }
             (_, current) => {
-                let pin = match &current {
-                    Some(lock) => lock.beep.runtime.clone(),
-                    None => self.pin(&manifest, None).await?,
+                let pin = match (&current, offline) {
+                    (Some(lock), _) => lock.beep.runtime.clone(),
+                    (None, Some(_)) => {
+                        return Err(Error::OfflineStale {
+                            dir: manifest.dir.clone(),
+                        });
+                    }
+                    (None, None) => self.pin(&manifest, None).await?,
                 };
-                let (runtime, installed) = self.ensure_runtime(&manifest, &pin, reporter).await?;
+                let (runtime, installed) = match offline {
+                    Some(offline) => self.offline_runtime(&manifest, offline, reporter).await?,
+                    None => self.ensure_runtime(&manifest, &pin, reporter).await?,
+                };
                 report.runtime = Some(runtime.key.clone());
                 report.runtime_installed = installed;
                 let lock = match current {
@@ -140,7 +198,7 @@ impl Projects {
                     }
                 };
                 let created = self
-                    .sync_environment(&manifest, &runtime, &lock, reporter)
+                    .sync_environment(&manifest, &runtime, &lock, offline, reporter)
                     .await?;
                 report.environment_created = created;
                 report.environment_synced = true;
@@ -188,6 +246,7 @@ impl Projects {
         manifest: &Manifest,
         runtime: &Runtime,
         lock: &ProjectLock,
+        offline: Option<&OfflineSource>,
         reporter: &dyn Reporter,
     ) -> Result<bool, Error> {
         let name = &manifest.env_name;
@@ -251,16 +310,30 @@ impl Projects {
         reporter.report(Progress::Output {
             line: format!("Syncing environment `{name}` to {LOCK_FILE}"),
         });
-        let args: Vec<&OsStr> = vec![
-            OsStr::new("pip"),
-            OsStr::new("sync"),
-            OsStr::new("--no-config"),
-            OsStr::new("--preview-features"),
-            OsStr::new("pylock"),
-            OsStr::new("--python"),
-            python.as_os_str(),
-            pylock.as_os_str(),
-        ];
+        let args: Vec<&OsStr> = match offline {
+            // The same packages from the wheel folder only.
+            Some(offline) => vec![
+                OsStr::new("pip"),
+                OsStr::new("sync"),
+                OsStr::new("--no-config"),
+                OsStr::new("--no-index"),
+                OsStr::new("--find-links"),
+                offline.wheels.as_os_str(),
+                OsStr::new("--python"),
+                python.as_os_str(),
+                offline.requirements.as_os_str(),
+            ],
+            None => vec![
+                OsStr::new("pip"),
+                OsStr::new("sync"),
+                OsStr::new("--no-config"),
+                OsStr::new("--preview-features"),
+                OsStr::new("pylock"),
+                OsStr::new("--python"),
+                python.as_os_str(),
+                pylock.as_os_str(),
+            ],
+        };
         run_uv(&tool, &args, reporter, &manifest.dir)
             .await
             .map_err(|source| Error::Sync {

@@ -15,7 +15,7 @@ mod status;
 use std::path::PathBuf;
 
 pub use backends::{Action, BackendChange};
-pub use converge::{Projects, UpReport};
+pub use converge::{OfflineSource, Projects, UpReport};
 pub use lockfile::{LOCK_FILE, ProjectLock, RuntimePin};
 pub use manifest::{BackendDecl, MANIFEST_FILE, Manifest, PythonRequest, Requirements};
 pub use status::{BackendRow, ProjectStatus};
@@ -38,6 +38,8 @@ pub enum Error {
     },
     #[error("Failed to lock project `{}`: locking needs uv (the installer in force is pip)", dir.display())]
     NeedsUv { dir: PathBuf },
+    #[error("Failed to bring project `{}` up offline: its beep.lock does not match beep.toml, and locking needs a package index", dir.display())]
+    OfflineStale { dir: PathBuf },
     #[error("Failed to lock project `{}`", dir.display())]
     Resolve {
         dir: PathBuf,
@@ -99,7 +101,7 @@ impl Error {
             Self::LockFile(lockfile::Error::Parse { .. }) => C::Invalid,
             Self::LockFile(_) | Self::Write { .. } => C::Internal,
             Self::Runtime { source, .. } => source.code(),
-            Self::NeedsUv { .. } => C::Invalid,
+            Self::NeedsUv { .. } | Self::OfflineStale { .. } => C::Invalid,
             Self::Venv(e) => e.code(),
             Self::Daemon(e) => e.code(),
             Self::Busy { source, .. } => source.code(),
