@@ -20,7 +20,7 @@ pub const BINDINGS: &str = "../ui/src/bindings.ts";
 
 /// Every command and event the UI can use; also writes `ui/src/bindings.ts`.
 pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
-    use commands::{backends, calls, environments, runtimes, settings};
+    use commands::{backends, calls, environments, projects, runtimes, settings};
     tauri_specta::Builder::<tauri::Wry>::new()
         .commands(collect_commands![
             runtimes::runtimes_list,
@@ -59,6 +59,12 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             settings::settings_save,
             settings::config_check,
             settings::host_api_status,
+            projects::projects_list,
+            projects::project_open,
+            projects::project_forget,
+            projects::project_view,
+            projects::project_up,
+            projects::project_down,
         ])
         .events(collect_events![
             events::InstallProgress,

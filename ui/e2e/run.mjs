@@ -756,6 +756,8 @@ print(hashlib.sha256(open(path, "rb").read()).hexdigest())
     socket.on("error", () => ok(true));
   }), 10_000);
 
+  await (await import("./projects.mjs")).projectsSteps({ work, home, repo, app, made, openApp, step, shot, exists, $t, waitFor, alive, browser: () => browser, driver: () => driver });
+
   // The app again, with the system in the dark scheme (WebKitGTK follows GTK_THEME's
   // `:dark` variant): the page is dark and its text still reads. Then "Keep running": the
   // app exits and the backend it started goes on.

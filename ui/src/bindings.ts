@@ -99,6 +99,22 @@ export const commands = {
 	configCheck: () => typedError<CheckRow[], AppError>(__TAURI_INVOKE("config_check")),
 	/**  Where the daemon serves the host API (it always does while it runs). */
 	hostApiStatus: () => typedError<HostApi, AppError>(__TAURI_INVOKE("host_api_status")),
+	/**  The project folders opened before, the latest first. */
+	projectsList: () => typedError<string[], AppError>(__TAURI_INVOKE("projects_list")),
+	/**
+	 *  Check that `dir` is a project folder (absolute, holding a `beep.toml`) and remember it;
+	 *  its canonical path. The file is read by `project_view`, so a bad one is remembered too
+	 *  and shows its error there.
+	 */
+	projectOpen: (dir: string) => typedError<string, AppError>(__TAURI_INVOKE("project_open", { dir })),
+	/**  Forget a remembered project folder (its files and backends are left alone). */
+	projectForget: (dir: string) => typedError<null, AppError>(__TAURI_INVOKE("project_forget", { dir })),
+	/**  What `beep.toml` declares beside what is installed and running (starts nothing). */
+	projectView: (dir: string) => typedError<ProjectView, AppError>(__TAURI_INVOKE("project_view", { dir })),
+	/**  `up`: runtime, lock, environment, backends; output as `TaskOutput` tagged with `task`. */
+	projectUp: (task: string, dir: string) => typedError<UpSummary, AppError>(__TAURI_INVOKE("project_up", { task, dir })),
+	/**  `down`: stop the project's backends. */
+	projectDown: (task: string, dir: string) => typedError<BackendChange[], AppError>(__TAURI_INVOKE("project_down", { task, dir })),
 };
 
 /** Events */
@@ -135,6 +151,13 @@ export type AvailableRuntime = {
 	installed: boolean,
 };
 
+export type BackendChange = {
+	name: string,
+	action: ChangeAction,
+	id: string | null,
+	address: string | null,
+};
+
 /**  A backend changed state. */
 export type BackendChanged = {
 	id: string,
@@ -142,6 +165,19 @@ export type BackendChanged = {
 	pid: number | null,
 	/**  How the last run ended, when it did. */
 	last_exit: LastExit | null,
+};
+
+/**  One `[[backend]]`. */
+export type BackendDecl = {
+	name: string,
+	transport: Transport,
+	/**  `never` or `on-failure`. */
+	restart: string,
+	preload: string | null,
+	health: Health | null,
+	/**  Bytes. */
+	memory_limit: number | null,
+	env: { [key in string]: string },
 };
 
 /**  A log line of a backend this app started. */
@@ -213,6 +249,9 @@ export type CallRow = {
 	output_bytes: number | null,
 };
 
+/**  What `up` or `down` did to one backend. */
+export type ChangeAction = "unchanged" | "started" | "restarted" | "stopped";
+
 /**  One line of the configuration check. */
 export type CheckRow = {
 	name: string,
@@ -252,6 +291,18 @@ export type CreateEnv = {
 	packages: string[],
 	/**  A requirements file path. */
 	requirements: string | null,
+};
+
+/**  `beep.toml`, as the page shows it. */
+export type Declaration = {
+	/**  The declared Python: a version, a runtime key or an interpreter path. */
+	python: string,
+	environment: string,
+	/**  `requirements = [...]`. */
+	requirements: string[],
+	/**  `requirements = "requirements.txt"` (absolute). */
+	requirements_file: string | null,
+	backends: BackendDecl[],
 };
 
 export type EnvBackendRow = {
@@ -303,6 +354,16 @@ export type HandleRow = {
 	repr: string,
 	/**  Unix seconds it was created, when the backend says. */
 	created: number | null,
+};
+
+/**
+ *  A health probe: `info` every `every_ms`, answered within `timeout_ms`, `failures` misses
+ *  in a row make the backend unhealthy.
+ */
+export type Health = {
+	every_ms: number,
+	timeout_ms: number,
+	failures: number,
 };
 
 /**  The core's [`beep_host::error::Hint`], as the UI sees it. */
@@ -364,6 +425,47 @@ export type PackageRow = {
 /**  The core's `Progress`, as the UI sees it. */
 export type ProgressStep = { phase: "resolve"; what: string } | { phase: "download"; bytes: number; total: number | null } | { phase: "verify" } | { phase: "extract"; entries: number; total: number | null } | { phase: "finalize" } | { phase: "output"; line: string } | { phase: "done"; message: string };
 
+/**  One declared (or still running, no longer declared) backend, live. */
+export type ProjectBackend = {
+	name: string,
+	declared: boolean,
+	id: string | null,
+	/**  None: not running and never recorded. */
+	state: BackendState | null,
+	pid: number | null,
+	address: string | null,
+	/**  With a probe and a live process: whether it answers. */
+	healthy: boolean | null,
+	rss_bytes: number | null,
+	memory_limit: number | null,
+	/**  Runs the current declaration (false: `up` restarts or starts it). */
+	current: boolean,
+};
+
+/**  The core's `ProjectStatus` without the declaration's half. */
+export type ProjectState = {
+	/**  The runtime `beep.lock` pins (a key or a path); none without a lock. */
+	runtime: string | null,
+	runtime_present: boolean,
+	lock_present: boolean,
+	/**  `beep.lock` resolves the current `beep.toml`. */
+	lock_current: boolean,
+	environment_present: boolean,
+	/**  The environment was synced to the current `beep.lock`. */
+	environment_in_sync: boolean,
+	backends: ProjectBackend[],
+	/**  Nothing for `up` to do. */
+	up_to_date: boolean,
+};
+
+/**  A project folder: what its `beep.toml` declares beside what is on the machine. */
+export type ProjectView = {
+	/**  The folder (canonical). */
+	dir: string,
+	declaration: Declaration,
+	status: ProjectState,
+};
+
 /**  The Python exception of a failed console run. */
 export type PyError = {
 	type_name: string,
@@ -421,6 +523,18 @@ export type TaskOutput = {
 
 /**  The core's `Transport`, one to one. */
 export type Transport = "http" | "pipe" | "rpc";
+
+/**  What `up` did. */
+export type UpSummary = {
+	dir: string,
+	environment: string,
+	runtime: string | null,
+	runtime_installed: boolean,
+	locked: boolean,
+	environment_created: boolean,
+	environment_synced: boolean,
+	backends: BackendChange[],
+};
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {

@@ -3,5 +3,6 @@
 pub mod backends;
 pub mod calls;
 pub mod environments;
+pub mod projects;
 pub mod runtimes;
 pub mod settings;

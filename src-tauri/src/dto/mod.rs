@@ -2,5 +2,6 @@
 
 pub mod backends;
 pub mod environments;
+pub mod projects;
 pub mod runtimes;
 pub mod settings;

@@ -97,6 +97,17 @@ export const api = {
     handles: (id: string) => unwrap(commands.backendHandles(id)),
     release: (id: string, handle: string) => unwrap(commands.backendRelease(id, handle)),
   },
+  projects: {
+    /** The project folders opened before, the latest first. */
+    list: () => unwrap(commands.projectsList()),
+    /** Check and remember a folder; its canonical path. */
+    open: (dir: string) => unwrap(commands.projectOpen(dir)),
+    forget: (dir: string) => unwrap(commands.projectForget(dir)),
+    /** The declaration beside the live state (a bad beep.toml throws its file:line error). */
+    view: (dir: string) => unwrap(commands.projectView(dir)),
+    up: (task: string, dir: string) => unwrap(commands.projectUp(task, dir)),
+    down: (task: string, dir: string) => unwrap(commands.projectDown(task, dir)),
+  },
   settings: {
     get: () => unwrap(commands.settingsGet()),
     save: (update: SettingsUpdate) => unwrap(commands.settingsSave(update)),
