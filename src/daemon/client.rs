@@ -175,7 +175,7 @@ impl DaemonClient {
 
     /// Start a backend; its status once ready.
     pub async fn start(&self, spec: StartSpec) -> Result<BackendStatus, Error> {
-        self.request(Request::Start(spec)).await
+        self.request(Request::Start(Box::new(spec))).await
     }
 
     pub async fn stop(&self, id: &BackendId) -> Result<(), Error> {

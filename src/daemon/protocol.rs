@@ -26,7 +26,8 @@ pub enum Request {
         #[serde(default)]
         busy: bool,
     },
-    Start(StartSpec),
+    /// Boxed: the spec is much larger than the other requests (on the wire it is flat).
+    Start(Box<StartSpec>),
     Stop {
         id: BackendId,
     },
@@ -142,5 +143,28 @@ impl Listing {
 
     pub fn count(&self, state: BackendState) -> usize {
         self.backends.iter().filter(|b| b.state == state).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `start` stays one flat object on the wire, boxed or not.
+    #[test]
+    fn start_is_flat_on_the_wire() {
+        let line = r#"{"op":"start","env":"admin","transport":"pipe","restart":"never","ready_timeout_ms":5000}"#;
+        let request: Request = serde_json::from_str(line).unwrap();
+        let Request::Start(spec) = &request else {
+            panic!("{request:?}");
+        };
+        assert_eq!(spec.env, "admin");
+        assert_eq!(spec.transport, Transport::Pipe);
+        assert_eq!(spec.ready_timeout_ms, 5000);
+        let back = serde_json::to_value(&request).unwrap();
+        assert_eq!(back["op"], "start");
+        assert_eq!(back["env"], "admin");
+        assert_eq!(back["ready_timeout_ms"], 5000);
+        assert_eq!(serde_json::from_value::<Request>(back).unwrap(), request);
     }
 }

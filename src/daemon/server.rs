@@ -295,6 +295,7 @@ impl Session {
                 });
             }
             Request::Start(spec) => {
+                let spec = *spec;
                 let env = match EnvName::parse(&spec.env) {
                     Ok(env) => env,
                     Err(err) => return failure(FailureCode::Invalid, err.to_string()),
