@@ -150,6 +150,8 @@ impl DaemonClient {
             Answer::Error(failure) => Err(Error::Remote {
                 code: failure.code,
                 message: failure.message,
+                plain: failure.plain,
+                hint: failure.hint,
             }),
         }
     }
@@ -255,6 +257,8 @@ fn not_found(id: &BackendId) -> Error {
     Error::Remote {
         code: super::protocol::FailureCode::NotFound,
         message: backend::Error::NotFound { id: id.clone() }.to_string(),
+        plain: None,
+        hint: None,
     }
 }
 

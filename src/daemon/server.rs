@@ -328,7 +328,7 @@ impl Session {
         };
         match result {
             Ok(value) => Answer::Ok(value),
-            Err(err) => failure(code_of(&err), crate::error::chain(&err)),
+            Err(err) => Answer::Error(Failure::of(code_of(&err), &err)),
         }
     }
 }
@@ -363,7 +363,7 @@ fn ok<T: serde::Serialize>(value: T) -> Answer {
 }
 
 fn failure(code: FailureCode, message: String) -> Answer {
-    Answer::Error(Failure { code, message })
+    Answer::Error(Failure::new(code, message))
 }
 
 async fn write_line<W: AsyncWrite + Unpin, T: serde::Serialize>(
