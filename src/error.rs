@@ -85,8 +85,19 @@ fn plain(error: &(dyn std::error::Error + 'static)) -> Option<(String, Option<Hi
             crate::Error::Runtime(e) => plain(e),
             crate::Error::Venv(e) => plain(e),
             crate::Error::Backend(e) => plain(e),
+            crate::Error::Daemon(e) => plain(e),
             _ => None,
         };
+    }
+    // The daemon did this work for us: its answer holds the plain text and the hint.
+    if let Some(crate::daemon::Error::Remote {
+        message,
+        plain,
+        hint,
+        ..
+    }) = error.downcast_ref::<crate::daemon::Error>()
+    {
+        return Some((plain.clone().unwrap_or_else(|| message.clone()), *hint));
     }
     let runtime = error
         .downcast_ref::<R>()

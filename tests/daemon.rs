@@ -539,3 +539,50 @@ fn the_daemon_socket_is_private_and_holds_off_bad_clients() {
     assert!(home.ps().is_empty());
     assert!(home.daemon_pid().is_some());
 }
+
+/// A start the core refuses with CLI advice (grpcio missing: "Run `beep-host venv admin`")
+/// comes back from the real daemon with that advice for the CLI and, for the app and other
+/// interfaces, the plain message and the hint.
+#[test]
+fn a_refused_start_comes_back_with_its_hint_and_a_message_without_cli_advice() {
+    use beep_host::daemon::DaemonClient;
+    use beep_host::daemon::protocol::StartSpec;
+    use beep_host::error::Hint;
+
+    let home = Home::new();
+    home.plain_env("plain");
+    let out = home.cli(&["start", "rpc", "--venv", "plain", "--detach"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("beep-host venv admin"), "{stderr}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt.block_on(async {
+        let client = DaemonClient::connect_existing(&home.paths)
+            .await
+            .unwrap()
+            .expect("the CLI's daemon runs");
+        client
+            .start(StartSpec {
+                env: "plain".into(),
+                transport: beep_host::backend::Transport::Rpc,
+                restart: Default::default(),
+                ready_timeout_ms: 10_000,
+                options: Default::default(),
+            })
+            .await
+            .unwrap_err()
+    });
+    assert!(err.to_string().contains("beep-host venv admin"), "{err}");
+    let (message, hint) = beep_host::error::advised(&err);
+    assert_eq!(hint, Some(Hint::RepairAdmin));
+    assert!(
+        message.contains("grpcio") && !message.contains("beep-host"),
+        "{message}"
+    );
+    // Wrapped in the crate error (as the app's commands get it), the same.
+    let err = beep_host::Error::from(err);
+    assert_eq!(beep_host::error::advised(&err), (message, hint));
+}

@@ -146,6 +146,8 @@ mod tests {
         let remote: AppError = beep_host::daemon::Error::Remote {
             code: beep_host::daemon::protocol::FailureCode::NotFound,
             message: "gone".into(),
+            plain: None,
+            hint: None,
         }
         .into();
         assert_eq!(remote.code, ErrorCode::NotFound);
@@ -177,6 +179,23 @@ mod tests {
             (e.message.as_str(), e.hint),
             ("Environment `x` does not exist", None)
         );
+    }
+
+    /// A failure the daemon sends back keeps the core's hint, and the message shown is the
+    /// one without CLI advice (the CLI's text stays in `message` on the wire).
+    #[test]
+    fn a_daemon_failure_crosses_with_its_hint() {
+        let e: AppError = beep_host::Error::from(beep_host::daemon::Error::Remote {
+            code: beep_host::daemon::protocol::FailureCode::Invalid,
+            message: "Failed to start: grpcio is not installed there. Run `beep-host venv admin`"
+                .into(),
+            plain: Some("Failed to start: grpcio is not installed there".into()),
+            hint: Some(beep_host::error::Hint::RepairAdmin),
+        })
+        .into();
+        assert_eq!(e.code, ErrorCode::Invalid);
+        assert_eq!(e.message, "Failed to start: grpcio is not installed there");
+        assert_eq!(e.hint, Some(Hint::RepairAdmin));
     }
 
     #[test]

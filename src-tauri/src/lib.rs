@@ -45,8 +45,6 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             backends::backend_restart,
             backends::backend_log_tail,
             backends::backend_connection,
-            backends::backend_exec,
-            backends::backend_eval,
             backends::backend_interrupt,
             calls::backend_exec_live,
             calls::backend_attach,

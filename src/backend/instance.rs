@@ -10,11 +10,13 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::Error;
 use super::client;
+use super::health::watch_health;
 use super::log::BackendLog;
 use super::process::{self, LaunchPlan, Launched};
 use super::record::{self, BackendRecord};
-use super::spec::{self, BackendId, BackendSpec, HealthCheck, RestartPolicy};
+use super::spec::{self, BackendId, BackendSpec, RestartPolicy};
 use super::status::{BackendEvent, BackendState, BackendStatus, LastExit, ProcessStats};
+use super::termination;
 
 /// Requests to the supervising task.
 #[derive(Debug)]
@@ -199,7 +201,7 @@ impl BackendInstance {
         if let Ok(Err(err)) = tokio::time::timeout(Duration::from_secs(1), ask).await {
             tracing::debug!(id = %self.id, %err, "shutdown op failed; escalating");
         }
-        let status = process::stop_child(launched, began).await;
+        let status = termination::stop_child(launched, began).await;
         finish_readers(launched).await;
         status
     }
@@ -310,7 +312,7 @@ pub(crate) async fn supervise(
                 tracing::warn!(id = %backend.id, %reason, "stopping the backend");
                 backend.log.note(&format!("stopping: {reason}"));
                 backend.set_state(BackendState::Stopping);
-                let status = process::kill_child(&mut launched).await;
+                let status = termination::kill_child(&mut launched).await;
                 finish_readers(&mut launched).await;
                 (status, Some(reason))
             }
@@ -325,7 +327,7 @@ pub(crate) async fn supervise(
                 tracing::warn!(id = %backend.id, %reason, "stopping the backend");
                 backend.log.note(&format!("{reason}; stopping it"));
                 backend.set_state(BackendState::Unhealthy);
-                let status = process::kill_child(&mut launched).await;
+                let status = termination::kill_child(&mut launched).await;
                 finish_readers(&mut launched).await;
                 (status, Some(reason))
             }
@@ -451,59 +453,4 @@ enum Happened {
     Control(Option<Control>),
     /// This many health probes in a row went unanswered.
     Unhealthy(u32),
-}
-
-/// Probe a running process with `info` over its own transport every `every`; return when
-/// `failures` probes in a row got no answer within `timeout`. Never returns without a
-/// health check.
-async fn watch_health(
-    backend: &BackendInstance,
-    health: Option<HealthCheck>,
-    address: &str,
-) -> u32 {
-    let Some(health) = health else {
-        return std::future::pending().await;
-    };
-    let every = health.every();
-    let failures = health.failures.max(1);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut missed = 0u32;
-    loop {
-        tick.tick().await;
-        let probe = async {
-            let client =
-                client::connect(backend.spec.transport, address, &backend.plan.token).await?;
-            client.info().await
-        };
-        match tokio::time::timeout(health.timeout(), probe).await {
-            Ok(Ok(_)) => {
-                if missed > 0 {
-                    backend.log.note(&format!(
-                        "health probe answered again after {missed} missed"
-                    ));
-                }
-                missed = 0;
-                continue;
-            }
-            Ok(Err(err)) => {
-                missed += 1;
-                tracing::debug!(id = %backend.id, %err, missed, "health probe failed");
-                backend
-                    .log
-                    .note(&format!("health probe {missed}/{failures} failed: {err}"));
-            }
-            Err(_) => {
-                missed += 1;
-                tracing::debug!(id = %backend.id, missed, "health probe timed out");
-                backend.log.note(&format!(
-                    "health probe {missed}/{failures}: no answer within {:?}",
-                    health.timeout()
-                ));
-            }
-        }
-        if missed >= failures {
-            return missed;
-        }
-    }
 }

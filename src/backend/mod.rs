@@ -5,6 +5,7 @@
 //! the GUI, a test) talks to it through a [`BackendClient`].
 
 pub mod client;
+mod health;
 mod instance;
 #[cfg(windows)]
 mod job;
@@ -16,6 +17,7 @@ pub mod spec;
 pub mod stats;
 pub mod status;
 pub mod supervisor;
+pub mod termination;
 
 use std::path::PathBuf;
 use std::time::Duration;

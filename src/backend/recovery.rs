@@ -11,6 +11,7 @@ use super::record::BackendRecord;
 use super::spec::{BackendId, BackendSpec};
 use super::status::{BackendState, LastExit};
 use super::supervisor::Supervisor;
+use super::termination;
 use crate::venv::EnvName;
 
 impl Supervisor {
@@ -26,7 +27,8 @@ impl Supervisor {
             if bad.process_alive()
                 && let Some(pid) = bad.pid
             {
-                process::stop_foreign(|| bad.process_alive(), pid, std::time::Instant::now()).await;
+                termination::stop_foreign(|| bad.process_alive(), pid, std::time::Instant::now())
+                    .await;
             }
         }
         *self.unreadable() = unreadable;
@@ -38,7 +40,7 @@ impl Supervisor {
             let newly_lost = !rec.state.is_final();
             if newly_lost {
                 if rec.backend_alive() {
-                    process::stop_foreign(
+                    termination::stop_foreign(
                         || rec.backend_alive(),
                         rec.pid,
                         std::time::Instant::now(),

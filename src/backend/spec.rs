@@ -191,61 +191,57 @@ impl HealthCheck {
     }
 }
 
-/// `500ms`, `5s`, `2m`, `1.5s` (a bare number is seconds).
+/// `500ms`, `5s`, `2m`, `1h`: a positive whole number and a unit (`beep-host start` flags
+/// and `beep.toml` read durations with this).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("invalid duration `{text}` (expected e.g. `500ms`, `5s`, `2m`)");
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
     let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration `{text}` (expected e.g. `500ms`, `5s`, `2m`)"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!("invalid duration `{text}` (units: ms, s, m, h)"));
-        }
+    let n: u64 = number.parse().ok().filter(|&n| n > 0).ok_or_else(invalid)?;
+    let millis = match unit.trim() {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("invalid duration `{text}` (units: ms, s, m, h)")),
     };
-    let secs = number * scale;
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("invalid duration `{text}`: must be more than zero"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    millis.map(Duration::from_millis).ok_or_else(invalid)
 }
 
-/// `2GiB`, `2 GiB`, `512MiB`, `500MB`, `1G` (K/M/G/T alone are binary, as systemd reads
-/// them; KB/MB/GB are decimal), or a number of bytes.
+/// `2 GiB`, `512MiB`, `1.5GiB`, `500MB`, `4096 B`: a positive number and a unit (binary
+/// KiB/MiB/GiB/TiB, decimal KB/MB/GB/TB, or B). `beep-host start --memory-limit` and
+/// `beep.toml` read sizes with this.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let invalid = || format!("invalid size `{text}` (expected e.g. `512MiB`, `2 GiB`)");
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+        .ok_or_else(invalid)?;
     let (number, unit) = t.split_at(split);
     let number: f64 = number
         .parse()
-        .map_err(|_| format!("invalid size `{text}` (expected e.g. `2GiB`, `512MiB`)"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "m" | "mib" => 1024.0 * 1024.0,
-        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tib" => 1024.0f64.powi(4),
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
+        .ok()
+        .filter(|n: &f64| *n > 0.0)
+        .ok_or_else(invalid)?;
+    let scale: u64 = match unit.trim() {
+        "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" | "kB" => 1000,
+        "MB" => 1000_u64.pow(2),
+        "GB" => 1000_u64.pow(3),
+        "TB" => 1000_u64.pow(4),
         _ => {
             return Err(format!(
                 "invalid size `{text}` (units: B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
             ));
         }
     };
-    let bytes = number * scale;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+    let bytes = number * scale as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes >= u64::MAX as f64 {
         return Err(format!("invalid size `{text}`: must be at least one byte"));
     }
     Ok(bytes.round() as u64)
@@ -370,19 +366,21 @@ mod tests {
     fn durations_and_sizes_parse() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        for bad in ["", "s", "0s", "5 parsecs", "-1s"] {
+        assert_eq!(parse_duration(" 1h ").unwrap(), Duration::from_secs(3600));
+        // A unit is required; whole numbers only.
+        for bad in ["", "5", "2", "1.5s", "s", "0s", "5 parsecs", "-1s", "5min"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_bytes("2GiB").unwrap(), 2 << 30);
         assert_eq!(parse_bytes("2 GiB").unwrap(), 2 << 30);
-        assert_eq!(parse_bytes("64MiB").unwrap(), 64 << 20);
-        assert_eq!(parse_bytes("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1.5GiB").unwrap(), 3 << 29);
         assert_eq!(parse_bytes("500MB").unwrap(), 500_000_000);
-        assert_eq!(parse_bytes("4096").unwrap(), 4096);
-        for bad in ["", "GiB", "0", "2 parsecs", "-1G"] {
+        assert_eq!(parse_bytes("4096 B").unwrap(), 4096);
+        for bad in [
+            "", "lots", "4096", "0 GiB", "2 GiBs", "1G", "-1MiB", "2 gib",
+        ] {
             assert!(parse_bytes(bad).is_err(), "{bad}");
         }
         assert_eq!(format_bytes(2 << 30), "2.0 GiB");

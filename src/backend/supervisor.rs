@@ -21,15 +21,13 @@ use super::record::{self, Unreadable};
 use super::spec::{BackendId, BackendSpec, Transport};
 use super::stats::StatsSampler;
 use super::status::{BackendEvent, BackendState, BackendStatus, LogLine, ProcessStats};
+use super::termination;
 use crate::Paths;
 use crate::lock::LockFile;
 use crate::venv::EnvName;
 
 /// Longest Unix socket path (`sun_path` is 108 bytes on Linux, 104 on macOS).
 const MAX_SOCKET_PATH: usize = 100;
-
-/// How often the stats of the process trees are refreshed.
-const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts and watches backends. Cheap to clone; clones share everything.
 #[derive(Debug, Clone)]
@@ -223,7 +221,7 @@ impl Supervisor {
         };
         if let Err(err) = backend.mark_ready(&launched) {
             // Never report ready without a record (a full disk): stop the process.
-            let _ = process::stop_child(&mut launched, std::time::Instant::now()).await;
+            let _ = termination::stop_child(&mut launched, std::time::Instant::now()).await;
             return Err(failed(&backend, err.into()));
         }
         backend.log.note(&format!("ready: pid {}", launched.pid));
@@ -364,7 +362,7 @@ impl Supervisor {
         if bad.process_alive()
             && let Some(pid) = bad.pid
         {
-            process::stop_foreign(|| bad.process_alive(), pid, std::time::Instant::now()).await;
+            termination::stop_foreign(|| bad.process_alive(), pid, std::time::Instant::now()).await;
         }
         let _ = fs_err::remove_file(&bad.path);
         true
@@ -538,69 +536,5 @@ impl Supervisor {
             .values()
             .filter(|b| !b.snapshot().state.is_final())
             .count()
-    }
-
-    fn sample(&self) {
-        let pids: Vec<u32> = self
-            .lock()
-            .values()
-            .filter_map(|b| {
-                let snap = b.snapshot();
-                snap.pid.filter(|_| !snap.state.is_final())
-            })
-            .collect();
-        let fresh = self
-            .inner
-            .sampler
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sample(&pids);
-        self.enforce_memory_limits(&fresh);
-        *self.inner.stats.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
-    }
-
-    /// Ask the task of every backend whose tree uses more than its memory limit to stop
-    /// it (the task restarts it by policy).
-    fn enforce_memory_limits(&self, stats: &HashMap<u32, ProcessStats>) {
-        for backend in self.lock().values() {
-            let Some(limit) = backend.spec.options.memory_limit else {
-                continue;
-            };
-            let snap = backend.snapshot();
-            if !matches!(snap.state, BackendState::Ready | BackendState::Unhealthy) {
-                continue;
-            }
-            let Some(pid) = snap.pid else { continue };
-            let Some(rss) = stats.get(&pid).map(|s| s.rss_bytes) else {
-                continue;
-            };
-            if rss > limit {
-                let _ = backend.control.send(Control::OverMemory { pid, rss });
-            }
-        }
-    }
-
-    /// Refresh stats about once a second while this supervisor lives.
-    fn ensure_sampling(&self) {
-        let mut sampling = self
-            .inner
-            .sampling
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        // A new backend has figures from its first listing on.
-        self.sample();
-        if sampling.is_some() {
-            return;
-        }
-        let weak = Arc::downgrade(&self.inner);
-        *sampling = Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(STATS_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { break };
-                Supervisor { inner }.sample();
-            }
-        }));
     }
 }

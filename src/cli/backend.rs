@@ -48,10 +48,10 @@ pub struct StartArgs {
     preload: Option<String>,
     /// Probe the backend with `info` this often (e.g. `5s`); unanswered probes make it
     /// unhealthy, and it is restarted by its policy.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = backend::spec::parse_duration)]
     health_every: Option<Duration>,
     /// How long a health probe waits for its answer (default 2s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = backend::spec::parse_duration)]
     health_timeout: Option<Duration>,
     /// Unanswered probes in a row that make the backend unhealthy (default 3).
     #[arg(long, value_name = "N")]
@@ -69,10 +69,6 @@ fn parse_env_var(text: &str) -> Result<(String, String), String> {
         }
         _ => Err(format!("invalid variable `{text}` (expected KEY=VALUE)")),
     }
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    backend::spec::parse_duration(text)
 }
 
 #[derive(Debug, Args)]

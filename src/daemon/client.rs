@@ -150,6 +150,8 @@ impl DaemonClient {
             Answer::Error(failure) => Err(Error::Remote {
                 code: failure.code,
                 message: failure.message,
+                plain: failure.plain,
+                hint: failure.hint,
             }),
         }
     }
@@ -175,7 +177,7 @@ impl DaemonClient {
 
     /// Start a backend; its status once ready.
     pub async fn start(&self, spec: StartSpec) -> Result<BackendStatus, Error> {
-        self.request(Request::Start(spec)).await
+        self.request(Request::Start(Box::new(spec))).await
     }
 
     pub async fn stop(&self, id: &BackendId) -> Result<(), Error> {
@@ -255,6 +257,8 @@ fn not_found(id: &BackendId) -> Error {
     Error::Remote {
         code: super::protocol::FailureCode::NotFound,
         message: backend::Error::NotFound { id: id.clone() }.to_string(),
+        plain: None,
+        hint: None,
     }
 }
 

@@ -90,10 +90,14 @@ pub enum Error {
         their_protocol: u32,
         ours: String,
     },
+    /// The daemon's failure. `message` is the CLI's text; `plain` (the text without CLI
+    /// advice) and `hint` are what other interfaces show (see [`crate::error::advised`]).
     #[error("{message}")]
     Remote {
         code: protocol::FailureCode,
         message: String,
+        plain: Option<String>,
+        hint: Option<crate::error::Hint>,
     },
     #[error("Failed to read the daemon's answer")]
     BadAnswer(#[source] serde_json::Error),

@@ -26,7 +26,8 @@ pub enum Request {
         #[serde(default)]
         busy: bool,
     },
-    Start(StartSpec),
+    /// Boxed: the spec is much larger than the other requests (on the wire it is flat).
+    Start(Box<StartSpec>),
     Stop {
         id: BackendId,
     },
@@ -76,7 +77,39 @@ pub enum Answer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     pub code: FailureCode,
+    /// The message with its causes, as the CLI shows it (advice names `beep-host` commands).
     pub message: String,
+    /// The message without the advice meant for a CLI user, when it had some
+    /// ([`crate::error::advised`]); absent from older daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain: Option<String>,
+    /// What an interface can offer to do about it, when the core knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<crate::error::Hint>,
+}
+
+impl Failure {
+    /// A failure without advice: its message is the same for every interface.
+    pub fn new(code: FailureCode, message: String) -> Self {
+        Self {
+            code,
+            message,
+            plain: None,
+            hint: None,
+        }
+    }
+
+    /// A core error: its chain, and its plain message and hint when it holds CLI advice.
+    pub fn of(code: FailureCode, error: &(dyn std::error::Error + 'static)) -> Self {
+        let message = crate::error::chain(error);
+        let (plain, hint) = crate::error::advised(error);
+        Self {
+            code,
+            plain: (plain != message).then_some(plain),
+            message,
+            hint,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,5 +175,65 @@ impl Listing {
 
     pub fn count(&self, state: BackendState) -> usize {
         self.backends.iter().filter(|b| b.state == state).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `start` stays one flat object on the wire, boxed or not.
+    #[test]
+    fn start_is_flat_on_the_wire() {
+        let line = r#"{"op":"start","env":"admin","transport":"pipe","restart":"never","ready_timeout_ms":5000}"#;
+        let request: Request = serde_json::from_str(line).unwrap();
+        let Request::Start(spec) = &request else {
+            panic!("{request:?}");
+        };
+        assert_eq!(spec.env, "admin");
+        assert_eq!(spec.transport, Transport::Pipe);
+        assert_eq!(spec.ready_timeout_ms, 5000);
+        let back = serde_json::to_value(&request).unwrap();
+        assert_eq!(back["op"], "start");
+        assert_eq!(back["env"], "admin");
+        assert_eq!(back["ready_timeout_ms"], 5000);
+        assert_eq!(serde_json::from_value::<Request>(back).unwrap(), request);
+    }
+
+    /// A failure with a hint crosses whole; one from an older peer (no `plain`, no `hint`)
+    /// still parses, and one without advice does not grow the fields.
+    #[test]
+    fn failures_carry_their_hint_and_old_ones_still_parse() {
+        let err = crate::backend::Error::GrpcMissing {
+            env: "plain".into(),
+            path: "/h/envs/plain".into(),
+        };
+        let failure = Failure::of(FailureCode::Invalid, &err);
+        assert!(failure.message.contains("beep-host"), "{}", failure.message);
+        let plain = failure.plain.clone().unwrap();
+        assert!(
+            !plain.contains("beep-host") && plain.contains("grpcio"),
+            "{plain}"
+        );
+        assert_eq!(failure.hint, Some(crate::error::Hint::RepairAdmin));
+        let line = serde_json::to_string(&Answer::Error(failure.clone())).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Answer>(&line).unwrap(),
+            Answer::Error(failure)
+        );
+        let old = r#"{"error":{"code":"not_found","message":"gone"}}"#;
+        assert_eq!(
+            serde_json::from_str::<Answer>(old).unwrap(),
+            Answer::Error(Failure::new(FailureCode::NotFound, "gone".into()))
+        );
+        let line = serde_json::to_value(Answer::Error(Failure::new(
+            FailureCode::Failed,
+            "no".into(),
+        )))
+        .unwrap();
+        assert_eq!(
+            line,
+            serde_json::json!({"error": {"code": "failed", "message": "no"}})
+        );
     }
 }

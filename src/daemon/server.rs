@@ -295,6 +295,7 @@ impl Session {
                 });
             }
             Request::Start(spec) => {
+                let spec = *spec;
                 let env = match EnvName::parse(&spec.env) {
                     Ok(env) => env,
                     Err(err) => return failure(FailureCode::Invalid, err.to_string()),
@@ -327,7 +328,7 @@ impl Session {
         };
         match result {
             Ok(value) => Answer::Ok(value),
-            Err(err) => failure(code_of(&err), crate::error::chain(&err)),
+            Err(err) => Answer::Error(Failure::of(code_of(&err), &err)),
         }
     }
 }
@@ -362,7 +363,7 @@ fn ok<T: serde::Serialize>(value: T) -> Answer {
 }
 
 fn failure(code: FailureCode, message: String) -> Answer {
-    Answer::Error(Failure { code, message })
+    Answer::Error(Failure::new(code, message))
 }
 
 async fn write_line<W: AsyncWrite + Unpin, T: serde::Serialize>(

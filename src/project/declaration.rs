@@ -7,6 +7,7 @@ use std::time::Duration;
 use toml::de::DeTable;
 
 use super::manifest::{BackendDecl, Context, Error, PythonRequest};
+use crate::backend::spec::{parse_bytes, parse_duration};
 use crate::backend::{HealthCheck, RestartPolicy, Transport};
 
 impl Context<'_> {
@@ -125,7 +126,7 @@ impl Context<'_> {
                 self.known_keys(l, &["memory"], &lplace, l_at)?;
                 match self.string(l, "memory", &lplace)? {
                     None => None,
-                    Some((value, at)) => Some(parse_size(&value).ok_or_else(|| {
+                    Some((value, at)) => Some(parse_bytes(&value).map_err(|_| {
                         self.error_at(
                             at,
                             format!("bad value `{value}` for `memory` in {lplace}: expected a size such as `512 MiB` or `2 GiB`"),
@@ -181,7 +182,7 @@ impl Context<'_> {
     ) -> Result<Option<Duration>, Error> {
         match self.string(table, key, place)? {
             None => Ok(None),
-            Some((value, at)) => parse_duration(&value).map(Some).ok_or_else(|| {
+            Some((value, at)) => parse_duration(&value).map(Some).map_err(|_| {
                 self.error_at(
                     at,
                     format!("bad value `{value}` for `{key}` in {place}: expected a duration such as `500ms`, `5s` or `2m`"),
@@ -212,63 +213,4 @@ pub(super) fn parse_python(dir: &Path, value: &str) -> Option<PythonRequest> {
             .all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()))
         && parts[0] == "3";
     ok.then(|| PythonRequest::Version(value.to_string()))
-}
-
-/// `500ms`, `5s`, `2m`, `1h` (a positive whole number and a unit).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok().filter(|&n| n > 0)?;
-    let millis = match unit.trim() {
-        "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "m" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(millis))
-}
-
-/// `512 MiB`, `2 GiB`, `100MB`, `4096 B`.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: f64 = number.parse().ok().filter(|n: &f64| *n > 0.0)?;
-    let factor: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1000,
-        "MB" => 1000_u64.pow(2),
-        "GB" => 1000_u64.pow(3),
-        "TB" => 1000_u64.pow(4),
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "TiB" => 1 << 40,
-        _ => return None,
-    };
-    let bytes = n * factor as f64;
-    (bytes >= 1.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        for bad in ["", "5", "0s", "s", "5 parsecs", "-1s"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-        assert_eq!(parse_size("512 MiB"), Some(512 << 20));
-        assert_eq!(parse_size("1.5GiB"), Some(3 << 29));
-        for bad in ["", "lots", "0 GiB", "2 GiBs"] {
-            assert_eq!(parse_size(bad), None, "{bad}");
-        }
-    }
 }

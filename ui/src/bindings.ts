@@ -59,10 +59,6 @@ export const commands = {
 	backendLogTail: (id: string) => typedError<LogRow[], AppError>(__TAURI_INVOKE("backend_log_tail", { id })),
 	/**  Address and token, for another program to connect. */
 	backendConnection: (id: string) => typedError<Connection, AppError>(__TAURI_INVOKE("backend_connection", { id })),
-	/**  Run statements; a Python exception comes back in the result, not as an error. */
-	backendExec: (id: string, code: string) => typedError<ConsoleResult, AppError>(__TAURI_INVOKE("backend_exec", { id, code })),
-	/**  Evaluate one expression. */
-	backendEval: (id: string, expr: string) => typedError<ConsoleResult, AppError>(__TAURI_INVOKE("backend_eval", { id, expr })),
 	/**
 	 *  Interrupt the call running in a backend (its `interrupt` op, over a connection of its
 	 *  own, answered at once): the call ends with `KeyboardInterrupt`. True when one was running.

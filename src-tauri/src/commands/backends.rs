@@ -2,13 +2,10 @@ use std::time::Duration;
 
 use tauri::{AppHandle, State};
 
-use beep_host::backend::client::Error as ClientError;
 use beep_host::backend::{BackendClient, BackendId, Handle, log};
 use beep_host::daemon::StartSpec;
 
-use crate::dto::backends::{
-    BackendRow, Connection, ConsoleResult, HandleRow, LogRow, StartBackend, Transport,
-};
+use crate::dto::backends::{BackendRow, Connection, HandleRow, LogRow, StartBackend, Transport};
 use crate::error::{AppError, AppResult, ErrorCode};
 use crate::state::AppState;
 
@@ -165,30 +162,6 @@ async fn client(state: &AppState, id: &str) -> AppResult<Box<dyn BackendClient>>
     Ok(daemon.backend_client(&id).await?)
 }
 
-/// Run statements; a Python exception comes back in the result, not as an error.
-#[tauri::command]
-#[specta::specta]
-pub async fn backend_exec(
-    state: State<'_, AppState>,
-    id: String,
-    code: String,
-) -> AppResult<ConsoleResult> {
-    let client = client(&state, &id).await?;
-    console(client.exec(&code, None).await.map(ConsoleResult::exec))
-}
-
-/// Evaluate one expression.
-#[tauri::command]
-#[specta::specta]
-pub async fn backend_eval(
-    state: State<'_, AppState>,
-    id: String,
-    expr: String,
-) -> AppResult<ConsoleResult> {
-    let client = client(&state, &id).await?;
-    console(client.eval(&expr).await.map(ConsoleResult::value))
-}
-
 /// Interrupt the call running in a backend (its `interrupt` op, over a connection of its
 /// own, answered at once): the call ends with `KeyboardInterrupt`. True when one was running.
 #[tauri::command]
@@ -258,12 +231,4 @@ pub async fn stop_started(state: &AppState) {
         futures_util::future::join_all(stops),
     )
     .await;
-}
-
-fn console(result: Result<ConsoleResult, ClientError>) -> AppResult<ConsoleResult> {
-    match result {
-        Ok(r) => Ok(r),
-        Err(ClientError::Remote(remote)) => Ok(ConsoleResult::error(remote)),
-        Err(e) => Err(e.into()),
-    }
 }

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use beep_host::backend::{BackendStatus, ExecOutput, PyValue, RemoteError};
+use beep_host::backend::{BackendStatus, PyValue, RemoteError};
 
 /// The core's `BackendState`, one to one (the core crate carries no specta).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, specta::Type)]
@@ -187,14 +187,6 @@ impl ConsoleResult {
             other => result.value = Some(other.to_json().to_string()),
         }
         result
-    }
-
-    pub fn exec(output: ExecOutput) -> Self {
-        Self {
-            stdout: output.stdout,
-            stderr: output.stderr,
-            ..Self::value(output.value)
-        }
     }
 
     pub fn error(e: RemoteError) -> Self {

@@ -29,10 +29,11 @@ use tokio::task::JoinHandle;
 use super::value::ReplyError;
 use super::{BackendClient, CallEvent, CallStream, Error, Op, Reply};
 use crate::backend::spec::Transport;
+use frame::dispatch_frames;
 use stream::Stream;
 
-/// The largest frame accepted from the backend.
-const MAX_FRAME: usize = 256 * 1024 * 1024;
+mod frame;
+mod stream;
 
 /// How long a lone call polls the socket before it parks (see the module comment).
 const SPIN: Duration = Duration::from_micros(120);
@@ -557,93 +558,6 @@ impl Drop for Leader<'_> {
                 .is_empty();
         if waiting {
             self.shared.wake_reader.notify_one();
-        }
-    }
-}
-
-/// Complete the callers of every whole frame in `buf`; `false` on a broken stream.
-fn dispatch_frames(buf: &mut Vec<u8>, shared: &Shared) -> bool {
-    let mut start = 0;
-    while buf.len() - start >= 4 {
-        let len = u32::from_be_bytes(buf[start..start + 4].try_into().expect("4 bytes")) as usize;
-        if len > MAX_FRAME {
-            tracing::warn!(len, "frame from backend too large");
-            return false;
-        }
-        if buf.len() - start - 4 < len {
-            break;
-        }
-        let body = &buf[start + 4..start + 4 + len];
-        start += 4 + len;
-        let object = match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(object)) => object,
-            _ => {
-                tracing::warn!("unparseable frame from backend");
-                continue;
-            }
-        };
-        let Some(id) = object.get("id").and_then(Value::as_u64) else {
-            tracing::warn!("frame from backend without an id");
-            continue;
-        };
-        let waiter = shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        if let Some(tx) = waiter {
-            let _ = tx.send(Ok(object));
-            continue;
-        }
-        let mut streams = shared.streams.lock().unwrap_or_else(|e| e.into_inner());
-        if object.contains_key("event") {
-            if let Some(tx) = streams.get(&id) {
-                let _ = tx.send(Ok(object));
-            }
-        } else if let Some(tx) = streams.remove(&id) {
-            let _ = tx.send(Ok(object));
-        }
-    }
-    buf.drain(..start);
-    true
-}
-
-/// The byte stream under the frames: the one platform-specific part of this transport. Both
-/// kinds have the same non-blocking interface (`try_read_buf`, `try_write`, `readable`,
-/// `writable`), so everything above is shared.
-#[cfg(unix)]
-mod stream {
-    pub type Stream = tokio::net::UnixStream;
-
-    pub async fn connect(address: &str) -> std::io::Result<Stream> {
-        Stream::connect(address).await
-    }
-}
-
-/// On Windows the address is a pipe name (`\\.\pipe\beep-backend-<random>`). The server
-/// keeps one instance listening and makes the next as soon as a client takes it, so
-/// `ERROR_PIPE_BUSY` (all instances taken at this moment) is retried for a while.
-#[cfg(windows)]
-mod stream {
-    use std::time::{Duration, Instant};
-
-    use tokio::net::windows::named_pipe::ClientOptions;
-
-    pub type Stream = tokio::net::windows::named_pipe::NamedPipeClient;
-
-    const ERROR_PIPE_BUSY: i32 = 231;
-    /// How long to retry a busy pipe before giving up.
-    const BUSY_FOR: Duration = Duration::from_secs(5);
-
-    pub async fn connect(address: &str) -> std::io::Result<Stream> {
-        let until = Instant::now() + BUSY_FOR;
-        loop {
-            match ClientOptions::new().open(address) {
-                Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY) && Instant::now() < until => {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                result => return result,
-            }
         }
     }
 }

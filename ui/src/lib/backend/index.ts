@@ -85,8 +85,6 @@ export const api = {
     restart: (id: string) => unwrap(commands.backendRestart(id)),
     logTail: (id: string) => unwrap(commands.backendLogTail(id)),
     connection: (id: string) => unwrap(commands.backendConnection(id)),
-    exec: (id: string, code: string) => unwrap(commands.backendExec(id, code)),
-    eval: (id: string, expr: string) => unwrap(commands.backendEval(id, expr)),
     interrupt: (id: string) => unwrap(commands.backendInterrupt(id)),
     /** Run statements as a live call: its id at once, then `on.callOutput`/`on.callEnded`. */
     execLive: (id: string, code: string, call: string | null) => unwrap(commands.backendExecLive(id, code, call)),
