@@ -801,6 +801,7 @@ print(hashlib.sha256(open(path, "rb").read()).hexdigest())
   const listed = JSON.parse(run("ps", "--json")).find((b) => b.id === keptId);
   if (!listed || listed.state !== "ready" || listed.pid !== keptPid) throw new Error(`after the app quit the daemon lists ${JSON.stringify(listed)}`);
   log("kept running after the app exited:", keptId, "pid", keptPid);
+  await (await import("./live.mjs")).live({ app, env, driverBin, shots, venv: "e2e-close", log }); // a long call outlives the app (live.mjs)
   run("stop", keptId);
   await waitFor(`kept backend ${keptPid} stopped`, async () => !alive(keptPid), 20_000);
   // The daemon outlives the window by design; it exits when its home is removed.

@@ -46,7 +46,7 @@ describe("live calls", () => {
     expect(c.lastSeq).toBe(3);
   });
 
-  it("a reopened console follows the running call from the last seq it showed", () => {
+  it("a reopened console replays the running call from its journal: each seq once, marked where the closed window left off", () => {
     const store = memory();
     let c = newLiveCall("app-1", "train()");
     c = applyChunk(c, "app-1", 1, "stdout", "epoch 1\n");
@@ -55,14 +55,28 @@ describe("live calls", () => {
     // The window closes; the call goes on; the window opens again.
     const calls = [{ call: "c1", state: "done" }, { call: "app-1", state: "running" }];
     const from = resumeFrom(calls, loadPlace(store, "b1"));
-    expect(from).toEqual({ call: "app-1", input: "train()", after: 2 });
-    let again = newLiveCall(from!.call, from!.input, from!.after);
-    again = applyChunk(again, "app-1", 1, "stdout", "epoch 1\n");
-    again = applyChunk(again, "app-1", 3, "stdout", "epoch 3\n");
-    expect(again.chunks).toEqual([{ stream: "stdout", data: "epoch 3\n" }]);
+    expect(from).toEqual({ call: "app-1", input: "train()", leftOff: 2 });
+    let again = newLiveCall(from!.call, from!.input, from!.leftOff);
+    // `attach` after 0 replays the journal; a stream still open (this same app, the page
+    // shown again) delivers some seqs a second time: each is shown once.
+    for (const [seq, data] of [[1, "epoch 1\n"], [2, "epoch 2\n"], [1, "epoch 1\n"], [3, "epoch 3\n"], [2, "epoch 2\n"], [4, "epoch 4\n"]] as const) {
+      again = applyChunk(again, "app-1", seq, "stdout", data);
+    }
+    expect(again.chunks).toEqual([{ stream: "stdout", data: "epoch 1\nepoch 2\n" }, { stream: "stdout", data: "epoch 3\nepoch 4\n" }]);
+    expect(again.resumedAt).toBe(1);
     expect(again.resumedAfter).toBe(2);
-    // A running call this console did not start: from its first event.
-    expect(resumeFrom([{ call: "c9", state: "running" }], loadPlace(store, "b1"))).toEqual({ call: "c9", input: "", after: 0 });
+    expect(again.lastSeq).toBe(4);
+    // The place was lost (or never written): the same replay, no mark.
+    let lost = newLiveCall("app-1", "(call app-1)", resumeFrom(calls, null)!.leftOff);
+    for (const seq of [1, 2, 3]) lost = applyChunk(lost, "app-1", seq, "stdout", `epoch ${seq}\n`);
+    expect(lost.chunks).toEqual([{ stream: "stdout", data: "epoch 1\nepoch 2\nepoch 3\n" }]);
+    expect(lost.resumedAt).toBe(-1);
+    // A stale place (its last writes lost before the app quit) still shows every seq once.
+    let stale = newLiveCall("app-1", "train()", 1);
+    for (const seq of [1, 2, 3]) stale = applyChunk(stale, "app-1", seq, "stdout", `epoch ${seq}\n`);
+    expect(stale.chunks.map((x) => x.data).join("")).toBe("epoch 1\nepoch 2\nepoch 3\n");
+    // A running call this console did not start: from its first event, no mark.
+    expect(resumeFrom([{ call: "c9", state: "running" }], loadPlace(store, "b1"))).toEqual({ call: "c9", input: "", leftOff: 0 });
     expect(resumeFrom([{ call: "app-1", state: "done" }], loadPlace(store, "b1"))).toBeNull();
     forgetPlace(store, "b1");
     expect(loadPlace(store, "b1")).toBeNull();

@@ -26,8 +26,11 @@ export function step(h: History, current: string, dir: -1 | 1): { history: Histo
 }
 
 // Live calls: the console runs code as a named call whose output arrives as events while it
-// runs. The last seq shown of the running call is kept per backend (in localStorage), so a
-// reopened window finds the call (`calls`) and follows it from there: nothing twice.
+// runs. A reopened window finds the running call (`calls`) and replays it from the journal
+// (`attach` after 0), showing each seq once whatever else delivers it. The last seq shown is
+// kept per backend (in localStorage) only to mark where the closed window left off: that
+// place is written while output arrives and may miss the last writes before the app exits,
+// so it never decides what is shown.
 
 export type OutStream = "stdout" | "stderr";
 
@@ -37,22 +40,26 @@ export interface LiveCall {
   chunks: { stream: OutStream; data: string }[];
   /** The seq of the last chunk shown (0: none yet). */
   lastSeq: number;
-  /** Continued after the window was reopened: output up to `resumedAfter` was shown before. */
+  /** Followed again after the window was reopened: the closed window had shown output up to `resumedAfter`. */
   resumedAfter: number;
+  /** The index in `chunks` of the first chunk after `resumedAfter` (-1: none yet). */
+  resumedAt: number;
 }
 
-export function newLiveCall(call: string, input: string, after = 0): LiveCall {
-  return { call, input, chunks: [], lastSeq: after, resumedAfter: after };
+export function newLiveCall(call: string, input: string, resumedAfter = 0): LiveCall {
+  return { call, input, chunks: [], lastSeq: 0, resumedAfter, resumedAt: -1 };
 }
 
 /** Add a chunk of `call`'s output, unless it is another call's or was shown already. */
 export function applyChunk(c: LiveCall, call: string, seq: number, stream: OutStream, data: string): LiveCall {
   if (call !== c.call || seq <= c.lastSeq) return c;
+  // The first chunk after where the closed window left off starts a chunk of its own.
+  const marks = c.resumedAfter > 0 && c.resumedAt < 0 && seq > c.resumedAfter;
   const last = c.chunks[c.chunks.length - 1];
-  const chunks = last && last.stream === stream
+  const chunks = last && last.stream === stream && !marks
     ? [...c.chunks.slice(0, -1), { stream, data: last.data + data }]
     : [...c.chunks, { stream, data }];
-  return { ...c, chunks, lastSeq: seq };
+  return { ...c, chunks, lastSeq: seq, resumedAt: marks ? chunks.length - 1 : c.resumedAt };
 }
 
 /** The storage the console keeps its place in (window.localStorage in the app). */
@@ -87,16 +94,17 @@ export function forgetPlace(store: PlaceStore, backend: string): void {
 }
 
 /**
- * What to follow when the console opens: the newest running call, from after the last seq
- * this console showed of it (0 if it did not start it, or forgot).
+ * What to follow when the console opens: the newest running call, replayed from its first
+ * event; with its input and the last seq the closed window showed when this console started
+ * it (else "" and 0).
  */
 export function resumeFrom(
   calls: { call: string; state: string }[],
   place: Place | null,
-): { call: string; input: string; after: number } | null {
+): { call: string; input: string; leftOff: number } | null {
   const running = [...calls].reverse().find((c) => c.state === "running");
   if (!running) return null;
   return place && place.call === running.call
-    ? { call: running.call, input: place.input, after: place.lastSeq }
-    : { call: running.call, input: "", after: 0 };
+    ? { call: running.call, input: place.input, leftOff: place.lastSeq }
+    : { call: running.call, input: "", leftOff: 0 };
 }
