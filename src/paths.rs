@@ -120,3 +120,31 @@ impl Paths {
         })
     }
 }
+
+/// Overrides where the shipped `python/` directory (the `beep_backend` package) is.
+pub const PYTHONPATH_ENV: &str = "BEEP_BACKEND_PYTHONPATH";
+
+/// Where the shipped `python/` directory is for the executable `exe`: `$BEEP_BACKEND_PYTHONPATH`,
+/// else upward from the executable (a cargo build: `<repo>/python`), else
+/// `<exe dir>/../share/beep-host/python`.
+pub fn python_package_dir(exe: &Path) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(PYTHONPATH_ENV).filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    let has_package = |dir: &Path| dir.join("beep_backend").join("__init__.py").is_file();
+    if let Some(found) = exe
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("python"))
+        .find(|c| has_package(c))
+    {
+        return Some(found);
+    }
+    let shared = exe
+        .parent()?
+        .join("..")
+        .join("share")
+        .join("beep-host")
+        .join("python");
+    has_package(&shared).then_some(shared)
+}

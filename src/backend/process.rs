@@ -3,7 +3,7 @@
 //! Children are spawned from one long-lived thread: Linux `PR_SET_PDEATHSIG` fires when
 //! the *thread* that forked the child exits, and tokio's blocking threads come and go.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use super::status::{LastExit, LogStream};
 use super::termination::{Signal, signal_group};
 
 /// Overrides where the `beep_backend` package is found.
-pub const PYTHONPATH_ENV: &str = "BEEP_BACKEND_PYTHONPATH";
+pub use crate::paths::PYTHONPATH_ENV;
 
 /// The ready or error line the Python side prints once on stdout.
 #[derive(Debug, Deserialize)]
@@ -40,32 +40,11 @@ enum StartEvent {
     },
 }
 
-/// Where the shipped `python/` directory is: `$BEEP_BACKEND_PYTHONPATH`, else upward from
-/// the executable (a cargo build: `<repo>/python`), else `<exe dir>/../share/beep-host/python`.
+/// Where the shipped `python/` directory is (see [`crate::paths::python_package_dir`]).
 pub fn python_package_dir() -> Result<PathBuf, Error> {
-    if let Some(dir) = std::env::var_os(PYTHONPATH_ENV).filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
     let exe = std::env::current_exe().map_err(|source| Error::CurrentExe { source })?;
     let exe = exe.canonicalize().unwrap_or(exe);
-    let has_package = |dir: &Path| dir.join("beep_backend").join("__init__.py").is_file();
-    for ancestor in exe.ancestors().skip(1) {
-        let candidate = ancestor.join("python");
-        if has_package(&candidate) {
-            return Ok(candidate);
-        }
-    }
-    if let Some(bin) = exe.parent() {
-        let candidate = bin
-            .join("..")
-            .join("share")
-            .join("beep-host")
-            .join("python");
-        if has_package(&candidate) {
-            return Ok(candidate);
-        }
-    }
-    Err(Error::PythonPackageMissing { exe })
+    crate::paths::python_package_dir(&exe).ok_or(Error::PythonPackageMissing { exe })
 }
 
 /// A fresh 256-bit token, hex encoded.

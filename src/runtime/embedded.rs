@@ -127,7 +127,10 @@ fn edit_pth(dir: &Path) -> Result<PathBuf, Error> {
     fs_err::write(&pth, lines.join("\r\n") + "\r\n").map_err(Error::io(&pth))?;
     let site_packages = dir.join("Lib").join("site-packages");
     fs_err::create_dir_all(&site_packages).map_err(Error::io(&site_packages))?;
-    if let Ok(package) = crate::backend::process::python_package_dir() {
+    if let Some(package) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| crate::paths::python_package_dir(&exe.canonicalize().unwrap_or(exe)))
+    {
         let file = site_packages.join("beep-host.pth");
         fs_err::write(&file, format!("{}\r\n", package.display())).map_err(Error::io(&file))?;
     }
