@@ -570,3 +570,28 @@ fn a_requirement_without_a_wheel_for_a_platform_names_both() {
     );
     assert!(inspected.contains("gamma-0.3"), "{inspected}");
 }
+
+#[test]
+fn a_bad_beep_toml_is_refused_with_its_line_and_nothing_is_written() {
+    let project = Project::new("");
+    let toml = project.project_dir().join("beep.toml");
+    let mut declared = std::fs::read_to_string(&toml).unwrap();
+    // A misspelt key on the last line: the project module refuses it; a loose reader
+    // would not have noticed.
+    declared.push_str("restrat = \"always\"\n");
+    let line = declared.lines().count();
+    std::fs::write(&toml, declared).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let zip = out_dir.path().join("bad.zip");
+    let out = project.bundle(home.path(), &["-o", zip.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("beep.toml:{line}:")), "{err}");
+    assert!(err.contains("restrat"), "{err}");
+    assert!(!zip.exists(), "a bundle was written");
+    assert!(
+        std::fs::read_dir(out_dir.path()).unwrap().next().is_none(),
+        "something was written next to the bundle"
+    );
+}

@@ -36,6 +36,13 @@ pub enum Error {
     },
     #[error("Failed to parse `{}`: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    /// A `beep.toml` the project module refuses (its error names the file and line).
+    #[error("Failed to bundle project `{}`", dir.display())]
+    Manifest {
+        dir: PathBuf,
+        #[source]
+        source: crate::project::manifest::Error,
+    },
     #[error(
         "Unknown platform `{given}`: expected linux-x86_64-gnu, windows-x86_64 or macos-aarch64"
     )]
@@ -103,6 +110,7 @@ impl Error {
         use crate::ErrorCode as C;
         match self {
             Self::UnknownPlatform { .. } | Self::Parse { .. } => C::Invalid,
+            Self::Manifest { source, .. } => source.code(),
             Self::NoRuntime { .. } | Self::NoCatalogEntry { .. } | Self::NoWheel { .. } => {
                 C::NotFound
             }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::manifest::{self, Manifest, Member, PlatformContents, ProjectTexts};
-use super::project::{Declaration, Lock, PinnedRuntime, ProjectFiles};
+use super::project::{Lock, PinnedRuntime, ProjectFiles};
 use super::{BundlePlatform, Error};
 use crate::runtime::catalog::{Catalog, CatalogEntry};
 use crate::runtime::download::{self, Download};
@@ -56,7 +56,16 @@ pub async fn bundle(
 ) -> Result<Written, Error> {
     let files = ProjectFiles::read(&options.dir)?;
     let lock_path = files.lock_path();
-    Declaration::parse(&options.dir.join(super::project::PROJECT_FILE), &files.toml)?;
+    // The project module's own validation (unknown keys, bad values, with file:line).
+    crate::project::Manifest::parse(
+        &options.dir,
+        &options.dir.join(crate::project::MANIFEST_FILE),
+        &files.toml,
+    )
+    .map_err(|source| Error::Manifest {
+        dir: options.dir.clone(),
+        source,
+    })?;
     let lock = Lock::parse(&lock_path, &files.lock)?;
     let locked = lock.runtime(&lock_path)?;
     let mut platforms = options.platforms.clone();
