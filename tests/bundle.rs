@@ -235,6 +235,12 @@ fn offline(home: &backend::Home, args: &[&str]) -> Command {
             };
         }
     }
+    closed_network(&mut command, home.root());
+    command
+}
+
+/// Every index and mirror on a closed port, and the uv installer.
+fn closed_network(command: &mut Command, home: &Path) {
     command
         .env("BEEP_PYTHON_MIRROR", CLOSED)
         .env("BEEP_PYTHON_CATALOG", format!("{CLOSED}/catalog.json"))
@@ -242,14 +248,13 @@ fn offline(home: &backend::Home, args: &[&str]) -> Command {
         .env("UV_DEFAULT_INDEX", format!("{CLOSED}/simple"))
         .env("PIP_INDEX_URL", format!("{CLOSED}/simple"))
         .env("UV_PYTHON_INSTALL_MIRROR", CLOSED)
-        .env("UV_CACHE_DIR", home.root().join("uv-cache"))
+        .env("UV_CACHE_DIR", home.join("uv-cache"))
         .env("BEEP_HOST_INSTALLER", "uv")
         .env("BEEP_HOST_UV", support_venv::shared_uv())
         .env("HTTP_PROXY", CLOSED)
         .env("HTTPS_PROXY", CLOSED)
         .env("ALL_PROXY", CLOSED)
         .env_remove("VIRTUAL_ENV");
-    command
 }
 
 /// Rewrite a zip member by member: `edit` sees each (name, bytes) and returns what to
@@ -594,4 +599,157 @@ fn a_bad_beep_toml_is_refused_with_its_line_and_nothing_is_written() {
         std::fs::read_dir(out_dir.path()).unwrap().next().is_none(),
         "something was written next to the bundle"
     );
+}
+
+/// A running `beep-host serve --no-grpc`, killed on drop.
+struct Served {
+    child: std::process::Child,
+    base: String,
+    token: String,
+}
+
+impl Served {
+    fn start(mut command: Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command
+            .args(["serve", "--http", "127.0.0.1:0", "--no-grpc"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(ready["record"].as_str().unwrap()).unwrap())
+                .unwrap();
+        Self {
+            child,
+            base: format!("http://{}", ready["http"].as_str().unwrap()),
+            token: record["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_api_writes_a_bundle_and_brings_a_project_up_from_it() {
+    let project = Project::new("");
+    let bundler = tempfile::tempdir().unwrap();
+    project.lock(bundler.path());
+    let out_dir = tempfile::tempdir().unwrap();
+    let zip = out_dir.path().join("api.zip");
+    let dir = project.project_dir();
+
+    // The bundling machine: catalog and mirror are set.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_beep-host"));
+    command
+        .env("BEEP_HOST_HOME", bundler.path())
+        .env(
+            "BEEP_PYTHON_CATALOG",
+            project.dir.path().join("catalog.json"),
+        )
+        .env("BEEP_PYTHON_MIRROR", project.server.url())
+        .env_remove("RUST_LOG");
+    let served = Served::start(command);
+    let (status, refused) = served
+        .post(
+            "/bundles",
+            serde_json::json!({"dir": dir, "output": "relative.zip"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("relative.zip"),
+        "{refused}"
+    );
+    let (status, refused) = served
+        .post(
+            "/bundles",
+            serde_json::json!({"dir": dir, "output": zip, "platforms": ["amiga"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["code"], "invalid");
+    assert!(!zip.exists());
+    let (status, written) = served
+        .post("/bundles", serde_json::json!({"dir": dir, "output": zip}))
+        .await;
+    assert_eq!(status, 200, "{written}");
+    assert_eq!(written["path"], zip.to_str().unwrap());
+    assert_eq!(written["size"], std::fs::metadata(&zip).unwrap().len());
+    assert_eq!(written["manifest"]["members"].as_array().unwrap().len(), 3);
+    // The same bytes as the CLI writes.
+    let cli_zip = out_dir.path().join("cli.zip");
+    assert_ok(&project.bundle(bundler.path(), &["-o", cli_zip.to_str().unwrap()]));
+    assert_eq!(
+        std::fs::read(&zip).unwrap(),
+        std::fs::read(&cli_zip).unwrap()
+    );
+    drop(served);
+
+    // The air-gapped machine: every index and mirror closed.
+    let home = backend::Home::new();
+    let target = tempfile::tempdir().unwrap();
+    let mut command = home.command(&[]);
+    closed_network(&mut command, home.root());
+    let served = Served::start(command);
+    let short = out_dir.path().join("short.zip");
+    let bytes = std::fs::read(&zip).unwrap();
+    std::fs::write(&short, &bytes[..bytes.len() / 2]).unwrap();
+    let (status, refused) = served
+        .post(
+            "/projects/up",
+            serde_json::json!({"dir": target.path(), "bundle": short}),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a readable zip"),
+        "{refused}"
+    );
+    assert!(
+        std::fs::read_dir(target.path()).unwrap().next().is_none(),
+        "a refused bundle wrote into the project folder"
+    );
+    let (status, up) = served
+        .post(
+            "/projects/up",
+            serde_json::json!({"dir": target.path(), "bundle": zip}),
+        )
+        .await;
+    assert_eq!(status, 200, "{up}");
+    assert_eq!(up["runtime_installed"], true, "{up}");
+    assert_eq!(up["environment"], "offline", "{up}");
+    assert_eq!(up["backends"][0]["action"], "started", "{up}");
+    let id = up["backends"][0]["id"].as_str().unwrap();
+    let answer = assert_ok(&home.cli(&["eval", id, "__import__('alpha').VALUE"]));
+    assert!(answer.contains("from alpha"), "{answer}");
+    drop(served);
 }

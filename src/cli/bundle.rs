@@ -133,10 +133,7 @@ pub async fn up(
     dir: &Path,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<beep_host::project::UpReport> {
-    let platform = BundlePlatform::current()
-        .ok_or_else(|| anyhow::anyhow!("Bundles carry no runtime for this platform"))?;
-    let staged = bundle::read::unpack(bundle, platform)?;
     let paths = Paths::from_env()?;
     let config = Config::load(&paths)?;
-    Ok(bundle::offline::up(&paths, &config, &staged, dir, reporter).await?)
+    Ok(bundle::offline::up_from_file(&paths, &config, bundle, dir, reporter).await?)
 }
