@@ -84,10 +84,63 @@ fn build_wheel(dir: &Path, name: &str, version: &str, tags: &str, value: &str) -
     file
 }
 
+/// A real `uv` wheel for this platform, made from the tests' uv binary (as PyPI's are:
+/// the binary under `uv-<version>.data/scripts/`), on a `file://` simple index
+/// (`<index>/uv/index.html` with its sha256). Returns the index URL and the wheel.
+fn uv_index(dir: &Path) -> (String, PathBuf) {
+    let uv = support_venv::shared_uv();
+    let out = Command::new(uv).arg("--version").output().unwrap();
+    let version = text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let page_dir = dir.join("index").join("uv");
+    std::fs::create_dir_all(&page_dir).unwrap();
+    let name = format!("uv-{version}-py3-none-manylinux_2_17_x86_64.whl");
+    let wheel = page_dir.join(&name);
+    let dist_info = format!("uv-{version}.dist-info");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    zip.start_file(
+        format!("uv-{version}.data/scripts/uv"),
+        options.unix_permissions(0o755),
+    )
+    .unwrap();
+    zip.write_all(&std::fs::read(uv).unwrap()).unwrap();
+    for (path, content) in [
+        (
+            format!("{dist_info}/METADATA"),
+            format!("Metadata-Version: 2.1\nName: uv\nVersion: {version}\n"),
+        ),
+        (
+            format!("{dist_info}/WHEEL"),
+            "Wheel-Version: 1.0\nGenerator: beep-test\nRoot-Is-Purelib: false\nTag: py3-none-manylinux_2_17_x86_64\n".to_string(),
+        ),
+        (format!("{dist_info}/RECORD"), String::new()),
+    ] {
+        zip.start_file(path, options).unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+    let sha = sha256(&std::fs::read(&wheel).unwrap());
+    std::fs::write(
+        page_dir.join("index.html"),
+        format!("<html><body><a href=\"{name}#sha256={sha}\">{name}</a></body></html>\n"),
+    )
+    .unwrap();
+    (format!("file://{}", dir.join("index").display()), wheel)
+}
+
 /// A project folder, a mirror serving the test runtime and a catalog naming it.
 struct Project {
     dir: tempfile::TempDir,
     server: FileServer,
+    /// The simple index holding the `uv` wheel `bundle` carries.
+    uv_index: String,
+    uv_wheel: PathBuf,
 }
 
 impl Project {
@@ -149,7 +202,13 @@ sha256 = "{runtime_sha}"
             runtime_sha = fx.targz.sha256,
         );
         std::fs::write(project.join("beep.lock"), lock).unwrap();
-        Self { dir, server }
+        let (uv_index, uv_wheel) = uv_index(dir.path());
+        Self {
+            dir,
+            server,
+            uv_index,
+            uv_wheel,
+        }
     }
 
     fn project_dir(&self) -> PathBuf {
@@ -189,6 +248,7 @@ sha256 = "{runtime_sha}"
             .env("BEEP_HOST_HOME", home)
             .env("BEEP_PYTHON_CATALOG", self.dir.path().join("catalog.json"))
             .env("BEEP_PYTHON_MIRROR", self.server.url())
+            .env("BEEP_HOST_UV_INDEX", &self.uv_index)
             .env_remove("RUST_LOG")
             .output()
             .unwrap()
@@ -328,6 +388,10 @@ fn a_bundle_brings_a_project_up_without_the_network_and_tampering_is_refused() {
         [
             "manifest.json".to_string(),
             format!("runtimes/{}", fx.targz.name),
+            format!(
+                "tools/{}",
+                project.uv_wheel.file_name().unwrap().to_str().unwrap()
+            ),
             "wheels/alpha-1.0-py3-none-any.whl".into(),
             "wheels/beta-2.0-py2.py3-none-any.whl".into(),
         ]
@@ -670,6 +734,7 @@ async fn the_host_api_writes_a_bundle_and_brings_a_project_up_from_it() {
             project.dir.path().join("catalog.json"),
         )
         .env("BEEP_PYTHON_MIRROR", project.server.url())
+        .env("BEEP_HOST_UV_INDEX", &project.uv_index)
         .env_remove("RUST_LOG");
     let served = Served::start(command);
     let (status, refused) = served
@@ -701,7 +766,7 @@ async fn the_host_api_writes_a_bundle_and_brings_a_project_up_from_it() {
     assert_eq!(status, 200, "{written}");
     assert_eq!(written["path"], zip.to_str().unwrap());
     assert_eq!(written["size"], std::fs::metadata(&zip).unwrap().len());
-    assert_eq!(written["manifest"]["members"].as_array().unwrap().len(), 3);
+    assert_eq!(written["manifest"]["members"].as_array().unwrap().len(), 4);
     // The same bytes as the CLI writes.
     let cli_zip = out_dir.path().join("cli.zip");
     assert_ok(&project.bundle(bundler.path(), &["-o", cli_zip.to_str().unwrap()]));
@@ -752,4 +817,55 @@ async fn the_host_api_writes_a_bundle_and_brings_a_project_up_from_it() {
     let answer = assert_ok(&home.cli(&["eval", id, "__import__('alpha').VALUE"]));
     assert!(answer.contains("from alpha"), "{answer}");
     drop(served);
+}
+
+#[test]
+fn up_from_a_bundle_provisions_the_bundles_uv_on_a_machine_without_uv() {
+    let project = Project::new("");
+    let bundler = tempfile::tempdir().unwrap();
+    project.lock(bundler.path());
+    let out_dir = tempfile::tempdir().unwrap();
+    let zip = out_dir.path().join("app.zip");
+    assert_ok(&project.bundle(bundler.path(), &["-o", zip.to_str().unwrap()]));
+
+    // No uv anywhere: not on PATH, not named by BEEP_HOST_UV, not in the tools dir; and
+    // every index closed, so `pip install uv` cannot provision it either.
+    let home = backend::Home::new();
+    let tools = home.paths.tools();
+    assert!(!tools.join("uv").exists());
+    let target = tempfile::tempdir().unwrap();
+    let out = offline(
+        &home,
+        &[
+            "up",
+            "--bundle",
+            zip.to_str().unwrap(),
+            target.path().to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .env_remove("BEEP_HOST_UV")
+    .env("PATH", support_venv::path_without_uv())
+    .output()
+    .unwrap();
+    let up: serde_json::Value = serde_json::from_str(&assert_ok(&out)).unwrap();
+    assert_eq!(up["environment_created"], true, "{up}");
+
+    // The uv in force is the bundle's: the binary of its wheel, in the tools dir.
+    let provisioned = tools.join("uv").join("bin").join("uv");
+    assert_eq!(
+        std::fs::read(&provisioned).unwrap(),
+        std::fs::read(support_venv::shared_uv()).unwrap(),
+        "the provisioned uv is not the bundle's"
+    );
+    let env = beep_host::venv::env_dir(
+        &home.paths,
+        &beep_host::venv::EnvName::parse("offline").unwrap(),
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.join("beep-env.json")).unwrap()).unwrap();
+    assert_eq!(record["installer"], "uv", "{record}");
+    let id = up["backends"][0]["id"].as_str().unwrap();
+    let answer = assert_ok(&home.cli(&["eval", id, "__import__('beta').VALUE"]));
+    assert!(answer.contains("from beta"), "{answer}");
 }

@@ -46,6 +46,10 @@ pub struct PlatformContents {
     pub runtime_member: String,
     /// The members holding the wheels installed on this platform.
     pub wheels: Vec<String>,
+    /// The member holding the `uv` wheel for this platform (`tools/<file>`): `up --bundle`
+    /// provisions uv from it when the machine has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uv: Option<String>,
 }
 
 /// One member: its path in the zip, size and sha256.
@@ -67,13 +71,14 @@ impl Manifest {
     }
 }
 
-/// A member path is plain: `runtimes/<file>` or `wheels/<file>`, no `..`, no absolute path.
+/// A member path is plain: `runtimes/<file>`, `tools/<file>` or `wheels/<file>`, no `..`,
+/// no absolute path.
 pub fn is_safe_member_path(path: &str) -> bool {
     let mut parts = path.split('/');
     let (Some(dir), Some(file), None) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    matches!(dir, "runtimes" | "wheels")
+    matches!(dir, "runtimes" | "tools" | "wheels")
         && !file.is_empty()
         && file != "."
         && file != ".."

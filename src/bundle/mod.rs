@@ -11,6 +11,7 @@ pub mod offline;
 pub mod platform;
 pub mod project;
 pub mod read;
+pub mod uv;
 pub mod write;
 
 use std::path::PathBuf;
@@ -66,6 +67,10 @@ pub enum Error {
         platform: String,
         python: String,
     },
+    #[error("Failed to read the `uv` page of the index `{url}`: {problem}")]
+    UvIndex { url: String, problem: String },
+    #[error("The index `{index}` has no released `uv` wheel (with a sha256) for {platform}")]
+    NoUvWheel { index: String, platform: String },
     #[error("Wheel `{wheel}` of `{package}` has neither `url` nor `path`")]
     WheelSource { package: String, wheel: String },
     #[error("Wheel `{wheel}` of `{package}` has no sha256 in the lock")]
@@ -111,9 +116,11 @@ impl Error {
         match self {
             Self::UnknownPlatform { .. } | Self::Parse { .. } => C::Invalid,
             Self::Manifest { source, .. } => source.code(),
-            Self::NoRuntime { .. } | Self::NoCatalogEntry { .. } | Self::NoWheel { .. } => {
-                C::NotFound
-            }
+            Self::NoRuntime { .. }
+            | Self::NoCatalogEntry { .. }
+            | Self::NoWheel { .. }
+            | Self::NoUvWheel { .. } => C::NotFound,
+            Self::UvIndex { .. } => C::Failed,
             Self::Refused { .. } | Self::NotAZip { .. } => C::Invalid,
             Self::Project { source, .. } => source.code(),
             Self::ProjectDiffers { .. } => C::Conflict,

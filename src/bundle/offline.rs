@@ -39,6 +39,7 @@ pub fn source(staged: &Staged) -> Result<OfflineSource, Error> {
         runtime,
         wheels,
         requirements,
+        uv_wheel: staged.uv_wheel(),
     })
 }
 

@@ -92,6 +92,15 @@ pub async fn bundle(
     for &platform in &platforms {
         runtimes.push(runtime_entry(catalog, &locked, platform)?);
     }
+    // uv for each platform, so that `up --bundle` needs none on the target.
+    let index = super::uv::index_url();
+    let mut uvs = Vec::new();
+    for &platform in &platforms {
+        reporter.report(Progress::Resolve {
+            what: format!("uv for {platform}"),
+        });
+        uvs.push(super::uv::find(&index, platform, python).await?);
+    }
 
     let staging = tempfile::Builder::new()
         .prefix("beep-bundle-")
@@ -100,7 +109,22 @@ pub async fn bundle(
     let cancel = CancellationToken::new();
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let mut contents = Vec::new();
-    for ((platform, wheels), entry) in chosen.into_iter().zip(runtimes) {
+    for (((platform, wheels), entry), uv) in chosen.into_iter().zip(runtimes).zip(uvs) {
+        let uv_member = format!("tools/{}", uv.file_name);
+        if !sources.contains_key(&uv_member) {
+            let file = staging.path().join(&uv.file_name);
+            let partial = staging.path().join(format!("{}.partial", uv.file_name));
+            fetch(&uv.url, &uv.sha256, &partial, reporter, &cancel).await?;
+            fs_err::rename(&partial, &file).map_err(Error::write(&file))?;
+            sources.insert(
+                uv_member.clone(),
+                Source {
+                    member: uv_member.clone(),
+                    file,
+                    sha256: uv.sha256,
+                },
+            );
+        }
         let file_name = entry.file_name();
         let member = format!("runtimes/{file_name}");
         if !sources.contains_key(&member) {
@@ -147,10 +171,11 @@ pub async fn bundle(
             runtime: entry,
             runtime_member: member,
             wheels: wheel_members,
+            uv: Some(uv_member),
         });
     }
 
-    // Runtimes first, then wheels; each group by name.
+    // Runtimes first, then tools and wheels; each group by name.
     let mut ordered: Vec<Source> = sources.into_values().collect();
     ordered.sort_by(|a, b| {
         (!a.member.starts_with("runtimes/"), &a.member)
