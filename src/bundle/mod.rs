@@ -126,7 +126,12 @@ impl Error {
             Self::ProjectDiffers { .. } => C::Conflict,
             Self::AdoptedRuntime { .. } => C::Invalid,
             Self::Download { source, .. } => source.code(),
-            Self::Read { .. } | Self::Write { .. } | Self::Zip { .. } => C::Internal,
+            Self::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                C::NotFound
+            }
+            // Paths a caller names (the project, the bundle, the output) that cannot be
+            // read or written: the operation failed, not the host.
+            Self::Read { .. } | Self::Write { .. } | Self::Zip { .. } => C::Failed,
             Self::RuntimeHash { .. } | Self::WheelSource { .. } | Self::WheelHash { .. } => {
                 C::Failed
             }
