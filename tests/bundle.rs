@@ -84,10 +84,13 @@ fn build_wheel(dir: &Path, name: &str, version: &str, tags: &str, value: &str) -
     file
 }
 
-/// A real `uv` wheel for this platform, made from the tests' uv binary (as PyPI's are:
-/// the binary under `uv-<version>.data/scripts/`), on a `file://` simple index
-/// (`<index>/uv/index.html` with its sha256). Returns the index URL and the wheel.
-fn uv_index(dir: &Path) -> (String, PathBuf) {
+/// A `uv` wheel for this platform, shaped as PyPI's are (the executable under
+/// `uv-<version>.data/scripts/`), on a `file://` simple index (`<index>/uv/index.html`
+/// with its sha256). Its `uv` is a small script that logs each call to `log` and runs
+/// the tests' uv binary: the disk is shared and limited, and the 40 MB binary would be
+/// copied into every bundle (and every tampered copy) otherwise. Returns the index URL,
+/// the wheel and the script.
+fn uv_index(dir: &Path, log: &Path) -> (String, PathBuf, String) {
     let uv = support_venv::shared_uv();
     let out = Command::new(uv).arg("--version").output().unwrap();
     let version = text(&out.stdout)
@@ -95,6 +98,11 @@ fn uv_index(dir: &Path) -> (String, PathBuf) {
         .nth(1)
         .unwrap()
         .to_string();
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+        log.display(),
+        uv.display()
+    );
     let page_dir = dir.join("index").join("uv");
     std::fs::create_dir_all(&page_dir).unwrap();
     let name = format!("uv-{version}-py3-none-manylinux_2_17_x86_64.whl");
@@ -104,13 +112,8 @@ fn uv_index(dir: &Path) -> (String, PathBuf) {
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .last_modified_time(zip::DateTime::default());
-    zip.start_file(
-        format!("uv-{version}.data/scripts/uv"),
-        options.unix_permissions(0o755),
-    )
-    .unwrap();
-    zip.write_all(&std::fs::read(uv).unwrap()).unwrap();
     for (path, content) in [
+        (format!("uv-{version}.data/scripts/uv"), script.clone()),
         (
             format!("{dist_info}/METADATA"),
             format!("Metadata-Version: 2.1\nName: uv\nVersion: {version}\n"),
@@ -121,7 +124,7 @@ fn uv_index(dir: &Path) -> (String, PathBuf) {
         ),
         (format!("{dist_info}/RECORD"), String::new()),
     ] {
-        zip.start_file(path, options).unwrap();
+        zip.start_file(path, options.unix_permissions(0o755)).unwrap();
         zip.write_all(content.as_bytes()).unwrap();
     }
     zip.finish().unwrap();
@@ -131,16 +134,23 @@ fn uv_index(dir: &Path) -> (String, PathBuf) {
         format!("<html><body><a href=\"{name}#sha256={sha}\">{name}</a></body></html>\n"),
     )
     .unwrap();
-    (format!("file://{}", dir.join("index").display()), wheel)
+    (
+        format!("file://{}", dir.join("index").display()),
+        wheel,
+        script,
+    )
 }
 
 /// A project folder, a mirror serving the test runtime and a catalog naming it.
 struct Project {
     dir: tempfile::TempDir,
     server: FileServer,
-    /// The simple index holding the `uv` wheel `bundle` carries.
+    /// The simple index holding the `uv` wheel `bundle` carries, the wheel, its `uv`
+    /// script and the log that script appends each call to.
     uv_index: String,
     uv_wheel: PathBuf,
+    uv_script: String,
+    uv_log: PathBuf,
 }
 
 impl Project {
@@ -202,12 +212,15 @@ sha256 = "{runtime_sha}"
             runtime_sha = fx.targz.sha256,
         );
         std::fs::write(project.join("beep.lock"), lock).unwrap();
-        let (uv_index, uv_wheel) = uv_index(dir.path());
+        let uv_log = dir.path().join("uv-calls.log");
+        let (uv_index, uv_wheel, uv_script) = uv_index(dir.path(), &uv_log);
         Self {
             dir,
             server,
             uv_index,
             uv_wheel,
+            uv_script,
+            uv_log,
         }
     }
 
@@ -405,11 +418,24 @@ fn a_bundle_brings_a_project_up_without_the_network_and_tampering_is_refused() {
     let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert_eq!(manifest["members"][0]["sha256"], fx.targz.sha256.as_str());
     assert_eq!(manifest["created"], "1980-01-01T00:00:00Z");
+    assert_eq!(manifest["format"], 2);
+    assert_eq!(
+        manifest["platforms"][0]["uv"],
+        format!(
+            "tools/{}",
+            project.uv_wheel.file_name().unwrap().to_str().unwrap()
+        )
+    );
+    assert_eq!(
+        manifest["members"][1]["sha256"],
+        sha256(&std::fs::read(&project.uv_wheel).unwrap())
+    );
 
     // inspect: every member verifies.
     let inspect = backend::Home::new();
     let listing = assert_ok(&inspect.cli(&["bundle", "inspect", zip]));
     assert!(listing.contains("Bundle verifies."), "{listing}");
+    assert!(listing.contains(", uv from uv-"), "{listing}");
     let json: serde_json::Value = serde_json::from_str(&assert_ok(
         &inspect.cli(&["bundle", "inspect", zip, "--json"]),
     ))
@@ -851,12 +877,21 @@ fn up_from_a_bundle_provisions_the_bundles_uv_on_a_machine_without_uv() {
     let up: serde_json::Value = serde_json::from_str(&assert_ok(&out)).unwrap();
     assert_eq!(up["environment_created"], true, "{up}");
 
-    // The uv in force is the bundle's: the binary of its wheel, in the tools dir.
+    // The uv in force is the bundle's: its wheel's `uv`, in the tools dir, and it ran.
     let provisioned = tools.join("uv").join("bin").join("uv");
     assert_eq!(
-        std::fs::read(&provisioned).unwrap(),
-        std::fs::read(support_venv::shared_uv()).unwrap(),
+        std::fs::read_to_string(&provisioned).unwrap(),
+        project.uv_script,
         "the provisioned uv is not the bundle's"
+    );
+    let calls = std::fs::read_to_string(&project.uv_log).unwrap_or_default();
+    assert!(
+        calls.contains("venv"),
+        "the bundle's uv made no venv: {calls:?}"
+    );
+    assert!(
+        calls.contains("--no-index"),
+        "the bundle's uv installed nothing: {calls:?}"
     );
     let env = beep_host::venv::env_dir(
         &home.paths,

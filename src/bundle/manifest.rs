@@ -7,8 +7,9 @@ use crate::runtime::catalog::CatalogEntry;
 
 /// The manifest's member name.
 pub const MANIFEST: &str = "manifest.json";
-/// The bundle format this build writes and reads.
-pub const FORMAT: u32 = 1;
+/// The bundle format this build writes; it reads every format up to it (2 added `uv` to
+/// [`PlatformContents`]; a format 1 bundle carries no uv).
+pub const FORMAT: u32 = 2;
 /// `created` is fixed (the zip epoch), never the clock: a bundle's bytes depend only on
 /// its inputs. The lock's hash (`lock_sha256`) says what it was made from.
 pub const CREATED: &str = "1980-01-01T00:00:00Z";

@@ -241,9 +241,9 @@ fn read_manifest<R: Read + std::io::Seek>(
         .map_err(|e| format!("member `{MANIFEST}` cannot be read: {e}"))?;
     let manifest: Manifest = serde_json::from_slice(&text)
         .map_err(|e| format!("member `{MANIFEST}` is not a valid manifest: {e}"))?;
-    if manifest.format != manifest::FORMAT {
+    if !(1..=manifest::FORMAT).contains(&manifest.format) {
         return Err(format!(
-            "member `{MANIFEST}` has format {}, this build reads {}",
+            "member `{MANIFEST}` has format {}, this build reads formats 1 to {}",
             manifest.format,
             manifest::FORMAT
         ));

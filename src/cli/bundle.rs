@@ -94,10 +94,15 @@ fn inspect(file: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
     if let Some(manifest) = &inspection.manifest {
         for contents in &manifest.platforms {
             println!(
-                "{}: runtime {}, {} wheels",
+                "{}: runtime {}, {} wheels{}",
                 contents.platform,
                 contents.runtime.key(),
-                contents.wheels.len()
+                contents.wheels.len(),
+                contents
+                    .uv
+                    .as_deref()
+                    .map(|uv| format!(", uv from {}", uv.trim_start_matches("tools/")))
+                    .unwrap_or_default()
             );
         }
     }
