@@ -886,12 +886,8 @@ fn up_from_a_bundle_provisions_the_bundles_uv_on_a_machine_without_uv() {
     );
     let calls = std::fs::read_to_string(&project.uv_log).unwrap_or_default();
     assert!(
-        calls.contains("venv"),
-        "the bundle's uv made no venv: {calls:?}"
-    );
-    assert!(
-        calls.contains("--no-index"),
-        "the bundle's uv installed nothing: {calls:?}"
+        calls.contains("pip sync") && calls.contains("--no-index"),
+        "the bundle's uv did not sync the environment: {calls:?}"
     );
     let env = beep_host::venv::env_dir(
         &home.paths,
