@@ -84,10 +84,73 @@ fn build_wheel(dir: &Path, name: &str, version: &str, tags: &str, value: &str) -
     file
 }
 
+/// A `uv` wheel for this platform, shaped as PyPI's are (the executable under
+/// `uv-<version>.data/scripts/`), on a `file://` simple index (`<index>/uv/index.html`
+/// with its sha256). Its `uv` is a small script that logs each call to `log` and runs
+/// the tests' uv binary: the disk is shared and limited, and the 40 MB binary would be
+/// copied into every bundle (and every tampered copy) otherwise. Returns the index URL,
+/// the wheel and the script.
+fn uv_index(dir: &Path, log: &Path) -> (String, PathBuf, String) {
+    let uv = support_venv::shared_uv();
+    let out = Command::new(uv).arg("--version").output().unwrap();
+    let version = text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+        log.display(),
+        uv.display()
+    );
+    let page_dir = dir.join("index").join("uv");
+    std::fs::create_dir_all(&page_dir).unwrap();
+    let name = format!("uv-{version}-py3-none-manylinux_2_17_x86_64.whl");
+    let wheel = page_dir.join(&name);
+    let dist_info = format!("uv-{version}.dist-info");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    for (path, content) in [
+        (format!("uv-{version}.data/scripts/uv"), script.clone()),
+        (
+            format!("{dist_info}/METADATA"),
+            format!("Metadata-Version: 2.1\nName: uv\nVersion: {version}\n"),
+        ),
+        (
+            format!("{dist_info}/WHEEL"),
+            "Wheel-Version: 1.0\nGenerator: beep-test\nRoot-Is-Purelib: false\nTag: py3-none-manylinux_2_17_x86_64\n".to_string(),
+        ),
+        (format!("{dist_info}/RECORD"), String::new()),
+    ] {
+        zip.start_file(path, options.unix_permissions(0o755)).unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+    let sha = sha256(&std::fs::read(&wheel).unwrap());
+    std::fs::write(
+        page_dir.join("index.html"),
+        format!("<html><body><a href=\"{name}#sha256={sha}\">{name}</a></body></html>\n"),
+    )
+    .unwrap();
+    (
+        format!("file://{}", dir.join("index").display()),
+        wheel,
+        script,
+    )
+}
+
 /// A project folder, a mirror serving the test runtime and a catalog naming it.
 struct Project {
     dir: tempfile::TempDir,
     server: FileServer,
+    /// The simple index holding the `uv` wheel `bundle` carries, the wheel, its `uv`
+    /// script and the log that script appends each call to.
+    uv_index: String,
+    uv_wheel: PathBuf,
+    uv_script: String,
+    uv_log: PathBuf,
 }
 
 impl Project {
@@ -149,7 +212,16 @@ sha256 = "{runtime_sha}"
             runtime_sha = fx.targz.sha256,
         );
         std::fs::write(project.join("beep.lock"), lock).unwrap();
-        Self { dir, server }
+        let uv_log = dir.path().join("uv-calls.log");
+        let (uv_index, uv_wheel, uv_script) = uv_index(dir.path(), &uv_log);
+        Self {
+            dir,
+            server,
+            uv_index,
+            uv_wheel,
+            uv_script,
+            uv_log,
+        }
     }
 
     fn project_dir(&self) -> PathBuf {
@@ -189,6 +261,7 @@ sha256 = "{runtime_sha}"
             .env("BEEP_HOST_HOME", home)
             .env("BEEP_PYTHON_CATALOG", self.dir.path().join("catalog.json"))
             .env("BEEP_PYTHON_MIRROR", self.server.url())
+            .env("BEEP_HOST_UV_INDEX", &self.uv_index)
             .env_remove("RUST_LOG")
             .output()
             .unwrap()
@@ -235,6 +308,12 @@ fn offline(home: &backend::Home, args: &[&str]) -> Command {
             };
         }
     }
+    closed_network(&mut command, home.root());
+    command
+}
+
+/// Every index and mirror on a closed port, and the uv installer.
+fn closed_network(command: &mut Command, home: &Path) {
     command
         .env("BEEP_PYTHON_MIRROR", CLOSED)
         .env("BEEP_PYTHON_CATALOG", format!("{CLOSED}/catalog.json"))
@@ -242,14 +321,13 @@ fn offline(home: &backend::Home, args: &[&str]) -> Command {
         .env("UV_DEFAULT_INDEX", format!("{CLOSED}/simple"))
         .env("PIP_INDEX_URL", format!("{CLOSED}/simple"))
         .env("UV_PYTHON_INSTALL_MIRROR", CLOSED)
-        .env("UV_CACHE_DIR", home.root().join("uv-cache"))
+        .env("UV_CACHE_DIR", home.join("uv-cache"))
         .env("BEEP_HOST_INSTALLER", "uv")
         .env("BEEP_HOST_UV", support_venv::shared_uv())
         .env("HTTP_PROXY", CLOSED)
         .env("HTTPS_PROXY", CLOSED)
         .env("ALL_PROXY", CLOSED)
         .env_remove("VIRTUAL_ENV");
-    command
 }
 
 /// Rewrite a zip member by member: `edit` sees each (name, bytes) and returns what to
@@ -323,6 +401,10 @@ fn a_bundle_brings_a_project_up_without_the_network_and_tampering_is_refused() {
         [
             "manifest.json".to_string(),
             format!("runtimes/{}", fx.targz.name),
+            format!(
+                "tools/{}",
+                project.uv_wheel.file_name().unwrap().to_str().unwrap()
+            ),
             "wheels/alpha-1.0-py3-none-any.whl".into(),
             "wheels/beta-2.0-py2.py3-none-any.whl".into(),
         ]
@@ -336,11 +418,24 @@ fn a_bundle_brings_a_project_up_without_the_network_and_tampering_is_refused() {
     let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert_eq!(manifest["members"][0]["sha256"], fx.targz.sha256.as_str());
     assert_eq!(manifest["created"], "1980-01-01T00:00:00Z");
+    assert_eq!(manifest["format"], 2);
+    assert_eq!(
+        manifest["platforms"][0]["uv"],
+        format!(
+            "tools/{}",
+            project.uv_wheel.file_name().unwrap().to_str().unwrap()
+        )
+    );
+    assert_eq!(
+        manifest["members"][1]["sha256"],
+        sha256(&std::fs::read(&project.uv_wheel).unwrap())
+    );
 
     // inspect: every member verifies.
     let inspect = backend::Home::new();
     let listing = assert_ok(&inspect.cli(&["bundle", "inspect", zip]));
     assert!(listing.contains("Bundle verifies."), "{listing}");
+    assert!(listing.contains(", uv from uv-"), "{listing}");
     let json: serde_json::Value = serde_json::from_str(&assert_ok(
         &inspect.cli(&["bundle", "inspect", zip, "--json"]),
     ))
@@ -569,4 +664,239 @@ fn a_requirement_without_a_wheel_for_a_platform_names_both() {
             .unwrap(),
     );
     assert!(inspected.contains("gamma-0.3"), "{inspected}");
+}
+
+#[test]
+fn a_bad_beep_toml_is_refused_with_its_line_and_nothing_is_written() {
+    let project = Project::new("");
+    let toml = project.project_dir().join("beep.toml");
+    let mut declared = std::fs::read_to_string(&toml).unwrap();
+    // A misspelt key on the last line: the project module refuses it; a loose reader
+    // would not have noticed.
+    declared.push_str("restrat = \"always\"\n");
+    let line = declared.lines().count();
+    std::fs::write(&toml, declared).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let zip = out_dir.path().join("bad.zip");
+    let out = project.bundle(home.path(), &["-o", zip.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("beep.toml:{line}:")), "{err}");
+    assert!(err.contains("restrat"), "{err}");
+    assert!(!zip.exists(), "a bundle was written");
+    assert!(
+        std::fs::read_dir(out_dir.path()).unwrap().next().is_none(),
+        "something was written next to the bundle"
+    );
+}
+
+/// A running `beep-host serve --no-grpc`, killed on drop.
+struct Served {
+    child: std::process::Child,
+    base: String,
+    token: String,
+}
+
+impl Served {
+    fn start(mut command: Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command
+            .args(["serve", "--http", "127.0.0.1:0", "--no-grpc"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready line {line:?}: {e}"));
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(ready["record"].as_str().unwrap()).unwrap())
+                .unwrap();
+        Self {
+            child,
+            base: format!("http://{}", ready["http"].as_str().unwrap()),
+            token: record["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_api_writes_a_bundle_and_brings_a_project_up_from_it() {
+    let project = Project::new("");
+    let bundler = tempfile::tempdir().unwrap();
+    project.lock(bundler.path());
+    let out_dir = tempfile::tempdir().unwrap();
+    let zip = out_dir.path().join("api.zip");
+    let dir = project.project_dir();
+
+    // The bundling machine: catalog and mirror are set.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_beep-host"));
+    command
+        .env("BEEP_HOST_HOME", bundler.path())
+        .env(
+            "BEEP_PYTHON_CATALOG",
+            project.dir.path().join("catalog.json"),
+        )
+        .env("BEEP_PYTHON_MIRROR", project.server.url())
+        .env("BEEP_HOST_UV_INDEX", &project.uv_index)
+        .env_remove("RUST_LOG");
+    let served = Served::start(command);
+    let (status, refused) = served
+        .post(
+            "/bundles",
+            serde_json::json!({"dir": dir, "output": "relative.zip"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("relative.zip"),
+        "{refused}"
+    );
+    let (status, refused) = served
+        .post(
+            "/bundles",
+            serde_json::json!({"dir": dir, "output": zip, "platforms": ["amiga"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["code"], "invalid");
+    assert!(!zip.exists());
+    let (status, written) = served
+        .post("/bundles", serde_json::json!({"dir": dir, "output": zip}))
+        .await;
+    assert_eq!(status, 200, "{written}");
+    assert_eq!(written["path"], zip.to_str().unwrap());
+    assert_eq!(written["size"], std::fs::metadata(&zip).unwrap().len());
+    assert_eq!(written["manifest"]["members"].as_array().unwrap().len(), 4);
+    // The same bytes as the CLI writes.
+    let cli_zip = out_dir.path().join("cli.zip");
+    assert_ok(&project.bundle(bundler.path(), &["-o", cli_zip.to_str().unwrap()]));
+    assert_eq!(
+        std::fs::read(&zip).unwrap(),
+        std::fs::read(&cli_zip).unwrap()
+    );
+    drop(served);
+
+    // The air-gapped machine: every index and mirror closed.
+    let home = backend::Home::new();
+    let target = tempfile::tempdir().unwrap();
+    let mut command = home.command(&[]);
+    closed_network(&mut command, home.root());
+    let served = Served::start(command);
+    let short = out_dir.path().join("short.zip");
+    let bytes = std::fs::read(&zip).unwrap();
+    std::fs::write(&short, &bytes[..bytes.len() / 2]).unwrap();
+    let (status, refused) = served
+        .post(
+            "/projects/up",
+            serde_json::json!({"dir": target.path(), "bundle": short}),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a readable zip"),
+        "{refused}"
+    );
+    assert!(
+        std::fs::read_dir(target.path()).unwrap().next().is_none(),
+        "a refused bundle wrote into the project folder"
+    );
+    let (status, up) = served
+        .post(
+            "/projects/up",
+            serde_json::json!({"dir": target.path(), "bundle": zip}),
+        )
+        .await;
+    assert_eq!(status, 200, "{up}");
+    assert_eq!(up["runtime_installed"], true, "{up}");
+    assert_eq!(up["environment"], "offline", "{up}");
+    assert_eq!(up["backends"][0]["action"], "started", "{up}");
+    let id = up["backends"][0]["id"].as_str().unwrap();
+    let answer = assert_ok(&home.cli(&["eval", id, "__import__('alpha').VALUE"]));
+    assert!(answer.contains("from alpha"), "{answer}");
+    drop(served);
+}
+
+#[test]
+fn up_from_a_bundle_provisions_the_bundles_uv_on_a_machine_without_uv() {
+    let project = Project::new("");
+    let bundler = tempfile::tempdir().unwrap();
+    project.lock(bundler.path());
+    let out_dir = tempfile::tempdir().unwrap();
+    let zip = out_dir.path().join("app.zip");
+    assert_ok(&project.bundle(bundler.path(), &["-o", zip.to_str().unwrap()]));
+
+    // No uv anywhere: not on PATH, not named by BEEP_HOST_UV, not in the tools dir; and
+    // every index closed, so `pip install uv` cannot provision it either.
+    let home = backend::Home::new();
+    let tools = home.paths.tools();
+    assert!(!tools.join("uv").exists());
+    let target = tempfile::tempdir().unwrap();
+    let out = offline(
+        &home,
+        &[
+            "up",
+            "--bundle",
+            zip.to_str().unwrap(),
+            target.path().to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .env_remove("BEEP_HOST_UV")
+    .env("PATH", support_venv::path_without_uv())
+    .output()
+    .unwrap();
+    let up: serde_json::Value = serde_json::from_str(&assert_ok(&out)).unwrap();
+    assert_eq!(up["environment_created"], true, "{up}");
+
+    // The uv in force is the bundle's: its wheel's `uv`, in the tools dir, and it ran.
+    let provisioned = tools.join("uv").join("bin").join("uv");
+    assert_eq!(
+        std::fs::read_to_string(&provisioned).unwrap(),
+        project.uv_script,
+        "the provisioned uv is not the bundle's"
+    );
+    let calls = std::fs::read_to_string(&project.uv_log).unwrap_or_default();
+    assert!(
+        calls.contains("pip sync") && calls.contains("--no-index"),
+        "the bundle's uv did not sync the environment: {calls:?}"
+    );
+    let env = beep_host::venv::env_dir(
+        &home.paths,
+        &beep_host::venv::EnvName::parse("offline").unwrap(),
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.join("beep-env.json")).unwrap()).unwrap();
+    assert_eq!(record["installer"], "uv", "{record}");
+    let id = up["backends"][0]["id"].as_str().unwrap();
+    let answer = assert_ok(&home.cli(&["eval", id, "__import__('beta').VALUE"]));
+    assert!(answer.contains("from beta"), "{answer}");
 }

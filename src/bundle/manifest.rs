@@ -7,8 +7,9 @@ use crate::runtime::catalog::CatalogEntry;
 
 /// The manifest's member name.
 pub const MANIFEST: &str = "manifest.json";
-/// The bundle format this build writes and reads.
-pub const FORMAT: u32 = 1;
+/// The bundle format this build writes; it reads every format up to it (2 added `uv` to
+/// [`PlatformContents`]; a format 1 bundle carries no uv).
+pub const FORMAT: u32 = 2;
 /// `created` is fixed (the zip epoch), never the clock: a bundle's bytes depend only on
 /// its inputs. The lock's hash (`lock_sha256`) says what it was made from.
 pub const CREATED: &str = "1980-01-01T00:00:00Z";
@@ -46,6 +47,10 @@ pub struct PlatformContents {
     pub runtime_member: String,
     /// The members holding the wheels installed on this platform.
     pub wheels: Vec<String>,
+    /// The member holding the `uv` wheel for this platform (`tools/<file>`): `up --bundle`
+    /// provisions uv from it when the machine has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uv: Option<String>,
 }
 
 /// One member: its path in the zip, size and sha256.
@@ -67,13 +72,14 @@ impl Manifest {
     }
 }
 
-/// A member path is plain: `runtimes/<file>` or `wheels/<file>`, no `..`, no absolute path.
+/// A member path is plain: `runtimes/<file>`, `tools/<file>` or `wheels/<file>`, no `..`,
+/// no absolute path.
 pub fn is_safe_member_path(path: &str) -> bool {
     let mut parts = path.split('/');
     let (Some(dir), Some(file), None) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    matches!(dir, "runtimes" | "wheels")
+    matches!(dir, "runtimes" | "tools" | "wheels")
         && !file.is_empty()
         && file != "."
         && file != ".."

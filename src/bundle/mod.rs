@@ -11,6 +11,7 @@ pub mod offline;
 pub mod platform;
 pub mod project;
 pub mod read;
+pub mod uv;
 pub mod write;
 
 use std::path::PathBuf;
@@ -36,6 +37,13 @@ pub enum Error {
     },
     #[error("Failed to parse `{}`: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    /// A `beep.toml` the project module refuses (its error names the file and line).
+    #[error("Failed to bundle project `{}`", dir.display())]
+    Manifest {
+        dir: PathBuf,
+        #[source]
+        source: crate::project::manifest::Error,
+    },
     #[error(
         "Unknown platform `{given}`: expected linux-x86_64-gnu, windows-x86_64 or macos-aarch64"
     )]
@@ -59,6 +67,10 @@ pub enum Error {
         platform: String,
         python: String,
     },
+    #[error("Failed to read the `uv` page of the index `{url}`: {problem}")]
+    UvIndex { url: String, problem: String },
+    #[error("The index `{index}` has no released `uv` wheel (with a sha256) for {platform}")]
+    NoUvWheel { index: String, platform: String },
     #[error("Wheel `{wheel}` of `{package}` has neither `url` nor `path`")]
     WheelSource { package: String, wheel: String },
     #[error("Wheel `{wheel}` of `{package}` has no sha256 in the lock")]
@@ -103,15 +115,23 @@ impl Error {
         use crate::ErrorCode as C;
         match self {
             Self::UnknownPlatform { .. } | Self::Parse { .. } => C::Invalid,
-            Self::NoRuntime { .. } | Self::NoCatalogEntry { .. } | Self::NoWheel { .. } => {
-                C::NotFound
-            }
+            Self::Manifest { source, .. } => source.code(),
+            Self::NoRuntime { .. }
+            | Self::NoCatalogEntry { .. }
+            | Self::NoWheel { .. }
+            | Self::NoUvWheel { .. } => C::NotFound,
+            Self::UvIndex { .. } => C::Failed,
             Self::Refused { .. } | Self::NotAZip { .. } => C::Invalid,
             Self::Project { source, .. } => source.code(),
             Self::ProjectDiffers { .. } => C::Conflict,
             Self::AdoptedRuntime { .. } => C::Invalid,
             Self::Download { source, .. } => source.code(),
-            Self::Read { .. } | Self::Write { .. } | Self::Zip { .. } => C::Internal,
+            Self::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                C::NotFound
+            }
+            // Paths a caller names (the project, the bundle, the output) that cannot be
+            // read or written: the operation failed, not the host.
+            Self::Read { .. } | Self::Write { .. } | Self::Zip { .. } => C::Failed,
             Self::RuntimeHash { .. } | Self::WheelSource { .. } | Self::WheelHash { .. } => {
                 C::Failed
             }

@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use super::Error;
 use super::project::{LOCK_FILE, Lock, PROJECT_FILE};
 use super::read::Staged;
+use super::{BundlePlatform, Error};
 use crate::project::{OfflineSource, Projects, UpReport};
 use crate::runtime::catalog::CatalogEntry;
 use crate::{Config, Paths, Reporter};
@@ -39,7 +39,27 @@ pub fn source(staged: &Staged) -> Result<OfflineSource, Error> {
         runtime,
         wheels,
         requirements,
+        uv_wheel: staged.uv_wheel(),
     })
+}
+
+/// `up --bundle`: verify and stage the bundle at `bundle` for this platform before the
+/// home is looked at (a bad bundle writes nothing there), then [`up`] from it.
+pub async fn up_from_file(
+    paths: &Paths,
+    config: &Config,
+    bundle: &Path,
+    dir: &Path,
+    reporter: &dyn Reporter,
+) -> Result<UpReport, Error> {
+    let platform = BundlePlatform::current().ok_or_else(|| Error::UnknownPlatform {
+        given: crate::runtime::platform::Platform::current().tag(),
+    })?;
+    let file = bundle.to_path_buf();
+    let staged = tokio::task::spawn_blocking(move || super::read::unpack(&file, platform))
+        .await
+        .map_err(|e| Error::read(bundle)(std::io::Error::other(e)))??;
+    up(paths, config, &staged, dir, reporter).await
 }
 
 /// Bring the project in `dir` up from a staged bundle. `dir` gets the bundle's

@@ -1,6 +1,6 @@
 //! What a bundle needs from a project: `beep.lock` (PEP 751 `pylock.toml` with a
-//! `[tool.beep.runtime]` table) and, from `beep.toml`, the environment name and the
-//! declared backends. Only these fields are read; the project module owns the rest.
+//! `[tool.beep.runtime]` table). `beep.toml` is validated by the project module
+//! ([`crate::project::Manifest`]) and carried as it is.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -137,49 +137,6 @@ impl Lock {
             w.file_name().as_deref() == Some(file_name)
                 && w.sha256().is_some_and(|h| h.eq_ignore_ascii_case(sha256))
         })
-    }
-}
-
-/// `beep.toml`, as far as a bundle reads it (unknown keys are the project module's job).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Declaration {
-    #[serde(default)]
-    pub environment: Option<DeclaredEnvironment>,
-    #[serde(default)]
-    pub backend: Vec<DeclaredBackend>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct DeclaredEnvironment {
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct DeclaredBackend {
-    pub name: String,
-    pub transport: String,
-    #[serde(default)]
-    pub restart: Option<String>,
-}
-
-impl Declaration {
-    pub fn parse(path: &Path, text: &str) -> Result<Self, Error> {
-        toml::from_str(text).map_err(|e| Error::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
-    }
-
-    /// The environment's name: declared, else the project folder's name.
-    pub fn env_name(&self, dir: &Path) -> String {
-        self.environment
-            .as_ref()
-            .and_then(|e| e.name.clone())
-            .unwrap_or_else(|| {
-                dir.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "project".into())
-            })
     }
 }
 

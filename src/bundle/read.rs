@@ -59,6 +59,11 @@ impl Staged {
         self.dir.path().join(&self.contents().runtime_member)
     }
 
+    /// The `uv` wheel the bundle carries for this platform, when it carries one.
+    pub fn uv_wheel(&self) -> Option<PathBuf> {
+        self.contents().uv.as_ref().map(|m| self.dir.path().join(m))
+    }
+
     pub fn wheels_dir(&self) -> PathBuf {
         self.dir.path().join("wheels")
     }
@@ -126,6 +131,7 @@ fn scan(path: &Path, extract: Option<(&Path, BundlePlatform)>) -> Result<Inspect
     let wanted: BTreeSet<String> = match extract {
         Some((_, platform)) => match manifest.platform(platform) {
             Some(c) => std::iter::once(c.runtime_member.clone())
+                .chain(c.uv.iter().cloned())
                 .chain(c.wheels.iter().cloned())
                 .collect(),
             None => {
@@ -235,9 +241,9 @@ fn read_manifest<R: Read + std::io::Seek>(
         .map_err(|e| format!("member `{MANIFEST}` cannot be read: {e}"))?;
     let manifest: Manifest = serde_json::from_slice(&text)
         .map_err(|e| format!("member `{MANIFEST}` is not a valid manifest: {e}"))?;
-    if manifest.format != manifest::FORMAT {
+    if !(1..=manifest::FORMAT).contains(&manifest.format) {
         return Err(format!(
-            "member `{MANIFEST}` has format {}, this build reads {}",
+            "member `{MANIFEST}` has format {}, this build reads formats 1 to {}",
             manifest.format,
             manifest::FORMAT
         ));
@@ -288,6 +294,14 @@ fn check_manifest(manifest: &Manifest) -> Vec<String> {
             problems.push(format!(
                 "member `{}` is recorded with sha256 {}, beep.lock says {}",
                 contents.runtime_member, contents.runtime.sha256, locked.sha256
+            ));
+        }
+        if let Some(uv) = &contents.uv
+            && (manifest.member(uv).is_none() || !uv.starts_with("tools/"))
+        {
+            problems.push(format!(
+                "member `{uv}` (uv for {}) is not listed under tools/",
+                contents.platform
             ));
         }
         for wheel in &contents.wheels {

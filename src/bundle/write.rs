@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::manifest::{self, Manifest, Member, PlatformContents, ProjectTexts};
-use super::project::{Declaration, Lock, PinnedRuntime, ProjectFiles};
+use super::project::{Lock, PinnedRuntime, ProjectFiles};
 use super::{BundlePlatform, Error};
 use crate::runtime::catalog::{Catalog, CatalogEntry};
 use crate::runtime::download::{self, Download};
@@ -56,7 +56,16 @@ pub async fn bundle(
 ) -> Result<Written, Error> {
     let files = ProjectFiles::read(&options.dir)?;
     let lock_path = files.lock_path();
-    Declaration::parse(&options.dir.join(super::project::PROJECT_FILE), &files.toml)?;
+    // The project module's own validation (unknown keys, bad values, with file:line).
+    crate::project::Manifest::parse(
+        &options.dir,
+        &options.dir.join(crate::project::MANIFEST_FILE),
+        &files.toml,
+    )
+    .map_err(|source| Error::Manifest {
+        dir: options.dir.clone(),
+        source,
+    })?;
     let lock = Lock::parse(&lock_path, &files.lock)?;
     let locked = lock.runtime(&lock_path)?;
     let mut platforms = options.platforms.clone();
@@ -83,6 +92,15 @@ pub async fn bundle(
     for &platform in &platforms {
         runtimes.push(runtime_entry(catalog, &locked, platform)?);
     }
+    // uv for each platform, so that `up --bundle` needs none on the target.
+    let index = super::uv::index_url();
+    let mut uvs = Vec::new();
+    for &platform in &platforms {
+        reporter.report(Progress::Resolve {
+            what: format!("uv for {platform}"),
+        });
+        uvs.push(super::uv::find(&index, platform, python).await?);
+    }
 
     let staging = tempfile::Builder::new()
         .prefix("beep-bundle-")
@@ -91,7 +109,22 @@ pub async fn bundle(
     let cancel = CancellationToken::new();
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let mut contents = Vec::new();
-    for ((platform, wheels), entry) in chosen.into_iter().zip(runtimes) {
+    for (((platform, wheels), entry), uv) in chosen.into_iter().zip(runtimes).zip(uvs) {
+        let uv_member = format!("tools/{}", uv.file_name);
+        if !sources.contains_key(&uv_member) {
+            let file = staging.path().join(&uv.file_name);
+            let partial = staging.path().join(format!("{}.partial", uv.file_name));
+            fetch(&uv.url, &uv.sha256, &partial, reporter, &cancel).await?;
+            fs_err::rename(&partial, &file).map_err(Error::write(&file))?;
+            sources.insert(
+                uv_member.clone(),
+                Source {
+                    member: uv_member.clone(),
+                    file,
+                    sha256: uv.sha256,
+                },
+            );
+        }
         let file_name = entry.file_name();
         let member = format!("runtimes/{file_name}");
         if !sources.contains_key(&member) {
@@ -138,10 +171,11 @@ pub async fn bundle(
             runtime: entry,
             runtime_member: member,
             wheels: wheel_members,
+            uv: Some(uv_member),
         });
     }
 
-    // Runtimes first, then wheels; each group by name.
+    // Runtimes first, then tools and wheels; each group by name.
     let mut ordered: Vec<Source> = sources.into_values().collect();
     ordered.sort_by(|a, b| {
         (!a.member.starts_with("runtimes/"), &a.member)

@@ -94,10 +94,15 @@ fn inspect(file: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
     if let Some(manifest) = &inspection.manifest {
         for contents in &manifest.platforms {
             println!(
-                "{}: runtime {}, {} wheels",
+                "{}: runtime {}, {} wheels{}",
                 contents.platform,
                 contents.runtime.key(),
-                contents.wheels.len()
+                contents.wheels.len(),
+                contents
+                    .uv
+                    .as_deref()
+                    .map(|uv| format!(", uv from {}", uv.trim_start_matches("tools/")))
+                    .unwrap_or_default()
             );
         }
     }
@@ -133,10 +138,7 @@ pub async fn up(
     dir: &Path,
     reporter: &dyn Reporter,
 ) -> anyhow::Result<beep_host::project::UpReport> {
-    let platform = BundlePlatform::current()
-        .ok_or_else(|| anyhow::anyhow!("Bundles carry no runtime for this platform"))?;
-    let staged = bundle::read::unpack(bundle, platform)?;
     let paths = Paths::from_env()?;
     let config = Config::load(&paths)?;
-    Ok(bundle::offline::up(&paths, &config, &staged, dir, reporter).await?)
+    Ok(bundle::offline::up_from_file(&paths, &config, bundle, dir, reporter).await?)
 }

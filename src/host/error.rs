@@ -116,6 +116,7 @@ from_core!(
     runtime::Error,
     backend::Error,
     crate::project::Error,
+    crate::bundle::Error,
 );
 
 #[cfg(test)]

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use super::{ApiCode, ApiError, CreateRequest, Host, ProjectRequest, StartRequest};
+use super::{
+    ApiCode, ApiError, BundleRequest, CreateRequest, Host, ProjectRequest, ProjectUpRequest,
+    StartRequest,
+};
 use crate::runtime::InstallOptions;
 use crate::{Progress, Reporter};
 
@@ -101,6 +104,7 @@ pub fn router(host: Arc<Host>, port: u16) -> Router {
         .route("/backends", post(start_backend).get(list_backends))
         .route("/backends/{id}", delete(stop_backend))
         .route("/projects/up", post(project_up))
+        .route("/bundles", post(write_bundle))
         .route("/projects/down", post(project_down))
         .route("/projects/status", get(project_status))
         .fallback(not_found)
@@ -217,9 +221,16 @@ async fn create_env(
 
 async fn project_up(
     State(s): State<AppState>,
-    Body(request): Body<ProjectRequest>,
+    Body(request): Body<ProjectUpRequest>,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.host.project_up(request).await?).into_response())
+}
+
+async fn write_bundle(
+    State(s): State<AppState>,
+    Body(request): Body<BundleRequest>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.host.write_bundle(request).await?).into_response())
 }
 
 async fn project_down(

@@ -112,6 +112,44 @@ pub struct ProjectRequest {
     pub dir: String,
 }
 
+/// `POST /projects/up`: a project folder, brought up from a bundle when `bundle` is given
+/// (verified before anything is written; nothing is fetched).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectUpRequest {
+    /// The folder holding `beep.toml` (absolute).
+    pub dir: String,
+    /// An offline bundle (absolute) to bring the project up from.
+    #[serde(default)]
+    pub bundle: Option<String>,
+}
+
+/// `POST /bundles`: write an offline bundle of a project folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleRequest {
+    /// The folder holding `beep.toml` and `beep.lock` (absolute).
+    pub dir: String,
+    /// The zip to write (absolute; replaced when it exists).
+    pub output: String,
+    /// Platforms to carry (`linux-x86_64-gnu`, `windows-x86_64`, `macos-aarch64`);
+    /// empty is this one.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+}
+
+/// An absolute path from a request, or a 400 naming `what`.
+fn absolute(what: &str, given: &str) -> Result<PathBuf, ApiError> {
+    let path = PathBuf::from(given);
+    if !path.is_absolute() {
+        return Err(ApiError::new(
+            ApiCode::Invalid,
+            format!("Invalid {what} `{given}`: give an absolute path"),
+        ));
+    }
+    Ok(path)
+}
+
 /// The services behind the API. Cheap to share.
 #[derive(Debug)]
 pub struct Host {
@@ -230,29 +268,59 @@ impl Host {
         &self,
         request: &ProjectRequest,
     ) -> Result<(crate::project::Projects, std::path::PathBuf), ApiError> {
-        let dir = std::path::PathBuf::from(&request.dir);
-        if !dir.is_absolute() {
-            return Err(ApiError::new(
-                ApiCode::Invalid,
-                format!(
-                    "Invalid project folder `{}`: give an absolute path",
-                    request.dir
-                ),
-            ));
-        }
+        let dir = absolute("project folder", &request.dir)?;
         Ok((
             crate::project::Projects::new(self.paths.clone(), self.config.clone()),
             dir,
         ))
     }
 
-    /// `beep-host up` for a folder.
+    /// `beep-host up` for a folder; `up --bundle` when the request names a bundle.
     pub async fn project_up(
         &self,
-        request: ProjectRequest,
+        request: ProjectUpRequest,
     ) -> Result<crate::project::UpReport, ApiError> {
-        let (projects, dir) = self.projects(&request)?;
-        Ok(projects.up(&dir, &Lines::default()).await?)
+        let (projects, dir) = self.projects(&ProjectRequest {
+            dir: request.dir.clone(),
+        })?;
+        let Some(bundle) = &request.bundle else {
+            return Ok(projects.up(&dir, &Lines::default()).await?);
+        };
+        let bundle = absolute("bundle", bundle)?;
+        Ok(crate::bundle::offline::up_from_file(
+            &self.paths,
+            &self.config,
+            &bundle,
+            &dir,
+            &Lines::default(),
+        )
+        .await?)
+    }
+
+    /// `beep-host bundle` for a folder: the bundle written (path, size, manifest).
+    pub async fn write_bundle(
+        &self,
+        request: BundleRequest,
+    ) -> Result<crate::bundle::Written, ApiError> {
+        let dir = absolute("project folder", &request.dir)?;
+        let output = absolute("bundle output", &request.output)?;
+        let platforms = request
+            .platforms
+            .iter()
+            .map(|p| crate::bundle::BundlePlatform::parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let catalog = Runtimes::new(self.paths.clone(), self.config.clone())
+            .catalog()
+            .await?;
+        let options = crate::bundle::BundleOptions {
+            dir,
+            output,
+            platforms,
+        };
+        Ok(
+            crate::bundle::write::bundle(&self.paths, &catalog, &options, &Lines::default())
+                .await?,
+        )
     }
 
     /// `beep-host down` for a folder: the backends stopped.

@@ -78,6 +78,8 @@ pub struct OfflineSource {
     pub runtime: crate::runtime::CatalogEntry,
     pub wheels: PathBuf,
     pub requirements: PathBuf,
+    /// A verified `uv` wheel: uv is provisioned from it when none is found.
+    pub uv_wheel: Option<PathBuf>,
 }
 
 /// The project service: lock, up, down, status.
@@ -273,6 +275,15 @@ impl Projects {
             let backends = crate::daemon::DaemonBackends::ask(&self.paths).await?;
             envs.delete(name, DeleteOptions { force: true }, &backends, reporter)
                 .await?;
+        }
+        if let Some(wheel) = offline.and_then(|o| o.uv_wheel.as_deref()) {
+            crate::venv::installer::ensure_uv_from_wheel(&self.paths, wheel, reporter)
+                .await
+                .map_err(|source| Error::Sync {
+                    name: name.to_string(),
+                    lock: lock.path.clone(),
+                    source,
+                })?;
         }
         if existing.is_none() || !environment::is_complete(&env_dir) {
             reporter.report(Progress::Output {
