@@ -43,7 +43,18 @@ pub fn fixture() -> &'static Fixture {
             .and_then(|m| m.modified())
             .ok()
             .zip(std::fs::metadata(&script).and_then(|m| m.modified()).ok())
-            .is_some_and(|(built, changed)| built > changed);
+            .is_some_and(|(built, changed)| built > changed)
+            // (and it names archives that are there: a copied target dir names another's)
+            && std::fs::read(&manifest)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .is_some_and(|v| {
+                    ["tar.gz", "zip"].iter().all(|k| {
+                        v["archives"][k]["path"]
+                            .as_str()
+                            .is_some_and(|p| Path::new(p).starts_with(&dir) && Path::new(p).is_file())
+                    })
+                });
         if !fresh {
             let out = Command::new("python3")
                 .arg(&script)
