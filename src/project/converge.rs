@@ -187,7 +187,7 @@ impl Projects {
         created: &mut Created,
         reporter: &dyn Reporter,
     ) -> Result<UpReport, Error> {
-        let input = lockfile::input_hash(&manifest)?;
+        let input = lockfile::input_hash(manifest)?;
         let current = ProjectLock::read(&manifest.dir)?.filter(|l| l.beep.input == input);
         let env_dir = environment::env_dir(&self.paths, &manifest.env_name);
         let mut report = UpReport {
@@ -225,11 +225,11 @@ impl Projects {
                             dir: manifest.dir.clone(),
                         });
                     }
-                    (None, None) => self.pin(&manifest, None).await?,
+                    (None, None) => self.pin(manifest, None).await?,
                 };
                 let (runtime, installed) = match offline {
-                    Some(offline) => self.offline_runtime(&manifest, offline, reporter).await?,
-                    None => self.ensure_runtime(&manifest, &pin, reporter).await?,
+                    Some(offline) => self.offline_runtime(manifest, offline, reporter).await?,
+                    None => self.ensure_runtime(manifest, &pin, reporter).await?,
                 };
                 report.runtime = Some(runtime.key.clone());
                 report.runtime_installed = installed;
@@ -240,14 +240,14 @@ impl Projects {
                     Some(lock) => lock,
                     None => {
                         let (lock, written) = self
-                            .lock_manifest(&manifest, pin, Some(&runtime), reporter)
+                            .lock_manifest(manifest, pin, Some(&runtime), reporter)
                             .await?;
                         report.locked = written;
                         lock
                     }
                 };
                 let created = self
-                    .sync_environment(&manifest, &runtime, &lock, offline, reporter)
+                    .sync_environment(manifest, &runtime, &lock, offline, reporter)
                     .await?;
                 report.environment_created = created;
                 report.environment_synced = true;
@@ -256,7 +256,7 @@ impl Projects {
         };
 
         report.backends = self
-            .converge_backends(&manifest, &lock, &mut created.backends, reporter)
+            .converge_backends(manifest, &lock, &mut created.backends, reporter)
             .await?;
         Ok(report)
     }
