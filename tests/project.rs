@@ -545,12 +545,73 @@ fn a_preload_that_raises_fails_up_with_its_traceback() {
         err.contains("app.py"),
         "the traceback names the file: {err}"
     );
-    assert!(
-        !p.backends().iter().any(|b| b.0 == "two"),
-        "nothing runs for `two`"
-    );
+    // What this `up` created is undone, and the error says so.
+    assert!(err.contains("undone"), "{err}");
+    assert!(err.contains("stopped backend `one`"), "{err}");
+    assert!(err.contains("deleted environment `demo`"), "{err}");
+    assert!(err.contains("removed runtime `cpython-"), "{err}");
+    let ps: Vec<Value> = serde_json::from_str(&p.ok(&["ps", "--json"])).unwrap();
+    assert!(ps.is_empty(), "no backend runs or is recorded: {ps:?}");
+    assert!(!p.env_dir().exists(), "the environment is deleted");
+    let runtimes = p.home.root().join("data/runtimes");
+    let left: Vec<_> = std::fs::read_dir(&runtimes)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name())
+                .filter(|n| !n.to_string_lossy().starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the runtime is removed: {left:?}");
     let status: Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["up_to_date"], false, "{status}");
+}
+
+#[test]
+fn a_changed_backend_whose_preload_raises_leaves_the_old_one_running() {
+    let p = Project::new();
+    let good = manifest(&p.minor(), "[]", "hi");
+    p.write(&good);
+    p.ok(&["up"]);
+    let before = p.backends();
+    let two = before.iter().find(|b| b.0 == "two").unwrap().clone();
+
+    // The new declaration's preload raises: `up` fails, the old run is untouched.
+    p.write(&good.replace("app:load", "app:boom"));
+    let err = p.fails(&["up"]);
+    assert!(err.contains("Failed to start backend `two`"), "{err}");
+    assert!(err.contains("RuntimeError: no model here"), "{err}");
+    assert!(!err.contains("deleted environment"), "{err}");
+    assert_eq!(p.backends(), before, "the same runs, the same pids");
+    assert_eq!(p.ok(&["eval", &two.2, "load"]).trim(), "42");
+    assert_eq!(
+        p.ok(&["eval", &two.2, "__import__('os').getpid()"]).trim(),
+        two.1.to_string()
+    );
+    let ps: Vec<Value> = serde_json::from_str(&p.ok(&["ps", "--json"])).unwrap();
+    assert_eq!(ps.len(), 2, "the failed run is not kept: {ps:?}");
+    let status: Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["up_to_date"], false, "{status}");
+    assert_eq!(status["backends"][1]["pid"], two.1, "{status}");
+
+    // Back to the declaration that runs: nothing to do (the fingerprint tells).
+    p.write(&good);
+    assert!(p.ok(&["up"]).starts_with("Nothing to do"));
+    assert_eq!(p.backends(), before);
+
+    // Another good preload: `two` is replaced once, by a new process.
+    p.write(&good.replace("app:load", "app:load_again"));
+    std::fs::write(p.dir.join("app.py"), "def load_again():\n    return 42\n").unwrap();
+    let out = p.ok(&["up"]);
+    assert_eq!(out.matches("backend two restarted").count(), 1, "{out}");
+    assert!(out.contains("backend one unchanged"), "{out}");
+    let after = p.backends();
+    assert_eq!(after.len(), 2, "exactly one run each: {after:?}");
+    assert_eq!(after[0], before[0]);
+    assert_ne!(after[1].1, two.1, "two has a new process");
+    assert_eq!(p.ok(&["eval", &after[1].2, "load_again"]).trim(), "42");
+    let status: Value = serde_json::from_str(&p.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["up_to_date"], true, "{status}");
+    assert!(p.ok(&["up"]).starts_with("Nothing to do"));
 }
 
 #[test]

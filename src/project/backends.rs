@@ -22,7 +22,8 @@ pub enum Action {
     /// Running as declared: left alone.
     Unchanged,
     Started,
-    /// Its declaration (or the lock) changed: stopped and started again.
+    /// Its declaration (or the lock) changed: a new run was started, then the old one
+    /// stopped.
     Restarted,
     /// No longer declared (or `down`).
     Stopped,
@@ -39,11 +40,16 @@ pub struct BackendChange {
 
 impl Projects {
     /// Start what is declared and not running, restart what changed, stop what is no
-    /// longer declared, leave the rest.
+    /// longer declared, leave the rest. A changed backend is replaced, not restarted in
+    /// place: the new run starts beside the old one, and the old runs are stopped only
+    /// once every new run is ready. When one fails to start, the runs this call started
+    /// are stopped (and named in `started`, for the caller's undo) and the old ones keep
+    /// running untouched.
     pub(super) async fn converge_backends(
         &self,
         manifest: &Manifest,
         lock: &ProjectLock,
+        started: &mut Vec<(String, BackendId)>,
         reporter: &dyn Reporter,
     ) -> Result<Vec<BackendChange>, Error> {
         let client = if manifest.backends.is_empty() {
@@ -57,33 +63,46 @@ impl Projects {
         let listing = client.list().await?;
         let ours = project_backends(&listing.backends, &manifest.dir);
         let mut changes = Vec::new();
+        // Old runs to stop once all the new ones are ready.
+        let mut replaced: Vec<(String, BackendId)> = Vec::new();
         for decl in &manifest.backends {
             let fingerprint = fingerprint(manifest, decl, &lock.hash);
-            let live = ours
+            let live: Vec<&BackendStatus> = ours
                 .iter()
-                .find(|(name, b)| *name == decl.name && !b.state.is_final());
-            let action = match live {
-                Some((_, b)) if tag_of(b).is_some_and(|t| t.fingerprint == fingerprint) => {
-                    changes.push(BackendChange {
-                        name: decl.name.clone(),
-                        action: Action::Unchanged,
-                        id: Some(b.id.clone()),
-                        pid: b.pid,
-                        address: b.address.clone(),
-                    });
-                    continue;
-                }
-                Some((_, b)) => {
+                .filter(|(name, b)| *name == decl.name && !b.state.is_final())
+                .map(|(_, b)| *b)
+                .collect();
+            if let Some(current) = live
+                .iter()
+                .find(|b| tag_of(b).is_some_and(|t| t.fingerprint == fingerprint))
+            {
+                // Another run beside it (left by an `up` that was cut short) is an extra.
+                replaced.extend(
+                    live.iter()
+                        .filter(|b| b.id != current.id)
+                        .map(|b| (decl.name.clone(), b.id.clone())),
+                );
+                changes.push(BackendChange {
+                    name: decl.name.clone(),
+                    action: Action::Unchanged,
+                    id: Some(current.id.clone()),
+                    pid: current.pid,
+                    address: current.address.clone(),
+                });
+                continue;
+            }
+            let action = if live.is_empty() {
+                Action::Started
+            } else {
+                for b in &live {
                     reporter.report(Progress::Output {
                         line: format!(
-                            "Restarting backend `{}` ({}): its declaration or the lock changed",
+                            "Replacing backend `{}` ({}): its declaration or the lock changed; it runs until the new one is ready",
                             decl.name, b.id
                         ),
                     });
-                    self.stop_one(&client, manifest, &decl.name, &b.id).await?;
-                    Action::Restarted
                 }
-                None => Action::Started,
+                Action::Restarted
             };
             // Ended runs of this backend are forgotten: the new one replaces them.
             for (_, ended) in ours
@@ -95,21 +114,45 @@ impl Projects {
             reporter.report(Progress::Output {
                 line: format!("Starting backend `{}` ({})", decl.name, decl.transport),
             });
-            let status = client
-                .start(start_spec(manifest, decl, fingerprint))
+            match client
+                .start(start_spec(manifest, decl, fingerprint.clone()))
                 .await
-                .map_err(|source| Error::Start {
-                    dir: manifest.dir.clone(),
-                    name: decl.name.clone(),
-                    source: Box::new(source),
-                })?;
-            changes.push(BackendChange {
-                name: decl.name.clone(),
-                action,
-                id: Some(status.id),
-                pid: status.pid,
-                address: status.address,
+            {
+                Ok(status) => {
+                    started.push((decl.name.clone(), status.id.clone()));
+                    replaced.extend(live.iter().map(|b| (decl.name.clone(), b.id.clone())));
+                    changes.push(BackendChange {
+                        name: decl.name.clone(),
+                        action,
+                        id: Some(status.id),
+                        pid: status.pid,
+                        address: status.address,
+                    });
+                }
+                Err(source) => {
+                    self.forget_failed(&client, manifest, &decl.name, &fingerprint, &live)
+                        .await;
+                    for b in &live {
+                        reporter.report(Progress::Output {
+                            line: format!(
+                                "Backend `{}` ({}) keeps running as it was",
+                                decl.name, b.id
+                            ),
+                        });
+                    }
+                    return Err(Error::Start {
+                        dir: manifest.dir.clone(),
+                        name: decl.name.clone(),
+                        source: Box::new(source),
+                    });
+                }
+            }
+        }
+        for (name, id) in &replaced {
+            reporter.report(Progress::Output {
+                line: format!("Stopping backend `{name}` ({id}): replaced"),
             });
+            self.stop_one(&client, manifest, name, id).await?;
         }
         for (name, b) in &ours {
             if manifest.backends.iter().any(|d| d.name == *name) {
@@ -132,6 +175,49 @@ impl Projects {
             }
         }
         Ok(changes)
+    }
+
+    /// A start that failed may leave its run recorded (ended, or still going after a
+    /// timeout): stop and forget every run of `name` with the new `fingerprint` that is
+    /// not one of the `live` runs from before.
+    async fn forget_failed(
+        &self,
+        client: &DaemonClient,
+        manifest: &Manifest,
+        name: &str,
+        fingerprint: &str,
+        live: &[&BackendStatus],
+    ) {
+        let Ok(listing) = client.list().await else {
+            return;
+        };
+        for (n, b) in project_backends(&listing.backends, &manifest.dir) {
+            let new = tag_of(b).is_some_and(|t| t.fingerprint == fingerprint);
+            if n == name && new && !live.iter().any(|l| l.id == b.id) {
+                if !b.state.is_final() {
+                    let _ = client.stop(&b.id).await;
+                }
+                let _ = client.remove(&b.id).await;
+            }
+        }
+    }
+
+    /// Stop (and forget) the runs `up` started, when it fails after starting them.
+    pub(super) async fn stop_started(
+        &self,
+        manifest: &Manifest,
+        started: &[(String, BackendId)],
+    ) -> Result<(), Error> {
+        if started.is_empty() {
+            return Ok(());
+        }
+        let Some(client) = DaemonClient::connect_existing(&self.paths).await? else {
+            return Ok(());
+        };
+        for (name, id) in started {
+            self.stop_one(&client, manifest, name, id).await?;
+        }
+        Ok(())
     }
 
     async fn stop_one(
@@ -210,7 +296,7 @@ pub(super) fn project_backends<'a>(
         .collect()
 }
 
-fn tag_of(b: &BackendStatus) -> Option<&ProjectTag> {
+pub(super) fn tag_of(b: &BackendStatus) -> Option<&ProjectTag> {
     b.options.project.as_ref()
 }
 

@@ -42,6 +42,17 @@ impl UpReport {
     }
 }
 
+/// What an `up` created so far, for its undo when it fails.
+#[derive(Debug, Default)]
+struct Created {
+    /// The environment did not exist when `up` began.
+    environment: bool,
+    /// The runtime `up` installed.
+    runtime: Option<String>,
+    /// The backend runs `up` started.
+    backends: Vec<(String, crate::backend::BackendId)>,
+}
+
 /// What a project's environment records about its last sync (`<env>/beep-project.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct SyncState {
@@ -143,7 +154,40 @@ impl Projects {
     ) -> Result<UpReport, Error> {
         let manifest = Manifest::load(dir)?;
         let _lock = self.lock_project(&manifest, reporter).await?;
-        let input = lockfile::input_hash(&manifest)?;
+        let env_dir = environment::env_dir(&self.paths, &manifest.env_name);
+        let mut created = Created {
+            environment: fs_err::symlink_metadata(&env_dir).is_err(),
+            ..Default::default()
+        };
+        match self
+            .converge(&manifest, offline, &mut created, reporter)
+            .await
+        {
+            Ok(report) => Ok(report),
+            Err(source) => {
+                let undone = self.undo(&manifest, &created, reporter).await;
+                if undone.is_empty() {
+                    Err(source)
+                } else {
+                    Err(Error::Undone {
+                        dir: manifest.dir.clone(),
+                        undone,
+                        source: Box::new(source),
+                    })
+                }
+            }
+        }
+    }
+
+    /// The steps of `up`; what they create is recorded in `created` as they go.
+    async fn converge(
+        &self,
+        manifest: &Manifest,
+        offline: Option<&OfflineSource>,
+        created: &mut Created,
+        reporter: &dyn Reporter,
+    ) -> Result<UpReport, Error> {
+        let input = lockfile::input_hash(manifest)?;
         let current = ProjectLock::read(&manifest.dir)?.filter(|l| l.beep.input == input);
         let env_dir = environment::env_dir(&self.paths, &manifest.env_name);
         let mut report = UpReport {
@@ -181,26 +225,29 @@ impl Projects {
                             dir: manifest.dir.clone(),
                         });
                     }
-                    (None, None) => self.pin(&manifest, None).await?,
+                    (None, None) => self.pin(manifest, None).await?,
                 };
                 let (runtime, installed) = match offline {
-                    Some(offline) => self.offline_runtime(&manifest, offline, reporter).await?,
-                    None => self.ensure_runtime(&manifest, &pin, reporter).await?,
+                    Some(offline) => self.offline_runtime(manifest, offline, reporter).await?,
+                    None => self.ensure_runtime(manifest, &pin, reporter).await?,
                 };
                 report.runtime = Some(runtime.key.clone());
                 report.runtime_installed = installed;
+                if installed {
+                    created.runtime = Some(runtime.key.clone());
+                }
                 let lock = match current {
                     Some(lock) => lock,
                     None => {
                         let (lock, written) = self
-                            .lock_manifest(&manifest, pin, Some(&runtime), reporter)
+                            .lock_manifest(manifest, pin, Some(&runtime), reporter)
                             .await?;
                         report.locked = written;
                         lock
                     }
                 };
                 let created = self
-                    .sync_environment(&manifest, &runtime, &lock, offline, reporter)
+                    .sync_environment(manifest, &runtime, &lock, offline, reporter)
                     .await?;
                 report.environment_created = created;
                 report.environment_synced = true;
@@ -208,8 +255,68 @@ impl Projects {
             }
         };
 
-        report.backends = self.converge_backends(&manifest, &lock, reporter).await?;
+        report.backends = self
+            .converge_backends(manifest, &lock, &mut created.backends, reporter)
+            .await?;
         Ok(report)
+    }
+
+    /// Undo what a failed `up` created, newest first: the backends it started, the
+    /// environment it created, the runtime it installed (when nothing else uses it).
+    /// What was undone, in words; what could not be is reported and left.
+    async fn undo(
+        &self,
+        manifest: &Manifest,
+        created: &Created,
+        reporter: &dyn Reporter,
+    ) -> Vec<String> {
+        let mut undone = Vec::new();
+        if !created.backends.is_empty() {
+            match self.stop_started(manifest, &created.backends).await {
+                Ok(()) => undone.extend(
+                    created
+                        .backends
+                        .iter()
+                        .map(|(name, id)| format!("stopped backend `{name}` ({id})")),
+                ),
+                Err(err) => reporter.report(Progress::Output {
+                    line: format!("Could not stop the backends this `up` started: {err}"),
+                }),
+            }
+        }
+        let name = &manifest.env_name;
+        let env_dir = environment::env_dir(&self.paths, name);
+        let envs = Environments::new(self.paths.clone(), self.config.clone());
+        if created.environment && fs_err::symlink_metadata(&env_dir).is_ok() {
+            let deleted = match crate::daemon::DaemonBackends::ask(&self.paths).await {
+                Ok(backends) => envs
+                    .delete(name, DeleteOptions { force: false }, &backends, reporter)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match deleted {
+                Ok(()) => undone.push(format!("deleted environment `{name}`")),
+                Err(err) => reporter.report(Progress::Output {
+                    line: format!("Could not delete environment `{name}`: {err}"),
+                }),
+            }
+        }
+        if let Some(key) = &created.runtime {
+            let removed = match crate::daemon::DaemonBackends::ask(&self.paths).await {
+                Ok(backends) => envs
+                    .remove_runtime(key, false, &backends)
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match removed {
+                Ok(_) => undone.push(format!("removed runtime `{key}`")),
+                Err(err) => reporter.report(Progress::Output {
+                    line: format!("Kept runtime `{key}`: {err}"),
+                }),
+            }
+        }
+        undone
     }
 
     /// One `up` or `down` of a project at a time (a second one waits, and says so).

@@ -72,6 +72,14 @@ pub enum Error {
     },
     #[error(transparent)]
     Daemon(Box<crate::daemon::Error>),
+    /// `up` failed; what it had created was undone (`undone`, in words).
+    #[error("Failed to bring project `{}` up (undone: {})", dir.display(), undone.join("; "))]
+    Undone {
+        dir: PathBuf,
+        undone: Vec<String>,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("Failed to lock project `{}`", dir.display())]
     Busy {
         dir: PathBuf,
@@ -104,6 +112,7 @@ impl Error {
             Self::NeedsUv { .. } | Self::OfflineStale { .. } => C::Invalid,
             Self::Venv(e) => e.code(),
             Self::Daemon(e) => e.code(),
+            Self::Undone { source, .. } => source.code(),
             Self::Busy { source, .. } => source.code(),
             Self::Resolve { .. } | Self::Sync { .. } | Self::Start { .. } | Self::Stop { .. } => {
                 C::Failed

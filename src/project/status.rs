@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Error;
-use super::backends::{fingerprint, project_backends};
+use super::backends::{fingerprint, project_backends, tag_of};
 use super::converge::{Projects, SyncState};
 use super::lockfile::{self, ProjectLock};
 use super::manifest::Manifest;
@@ -89,11 +89,19 @@ impl Projects {
         let mut rows = Vec::new();
         for decl in &manifest.backends {
             let fp = fingerprint(&manifest, decl, &lock_hash);
-            // The live run, else the last one recorded.
+            // The live run, else the last one recorded. While `up` replaces a run, two
+            // are live for a moment: the ready one, and of two ready ones the new one
+            // (its fingerprint is the declaration's).
             let run = ours
                 .iter()
                 .filter(|(name, _)| *name == decl.name)
-                .min_by_key(|(_, b)| b.state.is_final())
+                .min_by_key(|(_, b)| {
+                    (
+                        b.state.is_final(),
+                        b.state != BackendState::Ready,
+                        tag_of(b).is_none_or(|t| t.fingerprint != fp),
+                    )
+                })
                 .map(|(_, b)| *b);
             rows.push(BackendRow {
                 name: decl.name.clone(),
