@@ -550,6 +550,11 @@ fn a_preload_that_raises_fails_up_with_its_traceback() {
     assert!(err.contains("stopped backend `one`"), "{err}");
     assert!(err.contains("deleted environment `demo`"), "{err}");
     assert!(err.contains("removed runtime `cpython-"), "{err}");
+    assert!(err.contains("removed the new `beep.lock`"), "{err}");
+    assert!(
+        !p.dir.join("beep.lock").exists(),
+        "the lock it wrote is gone"
+    );
     let ps: Vec<Value> = serde_json::from_str(&p.ok(&["ps", "--json"])).unwrap();
     assert!(ps.is_empty(), "no backend runs or is recorded: {ps:?}");
     assert!(!p.env_dir().exists(), "the environment is deleted");
@@ -581,6 +586,7 @@ fn a_changed_backend_whose_preload_raises_leaves_the_old_one_running() {
     assert!(err.contains("Failed to start backend `two`"), "{err}");
     assert!(err.contains("RuntimeError: no model here"), "{err}");
     assert!(!err.contains("deleted environment"), "{err}");
+    assert!(!err.contains("beep.lock"), "the lock is unchanged: {err}");
     assert_eq!(p.backends(), before, "the same runs, the same pids");
     assert_eq!(p.ok(&["eval", &two.2, "load"]).trim(), "42");
     assert_eq!(

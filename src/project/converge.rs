@@ -51,6 +51,8 @@ struct Created {
     runtime: Option<String>,
     /// The backend runs `up` started.
     backends: Vec<(String, crate::backend::BackendId)>,
+    /// `beep.lock` as it was when `up` began (`None`: there was none).
+    lock_before: Option<Vec<u8>>,
 }
 
 /// What a project's environment records about its last sync (`<env>/beep-project.json`).
@@ -157,6 +159,7 @@ impl Projects {
         let env_dir = environment::env_dir(&self.paths, &manifest.env_name);
         let mut created = Created {
             environment: fs_err::symlink_metadata(&env_dir).is_err(),
+            lock_before: fs_err::read(manifest.dir.join(LOCK_FILE)).ok(),
             ..Default::default()
         };
         match self
@@ -313,6 +316,20 @@ impl Projects {
                 Ok(_) => undone.push(format!("removed runtime `{key}`")),
                 Err(err) => reporter.report(Progress::Output {
                     line: format!("Kept runtime `{key}`: {err}"),
+                }),
+            }
+        }
+        let lock_file = manifest.dir.join(LOCK_FILE);
+        let now = fs_err::read(&lock_file).ok();
+        if now != created.lock_before {
+            let restored = match &created.lock_before {
+                Some(bytes) => fs_err::write(&lock_file, bytes).map(|()| "restored `beep.lock`"),
+                None => fs_err::remove_file(&lock_file).map(|()| "removed the new `beep.lock`"),
+            };
+            match restored {
+                Ok(done) => undone.push(done.to_string()),
+                Err(err) => reporter.report(Progress::Output {
+                    line: format!("Could not put `beep.lock` back: {err}"),
                 }),
             }
         }
