@@ -214,6 +214,9 @@ def check_pipelining():
             c.send({"id": i, "op": "eval", "expr": "%d * 2" % i})
         for i in range(200):
             answer = c.recv()
+            # Every answer of a call carries its call id and end seq (live calls).
+            assert answer.pop("call", "").startswith("c"), answer
+            assert answer.pop("seq", None) == 1, answer
             assert answer == {"id": i, "value": i * 2}, answer
     finally:
         backend.stop()
