@@ -237,10 +237,7 @@ impl BackendClient for HttpClient {
     }
 
     async fn request(&self, op: Op, session: Option<&str>) -> Result<Reply, Error> {
-        let (name, mut fields) = op.into_parts();
-        if let Some(session) = session {
-            fields.insert("session".into(), Value::String(session.to_string()));
-        }
+        let (name, fields) = op.into_request(session, None);
         let url = format!("{}{}", self.base, name);
         let http = |source| Error::Http {
             op: name.clone(),
@@ -299,13 +296,7 @@ impl BackendClient for HttpClient {
         session: Option<&str>,
         call: Option<&str>,
     ) -> Result<CallStream, Error> {
-        let (name, mut fields) = op.into_parts();
-        if let Some(session) = session {
-            fields.insert("session".into(), Value::String(session.to_string()));
-        }
-        if let Some(call) = call {
-            fields.insert("call".into(), Value::String(call.to_string()));
-        }
+        let (name, fields) = op.into_request(session, call);
         let body =
             serde_json::to_vec(&Value::Object(fields)).map_err(|e| self.protocol(e.to_string()))?;
         let request = self

@@ -271,10 +271,7 @@ impl BackendClient for PipeClient {
     }
 
     async fn request(&self, op: Op, session: Option<&str>) -> Result<Reply, Error> {
-        let (name, mut fields) = op.into_parts();
-        if let Some(session) = session {
-            fields.insert("session".into(), Value::String(session.to_string()));
-        }
+        let (name, fields) = op.into_request(session, None);
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let answer = self.send(id, &name, fields).await?;
         Reply::from_json(answer).map_err(|e| match e {
@@ -292,13 +289,7 @@ impl BackendClient for PipeClient {
         session: Option<&str>,
         call: Option<&str>,
     ) -> Result<CallStream, Error> {
-        let (name, mut fields) = op.into_parts();
-        if let Some(session) = session {
-            fields.insert("session".into(), Value::String(session.to_string()));
-        }
-        if let Some(call) = call {
-            fields.insert("call".into(), Value::String(call.to_string()));
-        }
+        let (name, mut fields) = op.into_request(session, call);
         fields.insert("stream".into(), Value::Bool(true));
         self.open_stream(&name, fields)
     }

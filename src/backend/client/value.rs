@@ -78,6 +78,22 @@ impl Op {
         }
     }
 
+    /// [`Op::into_parts`] with the request's `session` and `call` fields added when given.
+    pub fn into_request(
+        self,
+        session: Option<&str>,
+        call: Option<&str>,
+    ) -> (String, Map<String, Value>) {
+        let (name, mut fields) = self.into_parts();
+        if let Some(session) = session {
+            fields.insert("session".into(), Value::String(session.to_string()));
+        }
+        if let Some(call) = call {
+            fields.insert("call".into(), Value::String(call.to_string()));
+        }
+        (name, fields)
+    }
+
     /// The operation name and its fields.
     pub fn into_parts(self) -> (String, Map<String, Value>) {
         if let Self::Other { op, fields } = self {
