@@ -17,7 +17,10 @@ use crate::state::AppState;
 #[tauri::command]
 #[specta::specta]
 pub async fn bundle_platforms() -> AppResult<(Vec<String>, Option<String>)> {
-    let all = BundlePlatform::ALL.iter().map(|p| p.tag().to_string()).collect();
+    let all = BundlePlatform::ALL
+        .iter()
+        .map(|p| p.tag().to_string())
+        .collect();
     Ok((all, BundlePlatform::current().map(|p| p.tag().to_string())))
 }
 
@@ -153,14 +156,23 @@ mod tests {
     fn paths_are_checked_before_the_core_runs() {
         let dir = tempfile::tempdir().unwrap();
         let at = |name: &str| dir.path().join(name).display().to_string();
-        assert_eq!(zip_path("b.zip", true).unwrap_err().code, ErrorCode::Invalid);
+        assert_eq!(
+            zip_path("b.zip", true).unwrap_err().code,
+            ErrorCode::Invalid
+        );
         let e = zip_path(&at("b.tar"), true).unwrap_err();
         assert!(e.message.ends_with("must end in .zip"), "{}", e.message);
         let e = zip_path(&at("no/b.zip"), true).unwrap_err();
         assert_eq!(e.code, ErrorCode::NotFound, "{}", e.message);
-        assert_eq!(zip_path(&at("b.zip"), true).unwrap(), dir.path().join("b.zip"));
+        assert_eq!(
+            zip_path(&at("b.zip"), true).unwrap(),
+            dir.path().join("b.zip")
+        );
         // An input must exist.
-        assert_eq!(zip_path(&at("b.zip"), false).unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(
+            zip_path(&at("b.zip"), false).unwrap_err().code,
+            ErrorCode::NotFound
+        );
         std::fs::write(dir.path().join("b.zip"), b"x").unwrap();
         assert!(zip_path(&format!(" {} ", at("b.zip")), false).is_ok());
         assert_eq!(folder("rel").unwrap_err().code, ErrorCode::Invalid);
