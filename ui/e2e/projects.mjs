@@ -38,7 +38,7 @@ function sharedUv(repo) {
  * binary is not copied into every bundle). The index URL and the wheel's member name.
  */
 function uvIndex(dir, uv) {
-  const py = `
+  const py = String.raw`
 import hashlib, os, subprocess, sys, zipfile
 dir, uv = sys.argv[1], sys.argv[2]
 version = subprocess.run([uv, "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
