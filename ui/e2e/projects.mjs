@@ -239,7 +239,7 @@ helth = { every = "5s" }
       const s = (await el.isExisting()) ? await el.getAttribute("data-status") : null;
       return s === "done" || s === "failed" ? { s, text: await el.getText() } : null;
     }, 180_000);
-    if (end.s !== "done" || !/created environment/.test(end.text) || !/started model/.test(end.text))
+    if (end.s !== "done" || !/created environment/i.test(end.text) || !/started model/.test(end.text))
       throw new Error(`Open bundle ended ${end.s}: ${end.text}`);
     await exists(`[data-testid="project-detail"][data-dir="${fresh}"]`);
     const row = await waitFor("model ready from the bundle", async () => {
