@@ -20,7 +20,7 @@ pub const BINDINGS: &str = "../ui/src/bindings.ts";
 
 /// Every command and event the UI can use; also writes `ui/src/bindings.ts`.
 pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
-    use commands::{backends, calls, environments, projects, runtimes, settings};
+    use commands::{backends, bundles, calls, environments, projects, runtimes, settings};
     tauri_specta::Builder::<tauri::Wry>::new()
         .commands(collect_commands![
             runtimes::runtimes_list,
@@ -63,6 +63,9 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             projects::project_view,
             projects::project_up,
             projects::project_down,
+            bundles::bundle_platforms,
+            bundles::project_bundle,
+            bundles::bundle_open,
         ])
         .events(collect_events![
             events::InstallProgress,

@@ -6,11 +6,15 @@
 // a bad one (an unknown key: the error with its line, on the page and as Up's failed task)
 // and a good one: the test runtime, an environment with no requirements, one pipe backend.
 // Open, Up, the backend ready on the Projects page and on Backends, Down; the folders are
-// remembered in <config>/app.json, the bad one forgotten.
+// remembered in <config>/app.json, the bad one forgotten. Then its offline bundle: Export
+// bundle… of the good one (the uv wheel a bundle carries comes from a local `file://`
+// index, BEEP_HOST_UV_INDEX, as tests/bundle.rs does), its environment deleted, the bundle
+// opened into a fresh folder (`up --bundle`: the backend comes up), and a copy with one
+// byte changed refused with the member named.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 /** The shared uv of the Rust tests (the same place, the same way). */
 function sharedUv(repo) {
@@ -26,6 +30,48 @@ function sharedUv(repo) {
   rmSync(root, { recursive: true, force: true });
   renameSync(staging, root);
   return uv;
+}
+
+/**
+ * A `uv` wheel for this platform on a `file://` simple index (`<dir>/uv/index.html` with
+ * its sha256), shaped as PyPI's are; its `uv` is a small script running `uv` (the 40 MB
+ * binary is not copied into every bundle). The index URL and the wheel's member name.
+ */
+function uvIndex(dir, uv) {
+  const py = String.raw`
+import hashlib, os, subprocess, sys, zipfile
+dir, uv = sys.argv[1], sys.argv[2]
+version = subprocess.run([uv, "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
+page = os.path.join(dir, "uv")
+os.makedirs(page, exist_ok=True)
+name = f"uv-{version}-py3-none-manylinux_2_17_x86_64.whl"
+wheel = os.path.join(page, name)
+info = f"uv-{version}.dist-info"
+with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as z:
+    for path, text in [
+        (f"uv-{version}.data/scripts/uv", f"#!/bin/sh\n# beep-e2e-uv-shim\nexec '{uv}' \"$@\"\n"),
+        (f"{info}/METADATA", f"Metadata-Version: 2.1\nName: uv\nVersion: {version}\n"),
+        (f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: beep-e2e\nRoot-Is-Purelib: false\nTag: py3-none-manylinux_2_17_x86_64\n"),
+        (f"{info}/RECORD", ""),
+    ]:
+        entry = zipfile.ZipInfo(path, (1980, 1, 1, 0, 0, 0))
+        entry.external_attr = 0o755 << 16
+        z.writestr(entry, text)
+sha = hashlib.sha256(open(wheel, "rb").read()).hexdigest()
+open(os.path.join(page, "index.html"), "w").write(f'<html><body><a href="{name}#sha256={sha}">{name}</a></body></html>\n')
+print(name)
+`;
+  const name = execFileSync("python3", ["-c", py, dir, uv], { encoding: "utf8" }).trim();
+  return { url: `file://${dir}`, member: `tools/${name}` };
+}
+
+/** A copy of the zip `from` with one byte of `marker` (inside a stored member) flipped. */
+function flipByte(from, to, marker) {
+  const bytes = readFileSync(from);
+  const at = bytes.indexOf(Buffer.from(marker));
+  if (at < 0) throw new Error(`${marker} is not in ${from}`);
+  bytes[at] ^= 1;
+  writeFileSync(to, bytes);
 }
 
 /**
@@ -62,7 +108,11 @@ version = "${made.version}"
 name = "model"
 helth = { every = "5s" }
 `);
-  await openApp({ BEEP_HOST_INSTALLER: "uv", BEEP_HOST_UV: uv, UV_CACHE_DIR: join(repo, "target/tmp/uv-cache") });
+  const uvIdx = uvIndex(join(work, "uv-index"), uv);
+  await openApp({
+    BEEP_HOST_INSTALLER: "uv", BEEP_HOST_UV: uv, UV_CACHE_DIR: join(repo, "target/tmp/uv-cache"),
+    BEEP_HOST_UV_INDEX: uvIdx.url,
+  });
   const browser = t.browser();
   const text = async (id) => (await exists(`[data-testid="${id}"]`)).getText();
 
@@ -145,6 +195,78 @@ helth = { every = "5s" }
     await waitFor(`pid ${pid} gone`, async () => !alive(pid), 20_000);
     await waitFor("model shown stopped", async () =>
       /stopped|not running/.test(await (await $t("project-backend-state")).getText()), 10_000);
+  });
+
+  const zip = join(root, "e2eproj.zip");
+  await step("17-bundle-export", async () => {
+    await (await $t("project-export")).click();
+    const output = await $t("bundle-output");
+    if (!(await output.getValue()).endsWith("/e2eproj/e2eproj-bundle.zip")) throw new Error(`the output starts as ${await output.getValue()}`);
+    const here = await browser.$('[data-testid^="bundle-platform-"]:checked');
+    if ((await here.getAttribute("data-testid")) !== "bundle-platform-linux-x86_64-gnu") throw new Error("this platform is not preselected");
+    // A relative path is refused in the form: Export stays off.
+    await output.setValue("e2eproj.zip");
+    if (!/absolute path/.test(await text("bundle-export-problem"))) throw new Error("a relative output is not refused");
+    if (await (await $t("bundle-export")).isEnabled()) throw new Error("Export is on with a relative output");
+    await output.setValue(zip);
+    await (await $t("bundle-export")).click();
+    const end = await waitFor("Export ended", async () => {
+      const el = await browser.$('[data-testid="project-task"]');
+      const s = (await el.isExisting()) ? await el.getAttribute("data-status") : null;
+      return s === "done" || s === "failed" ? { s, text: await el.getText() } : null;
+    }, 180_000);
+    if (end.s !== "done" || !end.text.includes(`Wrote ${zip} (`) || !/B\) for linux-x86_64-gnu/.test(end.text))
+      throw new Error(`Export ended ${end.s}: ${end.text}`);
+    if (!existsSync(zip)) throw new Error(`no ${zip}`);
+    const listed = execFileSync(join(dirname(app), "beep-host"), ["bundle", "inspect", zip], { encoding: "utf8" });
+    if (!listed.includes(uvIdx.member)) throw new Error(`the bundle lacks ${uvIdx.member}:\n${listed}`);
+  });
+
+  const fresh = join(root, "from-bundle");
+  await step("18-bundle-open", async () => {
+    // Its environment gone, so that up --bundle makes it from the bundle alone.
+    execFileSync(join(dirname(app), "beep-host"), ["venv", "delete", "e2e-project", "--yes"], {
+      env: { ...process.env, BEEP_HOST_HOME: home }, stdio: ["ignore", "pipe", "inherit"],
+    });
+    await (await $t("bundle-path")).setValue(zip);
+    await (await $t("bundle-dir")).setValue("from-bundle");
+    await (await $t("bundle-open")).click();
+    if (!/absolute path/.test(await text("bundle-open-problem"))) throw new Error("a relative folder is not refused");
+    await (await $t("bundle-dir")).setValue(fresh);
+    await (await $t("bundle-open")).click();
+    const end = await waitFor("Open bundle ended", async () => {
+      const el = await browser.$('[data-testid="bundle-task"]');
+      const s = (await el.isExisting()) ? await el.getAttribute("data-status") : null;
+      return s === "done" || s === "failed" ? { s, text: await el.getText() } : null;
+    }, 180_000);
+    if (end.s !== "done" || !/created environment/i.test(end.text) || !/started model/.test(end.text))
+      throw new Error(`Open bundle ended ${end.s}: ${end.text}`);
+    await exists(`[data-testid="project-detail"][data-dir="${fresh}"]`);
+    const row = await waitFor("model ready from the bundle", async () => {
+      const r = await $t("project-backend-model");
+      const state = await (await r.$('[data-testid="project-backend-state"]')).getText();
+      const p = Number(await (await r.$('[data-testid="project-backend-pid"]')).getText());
+      return state === "ready" && p > 0 ? { p } : null;
+    }, 60_000);
+    if (!alive(row.p)) throw new Error(`pid ${row.p} is not running`);
+    if (readFileSync(join(fresh, "beep.lock"), "utf8") !== readFileSync(join(good, "beep.lock"), "utf8")) throw new Error("the opened lock differs");
+    const prefs = JSON.parse(readFileSync(join(home, "config/app.json"), "utf8"));
+    if (!prefs.projects.includes(fresh)) throw new Error(`app.json remembers ${JSON.stringify(prefs.projects)}`);
+    await (await $t("project-down")).click();
+    await exists('[data-testid="project-task"][data-status="done"]', 60_000);
+    await waitFor(`pid ${row.p} gone`, async () => !alive(row.p), 20_000);
+  });
+
+  await step("19-bundle-tampered", async () => {
+    const bad = join(root, "tampered.zip");
+    flipByte(zip, bad, "beep-e2e-uv-shim");
+    const target = join(root, "from-tampered");
+    await (await $t("bundle-path")).setValue(bad);
+    await (await $t("bundle-dir")).setValue(target);
+    await (await $t("bundle-open")).click();
+    const failed = await (await exists('[data-testid="bundle-task"][data-status="failed"]', 60_000)).getText();
+    if (!failed.includes(`member \`${uvIdx.member}\``)) throw new Error(`the tampered bundle ended with: ${failed}`);
+    if (existsSync(target)) throw new Error("the tampered bundle wrote the project folder");
   });
 
   // Close this session: the app exits when its WebDriver session ends.

@@ -111,6 +111,19 @@ export const commands = {
 	projectUp: (task: string, dir: string) => typedError<UpSummary, AppError>(__TAURI_INVOKE("project_up", { task, dir })),
 	/**  `down`: stop the project's backends. */
 	projectDown: (task: string, dir: string) => typedError<BackendChange[], AppError>(__TAURI_INVOKE("project_down", { task, dir })),
+	/**  The platforms a bundle can carry, and this machine's (preselected), as tags. */
+	bundlePlatforms: () => typedError<[string[], string | null], AppError>(__TAURI_INVOKE("bundle_platforms")),
+	/**
+	 *  Write the bundle of the project in `dir` to `output` (an absolute `.zip` path whose
+	 *  folder exists) for `platforms` (tags; empty is this platform); progress as `TaskOutput`.
+	 */
+	projectBundle: (task: string, dir: string, output: string, platforms: string[]) => typedError<BundleWritten, AppError>(__TAURI_INVOKE("project_bundle", { task, dir, output, platforms })),
+	/**
+	 *  `up --bundle`: verify the bundle at `bundle` (nothing is written for one that does not),
+	 *  bring the project up in `dir` (empty, or holding the bundle's own project) from it
+	 *  only, and remember the folder.
+	 */
+	bundleOpen: (task: string, bundle: string, dir: string) => typedError<UpSummary, AppError>(__TAURI_INVOKE("bundle_open", { task, bundle, dir })),
 };
 
 /** Events */
@@ -207,6 +220,15 @@ export type BackendState = "starting" | "ready" | "stopping" | "stopped" | "cras
 /**  Every backend, about once a second while any is known. */
 export type BackendsTick = {
 	backends: BackendRow[],
+};
+
+/**  A bundle written by "Export bundle…". */
+export type BundleWritten = {
+	path: string,
+	/**  Bytes. */
+	size: number,
+	/**  The platforms it carries (tags such as `linux-x86_64-gnu`). */
+	platforms: string[],
 };
 
 /**  A call ended (or could no longer be followed: `lost` says why). */

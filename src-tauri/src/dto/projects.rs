@@ -117,6 +117,16 @@ pub struct UpSummary {
     pub backends: Vec<BackendChange>,
 }
 
+/// A bundle written by "Export bundle…".
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
+pub struct BundleWritten {
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// The platforms it carries (tags such as `linux-x86_64-gnu`).
+    pub platforms: Vec<String>,
+}
+
 impl From<&Manifest> for Declaration {
     fn from(m: &Manifest) -> Self {
         let (requirements, requirements_file) = match &m.requirements {

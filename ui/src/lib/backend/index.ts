@@ -105,6 +105,13 @@ export const api = {
     view: (dir: string) => unwrap(commands.projectView(dir)),
     up: (task: string, dir: string) => unwrap(commands.projectUp(task, dir)),
     down: (task: string, dir: string) => unwrap(commands.projectDown(task, dir)),
+    /** The platforms a bundle can carry and this machine's. */
+    bundlePlatforms: () => unwrap(commands.bundlePlatforms()),
+    /** Write the project's offline bundle to `output` (an absolute .zip path). */
+    exportBundle: (task: string, dir: string, output: string, platforms: string[]) =>
+      unwrap(commands.projectBundle(task, dir, output, platforms)),
+    /** `up --bundle`: verify `bundle`, bring its project up in `dir`, remember the folder. */
+    openBundle: (task: string, bundle: string, dir: string) => unwrap(commands.bundleOpen(task, bundle, dir)),
   },
   settings: {
     get: () => unwrap(commands.settingsGet()),
