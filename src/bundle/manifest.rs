@@ -85,3 +85,33 @@ pub fn is_safe_member_path(path: &str) -> bool {
         && file != ".."
         && !file.contains(['\\', ':', '\0'])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_safe_member_path;
+
+    #[test]
+    fn member_paths_stay_in_their_folder() {
+        for good in [
+            "runtimes/cpython.tar.gz",
+            "wheels/a-1.0-py3-none-any.whl",
+            "tools/uv.whl",
+        ] {
+            assert!(is_safe_member_path(good), "{good}");
+        }
+        for bad in [
+            "../evil",
+            "wheels/../x",
+            "wheels/..",
+            "/etc/passwd",
+            "wheels/a/b.whl",
+            "wheels/",
+            "other/x.whl",
+            "wheels/c:\\x",
+            "wheels/a\\b",
+            "manifest.json",
+        ] {
+            assert!(!is_safe_member_path(bad), "{bad}");
+        }
+    }
+}

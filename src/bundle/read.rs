@@ -182,7 +182,10 @@ fn scan(path: &Path, extract: Option<(&Path, BundlePlatform)>) -> Result<Inspect
         let target = extract
             .filter(|_| wanted.contains(&name))
             .map(|(dir, _)| dir.join(&name));
-        let problem = match hash_member(&mut entry, target.as_deref()) {
+        // (At most one byte past the recorded size is read: a member that inflates past it
+        // (a zip bomb) is refused without filling the disk.)
+        let problem = match hash_member(&mut (&mut entry).take(member.size + 1), target.as_deref())
+        {
             Err(e) => Some(format!("cannot be read: {e}")),
             Ok((size, _)) if size != member.size => Some(format!(
                 "has {size} bytes, the manifest says {}",
