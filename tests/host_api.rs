@@ -482,48 +482,52 @@ async fn refusals_are_clear_and_change_nothing() {
     let port = served.port();
     let token = &served.token;
     let body = r#"{"name":"evil"}"#;
-    let post = |host: &str, extra: &str, auth: &str| {
-        format!(
-            "POST /venv/create HTTP/1.1\r\nHost: {host}\r\n{auth}{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-    };
-    let good_auth = format!("Authorization: Bearer {token}\r\n");
-    let local = format!("127.0.0.1:{port}");
-    let cases = [
-        ("no token", post(&local, "", ""), 401, "unauthorized"),
-        (
-            "wrong token",
-            post(&local, "", "Authorization: Bearer 00\r\n"),
-            401,
-            "unauthorized",
-        ),
-        (
-            "foreign Host",
-            post(&format!("evil.example:{port}"), "", &good_auth),
-            403,
-            "forbidden",
-        ),
-        (
-            "Host without the port",
-            post("localhost", "", &good_auth),
-            403,
-            "forbidden",
-        ),
-        (
-            "an Origin header",
-            post(&local, "Origin: http://127.0.0.1\r\n", &good_auth),
-            403,
-            "forbidden",
-        ),
-    ];
-    for (what, request, want, code) in cases {
-        let (status, out) = served.raw(&request);
-        assert_eq!(status, want, "{what}: {out}");
-        assert!(
-            out.contains(&format!("\"code\":\"{code}\"")),
-            "{what}: {out}"
-        );
+    // Every route that changes something is behind the same guard: environments, projects
+    // and bundles.
+    for route in ["/venv/create", "/projects/up", "/projects/down", "/bundles"] {
+        let post = |host: &str, extra: &str, auth: &str| {
+            format!(
+                "POST {route} HTTP/1.1\r\nHost: {host}\r\n{auth}{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let good_auth = format!("Authorization: Bearer {token}\r\n");
+        let local = format!("127.0.0.1:{port}");
+        let cases = [
+            ("no token", post(&local, "", ""), 401, "unauthorized"),
+            (
+                "wrong token",
+                post(&local, "", "Authorization: Bearer 00\r\n"),
+                401,
+                "unauthorized",
+            ),
+            (
+                "foreign Host",
+                post(&format!("evil.example:{port}"), "", &good_auth),
+                403,
+                "forbidden",
+            ),
+            (
+                "Host without the port",
+                post("localhost", "", &good_auth),
+                403,
+                "forbidden",
+            ),
+            (
+                "an Origin header",
+                post(&local, "Origin: http://127.0.0.1\r\n", &good_auth),
+                403,
+                "forbidden",
+            ),
+        ];
+        for (what, request, want, code) in cases {
+            let (status, out) = served.raw(&request);
+            assert_eq!(status, want, "{route} {what}: {out}");
+            assert!(
+                out.contains(&format!("\"code\":\"{code}\"")),
+                "{route} {what}: {out}"
+            );
+        }
     }
     // Bad names and path tricks.
     for name in ["..", "a/b", "/abs", "", "a b", "con", "nul", "com1"] {
