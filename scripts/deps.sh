@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(build-essential pkg-config patchelf python3 python3-venv python3-pip curl)
 # The desktop app: WebKitGTK to build it; Xvfb, WebKitWebDriver, X tools and ImageMagick to test it headless.
 APT_PACKAGES+=(libwebkit2gtk-4.1-dev xvfb xauth webkit2gtk-driver imagemagick x11-utils)
+# The package tests unpack the .rpm beside the .deb.
+APT_PACKAGES+=(rpm2cpio cpio)
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
