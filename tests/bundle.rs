@@ -494,6 +494,23 @@ fn a_bundle_brings_a_project_up_without_the_network_and_tampering_is_refused() {
         },
         &[],
     );
+    // A member that inflates far past its recorded size: read only one byte past it.
+    let wheel_size = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap())
+        .unwrap()
+        .by_name(&wheel)
+        .unwrap()
+        .size();
+    rewrite(
+        &zip_path,
+        &tampered("grown.zip"),
+        |name, mut bytes| {
+            if name == wheel {
+                bytes.resize(bytes.len() + (8 << 20), 0);
+            }
+            Some(bytes)
+        },
+        &[],
+    );
     // A flipped byte under an unchanged zip CRC, and a truncated file.
     let mut raw = bytes.clone();
     let marker = b"from alpha";
@@ -507,6 +524,13 @@ fn a_bundle_brings_a_project_up_without_the_network_and_tampering_is_refused() {
     let before = support_venv::snapshot(home.root());
     for (file, says) in [
         ("byte.zip", format!("member `{wheel}` has sha256")),
+        (
+            "grown.zip",
+            format!(
+                "member `{wheel}` has {} bytes, the manifest says {wheel_size}",
+                wheel_size + 1
+            ),
+        ),
         (
             "added.zip",
             "member `wheels/evil-1.0-py3-none-any.whl` is not in the manifest".into(),
