@@ -497,7 +497,7 @@ fn a_bundle_brings_a_project_up_without_the_network_and_tampering_is_refused() {
     // A member that inflates far past its recorded size: read only one byte past it.
     let wheel_size = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap())
         .unwrap()
-        .by_name(&wheel)
+        .by_name(wheel)
         .unwrap()
         .size();
     rewrite(
