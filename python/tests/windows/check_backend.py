@@ -444,6 +444,10 @@ def _fd_calls(call):
     code += "from beep_backend import winfd\nwinfd.follow_std_handles()\nwrite_std_handle(b'again\\n')"
     out = call("exec", code=code)
     assert out["stdout"] == "again\n", out
+    # A child process writes to the std handles it inherited: fd 1/2 of the call.
+    code = "import subprocess\nsubprocess.run([sys.executable, '-c', 'print(\"from the child\")'])\nNone"
+    out = call("exec", code=code)
+    assert out["stdout"].replace("\r\n", "\n") == "from the child\n", out
     # 1 MiB through each pipe (64 KiB each) at once, fd 2 from a thread: no deadlock, all of it.
     code = "t = threading.Thread(target=os.write, args=(2, b'e' * %d))\nt.start()\n" % MIB
     code += "n = os.write(1, b'o' * %d)\nt.join()\nn" % MIB
