@@ -95,18 +95,21 @@ class Poller:
 
 def follow_std_handles():
     """(After fd 1/2 were dup2'd) Point STD_OUTPUT_HANDLE/STD_ERROR_HANDLE at fd 1/2, where
-    `dup2` did not (a program without a console)."""
-    pairs = ((1, _winapi.STD_OUTPUT_HANDLE), (2, _winapi.STD_ERROR_HANDLE))
-    stale = [(fd, which) for fd, which in pairs if _winapi.GetStdHandle(which) != msvcrt.get_osfhandle(fd)]
-    if not stale:
-        return
-    import ctypes
-    from ctypes import wintypes
+    `dup2` did not (a program without a console). Never raises: fd 1/2 are captured all the
+    same, only writes to a std handle left behind are not."""
+    try:
+        pairs = ((1, _winapi.STD_OUTPUT_HANDLE), (2, _winapi.STD_ERROR_HANDLE))
+        stale = [(fd, w) for fd, w in pairs if _winapi.GetStdHandle(w) != msvcrt.get_osfhandle(fd)]
+        if not stale:
+            return
+        import ctypes
+        from ctypes import wintypes
 
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    kernel32.SetStdHandle.argtypes = [wintypes.DWORD, wintypes.HANDLE]
-    kernel32.SetStdHandle.restype = wintypes.BOOL
-    for fd, which in stale:
-        if not kernel32.SetStdHandle(which, msvcrt.get_osfhandle(fd)):
-            # fd 1/2 are captured all the same; only writes to the std handle are not
-            log("SetStdHandle for fd %d failed: %s" % (fd, ctypes.WinError(ctypes.get_last_error())))
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        kernel32.SetStdHandle.argtypes = [wintypes.DWORD, wintypes.HANDLE]
+        kernel32.SetStdHandle.restype = wintypes.BOOL
+        for fd, which in stale:
+            if not kernel32.SetStdHandle(which, msvcrt.get_osfhandle(fd)):
+                raise ctypes.WinError(ctypes.get_last_error())
+    except (OSError, ImportError) as exc:
+        log("the std handles do not follow fd 1/2: %s" % exc)
