@@ -9,8 +9,7 @@ runs; `Journal.finish` after). While a call runs:
   moves what arrives to the running call, or to the log (the server's real stderr, kept as
   another fd) when no call runs. At the end of a call the main thread reads what is left in
   the pipes itself (one `poll(0)`), so output written during the call is never given to the
-  next one. No fd capture where `select.poll` is missing (Windows): there, only `sys.stdout`
-  and `sys.stderr` are captured.
+  next one. On Windows (no `select.poll`) the pipes are peeked instead (`winfd.py`).
 - A flusher thread turns pending output into events at the latest ~20 ms after it was written;
   a writer that has 64 KiB pending flushes it itself.
 
@@ -450,6 +449,7 @@ class Capture:
         self.started = False
         self.prepared = False
         self._writers = None  # the pipes' write ends until `start` puts them on fd 1/2
+        self._after_dup2 = None  # Windows: make the std handles follow fd 1/2
         self.fds = None  # (read end for fd 1, read end for fd 2) when fd 1/2 are captured
         self.probe = None  # poll(0) of those, for the main thread
         self.log_fd = 2
@@ -488,6 +488,8 @@ class Capture:
                 set_log_fd(log_fd)
                 os.dup2(writers[0], 1)
                 os.dup2(writers[1], 2)
+                if self._after_dup2 is not None:
+                    self._after_dup2()
             except OSError as exc:
                 log("fd 1/2 are not captured: %s" % exc)
                 self.fds = self.probe = None
@@ -496,24 +498,32 @@ class Capture:
 
     def _prepare_fds(self):
         import codecs
-        import select
 
-        ends = []
-        writers = []
-        for _ in (1, 2):
-            r, w = os.pipe()
-            os.set_blocking(r, False)
-            ends.append(r)
-            writers.append(w)
+        if sys.platform == "win32":
+            from . import winfd
+
+            ends, writers, self.poller = winfd.open_pipes()
+            self.probe = self.poller.probe
+            self._after_dup2 = winfd.follow_std_handles
+        else:
+            import select
+
+            ends = []
+            writers = []
+            for _ in (1, 2):
+                r, w = os.pipe()
+                os.set_blocking(r, False)
+                ends.append(r)
+                writers.append(w)
+            self.poller = select.poll()  # the fd thread's
+            probe = select.poll()  # the main thread's (a poll object is not for two threads at once)
+            for r in ends:
+                self.poller.register(r, select.POLLIN)
+                probe.register(r, select.POLLIN)
+            self.probe = probe.poll
         self._writers = writers
         self.fds = tuple(ends)
         self.decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in ends]
-        self.poller = select.poll()  # the fd thread's
-        probe = select.poll()  # the main thread's (a poll object is not for two threads at once)
-        for r in ends:
-            self.poller.register(r, select.POLLIN)
-            probe.register(r, select.POLLIN)
-        self.probe = probe.poll
         threading.Thread(target=self._fd_loop, name="live-fd", daemon=True).start()
 
     def to_log(self, text):
@@ -644,7 +654,11 @@ class Capture:
 
 def _can_capture_fds():
     if sys.platform == "win32":
-        return False
+        try:
+            from . import winfd
+        except ImportError:
+            return False
+        return winfd.can_capture()
     try:
         import select
 
