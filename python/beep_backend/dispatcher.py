@@ -23,7 +23,7 @@ import threading
 import time
 from _queue import SimpleQueue  # not `queue`: it imports heapq, collections, ...
 
-from .live import LIVE_OPS, WAITER, Call, Journal, Waiter
+from .live import LIVE_OPS, WAITER, Journal, Waiter
 from .log import log  # pipe_server imports it from here too
 from .operations import INTERRUPTED, CallTimeout, Operations, OpError, bad_request, error_body
 
@@ -31,6 +31,7 @@ _STOP = object()
 LONG_CALL = 0.05  # seconds (at most) before the pipe transport's watcher takes over its sockets
 _TICK = LONG_CALL / 2
 _HAS_ITIMER = hasattr(signal, "setitimer")
+_time = time.time
 
 
 class Dispatcher:
@@ -144,8 +145,7 @@ class Dispatcher:
             leases = [s.lease for s in list(self.operations.sessions.values()) if s.lease]
             time.sleep(min([1.0] + [lease / 4 for lease in leases]))
             now = time.monotonic()
-            current = self.journal.current
-            busy = current.session if current is not None else None
+            busy = self.journal.running_session()
             dropped = False
             for name, session in list(self.operations.sessions.items()):
                 if session.lease and now - session.touched > session.lease and name != busy:
@@ -218,10 +218,8 @@ class Dispatcher:
             seq = self._running
             if not seq:
                 return False
-            if call is not None:
-                current = self.journal.current
-                if current is None or current.id != call:
-                    return False
+            if call is not None and self.journal.running_id() != call:
+                return False
             self._interrupt_target = seq
             start_resender = not self._resending
             self._resending = True
@@ -327,49 +325,65 @@ class Dispatcher:
 
         An op that runs user code is a call (`live.py`): it gets a call id and a journal, and
         its output is captured while it runs. The common call (a server-assigned id, not
-        streamed, not `exec`) takes the inlined way; everything else `Journal.begin`/`finish`.
+        streamed, not `exec`) is a plain call: it runs with its number as `capture.current`
+        and ends as one record tuple in the journal, unless it became a `Call` meanwhile (it
+        wrote output, a reader claimed it). Everything else: `Journal.begin`/`finish`.
         """
         op = req["op"]
         if op not in LIVE_OPS:
             return self._run_op(fn, req)
         journal = self.journal
-        if len(req) > 3 or op == "exec" or "call" in req or journal._taken_c:
+        if op == "exec" or "call" in req or journal._taken_c or (len(req) > 3 and WAITER in req):
             return self._run_live(fn, req, op)
-        cid = next(journal.ids)
-        call = Call(cid, op, req.get("session"))
-        journal.calls[cid] = call
-        order = journal.order
-        order.append(cid)
-        if len(order) > journal.max_calls:
-            first = journal.calls.get(order[0])
-            if first is not None and first.end is not None:
-                del journal.calls[order.popleft()]
-            else:
-                journal.trim()
+        n = next(journal.numbers)
         capture = journal.capture
-        capture.current = call
+        if capture.pending:  # written while no call ran: the log's
+            capture.flush(None)
+        session = journal.run_session = req.get("session")
+        journal.run_op = op
+        started = journal.run_started = _time()
+        capture.current = n
+        live = capture.live
+        live.append(n)  # from here on `Capture.claim` may make it a Call
         status, body = self._run_op(fn, req)
         try:
             probe = capture.probe
             if probe is not None and (probe(0) or capture.fd_lock.locked()):
-                capture.drain(call)
+                capture.drain(n)
+            if capture.pending or capture.flush_lock.locked():
+                return self._end_claimed(n, status, body)
+            try:
+                live.pop()
+            except IndexError:  # claimed: a Call now
+                return self._end_claimed(n, status, body)
             capture.current = None
-            call.closed = True
-            if call.pending or capture.flush_lock.locked():
-                capture.flush(call)
             # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
-            call.ended = time.time()
-            call.status = status
-            body["call"] = cid
-            body["seq"] = call.next_seq
-            call.end = body
-            if journal.waiters:
-                journal.notify()
+            body["call"] = "c%d" % n
+            body["seq"] = 1
+            journal.store(n, (n, op, session, started, _time(), status, body))
         except BaseException as exc:  # an interrupt landing here: end the call all the same
-            log("finishing call %s: %r" % (cid, exc))
-            body.pop("call", None)
-            return journal.finish(call, status, body)
+            log("finishing call c%d: %r" % (n, exc))
+            return self._end_claimed(n, status, body)
         return status, body
+
+    def _end_claimed(self, n, status, body):
+        """End plain call n as a `Call` (it has output, or a reader claimed it)."""
+        journal = self.journal
+        capture = journal.capture
+        call = capture.claim()
+        if call is None or call.n != n:  # `run_call` took it back before an interrupt came
+            capture.current = None
+            body["call"] = "c%d" % n
+            body["seq"] = 1
+            rec = (n, journal.run_op, journal.run_session, journal.run_started, _time(), status, body)
+            journal.store(n, rec)
+            return status, body
+        journal.store(n, call)
+        try:
+            return journal.finish(call, status, body)
+        except BaseException as exc:
+            log("finishing call %s: %r" % (call.id, exc))
+            return journal.finish(call, status, body)
 
     def _run_live(self, fn, req, op):
         journal = self.journal

@@ -1,25 +1,32 @@
 """Live calls: call ids, per-call output capture, the journal, and readers that follow a call.
 
-Everything that runs user code is a *call* (`Journal.begin` on the main thread, before the op
-runs; `Journal.finish` after). While a call runs:
+Everything that runs user code is a *call*. Most calls are plain: a server-assigned id, not
+streamed, no output (`eval 1+1`). They are the hot path (`Dispatcher.run_call`) and cost
+almost nothing new: no object is made for them while they run (`Capture.current` holds the
+call's number) and a finished one is one tuple of atoms in the journal's ring. Such a call
+becomes a `Call` only when something needs one: it writes output, a reader attaches to it,
+`calls` lists it while it runs (`Capture.claim`). The others (a client's id, streamed, `exec`)
+are `Call`s from the start (`Journal.begin`/`finish`). While a call runs:
 
-- `sys.stdout`/`sys.stderr` are `_Stream` proxies (installed once, at the start of the main
-  loop) that append the text to the running call's pending output.
+- `sys.stdout`/`sys.stderr` are `TextIOWrapper`s (installed once, at the start of the main
+  loop) writing straight through to `_Raw` ends that append to one `pending` list: stdout's
+  bytes as they are (`list.append` itself, no Python frame, after the first write since the
+  flusher last ran), stderr's and fd output as `(stream, data)`, so the order stays.
 - fd 1 and fd 2 are the write ends of two pipes (dup2'd once, not per call); a reader thread
-  moves what arrives to the running call, or to the log (the server's real stderr, kept as
-  another fd) when no call runs. At the end of a call the main thread reads what is left in
-  the pipes itself (one `poll(0)`), so output written during the call is never given to the
-  next one. No fd capture where `select.poll` is missing (Windows): there, only `sys.stdout`
-  and `sys.stderr` are captured.
-- A flusher thread turns pending output into events at the latest ~20 ms after it was written;
-  a writer that has 64 KiB pending flushes it itself.
+  moves what arrives to `pending`, or to the log (the server's real stderr, kept as another
+  fd) when no call runs. At the end of a call the main thread reads what is left in the pipes
+  itself (one `poll(0)`), so output written during the call is never given to the next one.
+  No fd capture where `select.poll` is missing (Windows): there, only `sys.stdout` and
+  `sys.stderr` are captured.
+- A flusher thread turns pending output into events of the running call (or log lines when
+  none runs) ~20 ms after the first write; the main thread does it for the rest at the end.
 
-The journal keeps, per call, its events (bounded by bytes, oldest dropped first) and its end;
-the calls themselves are bounded too (the oldest finished call goes first). Readers (`follow`)
-run on their own threads and wait on one condition; the main thread only notifies it when
-someone waits.
+The journal keeps the last calls in a ring (bounded in calls; a `Call` also keeps its events,
+bounded in bytes, oldest dropped first) and their ends. Readers (`follow`) run on their own
+threads and wait on one condition; the main thread only notifies it when someone waits.
 """
 
+import io
 import itertools
 import os
 import sys
@@ -33,7 +40,7 @@ from .operations import OpError, bad_request
 
 DEFAULT_JOURNAL_BYTES = 4 * 1024 * 1024
 DEFAULT_JOURNAL_CALLS = 256
-CHUNK = 64 * 1024  # pending output flushed at once from this size
+CHUNK = 64 * 1024  # at most this many characters per output event
 FLUSH_DELAY = 0.02  # seconds the flusher waits after the first pending byte
 MAX_ID = 128
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
@@ -42,6 +49,8 @@ STREAMS = ("stdout", "stderr")
 LIVE_OPS = frozenset(("exec", "eval", "import", "create", "call", "getattr", "setattr"))
 # A request dict's key for a `Waiter` (not a string: no JSON request can carry it).
 WAITER = object()
+_EMPTY = (0,)  # a ring slot that holds no call yet
+_noop = ().__len__  # a C callable without arguments: `flush` of the raw ends
 
 
 def _env_int(name, default):
@@ -58,11 +67,47 @@ def check_call_id(cid):
     return cid
 
 
+def server_number(cid):
+    """n if `cid` is written like the server's id `c<n>`, else None."""
+    if type(cid) is str and 1 < len(cid) <= 21 and cid[0] == "c" and cid[1:].isascii() and cid[1:].isdigit():
+        n = int(cid[1:])
+        if n and "c%d" % n == cid:
+            return n
+    return None
+
+
+def session_name(session):
+    return session if type(session) is str and session else "default"
+
+
+def state(end, status):
+    if end is None:
+        return "running"
+    error = end.get("error")
+    if error is None:
+        return "done"
+    if error.get("type") == "KeyboardInterrupt":
+        return "interrupted"
+    return "timed_out" if status == 408 else "failed"
+
+
+def _size(text):
+    """`text`'s size in UTF-8 bytes (lone surrogates as 3 bytes each)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _decode(data):
+    try:
+        return data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace")
+
+
 class Call:
-    """One call: what it is, its state, its journal (events and end).
+    """A call that is more than a plain one (see the module doc): its state and its journal.
 
     No `__slots__`: the fields most calls never change are class defaults, so opening a call
-    sets few attributes (this is on the path of every `eval`).
+    sets few attributes.
     """
 
     status = 0  # the answer's HTTP status once ended
@@ -74,28 +119,18 @@ class Call:
     dropped_to = 0  # events 1..dropped_to are gone from the journal
     dropped_cum = None  # array: cumulative bytes through each dropped seq
     end = None  # the answer body once the call ended
-    pending_size = 0
-    closed = False  # ended: late writes go to the log
-    keep = None  # ([stdout texts], [stderr texts]) for an unstreamed exec
+    keep = None  # ([stdout texts], [stderr texts]) dropped from the journal of an unstreamed exec
 
-    def __init__(self, cid, op, session):
+    def __init__(self, cid, op, session, n, started=None):
         self.id = cid
         self.op = op
-        self.session = session if type(session) is str and session else "default"
-        self.pending = []  # (stream index, text) not yet events; appended without a lock
-        self.started = time.time()
+        self.session = session_name(session)
+        self.n = n  # its place in the journal's ring
+        self.started = time.time() if started is None else started
 
     @property
     def state(self):
-        end = self.end
-        if end is None:
-            return "running"
-        error = end.get("error")
-        if error is None:
-            return "done"
-        if error.get("type") == "KeyboardInterrupt":
-            return "interrupted"
-        return "timed_out" if self.status == 408 else "failed"
+        return state(self.end, self.status)
 
     @property
     def duration(self):
@@ -113,6 +148,34 @@ class Call:
         }
 
 
+# A finished plain call in the ring: (n, op, session as sent, started, ended, status, end body).
+def _record_row(rec):
+    _n, op, session, started, ended, status, body = rec
+    return {
+        "call": body["call"],
+        "op": op,
+        "session": session_name(session),
+        "state": state(body, status),
+        "started": started,
+        "duration": ended - started,
+        "output_bytes": 0,
+    }
+
+
+def _record_call(rec):
+    """A finished plain call as a `Call` (for a reader; not kept)."""
+    n, op, session, started, ended, status, body = rec
+    call = Call(body["call"], op, session, n, started)
+    call.ended = ended
+    call.status = status
+    call.end = body
+    return call
+
+
+def _n(item):
+    return item[0] if type(item) is tuple else item.n
+
+
 class Waiter:
     """A streamed request's link to its call, which exists only once the main thread runs it."""
 
@@ -125,75 +188,62 @@ class Waiter:
 
 class Journal:
     def __init__(self):
-        self.calls = {}  # id -> Call, oldest first
-        self.order = deque()  # the ids in `calls`, oldest first (a dict's first key is not O(1))
-        self.ids = map("c{}".format, itertools.count(1))  # the server's call ids: next(ids)
-        self._taken_c = False  # a client named a call like the server's ids (`c12`)
-        self.cond = threading.Condition(threading.Lock())
-        self.waiters = 0  # readers waiting on `cond`
         self.max_bytes = _env_int("BEEP_BACKEND_JOURNAL_BYTES", DEFAULT_JOURNAL_BYTES)
         self.max_calls = _env_int("BEEP_BACKEND_JOURNAL_CALLS", DEFAULT_JOURNAL_CALLS)
+        # The last calls: call n is in slot n % max_calls, as a record tuple (a finished plain
+        # call) or its `Call`. Only the main thread writes it.
+        self.ring = [_EMPTY] * self.max_calls
+        self.numbers = itertools.count(1)  # n of the next call; server ids are `c<n>`
+        self.named = {}  # a client's call id -> its Call, while in the ring
+        self.hidden = {}  # session -> the last n given out when it was dropped (its calls are gone)
+        self._taken_c = False  # a client named a call like the server's ids (`c12`)
+        # The running plain call, for `Capture.claim` (set before its number is in `live`).
+        self.run_op = self.run_session = None
+        self.run_started = 0.0
+        self.cond = threading.Condition(threading.Lock())
+        self.waiters = 0  # readers waiting on `cond`
         self.capture = Capture(self)
 
     # ---- main thread -------------------------------------------------------------------
 
-    @property
-    def current(self):
-        """The running call, or None."""
-        return self.capture.current
-
     def begin(self, req, op):
-        """Open the call of `req` and make it the one output goes to (raises OpError)."""
-        calls = self.calls
+        """Open `req` as a `Call` and make it the one output goes to (raises OpError)."""
+        named = self.named
         cid = req.get("call")
         if cid is None:
-            cid = next(self.ids)
-            while cid in calls:  # a client took this id for one of its calls
-                cid = next(self.ids)
-            call = Call(cid, req["op"], req.get("session"))
-            if len(req) > 3 or op == "exec":  # more than id, op and the op's field: maybe streamed
-                self._options(req, op, call)
+            n = next(self.numbers)
+            cid = "c%d" % n
+            while self._taken_c and cid in named:  # a client took this id for one of its calls
+                n = next(self.numbers)
+                cid = "c%d" % n
+            call = Call(cid, req["op"], req.get("session"), n)
         else:
             check_call_id(cid)
-            if cid in calls:
+            if self.lookup(cid) is not None:
                 raise OpError(409, "CallExists", "call `%s` exists already" % cid)
-            if cid[0] == "c" and cid[1:].isdigit():
+            if server_number(cid) is not None:
                 self._taken_c = True
-            call = Call(cid, req["op"], req.get("session"))
-            self._options(req, op, call)
-        calls[cid] = call
-        order = self.order
-        order.append(cid)
-        if len(order) > self.max_calls:
-            self.trim()
-        self.capture.current = call
-        return call
-
-    def trim(self):
-        """Forget the oldest calls over the bound, unless the oldest still runs (a bound of one
-        call). Ids of calls dropped with their session are skipped."""
-        calls = self.calls
-        order = self.order
-        while len(order) > self.max_calls:
-            first = calls.get(order[0])
-            if first is not None and first.end is None:
-                return
-            cid = order.popleft()
-            if first is not None:
-                del calls[cid]
-
-    def notify(self):
-        with self.cond:
-            self.cond.notify_all()
-
-    def _options(self, req, op, call):
+            call = Call(cid, req["op"], req.get("session"), next(self.numbers))
+            named[cid] = call
         waiter = req.get(WAITER)
         if waiter is not None:
             with self.cond:
                 waiter.call = call
                 self.cond.notify_all()
         elif op == "exec" and not req.get("stream"):
-            call.keep = ([], [])
+            call.keep = ([], [])  # all of its output goes in the answer, as before
+        self.store(call.n, call)
+        self.capture.begin(call)
+        return call
+
+    def store(self, n, item):
+        """Put call n (a record or a Call) in the ring, in place of the call max_calls before it."""
+        ring = self.ring
+        i = n % self.max_calls
+        old = ring[i]
+        ring[i] = item
+        if type(old) is not tuple and self.named.get(old.id) is old:
+            self.named.pop(old.id, None)
 
     def finish(self, call, status, body):
         """End `call` with its answer; returns the `(status, body)` to send."""
@@ -208,8 +258,9 @@ class Journal:
             keep = call.keep
             if keep is not None:  # unstreamed: all of its output in the answer, as before
                 answer = dict(body)
-                answer["stdout"] = "".join(keep[0])
-                answer["stderr"] = "".join(keep[1])
+                events = call.events or ()
+                for s, name in enumerate(STREAMS):
+                    answer[name] = "".join(keep[s]) + "".join([e[2] for e in events if e[1] == s])
                 call.keep = None
         call.end = body
         if self.waiters:
@@ -220,35 +271,36 @@ class Journal:
     # ---- any thread --------------------------------------------------------------------
 
     def add_output(self, call, parts):
-        """Append pending `(stream, text)` parts of `call` as events (caller holds the flush lock)."""
-        # Merge neighbours of the same stream, up to CHUNK characters per event.
+        """Append pending output (see `Capture.pending`) to `call` as events (caller holds the
+        flush lock)."""
+        try:
+            runs = [(0, b"".join(parts))]  # only stdout (the common case)
+        except TypeError:
+            runs = _runs(parts)
         events = []
-        stream = -1
-        buf = []
-        size = 0
-        for s, text in parts:
-            if s != stream or size >= CHUNK:
-                if buf:
-                    events.append((stream, "".join(buf)))
-                stream, buf, size = s, [], 0
-            buf.append(text)
-            size += len(text)
-        if buf:
-            events.append((stream, "".join(buf)))
-        keep = call.keep
-        if keep is not None:  # an unstreamed exec answers with all of its output
-            for s, data in events:
-                keep[s].append(data)
+        for s, data in runs:
+            if type(data) is bytes:
+                n = len(data)
+                data = _decode(data)
+            else:
+                n = -1
+            if len(data) <= CHUNK:
+                if data:
+                    events.append((s, data, n if n >= 0 else _size(data)))
+            else:
+                for i in range(0, len(data), CHUNK):
+                    piece = data[i : i + CHUNK]
+                    events.append((s, piece, _size(piece)))
+        if not events:
+            return
         with self.cond:
-            if call.events is None:
-                call.events = deque()
-            for s, data in events:
-                if not data:
-                    continue
-                n = len(data.encode("utf-8", "surrogatepass"))
+            journal = call.events
+            if journal is None:
+                journal = call.events = deque()
+            for s, data, n in events:
                 seq = call.next_seq
                 call.next_seq = seq + 1
-                call.events.append((seq, s, data, n))
+                journal.append((seq, s, data, n))
                 call.kept_bytes += n
                 call.output_bytes += n
             if call.kept_bytes > self.max_bytes:
@@ -262,28 +314,110 @@ class Journal:
         if cum is None:
             cum = call.dropped_cum = array("Q")
         total = cum[-1] if cum else 0
+        keep = call.keep
         while events and call.kept_bytes > self.max_bytes:
-            seq, _s, _d, n = events.popleft()
+            seq, s, data, n = events.popleft()
+            if keep is not None:  # an unstreamed exec still answers with all of it
+                keep[s].append(data)
             call.kept_bytes -= n
             total += n
             cum.append(total)
             call.dropped_to = seq
 
+    def lookup(self, cid):
+        """The journal's call `cid` (a running plain call is made a `Call`), or None."""
+        call = self.named.get(cid)
+        if call is not None:
+            if self.ring[call.n % self.max_calls] is not call or self._hidden(call.session, call.n):
+                return None
+            return call
+        n = server_number(cid)
+        if n is None:
+            return None
+        capture = self.capture
+        running = capture.current
+        if running == n if type(running) is int else running is not None and running.n == n:
+            running = capture.claim()
+            if running is not None and running.n == n:
+                return running
+        i = n % self.max_calls
+        for _ in range(100):  # a plain call that just ended: its record comes right after
+            item = self.ring[i]
+            if _n(item) == n:
+                break
+            if type(capture.current) is not int:
+                return None
+            time.sleep(0)
+        else:
+            return None
+        if type(item) is tuple:
+            if self._hidden(item[2], n):
+                return None
+            return _record_call(item)
+        if item.id != cid or self._hidden(item.session, n):
+            return None
+        return item
+
+    def _hidden(self, session, n):
+        cut = self.hidden.get(session_name(session))
+        return cut is not None and n <= cut
+
     def find(self, cid):
         if type(cid) is not str:
             raise bad_request("`call` must be a string")
-        call = self.calls.get(cid)
+        call = self.lookup(cid)
         if call is None:
             raise OpError(404, "UnknownCall", "no call `%s` in the journal" % cid[:MAX_ID])
         return call
 
+    def _items(self):
+        """The journal's calls (records and Calls), oldest first, the running one included."""
+        running = self.capture.claim()
+        items = [item for item in list(self.ring) if item is not _EMPTY]
+        if running is not None and running not in items:
+            items.append(running)
+        items.sort(key=_n)
+        if items:  # a slot still holds the call before the running one: not in the window
+            low = _n(items[-1]) - self.max_calls
+            items = [item for item in items if _n(item) > low]
+        if self.hidden:
+            items = [
+                item
+                for item in items
+                if not self._hidden(item[2] if type(item) is tuple else item.session, _n(item))
+            ]
+        return items
+
     def rows(self, session, every):
-        return [c.row() for c in list(self.calls.values()) if every or c.session == session]
+        rows = [_record_row(item) if type(item) is tuple else item.row() for item in self._items()]
+        return [row for row in rows if every or row["session"] == session]
 
     def drop_session(self, name):
-        for cid, call in list(self.calls.items()):
-            if call.session == name and call.end is not None:
-                self.calls.pop(cid, None)
+        """Forget the session's calls (its lease ran out; none of them runs)."""
+        items = self._items()
+        top = _n(items[-1]) if items else 0
+        hidden = self.hidden
+        for old in [s for s, cut in hidden.items() if cut <= top - self.max_calls]:
+            hidden.pop(old, None)
+        hidden[name] = top
+        with self.cond:  # their output goes now
+            for item in items:
+                if type(item) is Call and item.session == name and item.end is not None:
+                    item.events = None
+                    item.kept_bytes = 0
+
+    def running_id(self):
+        """The id of the running call, or None."""
+        running = self.capture.current
+        if type(running) is int:
+            return "c%d" % running
+        return None if running is None else running.id
+
+    def running_session(self):
+        running = self.capture.current
+        if type(running) is int:
+            return session_name(self.run_session)
+        return None if running is None else running.session
 
     def wait_for_call(self, waiter, alive=None):
         """(Reader) Wait until the main thread took up the request: its Call, or None if refused."""
@@ -360,54 +494,71 @@ class Journal:
                 emit(event)
 
 
-class _Stream:
-    """`sys.stdout`/`sys.stderr` while the server runs: text goes to the running call."""
+def _runs(parts):
+    """Pending parts as (stream, bytes or str), neighbours of the same stream joined."""
+    runs = []
+    stream = -1
+    buf = []
+    for part in parts:
+        if type(part) is bytes:
+            s, data = 0, part
+        else:
+            s, data = part
+        if s != stream:
+            if buf:
+                runs.append((stream, _join(buf)))
+            stream, buf = s, []
+        buf.append(data)
+    if buf:
+        runs.append((stream, _join(buf)))
+    return runs
 
-    encoding = "utf-8"
-    errors = "replace"
-    newlines = None
+
+def _join(buf):
+    try:
+        return b"".join(buf)
+    except TypeError:
+        return "".join([data if type(data) is str else _decode(data) for data in buf])
+
+
+class _Raw:
+    """The byte end of `sys.stdout`/`sys.stderr` (what their TextIOWrapper writes through to)."""
+
     closed = False
-    line_buffering = True
 
     def __init__(self, capture, index):
         self._capture = capture
         self._index = index
-        self.buffer = _Bytes(self)
+        self.name = "<%s>" % STREAMS[index]
+        self.flush = _noop  # `print(..., flush=True)` costs no Python frame
+        self.write = self.first_write if index == 0 else self.tagged_write
 
-    @property
-    def name(self):
-        return "<%s>" % STREAMS[self._index]
-
-    def write(self, text):
-        # The hot path of `print`: no lock (list appends are atomic; see `Capture.flush`).
-        if type(text) is not str:
-            if not isinstance(text, str):
-                raise TypeError("write() argument must be str, not %s" % type(text).__name__)
-            text = str(text)
+    def first_write(self, data):
+        """stdout's first write since the flusher last ran: arm the flusher, and let the next
+        writes go straight into `pending` (`list.append` itself) until it runs again."""
         capture = self._capture
-        call = capture.current
-        if call is None:
-            capture.to_log(text)
-            return len(text)
-        call.pending.append((self._index, text))
-        size = call.pending_size = call.pending_size + len(text)
-        if size >= CHUNK:
-            capture.flush(call)
-        elif not capture.armed:
+        if capture.current is None:  # no call runs: the log's
+            capture._to_log(data)
+            return len(data)
+        pending = capture.pending
+        pending.append(data)
+        if not capture.armed:
             capture.arm()
-        if call.closed:  # it ended meanwhile (a write from another thread): to the log
-            capture.late(call)
-        return len(text)
+        self.write = pending.append
+        return len(data)
 
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
+    def tagged_write(self, data):
+        capture = self._capture
+        if capture.current is None:
+            capture._to_log(data)
+            return len(data)
+        capture.pending.append((self._index, data))
+        if not capture.armed:
+            capture.arm()
+        return len(data)
 
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return False
+    def close(self):
+        pass  # `sys.stdout.close()` in user code must not end the capture
 
     def readable(self):
         return False
@@ -418,6 +569,9 @@ class _Stream:
     def seekable(self):
         return False
 
+    def isatty(self):
+        return False
+
     def fileno(self):
         return self._index + 1  # fd 1/2: captured too (where the platform allows)
 
@@ -425,25 +579,61 @@ class _Stream:
 class _Bytes:
     """`sys.stdout.buffer`: bytes written there are decoded (UTF-8, replace) and captured."""
 
-    def __init__(self, stream):
-        self._stream = stream
+    def __init__(self, capture, index):
+        self._capture = capture
+        self._index = index
 
     def write(self, data):
-        self._stream.write(bytes(data).decode("utf-8", "replace"))
+        capture = self._capture
+        if capture.current is None:
+            capture._to_log(bytes(data))
+            return len(data)
+        capture.pending.append((self._index, bytes(data).decode("utf-8", "replace")))
+        if not capture.armed:
+            capture.arm()
         return len(data)
 
     def flush(self):
         pass
 
     def fileno(self):
-        return self._stream.fileno()
+        return self._index + 1
+
+
+class _Stream(io.TextIOWrapper):
+    """`sys.stdout`/`sys.stderr` while the server runs: a C `TextIOWrapper` writing through (no
+    buffer to flush at a call's end) to a `_Raw` end; `buffer` is a `_Bytes`."""
+
+    def __init__(self, capture, index):
+        self._raw = _Raw(capture, index)
+        io.TextIOWrapper.__init__(
+            self,
+            self._raw,
+            encoding="utf-8",
+            errors="surrogatepass",  # any str goes through, and back (`_decode`)
+            newline="\n",
+            write_through=True,
+        )
+        self._bytes = _Bytes(capture, index)
+
+    @property
+    def buffer(self):
+        return self._bytes
 
 
 class Capture:
     def __init__(self, journal):
         self.journal = journal
+        # The running call: None, the number of a plain call (see the module doc), or a Call.
         self.current = None
+        # [n] while plain call n runs and is not a Call yet: whoever pops n (the main thread at
+        # its end, or `claim`) decides what it is.
+        self.live = []
+        # Output not yet events (see `_Raw`): stdout bytes, or (stream, bytes or str). Writers
+        # only append (atomic); `_take` removes exactly what it took.
+        self.pending = []
         self.flush_lock = threading.Lock()  # pending -> events, in order
+        self.claim_lock = threading.Lock()
         self.fd_lock = threading.Lock()  # reading the fd pipes
         self.armed = False
         self.wake = threading.Event()
@@ -454,7 +644,8 @@ class Capture:
         self.probe = None  # poll(0) of those, for the main thread
         self.log_fd = 2
         self.streams = None
-        self.stdout = self.stderr = None  # the proxies once started
+        self.stdout = self.stderr = None  # the streams once started
+        self.out_raw = None  # stdout's `_Raw`
 
     def prepare(self):
         """(Before the ready line) Make the fd pipes and start the threads, so the process has
@@ -470,13 +661,14 @@ class Capture:
         threading.Thread(target=self._flush_loop, name="live-flush", daemon=True).start()
 
     def start(self):
-        """(Main thread, after the ready line) Capture: the proxies and the fd pipes."""
+        """(Main thread, after the ready line) Capture: the streams and the fd pipes."""
         if self.started:
             return
         self.prepare()
         self.started = True
         self.streams = (_Stream(self, 0), _Stream(self, 1))
         self.stdout, self.stderr = self.streams
+        self.out_raw = self.stdout._raw
         sys.stdout, sys.stderr = self.streams
         writers = self._writers
         if writers is not None:
@@ -493,6 +685,74 @@ class Capture:
                 self.fds = self.probe = None
             for w in writers:
                 os.close(w)
+
+    def arm(self):
+        self.wake.set()
+        self.armed = True
+
+    def _to_log(self, data):
+        try:
+            os.write(self.log_fd, data)
+        except OSError:
+            pass
+
+    def begin(self, call):
+        """(Main thread) `call` (a Call) runs from now on."""
+        if self.pending:  # written while no call ran: the log's
+            self.flush(None)
+        self.current = call
+
+    def claim(self):
+        """(Any thread) The running call as a Call, None if none runs. A plain call is made a
+        Call here, unless the main thread has already taken it back (it is ending)."""
+        with self.claim_lock:
+            try:
+                n = self.live.pop()
+            except IndexError:
+                running = self.current
+                return None if type(running) is int else running
+            journal = self.journal
+            call = Call("c%d" % n, journal.run_op, journal.run_session, n, journal.run_started)
+            self.current = call
+            return call
+
+    def _take(self, call):
+        """Pending output to `call`'s events, or to the log (caller holds `flush_lock`)."""
+        parts = self.pending
+        if not parts:
+            return
+        raw = self.out_raw
+        if raw is not None:  # the next write to stdout arms the flusher again (first: see below)
+            raw.write = raw.first_write
+        n = len(parts)  # what came before the line above; anything later armed the flusher
+        batch = parts[:n]
+        del parts[:n]
+        if call is None:
+            for part in batch:
+                data = part if type(part) is bytes else part[1]
+                self._to_log(data if type(data) is bytes else data.encode("utf-8", "replace"))
+        else:
+            self.journal.add_output(call, batch)
+
+    def flush(self, call):
+        with self.flush_lock:
+            self._take(call)
+
+    def _flush_loop(self):
+        while True:
+            self.wake.wait()
+            time.sleep(FLUSH_DELAY)
+            self.wake.clear()
+            self.armed = False
+            try:
+                with self.flush_lock:
+                    if self.pending:
+                        call = self.current
+                        if type(call) is int:
+                            call = self.claim()
+                        self._take(call)
+            except Exception as exc:
+                log("flushing output failed: %r" % exc)
 
     def _prepare_fds(self):
         import codecs
@@ -515,56 +775,6 @@ class Capture:
             probe.register(r, select.POLLIN)
         self.probe = probe.poll
         threading.Thread(target=self._fd_loop, name="live-fd", daemon=True).start()
-
-    def to_log(self, text):
-        self._to_log(text.encode("utf-8", "replace"))
-
-    def arm(self):
-        self.armed = True
-        self.wake.set()
-
-    def late(self, call):
-        """Output appended to a call that has ended: it goes to the log."""
-        with self.flush_lock:
-            parts = call.pending
-            n = len(parts)
-            batch = parts[:n]
-            del parts[:n]
-        for _s, text in batch:
-            self.to_log(text)
-
-    def _to_log(self, data):
-        try:
-            os.write(self.log_fd, data)
-        except OSError:
-            pass
-
-    def flush(self, call):
-        """Pending output of `call` to events. Writers append to `call.pending` without a lock:
-        take the first n items and delete exactly those (both atomic), so a concurrent append
-        is never lost; `flush_lock` keeps the events in order."""
-        with self.flush_lock:
-            parts = call.pending
-            n = len(parts)
-            if not n:
-                return
-            batch = parts[:n]
-            del parts[:n]
-            call.pending_size = 0
-            self.journal.add_output(call, batch)
-
-    def _flush_loop(self):
-        while True:
-            self.wake.wait()
-            time.sleep(FLUSH_DELAY)
-            self.wake.clear()
-            self.armed = False
-            call = self.current
-            if call is not None:
-                try:
-                    self.flush(call)
-                except Exception as exc:
-                    log("flushing output failed: %r" % exc)
 
     def _read_fds(self, call, ready):
         """Move what the fd pipes hold to `call` (or the log); caller holds `fd_lock`."""
@@ -589,15 +799,10 @@ class Capture:
                     break
 
     def write_to(self, call, index, text):
-        """Output read from fd 1/2 (the fd thread, or the main thread at a call's end)."""
-        if call.closed:
-            self.to_log(text)
-            return
-        call.pending.append((index, text))
-        size = call.pending_size = call.pending_size + len(text)
-        if size >= CHUNK:
-            self.flush(call)
-        elif not self.armed:
+        """Output read from fd 1/2 while `call` runs (the fd thread, or the main thread at a
+        call's end): it is the running call's when it is made an event."""
+        self.pending.append((index, text))
+        if not self.armed:
             self.arm()
 
     def _fd_loop(self):
@@ -628,16 +833,13 @@ class Capture:
             sys.stdout, sys.stderr = self.streams
 
     def end(self, call):
-        """(Main thread) The call has returned: take what is left of its output, then close it.
-        (`Dispatcher.run_call` inlines this for the common call.)"""
+        """(Main thread) `call` (a Call) has returned: what is pending is its output, then no
+        call runs. (`Dispatcher.run_call` ends a plain call without this.)"""
         if self.probe is not None and (self.probe(0) or self.fd_lock.locked()):
             self.drain(call)
-        self.current = None
-        call.closed = True  # from here on, writes (of other threads) go to the log
-        # Also wait for a flush in progress (the flusher thread may hold output it took from
-        # `pending` but has not made events yet): the end must come after all of them.
-        if call.pending or self.flush_lock.locked():
-            self.flush(call)
+        with self.flush_lock:  # the flusher adds to the running call only, under this lock
+            self._take(call)
+            self.current = None
         if sys.stdout is not self.stdout or sys.stderr is not self.stderr:
             self.restore()
 
