@@ -37,7 +37,13 @@ _time = time.time
 class Dispatcher:
     def __init__(self, info):
         self.operations = Operations()
-        self.journal = Journal()
+        self.journal = journal = Journal()
+        journal.on_taken = self._no_plain_calls
+        # The plain call's way (`run_call`) reads these from here.
+        self._plain_ops = LIVE_OPS - {"exec"}
+        self._capture = journal.capture
+        self._numbers = journal.numbers
+        self._ring = journal.ring
         self._reaper = None
         self.info = info  # the static part of the `info` answer
         self.queue = SimpleQueue()
@@ -326,59 +332,64 @@ class Dispatcher:
         An op that runs user code is a call (`live.py`): it gets a call id and a journal, and
         its output is captured while it runs. The common call (a server-assigned id, not
         streamed, not `exec`) is a plain call: it runs with its number as `capture.current`
-        and ends as one record tuple in the journal, unless it became a `Call` meanwhile (it
-        wrote output, a reader claimed it). Everything else: `Journal.begin`/`finish`.
+        and ends as one record tuple in the journal's ring, unless it became a `Call`
+        meanwhile (it wrote output, a reader claimed it). This way is the hot path of every
+        `eval`: in the real server every object and line it touches is a cache miss, so it
+        touches as few as it can. Everything else: `Journal.begin`/`finish`.
         """
         op = req["op"]
+        if op in self._plain_ops and "call" not in req and (len(req) < 4 or WAITER not in req):
+            capture = self._capture
+            n, cid = next(self._numbers)
+            begun = (n, cid, op, req.get("session"), _time())
+            capture.current = n
+            live = capture.live
+            live.append(begun)  # from here on `Capture.claim` may make it a Call
+            status, body = self._run_op(fn, req)
+            try:
+                probe = capture.probe
+                if probe is not None and (probe(0) or capture.fd_lock.locked()):
+                    capture.drain(n)
+                if capture.pending:
+                    return self._end_claimed(n, status, body, begun)
+                live.pop()  # IndexError: claimed, a Call now
+                capture.current = None
+                # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
+                body["call"] = cid
+                body["seq"] = 1
+                ring = self._ring
+                i = n % len(ring)
+                old = ring[i]
+                ring[i] = (begun, _time(), status, body)
+                if type(old) is not tuple:
+                    self.journal.evicted(old)
+            except BaseException as exc:  # claimed, or an interrupt landing here
+                if type(exc) is not IndexError:
+                    log("finishing call c%d: %r" % (n, exc))
+                return self._end_claimed(n, status, body, begun)
+            return status, body
         if op not in LIVE_OPS:
             return self._run_op(fn, req)
-        journal = self.journal
-        if op == "exec" or "call" in req or journal._taken_c or (len(req) > 3 and WAITER in req):
-            return self._run_live(fn, req, op)
-        n = next(journal.numbers)
-        capture = journal.capture
-        if capture.pending:  # written while no call ran: the log's
-            capture.flush(None)
-        session = journal.run_session = req.get("session")
-        journal.run_op = op
-        started = journal.run_started = _time()
-        capture.current = n
-        live = capture.live
-        live.append(n)  # from here on `Capture.claim` may make it a Call
-        status, body = self._run_op(fn, req)
-        try:
-            probe = capture.probe
-            if probe is not None and (probe(0) or capture.fd_lock.locked()):
-                capture.drain(n)
-            if capture.pending or capture.flush_lock.locked():
-                return self._end_claimed(n, status, body)
-            try:
-                live.pop()
-            except IndexError:  # claimed: a Call now
-                return self._end_claimed(n, status, body)
-            capture.current = None
-            # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
-            body["call"] = "c%d" % n
-            body["seq"] = 1
-            journal.store(n, (n, op, session, started, _time(), status, body))
-        except BaseException as exc:  # an interrupt landing here: end the call all the same
-            log("finishing call c%d: %r" % (n, exc))
-            return self._end_claimed(n, status, body)
-        return status, body
+        return self._run_live(fn, req, op)
 
-    def _end_claimed(self, n, status, body):
+    def _no_plain_calls(self):
+        """A client named a call like the server's ids: from now on every call checks its id."""
+        self._plain_ops = frozenset()
+
+    def _end_claimed(self, n, status, body, begun):
         """End plain call n as a `Call` (it has output, or a reader claimed it)."""
         journal = self.journal
         capture = journal.capture
         call = capture.claim()
         if call is None or call.n != n:  # `run_call` took it back before an interrupt came
             capture.current = None
-            body["call"] = "c%d" % n
+            body["call"] = begun[1]
             body["seq"] = 1
-            rec = (n, journal.run_op, journal.run_session, journal.run_started, _time(), status, body)
-            journal.store(n, rec)
+            if not journal.has(n):
+                journal.store(n, (begun, _time(), status, body))
             return status, body
         journal.store(n, call)
+        body.pop("call", None)
         try:
             return journal.finish(call, status, body)
         except BaseException as exc:
