@@ -246,7 +246,7 @@ class Journal:
         elif op == "exec" and not req.get("stream"):
             call.keep = ([], [])  # all of its output goes in the answer, as before
         self.store(call.n, call)
-        self.capture.begin(call)
+        self.capture.begin(call, op == "exec")
         return call
 
     def store(self, n, item):
@@ -576,6 +576,7 @@ class _Raw:
         if capture.current is None:
             capture._to_log(data)
             return len(data)
+        capture.unbuffer()
         capture.pending.append((self._index, data))
         if not capture.armed:
             capture.arm()
@@ -612,6 +613,7 @@ class _Bytes:
         if capture.current is None:
             capture._to_log(bytes(data))
             return len(data)
+        capture.unbuffer()
         capture.pending.append((self._index, bytes(data).decode("utf-8", "replace")))
         if not capture.armed:
             capture.arm()
@@ -661,6 +663,7 @@ class Capture:
         self.fd_lock = threading.Lock()  # reading the fd pipes
         self.armed = False
         self.wake = threading.Event()
+        self.buffered = False  # stdout buffers (an `exec` runs, see `begin`)
         self.started = False
         self.prepared = False
         self._writers = None  # the pipes' write ends until `start` puts them on fd 1/2
@@ -734,11 +737,24 @@ class Capture:
         except OSError:
             pass
 
-    def begin(self, call):
-        """(Main thread) `call` (a Call) runs from now on."""
+    def begin(self, call, buffered=False):
+        """(Main thread) `call` (a Call) runs from now on; `buffered` (an `exec`): stdout
+        buffers what it is given (a `print` is then a C call without a Python frame or an
+        object per write, as fast as the old `exec` into a `StringIO`), and the flusher
+        flushes it every FLUSH_DELAY while the call runs, and the call's end for the rest."""
         if self.pending:  # written while no call ran: the log's
             self.flush(None)
         self.current = call
+        if buffered and self.stdout is not None:
+            self.stdout.reconfigure(write_through=False)
+            self.buffered = True
+            self.arm()
+
+    def unbuffer(self):
+        """(Any thread) What stdout buffers to `pending`: the order of stdout and what follows
+        (stderr, `sys.stdout.buffer`) is kept."""
+        if self.buffered:
+            self.stdout.flush()
 
     def claim(self):
         """(Any thread) The running call as a Call, None if none runs. A plain call is made a
@@ -782,6 +798,9 @@ class Capture:
             self.wake.clear()
             self.armed = False
             try:
+                if self.buffered:
+                    self.stdout.flush()
+                    self.arm()  # and again in FLUSH_DELAY while the call runs
                 with self.flush_lock:
                     if self.pending:
                         call = self.current
@@ -872,6 +891,9 @@ class Capture:
     def end(self, call):
         """(Main thread) `call` (a Call) has returned: what is pending is its output, then no
         call runs. (`Dispatcher.run_call` ends a plain call without this.)"""
+        if self.buffered:
+            self.buffered = False
+            self.stdout.reconfigure(write_through=True)  # flushes it too
         if self.probe is not None and (self.probe(0) or self.fd_lock.locked()):
             self.drain(call)
         with self.flush_lock:  # the flusher adds to the running call only, under this lock
