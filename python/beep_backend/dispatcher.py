@@ -347,9 +347,8 @@ class Dispatcher:
             live.append(begun)  # from here on `Capture.claim` may make it a Call
             status, body = self._run_op(fn, req)
             try:
-                probe = capture.probe
-                if probe is not None and (probe(0) or capture.fd_lock.locked()):
-                    capture.drain(n)
+                if capture.fd_dirty or capture.fd_lock.locked():
+                    capture.fd_check(n)
                 if capture.pending:
                     return self._end_claimed(n, status, body, begun)
                 live.pop()  # IndexError: claimed, a Call now

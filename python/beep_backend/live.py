@@ -669,6 +669,10 @@ class Capture:
         self._writers = None  # the pipes' write ends until `start` puts them on fd 1/2
         self.fds = None  # (read end for fd 1, read end for fd 2) when fd 1/2 are captured
         self.probe = None  # poll(0) of those, for the main thread
+        # Whether the end of a call must look at the fd pipes (`fd_check`): always, unless a
+        # signal tells when they got data (`_hint_fds`).
+        self.fd_dirty = True
+        self.hinted = False
         self.log_fd = 2
         self.streams = None
         self.stdout = self.stderr = None  # the streams once started
@@ -684,6 +688,7 @@ class Capture:
             try:
                 self._prepare_fds()
                 self._epoll_probe()
+                self._hint_fds()
             except OSError as exc:
                 log("fd 1/2 are not captured: %s" % exc)
         threading.Thread(target=self._flush_loop, name="live-flush", daemon=True).start()
@@ -713,6 +718,8 @@ class Capture:
                 self.fds = self.probe = None
             for w in writers:
                 os.close(w)
+        if self.probe is None:
+            self.fd_dirty = False  # nothing to look at
 
     def _epoll_probe(self):
         """Where there is epoll, the probe (one per call) is an `epoll_wait(0)`: about half the
@@ -726,6 +733,70 @@ class Capture:
             ep.register(r, select.EPOLLIN)
         self._epoll = ep
         self.probe = ep.poll
+
+    def _hint_fds(self):
+        """Where the OS can (Linux: `F_SETSIG`), the fd pipes' read ends send a signal (SIGURG:
+        ignored by default, unused here) when data comes in: the end of a call looks at the
+        pipes only after one came (`fd_dirty`), not with a syscall per call. The signal comes
+        synchronously with the write (the writer is the main thread, running the call, in the
+        common case) and its Python handler runs right after the C call that wrote. After one
+        signal the pipes are quiet again (O_ASYNC off) until the end of the call looked at them,
+        so a flood of writes is not a flood of signals. SA_RESTART: a system call of user code
+        that the signal lands in is restarted, not failed with EINTR."""
+        import fcntl
+        import signal
+
+        setsig = getattr(fcntl, "F_SETSIG", None)
+        if self.fds is None or setsig is None or not hasattr(os, "O_ASYNC") or not hasattr(signal, "SIGURG"):
+            return
+        flags = []
+        for r in self.fds:
+            fcntl.fcntl(r, fcntl.F_SETOWN, os.getpid())
+            fcntl.fcntl(r, setsig, signal.SIGURG)
+            flags.append(fcntl.fcntl(r, fcntl.F_GETFL))
+        self._fcntl = fcntl.fcntl
+        self._setfl = fcntl.F_SETFL
+        self._flags = [(r, f | os.O_ASYNC, f & ~os.O_ASYNC) for r, f in zip(self.fds, flags)]
+        signal.signal(signal.SIGURG, self._on_hint)
+        signal.siginterrupt(signal.SIGURG, False)
+        self._set_async(True)
+        self.hinted = True
+        self.fd_dirty = False
+
+    def _set_async(self, on):
+        fcntl = self._fcntl
+        for r, with_async, without in self._flags:
+            fcntl(r, self._setfl, with_async if on else without)
+
+    def _on_hint(self, signum, frame):
+        """(Signal handler, main thread) The fd pipes got data."""
+        if not self.fd_dirty:
+            self.fd_dirty = True
+            try:
+                self._set_async(False)
+            except OSError:
+                pass
+
+    def fd_check(self, call):
+        """(Main thread, at the end of `call`: a Call or a plain call's number) Take what fd
+        1/2 hold for it."""
+        if self.hinted:
+            if self._hint_lost():
+                return self.drain(call)
+            self.fd_dirty = False
+            self._set_async(True)  # before looking: a write from here on signals again
+        if self.probe is not None:
+            self.drain(call)
+
+    def _hint_lost(self):
+        """User code took SIGURG for itself: look at the pipes at the end of every call."""
+        import signal
+
+        if signal.getsignal(signal.SIGURG) == self._on_hint:
+            return False
+        self.hinted = False
+        self.fd_dirty = True
+        return True
 
     def arm(self):
         self.wake.set()
@@ -894,8 +965,8 @@ class Capture:
         if self.buffered:
             self.buffered = False
             self.stdout.reconfigure(write_through=True)  # flushes it too
-        if self.probe is not None and (self.probe(0) or self.fd_lock.locked()):
-            self.drain(call)
+        if self.fd_dirty or self.fd_lock.locked() or (self.hinted and self._hint_lost()):
+            self.fd_check(call)
         with self.flush_lock:  # the flusher adds to the running call only, under this lock
             self._take(call)
             self.current = None

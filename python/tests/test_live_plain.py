@@ -145,3 +145,33 @@ def test_an_unstreamed_exec_over_the_journal_bound_still_answers_with_all_of_it(
         c.close()
     finally:
         b.stop()
+
+
+def _output(transport, backend, cid):
+    events = list(attach(transport, backend.address, backend.token, cid))
+    return "".join(e["data"] for e in events if e["event"] == "output" and e["stream"] == "stdout")
+
+
+def test_fd_output_of_a_plain_eval_is_its_own_also_many_writes_and_without_our_signal(backend, transport):
+    """A plain call's end looks at the fd pipes only after a signal said they got data: a
+    write to fd 1 right before the end, many writes, and user code that takes the signal for
+    itself all keep fd output with its call."""
+    c = backend.client()
+    try:
+        c.request("exec", code="import os, signal")
+        for i in range(30):
+            assert c.request("eval", expr="os.write(1, b'tail-%d\\n')" % i) == {"value": 6 + len(str(i))}
+            assert _output(transport, backend, c.last_call) == "tail-%d\n" % i
+            assert c.request("eval", expr="1") == {"value": 1}
+            assert _output(transport, backend, c.last_call) == ""
+        assert c.request("eval", expr="[os.write(1, b'x' * 10 + b'\\n') for _ in range(5000)][-1]") == {
+            "value": 11
+        }
+        assert _output(transport, backend, c.last_call) == "xxxxxxxxxx\n" * 5000
+        # User code takes SIGURG: fd output still goes to its call (checked at every end).
+        c.request("exec", code="old = signal.signal(signal.SIGURG, signal.SIG_IGN)")
+        for i in range(3):
+            assert c.request("eval", expr="os.write(1, b'mine-%d\\n')" % i) == {"value": 7}
+            assert _output(transport, backend, c.last_call) == "mine-%d\n" % i
+    finally:
+        c.close()
