@@ -347,7 +347,7 @@ class Dispatcher:
             live.append(begun)  # from here on `Capture.claim` may make it a Call
             status, body = self._run_op(fn, req)
             try:
-                if capture.fd_dirty or capture.fd_lock.locked():
+                if capture.fd_dirty:  # (a read of the fd thread in progress set it too)
                     capture.fd_check(n)
                 if capture.pending:
                     return self._end_claimed(n, status, body, begun)

@@ -15,11 +15,14 @@ are `Call`s from the start (`Journal.begin`/`finish`). While a call runs:
 - fd 1 and fd 2 are the write ends of two pipes (dup2'd once, not per call); a reader thread
   moves what arrives to `pending`, or to the log (the server's real stderr, kept as another
   fd) when no call runs. At the end of a call the main thread reads what is left in the pipes
-  itself (one `poll(0)`), so output written during the call is never given to the next one.
-  No fd capture where `select.poll` is missing (Windows): there, only `sys.stdout` and
-  `sys.stderr` are captured.
+  itself, so output written during the call is never given to the next one: where a signal
+  tells when the pipes got data (`Capture._hint_fds`), only after one came; else with a
+  `poll(0)` at every end. No fd capture where `select.poll` is missing (Windows): there, only
+  `sys.stdout` and `sys.stderr` are captured.
 - A flusher thread turns pending output into events of the running call (or log lines when
   none runs) ~20 ms after the first write; the main thread does it for the rest at the end.
+  While an `exec` runs, stdout buffers (a `print` is one C call, as with the old `StringIO`)
+  and the flusher flushes it every ~20 ms; a write to stderr flushes it first (order kept).
 
 The journal keeps the last calls in a ring (bounded in calls; a `Call` also keeps its events,
 bounded in bytes, oldest dropped first) and their ends. Readers (`follow`) run on their own
@@ -817,15 +820,29 @@ class Capture:
             self.flush(None)
         self.current = call
         if buffered and self.stdout is not None:
-            self.stdout.reconfigure(write_through=False)
+            try:
+                self.stdout.reconfigure(write_through=False)
+            except ValueError:  # user code detached it
+                self._renew()
+                return
             self.buffered = True
             self.arm()
+
+    def _renew(self):
+        """New streams, for ones user code broke (`sys.stdout.detach()`)."""
+        self.streams = (_Stream(self, 0), _Stream(self, 1))
+        self.stdout, self.stderr = self.streams
+        self.out_raw = self.stdout._raw
+        sys.stdout, sys.stderr = self.streams
 
     def unbuffer(self):
         """(Any thread) What stdout buffers to `pending`: the order of stdout and what follows
         (stderr, `sys.stdout.buffer`) is kept."""
         if self.buffered:
-            self.stdout.flush()
+            try:
+                self.stdout.flush()
+            except ValueError:
+                pass
 
     def claim(self):
         """(Any thread) The running call as a Call, None if none runs. A plain call is made a
@@ -964,7 +981,10 @@ class Capture:
         call runs. (`Dispatcher.run_call` ends a plain call without this.)"""
         if self.buffered:
             self.buffered = False
-            self.stdout.reconfigure(write_through=True)  # flushes it too
+            try:
+                self.stdout.reconfigure(write_through=True)  # flushes it too
+            except ValueError:
+                self._renew()
         if self.fd_dirty or self.fd_lock.locked() or (self.hinted and self._hint_lost()):
             self.fd_check(call)
         with self.flush_lock:  # the flusher adds to the running call only, under this lock

@@ -175,3 +175,10 @@ def test_fd_output_of_a_plain_eval_is_its_own_also_many_writes_and_without_our_s
             assert _output(transport, backend, c.last_call) == "mine-%d\n" % i
     finally:
         c.close()
+
+
+def test_user_code_that_detaches_stdout_does_not_break_the_server(client):
+    answer = client.request("exec", code="import sys\nsys.stdout.detach()\nNone")
+    assert answer.get("value") is None and "error" not in answer, answer
+    assert client.request("exec", code="print('again')")["stdout"] == "again\n"
+    assert client.request("exec", code="print('and again')")["stdout"] == "and again\n"
