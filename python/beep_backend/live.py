@@ -45,6 +45,9 @@ DEFAULT_JOURNAL_BYTES = 4 * 1024 * 1024
 DEFAULT_JOURNAL_CALLS = 256
 CHUNK = 64 * 1024  # at most this many characters per output event
 FLUSH_DELAY = 0.02  # seconds the flusher waits after the first pending byte
+# Its period while an `exec` runs with stdout buffered (it then also waits for the GIL: up to
+# the switch interval, 5 ms, twice, before a chunk reaches a reader).
+BUFFERED_TICK = 0.01
 MAX_ID = 128
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 STREAMS = ("stdout", "stderr")
@@ -815,7 +818,7 @@ class Capture:
         """(Main thread) `call` (a Call) runs from now on; `buffered` (an `exec`): stdout
         buffers what it is given (a `print` is then a C call without a Python frame or an
         object per write, as fast as the old `exec` into a `StringIO`), and the flusher
-        flushes it every FLUSH_DELAY while the call runs, and the call's end for the rest."""
+        flushes it every BUFFERED_TICK while the call runs, and the call's end for the rest."""
         if self.pending:  # written while no call ran: the log's
             self.flush(None)
         self.current = call
@@ -882,13 +885,13 @@ class Capture:
     def _flush_loop(self):
         while True:
             self.wake.wait()
-            time.sleep(FLUSH_DELAY)
+            time.sleep(BUFFERED_TICK if self.buffered else FLUSH_DELAY)
             self.wake.clear()
             self.armed = False
             try:
                 if self.buffered:
                     self.stdout.flush()
-                    self.arm()  # and again in FLUSH_DELAY while the call runs
+                    self.arm()  # and again in BUFFERED_TICK while the call runs
                 with self.flush_lock:
                     if self.pending:
                         call = self.current
