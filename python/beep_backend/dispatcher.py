@@ -23,7 +23,7 @@ import threading
 import time
 from _queue import SimpleQueue  # not `queue`: it imports heapq, collections, ...
 
-from .live import _BODY, LIVE_OPS, WAITER, Journal, Waiter
+from .live import LIVE_OPS, WAITER, Journal, Waiter
 from .log import log  # pipe_server imports it from here too
 from .operations import INTERRUPTED, CallTimeout, Operations, OpError, bad_request, error_body
 
@@ -43,12 +43,7 @@ class Dispatcher:
         self._plain_ops = LIVE_OPS - {"exec"}
         self._capture = journal.capture
         self._numbers = journal.numbers
-        self._slots = journal.max_calls
         self._ring = journal.ring
-        self._nums = journal.nums
-        self._times = journal.times
-        self._stats = journal.stats
-        self._refs = journal.refs
         self._reaper = None
         self.info = info  # the static part of the `info` answer
         self.queue = SimpleQueue()
@@ -346,44 +341,31 @@ class Dispatcher:
         if op in self._plain_ops and "call" not in req and (len(req) < 4 or WAITER not in req):
             capture = self._capture
             n, cid = next(self._numbers)
-            i = n % self._slots
-            if self._ring[i] is not None:  # a Call leaves the ring
-                self.journal.clear(i)
-            nums = self._nums
-            nums[i] = -n  # running
-            times = self._times
-            i2 = i + i
-            times[i2] = _time()
-            refs = self._refs
-            i3 = i2 + i
-            refs[i3] = fn
-            refs[i3 + 1] = req.get("session")
+            begun = (n, cid, op, req.get("session"), _time())
             capture.current = n
             live = capture.live
-            live.append(n)  # from here on `Capture.claim` may make it a Call
+            live.append(begun)  # from here on `Capture.claim` may make it a Call
             status, body = self._run_op(fn, req)
             try:
                 if capture.fd_dirty:  # (a read of the fd thread in progress set it too)
                     capture.fd_check(n)
                 if capture.pending:
-                    return self._end_claimed(n, status, body)
+                    return self._end_claimed(n, status, body, begun)
                 live.pop()  # IndexError: claimed, a Call now
                 capture.current = None
                 # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
                 body["call"] = cid
                 body["seq"] = 1
-                times[i2 + 1] = _time()
-                if status == 200 and len(body) == 3:
-                    refs[i3 + 2] = body["value"]
-                    self._stats[i] = 200
-                else:
-                    refs[i3 + 2] = body
-                    self._stats[i] = status + _BODY
-                nums[i] = n
+                ring = self._ring
+                i = n % len(ring)
+                old = ring[i]
+                ring[i] = (begun, _time(), status, body)
+                if type(old) is not tuple:
+                    self.journal.evicted(old)
             except BaseException as exc:  # claimed, or an interrupt landing here
                 if type(exc) is not IndexError:
                     log("finishing call c%d: %r" % (n, exc))
-                return self._end_claimed(n, status, body)
+                return self._end_claimed(n, status, body, begun)
             return status, body
         if op not in LIVE_OPS:
             return self._run_op(fn, req)
@@ -393,19 +375,17 @@ class Dispatcher:
         """A client named a call like the server's ids: from now on every call checks its id."""
         self._plain_ops = frozenset()
 
-    def _end_claimed(self, n, status, body):
+    def _end_claimed(self, n, status, body, begun):
         """End plain call n as a `Call` (it has output, or a reader claimed it)."""
         journal = self.journal
         capture = journal.capture
         call = capture.claim()
         if call is None or call.n != n:  # `run_call` took it back before an interrupt came
             capture.current = None
-            i = n % journal.max_calls
-            body["call"] = "c%d" % n
+            body["call"] = begun[1]
             body["seq"] = 1
             if not journal.has(n):
-                fn, session = journal.refs[3 * i : 3 * i + 2]
-                journal.store_plain(n, fn, session, journal.times[2 * i], _time(), status, body)
+                journal.store(n, (begun, _time(), status, body))
             return status, body
         journal.store(n, call)
         body.pop("call", None)

@@ -55,7 +55,7 @@ STREAMS = ("stdout", "stderr")
 LIVE_OPS = frozenset(("exec", "eval", "import", "create", "call", "getattr", "setattr"))
 # A request dict's key for a `Waiter` (not a string: no JSON request can carry it).
 WAITER = object()
-_BODY = 1 << 16  # in `Journal.stats`: the slot keeps the whole end body, not only its value
+_EMPTY = ((0, "", None, None, 0.0), 0.0, 0, None)  # a ring slot that holds no call yet
 _noop = ().__len__  # a C callable without arguments: `flush` of the raw ends
 
 
@@ -154,8 +154,8 @@ class Call:
         }
 
 
-# A plain call that ended, as readers see it (`Journal.slot`): `((n, id, op, session as sent,
-# started), ended, status, end body)`.
+# A plain call: `(n, id, op, session as sent, started)` while it runs (in `Capture.live`), then
+# `(that, ended, status, end body)` in the ring once it ended.
 def _record_row(rec):
     (_n, cid, op, session, started), ended, status, body = rec
     return {
@@ -177,10 +177,6 @@ def _record_call(rec):
     call.status = status
     call.end = body
     return call
-
-
-def _op_name(fn):
-    return fn.__name__[3:]  # `op_eval` -> `eval`
 
 
 def _numbers():
@@ -214,17 +210,9 @@ class Journal:
     def __init__(self):
         self.max_bytes = _env_int("BEEP_BACKEND_JOURNAL_BYTES", DEFAULT_JOURNAL_BYTES)
         self.max_calls = _env_int("BEEP_BACKEND_JOURNAL_CALLS", DEFAULT_JOURNAL_CALLS)
-        # The last calls: call n is in slot i = n % max_calls. Only the main thread writes them.
-        # A plain call is kept in arrays (no object per call, none freed 256 calls later):
-        # nums[i] = n (-n while it runs, 0: empty), times[2i], times[2i+1] = started, ended,
-        # stats[i] = status (+ _BODY), refs[3i:3i+3] = op function, session as sent, and the
-        # end: its value, or (+ _BODY) its whole body. A `Call` is ring[i] (nums[i] = n).
-        m = self.max_calls
-        self.ring = [None] * m
-        self.nums = array("q", bytes(8 * m))
-        self.times = array("d", bytes(16 * m))
-        self.stats = array("l", bytes(array("l").itemsize * m))
-        self.refs = [None] * (3 * m)
+        # The last calls: call n is in slot n % max_calls, as a record tuple (a finished plain
+        # call) or its `Call`. Only the main thread writes it.
+        self.ring = [_EMPTY] * self.max_calls
         # (n, `c<n>`) of the next call: its number and the server's id for it.
         self.numbers = itertools.chain.from_iterable(_numbers())
         self.named = {}  # a client's call id -> its Call, while in the ring
@@ -267,39 +255,14 @@ class Journal:
         self.capture.begin(call, op == "exec")
         return call
 
-    def store(self, n, call):
-        """Put Call n in the ring, in place of the call max_calls before it."""
-        i = n % self.max_calls
+    def store(self, n, item):
+        """Put call n (a record or a Call) in the ring, in place of the call max_calls before it."""
         ring = self.ring
-        old = ring[i]
-        ring[i] = call
-        self.nums[i] = n
-        if old is not None and old is not call:
-            self.evicted(old)
-
-    def clear(self, i):
-        """(Main thread) The Call in slot i leaves the ring."""
-        old = self.ring[i]
-        if old is not None:
-            self.ring[i] = None
-            self.evicted(old)
-
-    def store_plain(self, n, fn, session, started, ended, status, body):
-        """(Main thread) Put plain call n in the ring (what `Dispatcher.run_call` does inline)."""
         i = n % self.max_calls
-        self.clear(i)
-        self.times[2 * i] = started
-        self.times[2 * i + 1] = ended
-        refs = self.refs
-        refs[3 * i] = fn
-        refs[3 * i + 1] = session
-        if status == 200 and len(body) == 3:
-            refs[3 * i + 2] = body["value"]
-            self.stats[i] = status
-        else:
-            refs[3 * i + 2] = body
-            self.stats[i] = status + _BODY
-        self.nums[i] = n
+        old = ring[i]
+        ring[i] = item
+        if type(old) is not tuple:
+            self.evicted(old)
 
     def evicted(self, call):
         """`call` left the ring."""
@@ -307,34 +270,8 @@ class Journal:
             self.named.pop(call.id, None)
 
     def has(self, n):
-        """Whether call n is in the ring, ended."""
-        return self.nums[n % self.max_calls] == n
-
-    def slot(self, i):
-        """(Any thread) Slot i as a record `((n, id, op, session, started), ended, status,
-        body)` (a plain call that ended), its Call, or None (empty, or a plain call running)."""
-        nums = self.nums
-        for _ in range(3):
-            n = nums[i]
-            call = self.ring[i]
-            if call is not None and call.n == n:
-                return call
-            if n <= 0:
-                return None
-            times = self.times
-            started, ended = times[2 * i], times[2 * i + 1]
-            fn, session, end = self.refs[3 * i : 3 * i + 3]
-            status = self.stats[i]
-            if nums[i] != n:  # the main thread wrote the slot meanwhile
-                continue
-            cid = "c%d" % n
-            if status >= _BODY:
-                status -= _BODY
-                body = end
-            else:
-                body = {"value": end, "call": cid, "seq": 1}
-            return ((n, cid, _op_name(fn), session, started), ended, status, body)
-        return None
+        """Whether call n is in the ring."""
+        return _n(self.ring[n % self.max_calls]) == n
 
     def finish(self, call, status, body):
         """End `call` with its answer; returns the `(status, body)` to send."""
@@ -419,7 +356,7 @@ class Journal:
         """The journal's call `cid` (a running plain call is made a `Call`), or None."""
         call = self.named.get(cid)
         if call is not None:
-            if self.slot(call.n % self.max_calls) is not call or self._hidden(call.session, call.n):
+            if self.ring[call.n % self.max_calls] is not call or self._hidden(call.session, call.n):
                 return None
             return call
         n = server_number(cid)
@@ -433,8 +370,8 @@ class Journal:
                 return running
         i = n % self.max_calls
         for _ in range(100):  # a plain call that just ended: its record comes right after
-            item = self.slot(i)
-            if item is not None and _n(item) == n:
+            item = self.ring[i]
+            if _n(item) == n:
                 break
             if type(capture.current) is not int:
                 return None
@@ -464,7 +401,7 @@ class Journal:
     def _items(self):
         """The journal's calls (records and Calls), oldest first, the running one included."""
         running = self.capture.claim()
-        items = [item for item in map(self.slot, range(self.max_calls)) if item is not None]
+        items = [item for item in list(self.ring) if item is not _EMPTY]
         if running is not None and running not in items:
             items.append(running)
         items.sort(key=_n)
@@ -505,7 +442,7 @@ class Journal:
         running = capture.current
         if type(running) is int:
             try:
-                return session_name(self.refs[3 * (capture.live[0] % self.max_calls) + 1])
+                return session_name(capture.live[0][3])
             except IndexError:  # it ended, or is a Call now
                 running = capture.current
                 if type(running) is int:
@@ -721,8 +658,8 @@ class Capture:
         self.journal = journal
         # The running call: None, the number of a plain call (see the module doc), or a Call.
         self.current = None
-        # [n] while plain call n runs and is not a Call yet: whoever pops it (the main thread at
-        # its end, or `claim`) decides what it is.
+        # [(n, id, op, session, started)] while plain call n runs and is not a Call yet: whoever pops
+        # it (the main thread at its end, or `claim`) decides what it is.
         self.live = []
         # Output not yet events (see `_Raw`): stdout bytes, or (stream, bytes or str). Writers
         # only append (atomic); `_take` removes exactly what it took.
@@ -915,14 +852,11 @@ class Capture:
         Call here, unless the main thread has already taken it back (it is ending)."""
         with self.claim_lock:
             try:
-                n = self.live.pop()
+                n, cid, op, session, started = self.live.pop()
             except IndexError:
                 running = self.current
                 return None if type(running) is int else running
-            journal = self.journal
-            i = n % journal.max_calls
-            fn, session = journal.refs[3 * i : 3 * i + 2]
-            call = Call("c%d" % n, _op_name(fn), session, n, journal.times[2 * i])
+            call = Call(cid, op, session, n, started)
             self.current = call
             return call
 
