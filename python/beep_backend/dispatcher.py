@@ -352,7 +352,6 @@ class Dispatcher:
                 if capture.pending:
                     return self._end_claimed(n, status, body, begun)
                 live.pop()  # IndexError: claimed, a Call now
-                capture.current = None
                 # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
                 body["call"] = cid
                 body["seq"] = 1
@@ -360,6 +359,7 @@ class Dispatcher:
                 i = n % len(ring)
                 old = ring[i]
                 ring[i] = (begun, _time(), status, body)
+                capture.current = None  # (after: a reader that sees no call running finds it)
                 if type(old) is not tuple:
                     self.journal.evicted(old)
             except BaseException as exc:  # claimed, or an interrupt landing here
@@ -381,11 +381,11 @@ class Dispatcher:
         capture = journal.capture
         call = capture.claim()
         if call is None or call.n != n:  # `run_call` took it back before an interrupt came
-            capture.current = None
             body["call"] = begun[1]
             body["seq"] = 1
             if not journal.has(n):
                 journal.store(n, (begun, _time(), status, body))
+            capture.current = None
             return status, body
         journal.store(n, call)
         body.pop("call", None)

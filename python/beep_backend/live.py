@@ -261,7 +261,7 @@ class Journal:
         i = n % self.max_calls
         old = ring[i]
         ring[i] = item
-        if type(old) is not tuple:
+        if type(old) is not tuple and old is not item:
             self.evicted(old)
 
     def evicted(self, call):
@@ -890,8 +890,8 @@ class Capture:
             self.armed = False
             try:
                 if self.buffered:
-                    self.stdout.flush()
                     self.arm()  # and again in BUFFERED_TICK while the call runs
+                    self.unbuffer()
                 with self.flush_lock:
                     if self.pending:
                         call = self.current
