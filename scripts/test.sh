@@ -19,5 +19,7 @@ echo "== python tests" >&2
 
 echo "== windows (under Wine)" >&2
 scripts/test-windows.sh
+echo "== the desktop app, cross-checked for Windows" >&2
+scripts/check-windows-app.sh
 
 scripts/test-gui.sh

@@ -60,6 +60,8 @@ struct Home {
     catalog: PathBuf,
     server: FileServer,
     find_links: String,
+    /// Variables set on every command after the defaults (`with_env`).
+    extra: Vec<(String, String)>,
 }
 
 impl Home {
@@ -101,7 +103,14 @@ impl Home {
             catalog,
             server,
             find_links,
+            extra: Vec::new(),
         }
+    }
+
+    /// Also set `key=value` on every command (and so on the daemon they start).
+    fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.extra.push((key.to_string(), value.to_string()));
+        self
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -119,6 +128,7 @@ impl Home {
             .env("PIP_FIND_LINKS", &self.find_links)
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
             .env_remove("RUST_LOG")
+            .envs(self.extra.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         command
     }
@@ -266,6 +276,166 @@ fn a_wrong_sha256_is_refused_and_leaves_nothing() {
         .filter(|n| n.ends_with(".partial"))
         .collect();
     assert!(partials.is_empty(), "partial downloads left: {partials:?}");
+}
+
+/// An interpreter no discovery finds made the default by its path, an environment made from it
+/// by uv.exe with a package from a local folder, and the supervisor's other duties on Windows:
+/// interrupt through the op (no signals), memory over the job's processes, the log, and the
+/// restart policy after the backend's process is ended from outside.
+#[test]
+fn uv_environment_on_an_adopted_default_and_a_supervised_backend() {
+    let fx = Fixtures::load();
+    let uv = std::env::var("BEEP_WINDOWS_UV").expect("the lane names uv.exe in BEEP_WINDOWS_UV");
+    let python = std::env::var("BEEP_WINDOWS_PYTHON")
+        .expect("the lane names a CPython in BEEP_WINDOWS_PYTHON");
+    let home = Home::new(&fx, &fx.str("pbs", "sha256"))
+        .with_env("BEEP_HOST_INSTALLER", "uv")
+        .with_env("BEEP_HOST_UV", &uv)
+        .with_env("UV_NO_INDEX", "1")
+        .with_env("UV_FIND_LINKS", &fx.wheels().display().to_string());
+
+    // The first command starts the daemon; whoever reads that command's output gets its end
+    // when the command ends (the daemon does not inherit the pipe).
+    let mut ps = home
+        .command(&["ps"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut stdout = ps.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut all);
+        let _ = tx.send(all);
+    });
+    let listed = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the output of the command that started the daemon never ended");
+    assert!(ps.wait().unwrap().success(), "{}", text(&listed));
+
+    // The default by path (the seed's defect: accepted, then "missing" at `venv create`).
+    home.ok(&["runtime", "default", &python]);
+    let created = home.ok(&["venv", "create", "u1"]);
+    assert!(created.contains("Python 3.13"), "{created}");
+    assert!(created.contains(", uv)"), "not made by uv: {created}");
+    let env_dir = home.paths.envs().join("u1");
+    let cfg = std::fs::read_to_string(env_dir.join("pyvenv.cfg")).expect("pyvenv.cfg");
+    // uv writes `version_info`, `python -m venv` writes `version`.
+    assert!(cfg.contains("version_info = 3.13"), "not made by uv: {cfg}");
+    assert!(env_dir.join("Scripts").join("python.exe").is_file());
+    home.ok(&["pkg", "install", "u1", "beepdemo"]);
+    let listed = home.json(&["pkg", "list", "u1", "--json"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"].as_str().unwrap().eq_ignore_ascii_case("beepdemo")),
+        "{listed}"
+    );
+
+    let out = home.ok(&[
+        "start",
+        "pipe",
+        "--venv",
+        "u1",
+        "--restart",
+        "on-failure",
+        "--detach",
+    ]);
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("backend "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no id in {out:?}"))
+        .to_string();
+    let row = |home: &Home| {
+        let ps = home.json(&["ps", "--json"]);
+        ps.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} not in ps: {ps}"))
+            .clone()
+    };
+
+    // Interrupt through the op: `beep-host interrupt` while `beep-host exec` runs a busy loop.
+    let started = home.dir.path().join("busy.started");
+    let code = format!(
+        "open({:?}, 'w').close()\nwhile True:\n    pass",
+        started.display().to_string()
+    );
+    let exec = home
+        .command(&["exec", &id, &code])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the busy loop to start", Duration::from_secs(20), || {
+        started.exists()
+    });
+    let sent = Instant::now();
+    home.ok(&["interrupt", &id]);
+    let out = exec.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("KeyboardInterrupt"), "{stderr}");
+    assert!(took < Duration::from_secs(10), "interrupted after {took:?}");
+    eprintln!("busy loop interrupted {took:?} after `interrupt`");
+    let value = home.ok(&["eval", &id, "__import__('beepdemo').ANSWER"]);
+    assert_eq!(value.trim(), "42", "{value}");
+
+    // Memory over the job's processes: a child holding 64 MiB counts.
+    let before = row(&home)["rss_bytes"].as_u64().unwrap();
+    let child_code = r#"import subprocess, sys
+child = subprocess.Popen([sys.executable, '-c', 'import time\nb = bytearray(b"x") * (64 << 20)\nprint(1, flush=True)\ntime.sleep(120)'], stdout=subprocess.PIPE)
+child.stdout.readline()"#;
+    home.ok(&["exec", &id, child_code]);
+    let child_pid: u32 = home
+        .ok(&["eval", &id, "child.pid"])
+        .trim()
+        .parse()
+        .expect("the child's pid");
+    assert!(alive(child_pid));
+    let mut rss = 0;
+    wait_for(
+        "the child's memory in the backend's row",
+        Duration::from_secs(10),
+        || {
+            rss = row(&home)["rss_bytes"].as_u64().unwrap();
+            rss >= before + (60 << 20)
+        },
+    );
+    eprintln!("memory {before} -> {rss} bytes with a 64 MiB child");
+
+    // The log has the host's own events.
+    let log = home.ok(&["logs", &id]);
+    assert!(log.contains("ready"), "{log}");
+
+    // Ended from outside (as Task Manager would): restarted by the policy, the child gone
+    // with the job, and the exit in the row.
+    let pid = row(&home)["pid"].as_u64().unwrap() as u32;
+    terminate(pid);
+    wait_for(
+        "the child to end with the job",
+        Duration::from_secs(5),
+        || !alive(child_pid),
+    );
+    let mut restarted = Value::Null;
+    wait_for("the restart", Duration::from_secs(30), || {
+        restarted = row(&home);
+        restarted["restarts"].as_u64() == Some(1)
+            && restarted["state"] == "ready"
+            && restarted["pid"].as_u64().is_some_and(|p| p as u32 != pid)
+    });
+    assert_eq!(restarted["last_exit"]["code"], 1, "{restarted}");
+    let value = home.ok(&["eval", &id, "1+1"]);
+    assert_eq!(value.trim(), "2", "{value}");
+    let log = home.ok(&["logs", &id]);
+    assert!(log.contains("restarting"), "{log}");
+    home.ok(&["stop", &id]);
 }
 
 /// One home from runtime to backends: each step needs the one before, and each costs

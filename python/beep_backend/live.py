@@ -16,13 +16,13 @@ are `Call`s from the start (`Journal.begin`/`finish`). While a call runs:
   moves what arrives to `pending`, or to the log (the server's real stderr, kept as another
   fd) when no call runs. At the end of a call the main thread reads what is left in the pipes
   itself, so output written during the call is never given to the next one: where a signal
-  tells when the pipes got data (`Capture._hint_fds`), only after one came; else with a
-  `poll(0)` at every end. No fd capture where `select.poll` is missing (Windows): there, only
-  `sys.stdout` and `sys.stderr` are captured.
+  tells when the pipes got data (`Capture._hint_fds`, Linux), only after one came; else with a
+  `poll(0)` at every end. On Windows (no `select.poll`) the pipes are peeked instead
+  (`winfd.py`).
 - A flusher thread turns pending output into events of the running call (or log lines when
   none runs) ~20 ms after the first write; the main thread does it for the rest at the end.
   While an `exec` runs, stdout buffers (a `print` is one C call, as with the old `StringIO`)
-  and the flusher flushes it every ~20 ms; a write to stderr flushes it first (order kept).
+  and the flusher flushes it every ~10 ms; a write to stderr flushes it first (order kept).
 
 The journal keeps the last calls in a ring (bounded in calls; a `Call` also keeps its events,
 bounded in bytes, oldest dropped first) and their ends. Readers (`follow`) run on their own
@@ -673,6 +673,7 @@ class Capture:
         self.started = False
         self.prepared = False
         self._writers = None  # the pipes' write ends until `start` puts them on fd 1/2
+        self._after_dup2 = None  # Windows: make the std handles follow fd 1/2
         self.fds = None  # (read end for fd 1, read end for fd 2) when fd 1/2 are captured
         self.probe = None  # poll(0) of those, for the main thread
         # Whether the end of a call must look at the fd pipes (`fd_check`): always, unless a
@@ -719,6 +720,8 @@ class Capture:
                 set_log_fd(log_fd)
                 os.dup2(writers[0], 1)
                 os.dup2(writers[1], 2)
+                if self._after_dup2 is not None:
+                    self._after_dup2()
             except OSError as exc:
                 log("fd 1/2 are not captured: %s" % exc)
                 self.fds = self.probe = None
@@ -749,9 +752,12 @@ class Capture:
         signal the pipes are quiet again (O_ASYNC off) until the end of the call looked at them,
         so a flood of writes is not a flood of signals. SA_RESTART: a system call of user code
         that the signal lands in is restarted, not failed with EINTR."""
-        import fcntl
         import signal
 
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            return
         setsig = getattr(fcntl, "F_SETSIG", None)
         if self.fds is None or setsig is None or not hasattr(os, "O_ASYNC") or not hasattr(signal, "SIGURG"):
             return
@@ -903,24 +909,32 @@ class Capture:
 
     def _prepare_fds(self):
         import codecs
-        import select
 
-        ends = []
-        writers = []
-        for _ in (1, 2):
-            r, w = os.pipe()
-            os.set_blocking(r, False)
-            ends.append(r)
-            writers.append(w)
+        if sys.platform == "win32":
+            from . import winfd
+
+            ends, writers, self.poller = winfd.open_pipes()
+            self.probe = self.poller.probe
+            self._after_dup2 = winfd.follow_std_handles
+        else:
+            import select
+
+            ends = []
+            writers = []
+            for _ in (1, 2):
+                r, w = os.pipe()
+                os.set_blocking(r, False)
+                ends.append(r)
+                writers.append(w)
+            self.poller = select.poll()  # the fd thread's
+            probe = select.poll()  # the main thread's (a poll object is not for two threads at once)
+            for r in ends:
+                self.poller.register(r, select.POLLIN)
+                probe.register(r, select.POLLIN)
+            self.probe = probe.poll
         self._writers = writers
         self.fds = tuple(ends)
         self.decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in ends]
-        self.poller = select.poll()  # the fd thread's
-        probe = select.poll()  # the main thread's (a poll object is not for two threads at once)
-        for r in ends:
-            self.poller.register(r, select.POLLIN)
-            probe.register(r, select.POLLIN)
-        self.probe = probe.poll
         threading.Thread(target=self._fd_loop, name="live-fd", daemon=True).start()
 
     def _read_fds(self, call, ready):
@@ -999,7 +1013,11 @@ class Capture:
 
 def _can_capture_fds():
     if sys.platform == "win32":
-        return False
+        try:
+            from . import winfd
+        except ImportError:
+            return False
+        return winfd.can_capture()
     try:
         import select
 

@@ -328,6 +328,27 @@ fn daemon_exe() -> Result<PathBuf, Error> {
     Err(Error::ExeMissing { looked: beside })
 }
 
+/// A Windows child inherits every inheritable handle of its parent, whatever its own stdio
+/// is: the daemon would keep open the pipes of whoever reads this command's output (a
+/// script's `capture_output`, a test), who then waits for the daemon to exit. Our std handles
+/// stop being inheritable (a child given `Stdio::inherit` still gets a duplicate of them).
+#[cfg(windows)]
+fn std_handles_not_inherited() {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Foundation::{HANDLE_FLAG_INHERIT, SetHandleInformation};
+    let handles = [
+        std::io::stdin().as_raw_handle(),
+        std::io::stdout().as_raw_handle(),
+        std::io::stderr().as_raw_handle(),
+    ];
+    for handle in handles {
+        if !handle.is_null() {
+            // SAFETY: a flag change on a handle of this process; an invalid one only fails.
+            unsafe { SetHandleInformation(handle, HANDLE_FLAG_INHERIT, 0) };
+        }
+    }
+}
+
 /// Start `beep-host daemon` in its own session, its stderr in `<state>/logs/daemon.log`.
 fn spawn_daemon(paths: &Paths) -> Result<std::process::Child, Error> {
     let exe = daemon_exe()?;
@@ -369,6 +390,7 @@ fn spawn_daemon(paths: &Paths) -> Result<std::process::Child, Error> {
         const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
         const CREATE_NO_WINDOW: u32 = 0x0800_0000;
         command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW);
+        std_handles_not_inherited();
     }
     let child = command.spawn().map_err(spawn_err)?;
     Ok(child)

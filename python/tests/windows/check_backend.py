@@ -396,6 +396,166 @@ def check_http():
         backend.stop()
 
 
+# ---- fd 1/2 of calls (C code, os.write, the std handles) ------------------------------------
+
+# Run in the session first: `write_std_handle(data, which)` is C code writing to the process's
+# std handle (`WriteFile(GetStdHandle(STD_OUTPUT_HANDLE))`), as a C extension would.
+FD_SETUP = """
+import ctypes, os, sys, threading, time
+from ctypes import wintypes
+_k32 = ctypes.WinDLL('kernel32', use_last_error=True)
+_k32.GetStdHandle.restype = wintypes.HANDLE
+_k32.GetStdHandle.argtypes = [wintypes.DWORD]
+_k32.WriteFile.argtypes = [
+    wintypes.HANDLE, ctypes.c_char_p, wintypes.DWORD, ctypes.POINTER(wintypes.DWORD), ctypes.c_void_p
+]
+def write_std_handle(data, which=-11):
+    n = wintypes.DWORD()
+    ok = _k32.WriteFile(_k32.GetStdHandle(which & 0xFFFFFFFF), data, len(data), ctypes.byref(n), None)
+    assert ok, ctypes.WinError(ctypes.get_last_error())
+    return n.value
+"""
+MIB = 1 << 20
+
+
+def _wait_for_log(backend, text, timeout=10):
+    """Wait until the backend's log (its real stderr) holds `text`."""
+    deadline = time.monotonic() + timeout
+    while text not in backend.log():
+        assert time.monotonic() < deadline, "no %r in the log: %s" % (text, backend.log())
+        time.sleep(0.01)
+
+
+def _fd_calls(call):
+    """The fd checks every transport shares; `call(op, **fields)` is the transport's answer."""
+    assert "error" not in call("exec", code=FD_SETUP)
+    for i in range(20):
+        code = "os.write(1, b'fd-%d\\n')\nos.write(2, b'err-%d\\n')\nprint('py-%d')" % (i, i, i)
+        out = call("exec", code=code)
+        assert out["stdout"] in ("fd-%d\npy-%d\n" % (i, i), "py-%d\nfd-%d\n" % (i, i)), out
+        assert out["stderr"] == "err-%d\n" % i, out
+        # Written right before an eval ends: its own output (events), not the next exec's.
+        assert call("eval", expr="os.write(1, b'tail-%d\\n')" % i)["value"] == 6 + len(str(i))
+    out = call("exec", code="write_std_handle(b'std-out\\n')\nwrite_std_handle(b'std-err\\n', -12)")
+    assert (out["stdout"], out["stderr"]) == ("std-out\n", "std-err\n"), out
+    # Where dup2 did not move the std handle (a program without a console), the server does.
+    code = "_k32.SetStdHandle.argtypes = [wintypes.DWORD, wintypes.HANDLE]\n"
+    code += "_k32.SetStdHandle(-11 & 0xFFFFFFFF, None)\n"
+    code += "from beep_backend import winfd\nwinfd.follow_std_handles()\nwrite_std_handle(b'again\\n')"
+    out = call("exec", code=code)
+    assert out["stdout"] == "again\n", out
+    # A child process writes to the std handles it inherited: fd 1/2 of the call.
+    code = "import subprocess\nsubprocess.run([sys.executable, '-c', 'print(\"from the child\")'])\nNone"
+    out = call("exec", code=code)
+    assert out["stdout"].replace("\r\n", "\n") == "from the child\n", out
+    # 1 MiB through each pipe (64 KiB each) at once, fd 2 from a thread: no deadlock, all of it.
+    code = "t = threading.Thread(target=os.write, args=(2, b'e' * %d))\nt.start()\n" % MIB
+    code += "n = os.write(1, b'o' * %d)\nt.join()\nn" % MIB
+    out = call("exec", code=code)
+    assert out["value"] == MIB, out.get("error", out["value"])
+    assert out["stdout"] == "o" * MIB and out["stderr"] == "e" * MIB, (len(out["stdout"]), len(out["stderr"]))
+    assert call("exec", code="print('clean')")["stdout"] == "clean\n"
+
+
+def _late_thread(call, backend):
+    """A thread of a call that writes to fd 1 after the call ended: to the log, not a later call."""
+    code = "threading.Timer(0.3, os.write, (1, b'late-line\\n')).start()\nos.write(1, b'own\\n')\nNone"
+    assert call("exec", code=code)["stdout"] == "own\n"
+    _wait_for_log(backend, "late-line\n")
+    out = call("exec", code="print('next')")
+    assert (out["stdout"], out["stderr"]) == ("next\n", ""), out
+
+
+# Writes `first`, waits (up to 10 s) for the flag file the client makes once it got `first`,
+# then says on fd 2 whether the flag came: `last` only if `first` was streamed while it ran.
+STREAMED = """
+os.write(1, b'first\\n')
+deadline = time.monotonic() + 10
+while not os.path.exists(%r) and time.monotonic() < deadline:
+    time.sleep(0.01)
+os.write(2, b'last\\n' if time.monotonic() < deadline else b'no flag within 10 s\\n')
+"""
+
+
+def check_fd_capture_pipe():
+    """fd 1/2 of a call, on the named pipe: in its answer and its stream, in no other call's."""
+    import tempfile
+
+    backend = pipe_backend()
+    try:
+        c = PipeClient(backend.address)
+        _fd_calls(c.call)
+        _late_thread(c.call, backend)
+        # Streamed: `first` arrives while the call still runs; the answer has no stdout of its own.
+        flag = os.path.join(tempfile.mkdtemp(), "flag")
+        c.send({"id": 999, "op": "exec", "code": STREAMED % flag, "stream": True})
+        got = {"stdout": "", "stderr": ""}
+        while True:
+            frame = c.recv()
+            assert frame is not None and frame["id"] == 999, frame
+            if frame.get("event") != "output":
+                break
+            got[frame["stream"]] += frame["data"]
+            if got["stdout"] == "first\n" and not os.path.exists(flag):
+                open(flag, "w").close()
+        assert "error" not in frame and frame["stdout"] == "", frame
+        assert got == {"stdout": "first\n", "stderr": "last\n"}, got
+        # The log is still the server's real stderr.
+        raw = PipeClient(backend.address)
+        raw.send_raw(struct.pack(">I", 100) + b"{")
+        raw.close()
+        _wait_for_log(backend, "beep_backend: pipe: connection closed inside a frame\n")
+    finally:
+        backend.stop()
+
+
+def check_fd_capture_http():
+    """fd 1/2 of a call, over HTTP: in its answer and its SSE stream, in no other call's."""
+    import socket
+    import tempfile
+
+    backend = Backend("http")
+    try:
+        host, port = backend.address.split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        headers = {"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"}
+
+        def call(op, **fields):
+            conn.request("POST", "/v1/" + op, json.dumps(fields), headers)
+            return json.loads(conn.getresponse().read())
+
+        _fd_calls(call)
+        _late_thread(call, backend)
+        flag = os.path.join(tempfile.mkdtemp(), "flag")
+        sse = http.client.HTTPConnection(host, int(port), timeout=60)
+        streamed = dict(headers, Accept="text/event-stream")
+        sse.request("POST", "/v1/exec", json.dumps({"code": STREAMED % flag}), streamed)
+        response = sse.getresponse()
+        assert response.status == 200, response.status
+        got = {"stdout": "", "stderr": ""}
+        kind = None
+        while True:
+            line = response.readline().decode()
+            assert line, "the stream ended without a result"
+            if line.startswith("event: "):
+                kind = line[7:].strip()
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+                if kind == "result":
+                    break
+                got[data["stream"]] += data["data"]
+                if got["stdout"] == "first\n" and not os.path.exists(flag):
+                    open(flag, "w").close()
+        assert "error" not in data and data["stdout"] == "", data
+        assert got == {"stdout": "first\n", "stderr": "last\n"}, got
+        raw = socket.create_connection((host, int(port)))
+        raw.sendall(b"POST /v1/eval HTTP/1.1\r\n")
+        raw.close()
+        _wait_for_log(backend, "beep_backend: http: connection closed inside a request head\n")
+    finally:
+        backend.stop()
+
+
 CHECKS = {name[len("check_") :]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
