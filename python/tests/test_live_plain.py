@@ -182,3 +182,25 @@ def test_user_code_that_detaches_stdout_does_not_break_the_server(client):
     assert answer.get("value") is None and "error" not in answer, answer
     assert client.request("exec", code="print('again')")["stdout"] == "again\n"
     assert client.request("exec", code="print('and again')")["stdout"] == "and again\n"
+
+
+def test_the_calls_of_a_session_whose_lease_ran_out_are_gone(backend, transport):
+    c = backend.client()
+    session = "gone-%s-%d" % (transport, time.monotonic_ns())
+    try:
+        assert c.request("eval", expr="1", session=session) == {"value": 1}
+        cid = c.last_call
+        assert c.request("exec", code="x = 2", session=session)["value"] is None
+        assert c.request("lease", session=session, seconds=0.3) == {"value": True}
+        assert cid in _rows(c, all=True)
+        assert wait_for(lambda: all(r["session"] != session for r in _rows(c, all=True).values()), timeout=5)
+        assert (
+            list(attach(transport, backend.address, backend.token, cid))[-1]["body"]["error"]["type"]
+            == ("UnknownCall")
+            or transport == "grpc"
+        )
+        # A new call of that name is listed again.
+        assert c.request("eval", expr="3", session=session) == {"value": 3}
+        assert c.last_call in _rows(c, all=True)
+    finally:
+        c.close()
