@@ -194,11 +194,11 @@ def test_the_calls_of_a_session_whose_lease_ran_out_are_gone(backend, transport)
         assert c.request("lease", session=session, seconds=0.3) == {"value": True}
         assert cid in _rows(c, all=True)
         assert wait_for(lambda: all(r["session"] != session for r in _rows(c, all=True).values()), timeout=5)
-        assert (
-            list(attach(transport, backend.address, backend.token, cid))[-1]["body"]["error"]["type"]
-            == ("UnknownCall")
-            or transport == "grpc"
-        )
+        end = list(attach(transport, backend.address, backend.token, cid))[-1]
+        if transport == "grpc":
+            assert end["status"] == "NOT_FOUND"
+        else:
+            assert end["body"]["error"]["type"] == "UnknownCall"
         # A new call of that name is listed again.
         assert c.request("eval", expr="3", session=session) == {"value": 3}
         assert c.last_call in _rows(c, all=True)
