@@ -23,7 +23,7 @@ import threading
 import time
 from _queue import SimpleQueue  # not `queue`: it imports heapq, collections, ...
 
-from .live import LIVE_OPS, WAITER, Call, Journal, Waiter
+from .live import LIVE_OPS, WAITER, Journal, Waiter
 from .log import log  # pipe_server imports it from here too
 from .operations import INTERRUPTED, CallTimeout, Operations, OpError, bad_request, error_body
 
@@ -31,12 +31,19 @@ _STOP = object()
 LONG_CALL = 0.05  # seconds (at most) before the pipe transport's watcher takes over its sockets
 _TICK = LONG_CALL / 2
 _HAS_ITIMER = hasattr(signal, "setitimer")
+_time = time.time
 
 
 class Dispatcher:
     def __init__(self, info):
         self.operations = Operations()
-        self.journal = Journal()
+        self.journal = journal = Journal()
+        journal.on_taken = self._no_plain_calls
+        # The plain call's way (`run_call`) reads these from here.
+        self._plain_ops = LIVE_OPS - {"exec"}
+        self._capture = journal.capture
+        self._numbers = journal.numbers
+        self._ring = journal.ring
         self._reaper = None
         self.info = info  # the static part of the `info` answer
         self.queue = SimpleQueue()
@@ -144,8 +151,7 @@ class Dispatcher:
             leases = [s.lease for s in list(self.operations.sessions.values()) if s.lease]
             time.sleep(min([1.0] + [lease / 4 for lease in leases]))
             now = time.monotonic()
-            current = self.journal.current
-            busy = current.session if current is not None else None
+            busy = self.journal.running_session()
             dropped = False
             for name, session in list(self.operations.sessions.items()):
                 if session.lease and now - session.touched > session.lease and name != busy:
@@ -218,10 +224,8 @@ class Dispatcher:
             seq = self._running
             if not seq:
                 return False
-            if call is not None:
-                current = self.journal.current
-                if current is None or current.id != call:
-                    return False
+            if call is not None and self.journal.running_id() != call:
+                return False
             self._interrupt_target = seq
             start_resender = not self._resending
             self._resending = True
@@ -327,49 +331,69 @@ class Dispatcher:
 
         An op that runs user code is a call (`live.py`): it gets a call id and a journal, and
         its output is captured while it runs. The common call (a server-assigned id, not
-        streamed, not `exec`) takes the inlined way; everything else `Journal.begin`/`finish`.
+        streamed, not `exec`) is a plain call: it runs with its number as `capture.current`
+        and ends as one record tuple in the journal's ring, unless it became a `Call`
+        meanwhile (it wrote output, a reader claimed it). This way is the hot path of every
+        `eval`: in the real server every object and line it touches is a cache miss, so it
+        touches as few as it can. Everything else: `Journal.begin`/`finish`.
         """
         op = req["op"]
+        if op in self._plain_ops and "call" not in req and (len(req) < 4 or WAITER not in req):
+            capture = self._capture
+            n, cid = next(self._numbers)
+            begun = (n, cid, op, req.get("session"), _time())
+            capture.current = n
+            live = capture.live
+            live.append(begun)  # from here on `Capture.claim` may make it a Call
+            status, body = self._run_op(fn, req)
+            try:
+                if capture.fd_dirty:  # (a read of the fd thread in progress set it too)
+                    capture.fd_check(n)
+                if capture.pending:
+                    return self._end_claimed(n, status, body, begun)
+                live.pop()  # IndexError: claimed, a Call now
+                # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
+                body["call"] = cid
+                body["seq"] = 1
+                ring = self._ring
+                i = n % len(ring)
+                old = ring[i]
+                ring[i] = (begun, _time(), status, body)
+                capture.current = None  # (after: a reader that sees no call running finds it)
+                if type(old) is not tuple:
+                    self.journal.evicted(old)
+            except BaseException as exc:  # claimed, or an interrupt landing here
+                if type(exc) is not IndexError:
+                    log("finishing call c%d: %r" % (n, exc))
+                return self._end_claimed(n, status, body, begun)
+            return status, body
         if op not in LIVE_OPS:
             return self._run_op(fn, req)
+        return self._run_live(fn, req, op)
+
+    def _no_plain_calls(self):
+        """A client named a call like the server's ids: from now on every call checks its id."""
+        self._plain_ops = frozenset()
+
+    def _end_claimed(self, n, status, body, begun):
+        """End plain call n as a `Call` (it has output, or a reader claimed it)."""
         journal = self.journal
-        if len(req) > 3 or op == "exec" or "call" in req or journal._taken_c:
-            return self._run_live(fn, req, op)
-        cid = next(journal.ids)
-        call = Call(cid, op, req.get("session"))
-        journal.calls[cid] = call
-        order = journal.order
-        order.append(cid)
-        if len(order) > journal.max_calls:
-            first = journal.calls.get(order[0])
-            if first is not None and first.end is not None:
-                del journal.calls[order.popleft()]
-            else:
-                journal.trim()
         capture = journal.capture
-        capture.current = call
-        status, body = self._run_op(fn, req)
-        try:
-            probe = capture.probe
-            if probe is not None and (probe(0) or capture.fd_lock.locked()):
-                capture.drain(call)
+        call = capture.claim()
+        if call is None or call.n != n:  # `run_call` took it back before an interrupt came
+            body["call"] = begun[1]
+            body["seq"] = 1
+            if not journal.has(n):
+                journal.store(n, (begun, _time(), status, body))
             capture.current = None
-            call.closed = True
-            if call.pending or capture.flush_lock.locked():
-                capture.flush(call)
-            # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
-            call.ended = time.time()
-            call.status = status
-            body["call"] = cid
-            body["seq"] = call.next_seq
-            call.end = body
-            if journal.waiters:
-                journal.notify()
-        except BaseException as exc:  # an interrupt landing here: end the call all the same
-            log("finishing call %s: %r" % (cid, exc))
-            body.pop("call", None)
+            return status, body
+        journal.store(n, call)
+        body.pop("call", None)
+        try:
             return journal.finish(call, status, body)
-        return status, body
+        except BaseException as exc:
+            log("finishing call %s: %r" % (call.id, exc))
+            return journal.finish(call, status, body)
 
     def _run_live(self, fn, req, op):
         journal = self.journal

@@ -1,24 +1,35 @@
 """Live calls: call ids, per-call output capture, the journal, and readers that follow a call.
 
-Everything that runs user code is a *call* (`Journal.begin` on the main thread, before the op
-runs; `Journal.finish` after). While a call runs:
+Everything that runs user code is a *call*. Most calls are plain: a server-assigned id, not
+streamed, no output (`eval 1+1`). They are the hot path (`Dispatcher.run_call`) and cost
+almost nothing new: no object is made for them while they run (`Capture.current` holds the
+call's number) and a finished one is one tuple of atoms in the journal's ring. Such a call
+becomes a `Call` only when something needs one: it writes output, a reader attaches to it,
+`calls` lists it while it runs (`Capture.claim`). The others (a client's id, streamed, `exec`)
+are `Call`s from the start (`Journal.begin`/`finish`). While a call runs:
 
-- `sys.stdout`/`sys.stderr` are `_Stream` proxies (installed once, at the start of the main
-  loop) that append the text to the running call's pending output.
+- `sys.stdout`/`sys.stderr` are `TextIOWrapper`s (installed once, at the start of the main
+  loop) writing straight through to `_Raw` ends that append to one `pending` list: stdout's
+  bytes as they are (`list.append` itself, no Python frame, after the first write since the
+  flusher last ran), stderr's and fd output as `(stream, data)`, so the order stays.
 - fd 1 and fd 2 are the write ends of two pipes (dup2'd once, not per call); a reader thread
-  moves what arrives to the running call, or to the log (the server's real stderr, kept as
-  another fd) when no call runs. At the end of a call the main thread reads what is left in
-  the pipes itself (one `poll(0)`), so output written during the call is never given to the
-  next one. On Windows (no `select.poll`) the pipes are peeked instead (`winfd.py`).
-- A flusher thread turns pending output into events at the latest ~20 ms after it was written;
-  a writer that has 64 KiB pending flushes it itself.
+  moves what arrives to `pending`, or to the log (the server's real stderr, kept as another
+  fd) when no call runs. At the end of a call the main thread reads what is left in the pipes
+  itself, so output written during the call is never given to the next one: where a signal
+  tells when the pipes got data (`Capture._hint_fds`, Linux), only after one came; else with a
+  `poll(0)` at every end. On Windows (no `select.poll`) the pipes are peeked instead
+  (`winfd.py`).
+- A flusher thread turns pending output into events of the running call (or log lines when
+  none runs) ~20 ms after the first write; the main thread does it for the rest at the end.
+  While an `exec` runs, stdout buffers (a `print` is one C call, as with the old `StringIO`)
+  and the flusher flushes it every ~10 ms; a write to stderr flushes it first (order kept).
 
-The journal keeps, per call, its events (bounded by bytes, oldest dropped first) and its end;
-the calls themselves are bounded too (the oldest finished call goes first). Readers (`follow`)
-run on their own threads and wait on one condition; the main thread only notifies it when
-someone waits.
+The journal keeps the last calls in a ring (bounded in calls; a `Call` also keeps its events,
+bounded in bytes, oldest dropped first) and their ends. Readers (`follow`) run on their own
+threads and wait on one condition; the main thread only notifies it when someone waits.
 """
 
+import io
 import itertools
 import os
 import sys
@@ -32,8 +43,11 @@ from .operations import OpError, bad_request
 
 DEFAULT_JOURNAL_BYTES = 4 * 1024 * 1024
 DEFAULT_JOURNAL_CALLS = 256
-CHUNK = 64 * 1024  # pending output flushed at once from this size
+CHUNK = 64 * 1024  # at most this many characters per output event
 FLUSH_DELAY = 0.02  # seconds the flusher waits after the first pending byte
+# Its period while an `exec` runs with stdout buffered (it then also waits for the GIL: up to
+# the switch interval, 5 ms, twice, before a chunk reaches a reader).
+BUFFERED_TICK = 0.01
 MAX_ID = 128
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 STREAMS = ("stdout", "stderr")
@@ -41,6 +55,8 @@ STREAMS = ("stdout", "stderr")
 LIVE_OPS = frozenset(("exec", "eval", "import", "create", "call", "getattr", "setattr"))
 # A request dict's key for a `Waiter` (not a string: no JSON request can carry it).
 WAITER = object()
+_EMPTY = ((0, "", None, None, 0.0), 0.0, 0, None)  # a ring slot that holds no call yet
+_noop = ().__len__  # a C callable without arguments: `flush` of the raw ends
 
 
 def _env_int(name, default):
@@ -57,11 +73,47 @@ def check_call_id(cid):
     return cid
 
 
+def server_number(cid):
+    """n if `cid` is written like the server's id `c<n>`, else None."""
+    if type(cid) is str and 1 < len(cid) <= 21 and cid[0] == "c" and cid[1:].isascii() and cid[1:].isdigit():
+        n = int(cid[1:])
+        if n and "c%d" % n == cid:
+            return n
+    return None
+
+
+def session_name(session):
+    return session if type(session) is str and session else "default"
+
+
+def state(end, status):
+    if end is None:
+        return "running"
+    error = end.get("error")
+    if error is None:
+        return "done"
+    if error.get("type") == "KeyboardInterrupt":
+        return "interrupted"
+    return "timed_out" if status == 408 else "failed"
+
+
+def _size(text):
+    """`text`'s size in UTF-8 bytes (lone surrogates as 3 bytes each)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _decode(data):
+    try:
+        return data.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace")
+
+
 class Call:
-    """One call: what it is, its state, its journal (events and end).
+    """A call that is more than a plain one (see the module doc): its state and its journal.
 
     No `__slots__`: the fields most calls never change are class defaults, so opening a call
-    sets few attributes (this is on the path of every `eval`).
+    sets few attributes.
     """
 
     status = 0  # the answer's HTTP status once ended
@@ -73,28 +125,18 @@ class Call:
     dropped_to = 0  # events 1..dropped_to are gone from the journal
     dropped_cum = None  # array: cumulative bytes through each dropped seq
     end = None  # the answer body once the call ended
-    pending_size = 0
-    closed = False  # ended: late writes go to the log
-    keep = None  # ([stdout texts], [stderr texts]) for an unstreamed exec
+    keep = None  # ([stdout texts], [stderr texts]) dropped from the journal of an unstreamed exec
 
-    def __init__(self, cid, op, session):
+    def __init__(self, cid, op, session, n, started=None):
         self.id = cid
         self.op = op
-        self.session = session if type(session) is str and session else "default"
-        self.pending = []  # (stream index, text) not yet events; appended without a lock
-        self.started = time.time()
+        self.session = session_name(session)
+        self.n = n  # its place in the journal's ring
+        self.started = time.time() if started is None else started
 
     @property
     def state(self):
-        end = self.end
-        if end is None:
-            return "running"
-        error = end.get("error")
-        if error is None:
-            return "done"
-        if error.get("type") == "KeyboardInterrupt":
-            return "interrupted"
-        return "timed_out" if self.status == 408 else "failed"
+        return state(self.end, self.status)
 
     @property
     def duration(self):
@@ -112,6 +154,48 @@ class Call:
         }
 
 
+# A plain call: `(n, id, op, session as sent, started)` while it runs (in `Capture.live`), then
+# `(that, ended, status, end body)` in the ring once it ended.
+def _record_row(rec):
+    (_n, cid, op, session, started), ended, status, body = rec
+    return {
+        "call": cid,
+        "op": op,
+        "session": session_name(session),
+        "state": state(body, status),
+        "started": started,
+        "duration": ended - started,
+        "output_bytes": 0,
+    }
+
+
+def _record_call(rec):
+    """A finished plain call as a `Call` (for a reader; not kept)."""
+    (n, cid, op, session, started), ended, status, body = rec
+    call = Call(cid, op, session, n, started)
+    call.ended = ended
+    call.status = status
+    call.end = body
+    return call
+
+
+def _numbers():
+    """Batches of (n, `c<n>`): formatting an id costs ~0.6 us in the hot path of a real server
+    (a cold `str %`), ~0.05 us in a batch."""
+    n = 1
+    while True:
+        yield [(k, "c%d" % k) for k in range(n, n + 256)]
+        n += 256
+
+
+def _n(item):
+    return item[0][0] if type(item) is tuple else item.n
+
+
+def _session_of(item):
+    return item[0][3] if type(item) is tuple else item.session
+
+
 class Waiter:
     """A streamed request's link to its call, which exists only once the main thread runs it."""
 
@@ -124,75 +208,70 @@ class Waiter:
 
 class Journal:
     def __init__(self):
-        self.calls = {}  # id -> Call, oldest first
-        self.order = deque()  # the ids in `calls`, oldest first (a dict's first key is not O(1))
-        self.ids = map("c{}".format, itertools.count(1))  # the server's call ids: next(ids)
-        self._taken_c = False  # a client named a call like the server's ids (`c12`)
-        self.cond = threading.Condition(threading.Lock())
-        self.waiters = 0  # readers waiting on `cond`
         self.max_bytes = _env_int("BEEP_BACKEND_JOURNAL_BYTES", DEFAULT_JOURNAL_BYTES)
         self.max_calls = _env_int("BEEP_BACKEND_JOURNAL_CALLS", DEFAULT_JOURNAL_CALLS)
+        # The last calls: call n is in slot n % max_calls, as a record tuple (a finished plain
+        # call) or its `Call`. Only the main thread writes it.
+        self.ring = [_EMPTY] * self.max_calls
+        # (n, `c<n>`) of the next call: its number and the server's id for it.
+        self.numbers = itertools.chain.from_iterable(_numbers())
+        self.named = {}  # a client's call id -> its Call, while in the ring
+        self.hidden = {}  # session -> the last n given out when it was dropped (its calls are gone)
+        self._taken_c = False  # a client named a call like the server's ids (`c12`)
+        self.on_taken = None  # called once that happens (plain calls are no more)
+        self.cond = threading.Condition(threading.Lock())
+        self.waiters = 0  # readers waiting on `cond`
         self.capture = Capture(self)
 
     # ---- main thread -------------------------------------------------------------------
 
-    @property
-    def current(self):
-        """The running call, or None."""
-        return self.capture.current
-
     def begin(self, req, op):
-        """Open the call of `req` and make it the one output goes to (raises OpError)."""
-        calls = self.calls
+        """Open `req` as a `Call` and make it the one output goes to (raises OpError)."""
+        named = self.named
         cid = req.get("call")
         if cid is None:
-            cid = next(self.ids)
-            while cid in calls:  # a client took this id for one of its calls
-                cid = next(self.ids)
-            call = Call(cid, req["op"], req.get("session"))
-            if len(req) > 3 or op == "exec":  # more than id, op and the op's field: maybe streamed
-                self._options(req, op, call)
+            n, cid = next(self.numbers)
+            while self._taken_c and cid in named:  # a client took this id for one of its calls
+                n, cid = next(self.numbers)
+            call = Call(cid, req["op"], req.get("session"), n)
         else:
             check_call_id(cid)
-            if cid in calls:
+            if self.lookup(cid) is not None:
                 raise OpError(409, "CallExists", "call `%s` exists already" % cid)
-            if cid[0] == "c" and cid[1:].isdigit():
+            if server_number(cid) is not None and not self._taken_c:
                 self._taken_c = True
-            call = Call(cid, req["op"], req.get("session"))
-            self._options(req, op, call)
-        calls[cid] = call
-        order = self.order
-        order.append(cid)
-        if len(order) > self.max_calls:
-            self.trim()
-        self.capture.current = call
-        return call
-
-    def trim(self):
-        """Forget the oldest calls over the bound, unless the oldest still runs (a bound of one
-        call). Ids of calls dropped with their session are skipped."""
-        calls = self.calls
-        order = self.order
-        while len(order) > self.max_calls:
-            first = calls.get(order[0])
-            if first is not None and first.end is None:
-                return
-            cid = order.popleft()
-            if first is not None:
-                del calls[cid]
-
-    def notify(self):
-        with self.cond:
-            self.cond.notify_all()
-
-    def _options(self, req, op, call):
+                if self.on_taken is not None:
+                    self.on_taken()
+            call = Call(cid, req["op"], req.get("session"), next(self.numbers)[0])
+            named[cid] = call
         waiter = req.get(WAITER)
         if waiter is not None:
             with self.cond:
                 waiter.call = call
                 self.cond.notify_all()
         elif op == "exec" and not req.get("stream"):
-            call.keep = ([], [])
+            call.keep = ([], [])  # all of its output goes in the answer, as before
+        self.store(call.n, call)
+        self.capture.begin(call, op == "exec")
+        return call
+
+    def store(self, n, item):
+        """Put call n (a record or a Call) in the ring, in place of the call max_calls before it."""
+        ring = self.ring
+        i = n % self.max_calls
+        old = ring[i]
+        ring[i] = item
+        if type(old) is not tuple and old is not item:
+            self.evicted(old)
+
+    def evicted(self, call):
+        """`call` left the ring."""
+        if self.named.get(call.id) is call:
+            self.named.pop(call.id, None)
+
+    def has(self, n):
+        """Whether call n is in the ring."""
+        return _n(self.ring[n % self.max_calls]) == n
 
     def finish(self, call, status, body):
         """End `call` with its answer; returns the `(status, body)` to send."""
@@ -207,8 +286,9 @@ class Journal:
             keep = call.keep
             if keep is not None:  # unstreamed: all of its output in the answer, as before
                 answer = dict(body)
-                answer["stdout"] = "".join(keep[0])
-                answer["stderr"] = "".join(keep[1])
+                events = call.events or ()
+                for s, name in enumerate(STREAMS):
+                    answer[name] = "".join(keep[s]) + "".join([e[2] for e in events if e[1] == s])
                 call.keep = None
         call.end = body
         if self.waiters:
@@ -219,35 +299,36 @@ class Journal:
     # ---- any thread --------------------------------------------------------------------
 
     def add_output(self, call, parts):
-        """Append pending `(stream, text)` parts of `call` as events (caller holds the flush lock)."""
-        # Merge neighbours of the same stream, up to CHUNK characters per event.
+        """Append pending output (see `Capture.pending`) to `call` as events (caller holds the
+        flush lock)."""
+        try:
+            runs = [(0, b"".join(parts))]  # only stdout (the common case)
+        except TypeError:
+            runs = _runs(parts)
         events = []
-        stream = -1
-        buf = []
-        size = 0
-        for s, text in parts:
-            if s != stream or size >= CHUNK:
-                if buf:
-                    events.append((stream, "".join(buf)))
-                stream, buf, size = s, [], 0
-            buf.append(text)
-            size += len(text)
-        if buf:
-            events.append((stream, "".join(buf)))
-        keep = call.keep
-        if keep is not None:  # an unstreamed exec answers with all of its output
-            for s, data in events:
-                keep[s].append(data)
+        for s, data in runs:
+            if type(data) is bytes:
+                n = len(data)
+                data = _decode(data)
+            else:
+                n = -1
+            if len(data) <= CHUNK:
+                if data:
+                    events.append((s, data, n if n >= 0 else _size(data)))
+            else:
+                for i in range(0, len(data), CHUNK):
+                    piece = data[i : i + CHUNK]
+                    events.append((s, piece, _size(piece)))
+        if not events:
+            return
         with self.cond:
-            if call.events is None:
-                call.events = deque()
-            for s, data in events:
-                if not data:
-                    continue
-                n = len(data.encode("utf-8", "surrogatepass"))
+            journal = call.events
+            if journal is None:
+                journal = call.events = deque()
+            for s, data, n in events:
                 seq = call.next_seq
                 call.next_seq = seq + 1
-                call.events.append((seq, s, data, n))
+                journal.append((seq, s, data, n))
                 call.kept_bytes += n
                 call.output_bytes += n
             if call.kept_bytes > self.max_bytes:
@@ -261,28 +342,112 @@ class Journal:
         if cum is None:
             cum = call.dropped_cum = array("Q")
         total = cum[-1] if cum else 0
+        keep = call.keep
         while events and call.kept_bytes > self.max_bytes:
-            seq, _s, _d, n = events.popleft()
+            seq, s, data, n = events.popleft()
+            if keep is not None:  # an unstreamed exec still answers with all of it
+                keep[s].append(data)
             call.kept_bytes -= n
             total += n
             cum.append(total)
             call.dropped_to = seq
 
+    def lookup(self, cid):
+        """The journal's call `cid` (a running plain call is made a `Call`), or None."""
+        call = self.named.get(cid)
+        if call is not None:
+            if self.ring[call.n % self.max_calls] is not call or self._hidden(call.session, call.n):
+                return None
+            return call
+        n = server_number(cid)
+        if n is None:
+            return None
+        capture = self.capture
+        running = capture.current
+        if running == n if type(running) is int else running is not None and running.n == n:
+            running = capture.claim()
+            if running is not None and running.n == n:
+                return running
+        i = n % self.max_calls
+        for _ in range(100):  # a plain call that just ended: its record comes right after
+            item = self.ring[i]
+            if _n(item) == n:
+                break
+            if type(capture.current) is not int:
+                return None
+            time.sleep(0)
+        else:
+            return None
+        if type(item) is tuple:
+            if self._hidden(item[0][3], n):
+                return None
+            return _record_call(item)
+        if item.id != cid or self._hidden(item.session, n):
+            return None
+        return item
+
+    def _hidden(self, session, n):
+        cut = self.hidden.get(session_name(session))
+        return cut is not None and n <= cut
+
     def find(self, cid):
         if type(cid) is not str:
             raise bad_request("`call` must be a string")
-        call = self.calls.get(cid)
+        call = self.lookup(cid)
         if call is None:
             raise OpError(404, "UnknownCall", "no call `%s` in the journal" % cid[:MAX_ID])
         return call
 
+    def _items(self):
+        """The journal's calls (records and Calls), oldest first, the running one included."""
+        running = self.capture.claim()
+        items = [item for item in list(self.ring) if item is not _EMPTY]
+        if running is not None and running not in items:
+            items.append(running)
+        items.sort(key=_n)
+        if items:  # a slot still holds the call before the running one: not in the window
+            low = _n(items[-1]) - self.max_calls
+            items = [item for item in items if _n(item) > low]
+        if self.hidden:
+            items = [item for item in items if not self._hidden(_session_of(item), _n(item))]
+        return items
+
     def rows(self, session, every):
-        return [c.row() for c in list(self.calls.values()) if every or c.session == session]
+        rows = [_record_row(item) if type(item) is tuple else item.row() for item in self._items()]
+        return [row for row in rows if every or row["session"] == session]
 
     def drop_session(self, name):
-        for cid, call in list(self.calls.items()):
-            if call.session == name and call.end is not None:
-                self.calls.pop(cid, None)
+        """Forget the session's calls (its lease ran out; none of them runs)."""
+        items = self._items()
+        top = _n(items[-1]) if items else 0
+        hidden = self.hidden
+        for old in [s for s, cut in hidden.items() if cut <= top - self.max_calls]:
+            hidden.pop(old, None)
+        hidden[name] = top
+        with self.cond:  # their output goes now
+            for item in items:
+                if type(item) is Call and item.session == name and item.end is not None:
+                    item.events = None
+                    item.kept_bytes = 0
+
+    def running_id(self):
+        """The id of the running call, or None."""
+        running = self.capture.current
+        if type(running) is int:
+            return "c%d" % running
+        return None if running is None else running.id
+
+    def running_session(self):
+        capture = self.capture
+        running = capture.current
+        if type(running) is int:
+            try:
+                return session_name(capture.live[0][3])
+            except IndexError:  # it ended, or is a Call now
+                running = capture.current
+                if type(running) is int:
+                    return None
+        return None if running is None else running.session
 
     def wait_for_call(self, waiter, alive=None):
         """(Reader) Wait until the main thread took up the request: its Call, or None if refused."""
@@ -359,54 +524,72 @@ class Journal:
                 emit(event)
 
 
-class _Stream:
-    """`sys.stdout`/`sys.stderr` while the server runs: text goes to the running call."""
+def _runs(parts):
+    """Pending parts as (stream, bytes or str), neighbours of the same stream joined."""
+    runs = []
+    stream = -1
+    buf = []
+    for part in parts:
+        if type(part) is bytes:
+            s, data = 0, part
+        else:
+            s, data = part
+        if s != stream:
+            if buf:
+                runs.append((stream, _join(buf)))
+            stream, buf = s, []
+        buf.append(data)
+    if buf:
+        runs.append((stream, _join(buf)))
+    return runs
 
-    encoding = "utf-8"
-    errors = "replace"
-    newlines = None
+
+def _join(buf):
+    try:
+        return b"".join(buf)
+    except TypeError:
+        return "".join([data if type(data) is str else _decode(data) for data in buf])
+
+
+class _Raw:
+    """The byte end of `sys.stdout`/`sys.stderr` (what their TextIOWrapper writes through to)."""
+
     closed = False
-    line_buffering = True
 
     def __init__(self, capture, index):
         self._capture = capture
         self._index = index
-        self.buffer = _Bytes(self)
+        self.name = "<%s>" % STREAMS[index]
+        self.flush = _noop  # `print(..., flush=True)` costs no Python frame
+        self.write = self.first_write if index == 0 else self.tagged_write
 
-    @property
-    def name(self):
-        return "<%s>" % STREAMS[self._index]
-
-    def write(self, text):
-        # The hot path of `print`: no lock (list appends are atomic; see `Capture.flush`).
-        if type(text) is not str:
-            if not isinstance(text, str):
-                raise TypeError("write() argument must be str, not %s" % type(text).__name__)
-            text = str(text)
+    def first_write(self, data):
+        """stdout's first write since the flusher last ran: arm the flusher, and let the next
+        writes go straight into `pending` (`list.append` itself) until it runs again."""
         capture = self._capture
-        call = capture.current
-        if call is None:
-            capture.to_log(text)
-            return len(text)
-        call.pending.append((self._index, text))
-        size = call.pending_size = call.pending_size + len(text)
-        if size >= CHUNK:
-            capture.flush(call)
-        elif not capture.armed:
+        if capture.current is None:  # no call runs: the log's
+            capture._to_log(data)
+            return len(data)
+        pending = capture.pending
+        pending.append(data)
+        if not capture.armed:
             capture.arm()
-        if call.closed:  # it ended meanwhile (a write from another thread): to the log
-            capture.late(call)
-        return len(text)
+        self.write = pending.append
+        return len(data)
 
-    def writelines(self, lines):
-        for line in lines:
-            self.write(line)
+    def tagged_write(self, data):
+        capture = self._capture
+        if capture.current is None:
+            capture._to_log(data)
+            return len(data)
+        capture.unbuffer()
+        capture.pending.append((self._index, data))
+        if not capture.armed:
+            capture.arm()
+        return len(data)
 
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return False
+    def close(self):
+        pass  # `sys.stdout.close()` in user code must not end the capture
 
     def readable(self):
         return False
@@ -417,6 +600,9 @@ class _Stream:
     def seekable(self):
         return False
 
+    def isatty(self):
+        return False
+
     def fileno(self):
         return self._index + 1  # fd 1/2: captured too (where the platform allows)
 
@@ -424,37 +610,80 @@ class _Stream:
 class _Bytes:
     """`sys.stdout.buffer`: bytes written there are decoded (UTF-8, replace) and captured."""
 
-    def __init__(self, stream):
-        self._stream = stream
+    def __init__(self, capture, index):
+        self._capture = capture
+        self._index = index
 
     def write(self, data):
-        self._stream.write(bytes(data).decode("utf-8", "replace"))
+        capture = self._capture
+        if capture.current is None:
+            capture._to_log(bytes(data))
+            return len(data)
+        capture.unbuffer()
+        capture.pending.append((self._index, bytes(data).decode("utf-8", "replace")))
+        if not capture.armed:
+            capture.arm()
         return len(data)
 
     def flush(self):
         pass
 
     def fileno(self):
-        return self._stream.fileno()
+        return self._index + 1
+
+
+class _Stream(io.TextIOWrapper):
+    """`sys.stdout`/`sys.stderr` while the server runs: a C `TextIOWrapper` writing through (no
+    buffer to flush at a call's end) to a `_Raw` end; `buffer` is a `_Bytes`."""
+
+    def __init__(self, capture, index):
+        self._raw = _Raw(capture, index)
+        io.TextIOWrapper.__init__(
+            self,
+            self._raw,
+            encoding="utf-8",
+            errors="surrogatepass",  # any str goes through, and back (`_decode`)
+            newline="\n",
+            write_through=True,
+        )
+        self._bytes = _Bytes(capture, index)
+
+    @property
+    def buffer(self):
+        return self._bytes
 
 
 class Capture:
     def __init__(self, journal):
         self.journal = journal
+        # The running call: None, the number of a plain call (see the module doc), or a Call.
         self.current = None
+        # [(n, id, op, session, started)] while plain call n runs and is not a Call yet: whoever pops
+        # it (the main thread at its end, or `claim`) decides what it is.
+        self.live = []
+        # Output not yet events (see `_Raw`): stdout bytes, or (stream, bytes or str). Writers
+        # only append (atomic); `_take` removes exactly what it took.
+        self.pending = []
         self.flush_lock = threading.Lock()  # pending -> events, in order
+        self.claim_lock = threading.Lock()
         self.fd_lock = threading.Lock()  # reading the fd pipes
         self.armed = False
         self.wake = threading.Event()
+        self.buffered = False  # stdout buffers (an `exec` runs, see `begin`)
         self.started = False
         self.prepared = False
         self._writers = None  # the pipes' write ends until `start` puts them on fd 1/2
         self._after_dup2 = None  # Windows: make the std handles follow fd 1/2
         self.fds = None  # (read end for fd 1, read end for fd 2) when fd 1/2 are captured
         self.probe = None  # poll(0) of those, for the main thread
+        # Whether the end of a call must look at the fd pipes (`fd_check`): always, unless a
+        # signal tells when they got data (`_hint_fds`).
+        self.fd_dirty = True
+        self.hinted = False
         self.log_fd = 2
         self.streams = None
-        self.stdout = self.stderr = None  # the proxies once started
+        self.stdout = self.stderr = None  # the streams once started
+        self.out_raw = None  # stdout's `_Raw`
 
     def prepare(self):
         """(Before the ready line) Make the fd pipes and start the threads, so the process has
@@ -465,18 +694,21 @@ class Capture:
         if _can_capture_fds():
             try:
                 self._prepare_fds()
+                self._epoll_probe()
+                self._hint_fds()
             except OSError as exc:
                 log("fd 1/2 are not captured: %s" % exc)
         threading.Thread(target=self._flush_loop, name="live-flush", daemon=True).start()
 
     def start(self):
-        """(Main thread, after the ready line) Capture: the proxies and the fd pipes."""
+        """(Main thread, after the ready line) Capture: the streams and the fd pipes."""
         if self.started:
             return
         self.prepare()
         self.started = True
         self.streams = (_Stream(self, 0), _Stream(self, 1))
         self.stdout, self.stderr = self.streams
+        self.out_raw = self.stdout._raw
         sys.stdout, sys.stderr = self.streams
         writers = self._writers
         if writers is not None:
@@ -495,6 +727,185 @@ class Capture:
                 self.fds = self.probe = None
             for w in writers:
                 os.close(w)
+        if self.probe is None:
+            self.fd_dirty = False  # nothing to look at
+
+    def _epoll_probe(self):
+        """Where there is epoll, the probe (one per call) is an `epoll_wait(0)`: about half the
+        cost of `poll(0)` on two fds (no fd to look at unless one is ready)."""
+        import select
+
+        if self.fds is None or not hasattr(select, "epoll"):
+            return
+        ep = select.epoll()
+        for r in self.fds:
+            ep.register(r, select.EPOLLIN)
+        self._epoll = ep
+        self.probe = ep.poll
+
+    def _hint_fds(self):
+        """Where the OS can (Linux: `F_SETSIG`), the fd pipes' read ends send a signal (SIGURG:
+        ignored by default, unused here) when data comes in: the end of a call looks at the
+        pipes only after one came (`fd_dirty`), not with a syscall per call. The signal comes
+        synchronously with the write (the writer is the main thread, running the call, in the
+        common case) and its Python handler runs right after the C call that wrote. After one
+        signal the pipes are quiet again (O_ASYNC off) until the end of the call looked at them,
+        so a flood of writes is not a flood of signals. SA_RESTART: a system call of user code
+        that the signal lands in is restarted, not failed with EINTR."""
+        import signal
+
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            return
+        setsig = getattr(fcntl, "F_SETSIG", None)
+        if self.fds is None or setsig is None or not hasattr(os, "O_ASYNC") or not hasattr(signal, "SIGURG"):
+            return
+        flags = []
+        for r in self.fds:
+            fcntl.fcntl(r, fcntl.F_SETOWN, os.getpid())
+            fcntl.fcntl(r, setsig, signal.SIGURG)
+            flags.append(fcntl.fcntl(r, fcntl.F_GETFL))
+        self._fcntl = fcntl.fcntl
+        self._setfl = fcntl.F_SETFL
+        self._flags = [(r, f | os.O_ASYNC, f & ~os.O_ASYNC) for r, f in zip(self.fds, flags)]
+        signal.signal(signal.SIGURG, self._on_hint)
+        signal.siginterrupt(signal.SIGURG, False)
+        self._set_async(True)
+        self.hinted = True
+        self.fd_dirty = False
+
+    def _set_async(self, on):
+        fcntl = self._fcntl
+        for r, with_async, without in self._flags:
+            fcntl(r, self._setfl, with_async if on else without)
+
+    def _on_hint(self, signum, frame):
+        """(Signal handler, main thread) The fd pipes got data."""
+        if not self.fd_dirty:
+            self.fd_dirty = True
+            try:
+                self._set_async(False)
+            except OSError:
+                pass
+
+    def fd_check(self, call):
+        """(Main thread, at the end of `call`: a Call or a plain call's number) Take what fd
+        1/2 hold for it."""
+        if self.hinted:
+            if self._hint_lost():
+                return self.drain(call)
+            self.fd_dirty = False
+            self._set_async(True)  # before looking: a write from here on signals again
+        if self.probe is not None:
+            self.drain(call)
+
+    def _hint_lost(self):
+        """User code took SIGURG for itself: look at the pipes at the end of every call."""
+        import signal
+
+        if signal.getsignal(signal.SIGURG) == self._on_hint:
+            return False
+        self.hinted = False
+        self.fd_dirty = True
+        return True
+
+    def arm(self):
+        self.wake.set()
+        self.armed = True
+
+    def _to_log(self, data):
+        try:
+            os.write(self.log_fd, data)
+        except OSError:
+            pass
+
+    def begin(self, call, buffered=False):
+        """(Main thread) `call` (a Call) runs from now on; `buffered` (an `exec`): stdout
+        buffers what it is given (a `print` is then a C call without a Python frame or an
+        object per write, as fast as the old `exec` into a `StringIO`), and the flusher
+        flushes it every BUFFERED_TICK while the call runs, and the call's end for the rest."""
+        if self.pending:  # written while no call ran: the log's
+            self.flush(None)
+        self.current = call
+        if buffered and self.stdout is not None:
+            try:
+                self.stdout.reconfigure(write_through=False)
+            except ValueError:  # user code detached it
+                self._renew()
+                return
+            self.buffered = True
+            self.arm()
+
+    def _renew(self):
+        """New streams, for ones user code broke (`sys.stdout.detach()`)."""
+        self.streams = (_Stream(self, 0), _Stream(self, 1))
+        self.stdout, self.stderr = self.streams
+        self.out_raw = self.stdout._raw
+        sys.stdout, sys.stderr = self.streams
+
+    def unbuffer(self):
+        """(Any thread) What stdout buffers to `pending`: the order of stdout and what follows
+        (stderr, `sys.stdout.buffer`) is kept."""
+        if self.buffered:
+            try:
+                self.stdout.flush()
+            except ValueError:
+                pass
+
+    def claim(self):
+        """(Any thread) The running call as a Call, None if none runs. A plain call is made a
+        Call here, unless the main thread has already taken it back (it is ending)."""
+        with self.claim_lock:
+            try:
+                n, cid, op, session, started = self.live.pop()
+            except IndexError:
+                running = self.current
+                return None if type(running) is int else running
+            call = Call(cid, op, session, n, started)
+            self.current = call
+            return call
+
+    def _take(self, call):
+        """Pending output to `call`'s events, or to the log (caller holds `flush_lock`)."""
+        parts = self.pending
+        if not parts:
+            return
+        raw = self.out_raw
+        if raw is not None:  # the next write to stdout arms the flusher again (first: see below)
+            raw.write = raw.first_write
+        n = len(parts)  # what came before the line above; anything later armed the flusher
+        batch = parts[:n]
+        del parts[:n]
+        if call is None:
+            for part in batch:
+                data = part if type(part) is bytes else part[1]
+                self._to_log(data if type(data) is bytes else data.encode("utf-8", "replace"))
+        else:
+            self.journal.add_output(call, batch)
+
+    def flush(self, call):
+        with self.flush_lock:
+            self._take(call)
+
+    def _flush_loop(self):
+        while True:
+            self.wake.wait()
+            time.sleep(BUFFERED_TICK if self.buffered else FLUSH_DELAY)
+            self.wake.clear()
+            self.armed = False
+            try:
+                if self.buffered:
+                    self.arm()  # and again in BUFFERED_TICK while the call runs
+                    self.unbuffer()
+                with self.flush_lock:
+                    if self.pending:
+                        call = self.current
+                        if type(call) is int:
+                            call = self.claim()
+                        self._take(call)
+            except Exception as exc:
+                log("flushing output failed: %r" % exc)
 
     def _prepare_fds(self):
         import codecs
@@ -526,56 +937,6 @@ class Capture:
         self.decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in ends]
         threading.Thread(target=self._fd_loop, name="live-fd", daemon=True).start()
 
-    def to_log(self, text):
-        self._to_log(text.encode("utf-8", "replace"))
-
-    def arm(self):
-        self.armed = True
-        self.wake.set()
-
-    def late(self, call):
-        """Output appended to a call that has ended: it goes to the log."""
-        with self.flush_lock:
-            parts = call.pending
-            n = len(parts)
-            batch = parts[:n]
-            del parts[:n]
-        for _s, text in batch:
-            self.to_log(text)
-
-    def _to_log(self, data):
-        try:
-            os.write(self.log_fd, data)
-        except OSError:
-            pass
-
-    def flush(self, call):
-        """Pending output of `call` to events. Writers append to `call.pending` without a lock:
-        take the first n items and delete exactly those (both atomic), so a concurrent append
-        is never lost; `flush_lock` keeps the events in order."""
-        with self.flush_lock:
-            parts = call.pending
-            n = len(parts)
-            if not n:
-                return
-            batch = parts[:n]
-            del parts[:n]
-            call.pending_size = 0
-            self.journal.add_output(call, batch)
-
-    def _flush_loop(self):
-        while True:
-            self.wake.wait()
-            time.sleep(FLUSH_DELAY)
-            self.wake.clear()
-            self.armed = False
-            call = self.current
-            if call is not None:
-                try:
-                    self.flush(call)
-                except Exception as exc:
-                    log("flushing output failed: %r" % exc)
-
     def _read_fds(self, call, ready):
         """Move what the fd pipes hold to `call` (or the log); caller holds `fd_lock`."""
         for fd, _ in ready:
@@ -599,15 +960,10 @@ class Capture:
                     break
 
     def write_to(self, call, index, text):
-        """Output read from fd 1/2 (the fd thread, or the main thread at a call's end)."""
-        if call.closed:
-            self.to_log(text)
-            return
-        call.pending.append((index, text))
-        size = call.pending_size = call.pending_size + len(text)
-        if size >= CHUNK:
-            self.flush(call)
-        elif not self.armed:
+        """Output read from fd 1/2 while `call` runs (the fd thread, or the main thread at a
+        call's end): it is the running call's when it is made an event."""
+        self.pending.append((index, text))
+        if not self.armed:
             self.arm()
 
     def _fd_loop(self):
@@ -638,16 +994,19 @@ class Capture:
             sys.stdout, sys.stderr = self.streams
 
     def end(self, call):
-        """(Main thread) The call has returned: take what is left of its output, then close it.
-        (`Dispatcher.run_call` inlines this for the common call.)"""
-        if self.probe is not None and (self.probe(0) or self.fd_lock.locked()):
-            self.drain(call)
-        self.current = None
-        call.closed = True  # from here on, writes (of other threads) go to the log
-        # Also wait for a flush in progress (the flusher thread may hold output it took from
-        # `pending` but has not made events yet): the end must come after all of them.
-        if call.pending or self.flush_lock.locked():
-            self.flush(call)
+        """(Main thread) `call` (a Call) has returned: what is pending is its output, then no
+        call runs. (`Dispatcher.run_call` ends a plain call without this.)"""
+        if self.buffered:
+            self.buffered = False
+            try:
+                self.stdout.reconfigure(write_through=True)  # flushes it too
+            except ValueError:
+                self._renew()
+        if self.fd_dirty or self.fd_lock.locked() or (self.hinted and self._hint_lost()):
+            self.fd_check(call)
+        with self.flush_lock:  # the flusher adds to the running call only, under this lock
+            self._take(call)
+            self.current = None
         if sys.stdout is not self.stdout or sys.stderr is not self.stderr:
             self.restore()
 
