@@ -134,16 +134,34 @@ def percentiles(samples):
     }
 
 
-def round_trips(client, calls, req):
-    for _ in range(min(200, calls)):  # warm up
-        client.request(req)
-    samples = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        reply = client.request(req)
-        samples.append((time.perf_counter() - t) * 1e6)
-        assert reply.get("value") == 2, reply
-    return percentiles(samples)
+def interleaved(clients, calls, req, rounds=10):
+    """Round trips of each client in alternating rounds (load that comes and goes hits all of
+    them alike): percentiles per client over all its calls, the ratio of the p50s, and the
+    median of the per-round p50 ratios (second client / first)."""
+    for client in clients.values():
+        for _ in range(200):  # warm up
+            client.request(req)
+    per = max(1, calls // rounds)
+    samples = {name: [] for name in clients}
+    round_p50 = {name: [] for name in clients}
+    for r in range(rounds):
+        order = list(clients.items()) if r % 2 == 0 else list(reversed(clients.items()))
+        for name, client in order:
+            these = []
+            for _ in range(per):
+                t = time.perf_counter()
+                reply = client.request(req)
+                these.append((time.perf_counter() - t) * 1e6)
+                assert reply.get("value") == 2, reply
+            samples[name] += these
+            round_p50[name].append(statistics.median(these))
+    result = {name: percentiles(s) for name, s in samples.items()}
+    first, second = list(clients)
+    result["ratio_p50"] = round(result[second]["p50_us"] / result[first]["p50_us"], 2)
+    result["ratio_per_round_median"] = round(
+        statistics.median(b / a for a, b in zip(round_p50[first], round_p50[second])), 2
+    )
+    return result
 
 
 def spawn_backend(transport, extra_path=None):
@@ -226,22 +244,17 @@ def main():
     ready = threading.Event()
     threading.Thread(target=echo_server, args=(name, ready), daemon=True).start()
     ready.wait()
-    client = PipeClient(name)
-    result["raw_echo"] = round_trips(client, calls, {"op": "eval", "expr": "1+1"})
-    client.close()
-
     proc, address, _ = spawn_backend("pipe")
     try:
-        client = PipeClient(address)
-        result["beep_backend_pipe"] = round_trips(
-            client, calls, {"op": "eval", "expr": "1+1"}
-        )
-        client.close()
+        clients = {
+            "raw_echo": PipeClient(name),
+            "beep_backend_pipe": PipeClient(address),
+        }
+        result.update(interleaved(clients, calls, {"op": "eval", "expr": "1+1"}))
+        for client in clients.values():
+            client.close()
     finally:
         stop(proc)
-    result["ratio_p50"] = round(
-        result["beep_backend_pipe"]["p50_us"] / result["raw_echo"]["p50_us"], 2
-    )
 
     cold = {}
     transports = ["pipe", "http"]
