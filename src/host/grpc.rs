@@ -168,6 +168,7 @@ impl BackendService for Api {
             .0
             .start_backend(StartRequest {
                 env: non_empty(r.env),
+                runtime: None,
                 transport: r.transport,
                 restart: non_empty(r.restart),
             })
