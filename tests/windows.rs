@@ -749,8 +749,21 @@ fn embedded_runtime_hosts_backends_and_refuses_environments() {
             .and_then(|l| l.split_whitespace().next())
             .unwrap_or_else(|| panic!("no id in {out:?}"))
             .to_string();
+        eprintln!("started {id} ({transport}) on {key}");
+        let dump = || {
+            let logs = home.paths.logs();
+            for name in [format!("{id}.log"), "daemon.log".to_string()] {
+                let text = std::fs::read_to_string(logs.join(&name)).unwrap_or_default();
+                eprintln!("---- {name}\n{text}");
+            }
+        };
         block(async {
-            let client = connect(&home, &id).await;
+            let client = tokio::time::timeout(Duration::from_secs(20), connect(&home, &id))
+                .await
+                .unwrap_or_else(|_| {
+                    dump();
+                    panic!("connect {id}: no answer in 20 s")
+                });
             assert_eq!(client.eval("1+1").await.unwrap(), PyValue::Json(json!(2)));
             let value = client.eval("__import__('sys').executable").await.unwrap();
             let PyValue::Json(Value::String(exe)) = value else {

@@ -115,7 +115,6 @@ impl Supervisor {
         // (or a remove of the runtime), which takes the same lock and then looks for
         // backends, never races a start.
         let _place_lock = self.place_lock(&spec).await?;
-        let python_path = process::python_package_dir()?;
         let (python, home) = match &spec.place {
             Place::Environment(env) => {
                 let env_dir = crate::venv::env_dir(paths, env);
@@ -143,7 +142,8 @@ impl Supervisor {
                         python: runtime.python.clone(),
                     });
                 }
-                crate::runtime::embedded::prepare_backend(&runtime.python, &python_path).map_err(
+                let package = process::python_package_dir()?;
+                crate::runtime::embedded::prepare_backend(&runtime.python, &package).map_err(
                     |problem| Error::EmbeddedPath {
                         key: runtime.key.clone(),
                         pth: runtime
