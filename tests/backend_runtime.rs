@@ -267,4 +267,45 @@ fn bad_runtime_requests_are_clear_errors() {
     let (status, unknown) = post(json!({"runtime": "nope-3.99", "transport": "http"}));
     assert_eq!(status, 404, "{unknown}");
     home.ok(&["stop", &id]);
+
+    // And its gRPC `Start`.
+    use beep_host::host::grpc::proto::{self, backend_service_client::BackendServiceClient};
+    let grpc = format!("http://{}", host["grpc"].as_str().unwrap());
+    let auth = |message| {
+        let mut request = tonic::Request::new(message);
+        let bearer = format!("Bearer {token}").parse().unwrap();
+        request.metadata_mut().insert("authorization", bearer);
+        request
+    };
+    let started = block(async {
+        let channel = tonic::transport::Endpoint::from_shared(grpc.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut backends = BackendServiceClient::new(channel);
+        let refused = backends
+            .start(auth(proto::StartBackendRequest {
+                env: "admin".into(),
+                runtime: rt.key.clone(),
+                transport: "pipe".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
+        backends
+            .start(auth(proto::StartBackendRequest {
+                runtime: rt.key.clone(),
+                transport: "pipe".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    assert_eq!(started.runtime, rt.key);
+    assert_eq!(started.env, "");
+    assert!(same_dir(&eval_prefix(home, &started.id), &rt.prefix));
+    home.ok(&["stop", &started.id]);
 }
