@@ -392,62 +392,6 @@ fn spawn_daemon(paths: &Paths) -> Result<std::process::Child, Error> {
         command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW);
         std_handles_not_inherited();
     }
-    #[cfg(windows)]
-    let _not_inherited = StdHandlesNotInherited::new();
     let child = command.spawn().map_err(spawn_err)?;
     Ok(child)
-}
-
-/// Windows: `CreateProcess` hands the child every inheritable handle of this process, its
-/// own stdout and stderr included (inheritable when its parent gave it pipes). A daemon
-/// holding them keeps a caller that reads this command's output to the end (a script
-/// capturing `beep-host start --detach`) waiting until the daemon exits. While it lives,
-/// this process's standard handles are not inheritable; their flags come back on drop.
-#[cfg(windows)]
-struct StdHandlesNotInherited(Vec<(windows_sys::Win32::Foundation::HANDLE, u32)>);
-
-#[cfg(windows)]
-impl StdHandlesNotInherited {
-    fn new() -> Self {
-        use std::os::windows::io::AsRawHandle;
-        use windows_sys::Win32::Foundation::{
-            GetHandleInformation, HANDLE_FLAG_INHERIT, SetHandleInformation,
-        };
-        let handles = [
-            std::io::stdin().as_raw_handle(),
-            std::io::stdout().as_raw_handle(),
-            std::io::stderr().as_raw_handle(),
-        ];
-        let mut changed = Vec::new();
-        for handle in handles {
-            let handle = handle as windows_sys::Win32::Foundation::HANDLE;
-            if handle.is_null() {
-                continue;
-            }
-            let mut flags = 0u32;
-            // SAFETY: plain handle-flag calls on this process's own standard handles.
-            unsafe {
-                if GetHandleInformation(handle, &mut flags) != 0
-                    && flags & HANDLE_FLAG_INHERIT != 0
-                    && SetHandleInformation(handle, HANDLE_FLAG_INHERIT, 0) != 0
-                {
-                    changed.push((handle, flags & HANDLE_FLAG_INHERIT));
-                }
-            }
-        }
-        Self(changed)
-    }
-}
-
-#[cfg(windows)]
-impl Drop for StdHandlesNotInherited {
-    fn drop(&mut self) {
-        use windows_sys::Win32::Foundation::{HANDLE_FLAG_INHERIT, SetHandleInformation};
-        for &(handle, flags) in &self.0 {
-            // SAFETY: as above; the handles are still this process's standard handles.
-            unsafe {
-                SetHandleInformation(handle, HANDLE_FLAG_INHERIT, flags);
-            }
-        }
-    }
 }
