@@ -567,6 +567,7 @@ fn a_refused_start_comes_back_with_its_hint_and_a_message_without_cli_advice() {
         client
             .start(StartSpec {
                 env: "plain".into(),
+                runtime: None,
                 transport: beep_host::backend::Transport::Rpc,
                 restart: Default::default(),
                 ready_timeout_ms: 10_000,

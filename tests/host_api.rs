@@ -396,6 +396,7 @@ async fn every_grpc_call_works_and_needs_the_token() {
             env: "g1".into(),
             transport: "http".into(),
             restart: String::new(),
+            ..Default::default()
         }))
         .await
         .unwrap()

@@ -730,34 +730,40 @@ fn embedded_runtime_hosts_backends_and_refuses_environments() {
         "{stdout}"
     );
 
-    // Backends on the runtime itself, on http and on the named pipe.
+    // Backends on the runtime itself through `beep-host start --runtime`, on http and on the
+    // named pipe, supervised by the daemon like any other. Before the pipe one, the
+    // `beep-host.pth` is gone (as after a move of beep-host): the start writes it again.
     for transport in ["http", "pipe"] {
-        let token = "ab".repeat(32);
-        let mut backend = Command::new(&python)
-            .args([
-                "-m",
-                "beep_backend",
-                "--transport",
-                transport,
-                "--token-stdin",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(
-            backend.stdin.as_mut().unwrap(),
-            format!("{token}\n").as_bytes(),
-        )
-        .unwrap();
-        drop(backend.stdin.take());
-        let ready = read_json_line(&mut backend);
-        assert_eq!(ready["event"], "ready", "{ready}");
-        let address = ready["address"].as_str().unwrap().to_string();
-        let kind: Transport = serde_json::from_value(json!(transport)).unwrap();
+        if transport == "pipe" {
+            let pth = python
+                .parent()
+                .unwrap()
+                .join(r"Lib\site-packages\beep-host.pth");
+            std::fs::remove_file(&pth).unwrap();
+        }
+        let out = home.ok(&["start", transport, "--runtime", &key, "--detach"]);
+        assert!(out.contains(&format!("on runtime `{key}`")), "{out}");
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("backend "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no id in {out:?}"))
+            .to_string();
+        eprintln!("started {id} ({transport}) on {key}");
+        let dump = || {
+            let logs = home.paths.logs();
+            for name in [format!("{id}.log"), "daemon.log".to_string()] {
+                let text = std::fs::read_to_string(logs.join(&name)).unwrap_or_default();
+                eprintln!("---- {name}\n{text}");
+            }
+        };
         block(async {
-            let client = client::connect(kind, &address, &token).await.unwrap();
+            let client = tokio::time::timeout(Duration::from_secs(20), connect(&home, &id))
+                .await
+                .unwrap_or_else(|_| {
+                    dump();
+                    panic!("connect {id}: no answer in 20 s")
+                });
             assert_eq!(client.eval("1+1").await.unwrap(), PyValue::Json(json!(2)));
             let value = client.eval("__import__('sys').executable").await.unwrap();
             let PyValue::Json(Value::String(exe)) = value else {
@@ -767,13 +773,31 @@ fn embedded_runtime_hosts_backends_and_refuses_environments() {
                 exe.to_lowercase(),
                 python.display().to_string().to_lowercase()
             );
-            let _ = client.shutdown().await;
         });
-        let began = Instant::now();
-        while backend.try_wait().unwrap().is_none() && began.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = backend.kill();
+        let ps = home.json(&["ps", "--json"]);
+        let row = ps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} not in ps: {ps}"))
+            .clone();
+        assert_eq!(row["runtime"]["key"], key.as_str(), "{row}");
+        assert_eq!(row["transport"], transport, "{row}");
+        let pid = row["pid"].as_u64().unwrap_or(0) as u32;
+        assert!(pid > 0 && alive(pid), "{row}");
+        assert!(row["rss_bytes"].as_u64().unwrap_or(0) > 0, "{row}");
+        // The runtime stays while a backend runs on it.
+        let out = home.cli(&["runtime", "remove", &key]);
+        assert!(!out.status.success(), "removed under a running backend");
+        assert!(text(&out.stderr).contains(&id), "{}", text(&out.stderr));
+        assert!(python.is_file());
+        home.ok(&["stop", &id]);
+        wait_for(
+            "the stopped backend to exit",
+            Duration::from_secs(5),
+            || !alive(pid),
+        );
     }
 
     // No environment from it: a clear refusal naming the alternative; nothing created.

@@ -107,7 +107,8 @@ impl BackendInstance {
             transport: self.spec.transport,
             address: snap.address.clone().unwrap_or_default(),
             token: self.plan.token.clone(),
-            env: self.spec.env.to_string(),
+            env: self.spec.place.env_field(),
+            runtime: self.spec.place.runtime_field(),
             started_at: self.started_at,
             options: self.spec.options.clone(),
             supervisor_pid: self.supervisor.0,
@@ -127,7 +128,8 @@ impl BackendInstance {
         let stats = stats.filter(|_| live).unwrap_or_default();
         BackendStatus {
             id: self.id.clone(),
-            env: self.spec.env.to_string(),
+            env: self.spec.place.env_field(),
+            runtime: self.spec.place.runtime_field(),
             transport: self.spec.transport,
             address: snap.address.clone(),
             state: snap.state,

@@ -25,8 +25,8 @@ use std::time::Duration;
 pub use client::{BackendClient, ExecOutput, Handle, Op, PyValue, RemoteError, Reply};
 pub use record::BackendRecord;
 pub use spec::{
-    BackendId, BackendOptions, BackendSpec, HealthCheck, ProjectTag, RestartLimits, RestartPolicy,
-    Transport,
+    BackendId, BackendOptions, BackendSpec, HealthCheck, Place, ProjectTag, RestartLimits,
+    RestartPolicy, RuntimeRef, Transport,
 };
 pub use status::{
     BackendEvent, BackendState, BackendStatus, LastExit, LogLine, LogStream, ProcessStats,
@@ -43,6 +43,32 @@ pub enum Error {
          `grpcio protobuf` into `{env}`"
     )]
     GrpcMissing { env: String, path: PathBuf },
+    #[error("Failed to find the interpreter `{}` of runtime `{key}`; see `beep-host runtime list`", python.display())]
+    RuntimeMissing { key: String, python: PathBuf },
+    #[error(
+        "Failed to start an `rpc` backend on runtime `{key}`: grpcio is not installed there. \
+         Install `grpcio protobuf` into it (`{} -m pip install grpcio protobuf`), or start it in an environment that has them (`--venv admin`)",
+        python.display()
+    )]
+    RuntimeGrpcMissing { key: String, python: PathBuf },
+    #[error(
+        "Failed to start a backend on runtime `{key}`: another operation on it (install or remove) did not finish in time"
+    )]
+    RuntimeBusy {
+        key: String,
+        #[source]
+        source: crate::lock::Error,
+    },
+    #[error(
+        "Failed to start a backend on embedded runtime `{key}`: {problem}; its `pythonXY._pth` ignores PYTHONPATH, so `beep_backend` is found only through `{}`", pth.display()
+    )]
+    EmbeddedPath {
+        key: String,
+        pth: PathBuf,
+        problem: String,
+    },
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::Error),
     #[error(
         "Failed to find the `beep_backend` Python package near `{}`; set `{}`",
         exe.display(),
@@ -132,16 +158,19 @@ impl Error {
     pub fn code(&self) -> crate::ErrorCode {
         use crate::ErrorCode as C;
         match self {
-            Self::EnvironmentMissing { .. } | Self::NotFound { .. } | Self::CwdMissing { .. } => {
-                C::NotFound
-            }
+            Self::EnvironmentMissing { .. }
+            | Self::NotFound { .. }
+            | Self::CwdMissing { .. }
+            | Self::RuntimeMissing { .. } => C::NotFound,
             Self::IdTaken { .. }
             | Self::NotReady { .. }
             | Self::EnvironmentBusy { .. }
+            | Self::RuntimeBusy { .. }
             | Self::StillRunning { .. }
             | Self::Ended { .. } => C::Conflict,
             // The environment cannot serve the transport asked for.
-            Self::GrpcMissing { .. } => C::Invalid,
+            Self::GrpcMissing { .. } | Self::RuntimeGrpcMissing { .. } => C::Invalid,
+            Self::Runtime(e) => e.code(),
             Self::CurrentExe { .. } | Self::CreateDir { .. } | Self::Record(_) => C::Internal,
             Self::Client(e) => e.code(),
             _ => C::Failed,

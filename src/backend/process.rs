@@ -58,7 +58,12 @@ pub fn new_token() -> String {
 #[derive(Debug, Clone)]
 pub struct LaunchPlan {
     pub id: BackendId,
+    /// The environment's name; empty on a runtime.
     pub env: String,
+    /// The interpreter: the environment's, or the runtime's own.
+    pub python: PathBuf,
+    /// The environment's folder, or the runtime interpreter's: the default working
+    /// directory.
     pub env_dir: PathBuf,
     pub transport: Transport,
     pub python_path: PathBuf,
@@ -85,7 +90,7 @@ pub struct Launched {
 
 /// Spawn the backend and wait for its ready line.
 pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched, Error> {
-    let python = crate::venv::python_in(&plan.env_dir);
+    let python = plan.python.clone();
     let scope = match plan.options.memory_limit {
         Some(limit) => tokio::task::spawn_blocking(systemd_scope_works)
             .await
@@ -113,9 +118,11 @@ pub async fn launch(plan: &LaunchPlan, log: &Arc<BackendLog>) -> Result<Launched
         .arg("-m")
         .arg("beep_backend")
         .arg("--transport")
-        .arg(plan.transport.python_name())
-        .arg("--env-name")
-        .arg(&plan.env)
+        .arg(plan.transport.python_name());
+    if !plan.env.is_empty() {
+        command.arg("--env-name").arg(&plan.env);
+    }
+    command
         // The token comes over stdin, never through the environment: an environment block
         // stays readable in /proc/<pid>/environ by user code and its children.
         .arg("--token-stdin");

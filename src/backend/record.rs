@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{BackendId, BackendOptions, RestartPolicy, Transport};
+use super::spec::{BackendId, BackendOptions, RestartPolicy, RuntimeRef, Transport};
 use super::status::{BackendState, LastExit};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +56,12 @@ pub struct BackendRecord {
     pub address: String,
     /// The bearer token every request must carry.
     pub token: String,
-    /// The environment name.
+    /// The environment name; empty for a backend on a runtime.
     pub env: String,
+    /// The runtime a backend runs on directly (absent in an environment, and in records
+    /// written before backends could run on runtimes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeRef>,
     /// Unix seconds of the first start.
     pub started_at: u64,
     /// The `beep-host` process that supervises the backend, and its start time.
@@ -266,6 +270,7 @@ mod tests {
             address: "/x.sock".into(),
             token: "t".into(),
             env: "admin".into(),
+            runtime: None,
             started_at: 1,
             supervisor_pid: pid,
             supervisor_start_time: start_time,
@@ -302,6 +307,33 @@ mod tests {
         assert_eq!(listed.len(), 2);
         reused.remove(dir.path());
         assert_eq!(BackendRecord::list(dir.path()), vec![live]);
+    }
+
+    /// A record written before backends could run on runtimes (no `runtime`) still reads,
+    /// as a backend in its environment; one on a runtime keeps it.
+    #[test]
+    fn records_without_a_runtime_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut on_runtime = record("ab", 1, 1);
+        on_runtime.env = String::new();
+        on_runtime.runtime = Some(RuntimeRef {
+            key: "cpython-3.12.7-linux-x86_64-gnu".into(),
+            python: "/r/bin/python3".into(),
+        });
+        let path = on_runtime.write(dir.path()).unwrap();
+        assert_eq!(BackendRecord::read(&path).unwrap(), on_runtime);
+        let mut old: serde_json::Value = serde_json::to_value(record("cd", 1, 1)).unwrap();
+        old.as_object_mut().unwrap().remove("runtime");
+        let old_path = dir.path().join("cd.json");
+        fs_err::write(&old_path, serde_json::to_vec(&old).unwrap()).unwrap();
+        let read = BackendRecord::read(&old_path).unwrap();
+        assert_eq!(read.runtime, None);
+        assert_eq!(
+            crate::backend::Place::from_fields(&read.env, read.runtime.as_ref())
+                .unwrap()
+                .to_string(),
+            "environment `admin`"
+        );
     }
 
     #[test]

@@ -8,11 +8,10 @@ use super::instance::{BackendInstance, Snapshot};
 use super::log::BackendLog;
 use super::process::{self, LaunchPlan};
 use super::record::BackendRecord;
-use super::spec::{BackendId, BackendSpec};
+use super::spec::{BackendId, BackendSpec, Place};
 use super::status::{BackendState, LastExit};
 use super::supervisor::Supervisor;
 use super::termination;
-use crate::venv::EnvName;
 
 impl Supervisor {
     /// Read the table a previous owner left (the records). Ended backends are shown as they
@@ -76,10 +75,10 @@ impl Supervisor {
             }
             let lost_to_restart =
                 rec.state == BackendState::Lost && rec.restart == super::RestartPolicy::OnFailure;
-            let Ok(env) = EnvName::parse(&rec.env) else {
+            let Ok(place) = Place::from_fields(&rec.env, rec.runtime.as_ref()) else {
                 continue;
             };
-            let mut spec = BackendSpec::new(env, rec.transport).restart(rec.restart);
+            let mut spec = BackendSpec::on(place, rec.transport).restart(rec.restart);
             spec.id = Some(rec.id.clone());
             // The declaration travels with the backend: a restart here keeps it.
             spec.options = rec.options.clone();
@@ -103,12 +102,22 @@ impl Supervisor {
     /// An ended backend, rebuilt from its record.
     fn ended_instance(&self, spec: BackendSpec, rec: &BackendRecord) -> Arc<BackendInstance> {
         let (control, _) = mpsc::unbounded_channel();
-        let env_dir = crate::venv::env_dir(&self.inner.paths, &spec.env);
+        let (python, env_dir) = match &spec.place {
+            Place::Environment(env) => {
+                let env_dir = crate::venv::env_dir(&self.inner.paths, env);
+                (crate::venv::python_in(&env_dir), env_dir)
+            }
+            Place::Runtime(runtime) => (
+                runtime.python.clone(),
+                runtime.python.parent().map(Into::into).unwrap_or_default(),
+            ),
+        };
         Arc::new(BackendInstance {
             id: rec.id.clone(),
             plan: LaunchPlan {
                 id: rec.id.clone(),
                 env: rec.env.clone(),
+                python,
                 env_dir,
                 transport: rec.transport,
                 python_path: Default::default(),

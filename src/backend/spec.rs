@@ -1,4 +1,5 @@
-//! What to start: the environment, the transport, the restart policy.
+//! What to start: where it runs (an environment or a runtime), the transport, the restart
+//! policy.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -119,10 +120,77 @@ impl RestartLimits {
     }
 }
 
+/// A runtime a backend runs on directly (`beep-host start --runtime`): its key, and the
+/// interpreter resolved when it was first started (so an adopted runtime that discovery
+/// no longer finds still restarts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeRef {
+    pub key: String,
+    pub python: PathBuf,
+}
+
+/// Where a backend runs: in an environment (`<env>/bin/python`), or on a runtime's own
+/// interpreter.
+///
+/// Records, statuses and the daemon's `start` carry it as two fields, `env` (the
+/// environment's name; empty on a runtime, which older readers still parse) and `runtime`
+/// (absent in an environment): see [`Place::from_fields`] and [`Place::env_field`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Environment(EnvName),
+    Runtime(RuntimeRef),
+}
+
+impl Place {
+    /// The place the `env` and `runtime` fields of a record or status name.
+    pub fn from_fields(env: &str, runtime: Option<&RuntimeRef>) -> Result<Self, String> {
+        match runtime {
+            Some(runtime) => Ok(Self::Runtime(runtime.clone())),
+            None => EnvName::parse(env)
+                .map(Self::Environment)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The `env` field: the environment's name, empty on a runtime.
+    pub fn env_field(&self) -> String {
+        match self {
+            Self::Environment(env) => env.to_string(),
+            Self::Runtime(_) => String::new(),
+        }
+    }
+
+    /// The `runtime` field: the runtime, absent in an environment.
+    pub fn runtime_field(&self) -> Option<RuntimeRef> {
+        match self {
+            Self::Environment(_) => None,
+            Self::Runtime(runtime) => Some(runtime.clone()),
+        }
+    }
+
+    pub fn env(&self) -> Option<&EnvName> {
+        match self {
+            Self::Environment(env) => Some(env),
+            Self::Runtime(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    /// `environment `admin``, `runtime `cpython-3.12.7-linux-x86_64-gnu``.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Environment(env) => write!(f, "environment `{env}`"),
+            Self::Runtime(runtime) => write!(f, "runtime `{}`", runtime.key),
+        }
+    }
+}
+
 /// Everything needed to start one backend.
 #[derive(Debug, Clone)]
 pub struct BackendSpec {
-    pub env: EnvName,
+    /// Where it runs.
+    pub place: Place,
     pub transport: Transport,
     pub restart: RestartPolicy,
     pub limits: RestartLimits,
@@ -263,9 +331,15 @@ pub fn format_bytes(bytes: u64) -> String {
 }
 
 impl BackendSpec {
+    /// A backend in environment `env`.
     pub fn new(env: EnvName, transport: Transport) -> Self {
+        Self::on(Place::Environment(env), transport)
+    }
+
+    /// A backend at `place` (an environment or a runtime).
+    pub fn on(place: Place, transport: Transport) -> Self {
         Self {
-            env,
+            place,
             transport,
             restart: RestartPolicy::Never,
             limits: RestartLimits::default(),

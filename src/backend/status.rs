@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{BackendId, BackendOptions, Transport};
+use super::spec::{BackendId, BackendOptions, RuntimeRef, Transport};
 
 /// The life cycle of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +116,12 @@ pub struct ProcessStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendStatus {
     pub id: BackendId,
+    /// The environment it runs in; empty when it runs on a runtime (see `runtime`).
     pub env: String,
+    /// The runtime it runs on directly (`beep-host start --runtime`); absent in an
+    /// environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeRef>,
     pub transport: Transport,
     /// `127.0.0.1:PORT` or the socket path, once ready.
     pub address: Option<String>,
@@ -141,6 +146,16 @@ pub struct BackendStatus {
     /// A project's declarations (which project, health probe, memory limit).
     #[serde(default)]
     pub options: BackendOptions,
+}
+
+impl BackendStatus {
+    /// Where it runs, for people: `admin` (an environment) or `runtime <key>`.
+    pub fn place_text(&self) -> String {
+        match &self.runtime {
+            Some(runtime) => format!("runtime {}", runtime.key),
+            None => self.env.clone(),
+        }
+    }
 }
 
 /// A change announced to subscribers.

@@ -18,7 +18,7 @@ use super::instance::{self, BackendInstance, Control, Snapshot};
 use super::log::BackendLog;
 use super::process::{self, LaunchPlan};
 use super::record::{self, Unreadable};
-use super::spec::{BackendId, BackendSpec, Transport};
+use super::spec::{BackendId, BackendSpec, Place, RuntimeRef, Transport};
 use super::stats::StatsSampler;
 use super::status::{BackendEvent, BackendState, BackendStatus, LogLine, ProcessStats};
 use super::termination;
@@ -107,27 +107,61 @@ impl Supervisor {
     }
 
     /// Start a backend and wait until it is ready (or failed to start). A spec with the id
-    /// of an ended backend starts it again (same id, environment, transport and policy).
-    #[tracing::instrument(skip_all, fields(env = %spec.env, transport = %spec.transport))]
+    /// of an ended backend starts it again (same id, place, transport and policy).
+    #[tracing::instrument(skip_all, fields(place = %spec.place, transport = %spec.transport))]
     pub async fn start(&self, spec: BackendSpec) -> Result<BackendId, Error> {
         let paths = &self.inner.paths;
         // Held until the backend is ready and recorded, so that a delete of the environment
-        // (which takes the same lock, then looks for backends) never races a start.
-        let _env_lock = self.env_lock(&spec).await?;
-        let env_dir = crate::venv::env_dir(paths, &spec.env);
-        let python = crate::venv::python_in(&env_dir);
-        if !python.exists() {
-            return Err(Error::EnvironmentMissing {
-                env: spec.env.to_string(),
-                path: env_dir,
-            });
-        }
-        if spec.transport == Transport::Rpc && crate::venv::has_grpc(&env_dir) == Some(false) {
-            return Err(Error::GrpcMissing {
-                env: spec.env.to_string(),
-                path: env_dir,
-            });
-        }
+        // (or a remove of the runtime), which takes the same lock and then looks for
+        // backends, never races a start.
+        let _place_lock = self.place_lock(&spec).await?;
+        let (python, home) = match &spec.place {
+            Place::Environment(env) => {
+                let env_dir = crate::venv::env_dir(paths, env);
+                let python = crate::venv::python_in(&env_dir);
+                if !python.exists() {
+                    return Err(Error::EnvironmentMissing {
+                        env: env.to_string(),
+                        path: env_dir,
+                    });
+                }
+                if spec.transport == Transport::Rpc
+                    && crate::venv::has_grpc(&env_dir) == Some(false)
+                {
+                    return Err(Error::GrpcMissing {
+                        env: env.to_string(),
+                        path: env_dir,
+                    });
+                }
+                (python, env_dir)
+            }
+            Place::Runtime(runtime) => {
+                if !runtime.python.is_file() {
+                    return Err(Error::RuntimeMissing {
+                        key: runtime.key.clone(),
+                        python: runtime.python.clone(),
+                    });
+                }
+                let package = process::python_package_dir()?;
+                crate::runtime::embedded::prepare_backend(&runtime.python, &package).map_err(
+                    |problem| Error::EmbeddedPath {
+                        key: runtime.key.clone(),
+                        pth: runtime
+                            .python
+                            .parent()
+                            .map(crate::runtime::embedded::backend_pth)
+                            .unwrap_or_default(),
+                        problem,
+                    },
+                )?;
+                let home = runtime
+                    .python
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default();
+                (runtime.python.clone(), home)
+            }
+        };
         let python_path = process::python_package_dir()?;
         let id = spec.id.clone().unwrap_or_else(BackendId::random);
         let records = paths.backend_records();
@@ -159,8 +193,9 @@ impl Supervisor {
         let log = Arc::new(BackendLog::open(paths.logs().join(format!("{id}.log"))));
         let plan = LaunchPlan {
             id: id.clone(),
-            env: spec.env.to_string(),
-            env_dir,
+            env: spec.place.env_field(),
+            python,
+            env_dir: home,
             transport: spec.transport,
             python_path,
             socket,
@@ -193,9 +228,13 @@ impl Supervisor {
             events: self.inner.events.clone(),
         });
         self.lock().insert(id.clone(), backend.clone());
+        let at = match &backend.spec.place {
+            Place::Environment(_) => "in",
+            Place::Runtime(_) => "on",
+        };
         backend.log.note(&format!(
-            "starting: {} in environment `{}`",
-            backend.spec.transport, backend.spec.env
+            "starting: {} {at} {}",
+            backend.spec.transport, backend.spec.place
         ));
         let _ = self.inner.events.send(BackendEvent::State {
             id: id.clone(),
@@ -230,19 +269,54 @@ impl Supervisor {
         Ok(id)
     }
 
-    /// The environment's lock, waiting at most the ready timeout for another operation.
-    async fn env_lock(&self, spec: &BackendSpec) -> Result<LockFile, Error> {
-        let path = crate::venv::lock_path(&self.inner.paths, spec.env.as_str());
-        let busy = |source| Error::EnvironmentBusy {
-            env: spec.env.to_string(),
-            source,
-        };
-        let what = format!("environment `{}`", spec.env);
+    /// The lock of the environment or runtime the backend runs at, waiting at most the
+    /// ready timeout for another operation.
+    async fn place_lock(&self, spec: &BackendSpec) -> Result<LockFile, Error> {
         let wait = crate::lock::Wait {
             timeout: Some(spec.ready_timeout),
             ..Default::default()
         };
-        LockFile::acquire(&path, &what, wait).await.map_err(busy)
+        match &spec.place {
+            Place::Environment(env) => {
+                let path = crate::venv::lock_path(&self.inner.paths, env.as_str());
+                let what = format!("environment `{env}`");
+                LockFile::acquire(&path, &what, wait)
+                    .await
+                    .map_err(|source| Error::EnvironmentBusy {
+                        env: env.to_string(),
+                        source,
+                    })
+            }
+            Place::Runtime(runtime) => {
+                let path = crate::runtime::install::lock_path(&self.inner.paths, &runtime.key);
+                let what = format!("runtime `{}`", runtime.key);
+                LockFile::acquire(&path, &what, wait)
+                    .await
+                    .map_err(|source| Error::RuntimeBusy {
+                        key: runtime.key.clone(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// The runtime `request` names (a key, a version such as `3.12`, or an interpreter
+    /// path), as a place to run a backend on.
+    /// Finding it may run interpreters (discovery), so it runs on a blocking thread.
+    pub async fn runtime_place(&self, request: &str) -> Result<Place, Error> {
+        let paths = self.inner.paths.clone();
+        let request = request.to_string();
+        let resolved = tokio::task::spawn_blocking(move || {
+            let config = crate::Config::load(&paths).unwrap_or_default();
+            crate::runtime::Runtimes::new(paths, config).resolve(Some(&request))
+        })
+        .await
+        .map_err(|e| Error::Runtime(crate::runtime::Error::Task { source: e }))?;
+        let runtime = resolved?;
+        Ok(Place::Runtime(RuntimeRef {
+            key: runtime.key,
+            python: runtime.python,
+        }))
     }
 
     /// An `rpc` start that failed because grpc is missing gets the advice.
@@ -257,9 +331,15 @@ impl Supervisor {
             _ => false,
         };
         if backend.spec.transport == Transport::Rpc && grpc_missing {
-            return Error::GrpcMissing {
-                env: backend.spec.env.to_string(),
-                path: backend.plan.env_dir.clone(),
+            return match &backend.spec.place {
+                Place::Environment(env) => Error::GrpcMissing {
+                    env: env.to_string(),
+                    path: backend.plan.env_dir.clone(),
+                },
+                Place::Runtime(runtime) => Error::RuntimeGrpcMissing {
+                    key: runtime.key.clone(),
+                    python: runtime.python.clone(),
+                },
             };
         }
         err
@@ -463,7 +543,15 @@ impl Supervisor {
     pub fn backends_in_env(&self, env: &EnvName) -> Vec<BackendStatus> {
         self.list()
             .into_iter()
-            .filter(|s| s.env == env.as_str() && !s.state.is_final())
+            .filter(|s| s.runtime.is_none() && s.env == env.as_str() && !s.state.is_final())
+            .collect()
+    }
+
+    /// The running backends on one runtime itself (runtime remove refuses while any runs).
+    pub fn backends_on_runtime(&self, key: &str) -> Vec<BackendStatus> {
+        self.list()
+            .into_iter()
+            .filter(|s| s.runtime.as_ref().is_some_and(|r| r.key == key) && !s.state.is_final())
             .collect()
     }
 

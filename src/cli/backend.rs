@@ -27,6 +27,10 @@ pub struct StartArgs {
     /// The environment to run in.
     #[arg(long, default_value = "admin")]
     venv: EnvName,
+    /// Run on this runtime's own interpreter instead of an environment: a key from
+    /// `beep-host runtime list`, a version (`3.12`) or an interpreter path.
+    #[arg(long, value_name = "RUNTIME", conflicts_with = "venv")]
+    runtime: Option<String>,
     /// Restart the backend when it crashes: never or on-failure.
     #[arg(long, default_value = "never")]
     restart: RestartPolicy,
@@ -145,6 +149,7 @@ fn spec_of(args: &StartArgs) -> anyhow::Result<StartSpec> {
     });
     Ok(StartSpec {
         env: args.venv.to_string(),
+        runtime: args.runtime.clone(),
         transport: args.transport,
         restart: args.restart,
         ready_timeout_ms: (args.ready_timeout.max(0.1) * 1000.0) as u64,
@@ -230,9 +235,12 @@ pub async fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
 fn print_endpoint(status: &BackendStatus) {
     let id = &status.id;
     say(&format!(
-        "backend {id} ready: {} in environment `{}`, pid {}\n  address: {}\n  token:   field \"token\" of {} (mode 0600)\n  try:     beep-host eval {id} '1+1'\n  logs:    beep-host logs {id} --follow",
+        "backend {id} ready: {} {}, pid {}\n  address: {}\n  token:   field \"token\" of {} (mode 0600)\n  try:     beep-host eval {id} '1+1'\n  logs:    beep-host logs {id} --follow",
         status.transport,
-        status.env,
+        match &status.runtime {
+            Some(runtime) => format!("on runtime `{}`", runtime.key),
+            None => format!("in environment `{}`", status.env),
+        },
         status.pid.unwrap_or(0),
         status.address.as_deref().unwrap_or("-"),
         status.record.display(),
@@ -289,7 +297,7 @@ pub async fn ps(args: PsArgs) -> anyhow::Result<ExitCode> {
         .map(|s| {
             vec![
                 s.id.to_string(),
-                s.env.clone(),
+                s.place_text(),
                 s.transport.to_string(),
                 s.address.clone().unwrap_or_else(|| "-".into()),
                 state_text(s),

@@ -326,6 +326,12 @@ pub async fn run(cmd: RuntimeCommand) -> anyhow::Result<ExitCode> {
                     broken.environments.join(", ")
                 );
             }
+            if !broken.runtime_backends.is_empty() {
+                eprintln!(
+                    "warning: these backends still run on it and fail on their next import (stop them): {}",
+                    broken.runtime_backends.join(", ")
+                );
+            }
             if !broken.backends.is_empty() {
                 eprintln!(
                     "warning: these backends still run from it and fail on their next import (restart them after recreating their environments): {}",

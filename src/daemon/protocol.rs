@@ -54,7 +54,12 @@ pub enum Request {
 /// A backend to start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StartSpec {
+    /// The environment to run in (ignored when `runtime` is given).
     pub env: String,
+    /// A runtime to run on directly instead of an environment: its key, a version
+    /// (`3.12`) or an interpreter path, resolved by the daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     pub transport: Transport,
     #[serde(default)]
     pub restart: RestartPolicy,
@@ -166,7 +171,14 @@ impl Listing {
     pub fn running_in(&self, env: &str) -> impl Iterator<Item = &BackendStatus> {
         self.backends
             .iter()
-            .filter(move |b| b.env == env && !b.state.is_final())
+            .filter(move |b| b.runtime.is_none() && b.env == env && !b.state.is_final())
+    }
+
+    /// The backends that run (or are being started again) on runtime `key` itself.
+    pub fn running_on_runtime(&self, key: &str) -> impl Iterator<Item = &BackendStatus> {
+        self.backends.iter().filter(move |b| {
+            b.runtime.as_ref().is_some_and(|r| r.key == key) && !b.state.is_final()
+        })
     }
 
     pub fn get(&self, id: &BackendId) -> Option<&BackendStatus> {
@@ -197,7 +209,17 @@ mod tests {
         assert_eq!(back["op"], "start");
         assert_eq!(back["env"], "admin");
         assert_eq!(back["ready_timeout_ms"], 5000);
-        assert_eq!(serde_json::from_value::<Request>(back).unwrap(), request);
+        assert_eq!(
+            serde_json::from_value::<Request>(back.clone()).unwrap(),
+            request
+        );
+        // No runtime: the field is absent on the wire (an older daemon reads it).
+        assert!(back.get("runtime").is_none(), "{back}");
+        let line = r#"{"op":"start","env":"","runtime":"3.12","transport":"http","ready_timeout_ms":5000}"#;
+        let Request::Start(spec) = serde_json::from_str(line).unwrap() else {
+            panic!("{line}");
+        };
+        assert_eq!(spec.runtime.as_deref(), Some("3.12"));
     }
 
     /// A failure with a hint crosses whole; one from an older peer (no `plain`, no `hint`)

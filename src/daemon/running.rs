@@ -64,6 +64,13 @@ impl RunningBackends for DaemonBackends {
             .collect()
     }
 
+    fn running_on_runtime(&self, key: &str) -> Vec<EnvBackend> {
+        self.fresh()
+            .running_on_runtime(key)
+            .map(env_backend)
+            .collect()
+    }
+
     async fn stop_in(&self, env: &EnvName) -> Result<(), StopError> {
         let Some(client) = &self.client else {
             return Ok(());
@@ -81,6 +88,13 @@ impl RunningBackends for DaemonBackends {
 impl RunningBackends for crate::backend::Supervisor {
     fn running_in(&self, env: &EnvName) -> Vec<EnvBackend> {
         self.backends_in_env(env).iter().map(env_backend).collect()
+    }
+
+    fn running_on_runtime(&self, key: &str) -> Vec<EnvBackend> {
+        self.backends_on_runtime(key)
+            .iter()
+            .map(env_backend)
+            .collect()
     }
 
     async fn stop_in(&self, env: &EnvName) -> Result<(), StopError> {

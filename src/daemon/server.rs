@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::protocol::{Answer, Failure, FailureCode, Hello, Listing, PROTOCOL, Request};
 use super::{DaemonRecord, Error};
-use crate::backend::{self, BackendSpec, Supervisor};
+use crate::backend::{self, BackendSpec, Place, Supervisor};
 use crate::host::{self, Host};
 use crate::lock::LockFile;
 use crate::venv::EnvName;
@@ -296,11 +296,17 @@ impl Session {
             }
             Request::Start(spec) => {
                 let spec = *spec;
-                let env = match EnvName::parse(&spec.env) {
-                    Ok(env) => env,
-                    Err(err) => return failure(FailureCode::Invalid, err.to_string()),
+                let place = match &spec.runtime {
+                    Some(request) => match s.runtime_place(request).await {
+                        Ok(place) => place,
+                        Err(err) => return Answer::Error(Failure::of(code_of(&err), &err)),
+                    },
+                    None => match EnvName::parse(&spec.env) {
+                        Ok(env) => Place::Environment(env),
+                        Err(err) => return failure(FailureCode::Invalid, err.to_string()),
+                    },
                 };
-                let mut full = BackendSpec::new(env, spec.transport).restart(spec.restart);
+                let mut full = BackendSpec::on(place, spec.transport).restart(spec.restart);
                 full.ready_timeout = Duration::from_millis(spec.ready_timeout_ms.max(100));
                 full.options = spec.options;
                 match s.start(full).await {

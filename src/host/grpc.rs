@@ -78,6 +78,7 @@ fn backend(b: BackendStatus) -> proto::Backend {
         rss_bytes: b.rss_bytes,
         uptime_secs: b.uptime_secs,
         restarts: b.restarts,
+        runtime: b.runtime.map(|r| r.key).unwrap_or_default(),
     }
 }
 
@@ -168,6 +169,7 @@ impl BackendService for Api {
             .0
             .start_backend(StartRequest {
                 env: non_empty(r.env),
+                runtime: non_empty(r.runtime),
                 transport: r.transport,
                 restart: non_empty(r.restart),
             })

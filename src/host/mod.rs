@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{BackendId, BackendSpec, BackendStatus, RestartPolicy, Supervisor, Transport};
+use crate::backend::{
+    BackendId, BackendSpec, BackendStatus, Place, RestartPolicy, Supervisor, Transport,
+};
 use crate::runtime::{Runtime, Runtimes};
 use crate::venv::{
     CreateOptions, DeleteOptions, EnvName, Environment, EnvironmentStatus, Environments,
@@ -94,9 +96,13 @@ pub struct CreateRequest {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
-    /// Environment name; `admin` when absent.
+    /// Environment name; `admin` when absent (and no `runtime`).
     #[serde(default)]
     pub env: Option<String>,
+    /// Run on this runtime (a key, a version or an interpreter path) instead of an
+    /// environment; not with `env`.
+    #[serde(default)]
+    pub runtime: Option<String>,
     /// `http`, `pipe` or `rpc`.
     pub transport: String,
     /// `never` (default) or `on-failure`.
@@ -350,7 +356,21 @@ impl Host {
     }
 
     pub async fn start_backend(&self, request: StartRequest) -> Result<BackendStatus, ApiError> {
-        let env = env_name(request.env.as_deref().unwrap_or(crate::venv::ADMIN_ENV))?;
+        let place = match (&request.runtime, &request.env) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::new(
+                    ApiCode::Invalid,
+                    "Failed to start a backend: give `env` or `runtime`, not both".to_string(),
+                ));
+            }
+            (Some(runtime), None) => self.supervisor.runtime_place(runtime).await?,
+            (None, env) => {
+                let env = env_name(env.as_deref().unwrap_or(crate::venv::ADMIN_ENV))?;
+                // The environment must be a finished one.
+                self.environments().get(&env)?;
+                Place::Environment(env)
+            }
+        };
         let transport: Transport = request
             .transport
             .parse()
@@ -361,11 +381,9 @@ impl Host {
                 .parse()
                 .map_err(|e: String| ApiError::new(ApiCode::Invalid, e))?,
         };
-        // The environment must be a finished one.
-        self.environments().get(&env)?;
         let id = self
             .supervisor
-            .start(BackendSpec::new(env, transport).restart(restart))
+            .start(BackendSpec::on(place, transport).restart(restart))
             .await?;
         Ok(self.supervisor.status(&id)?)
     }

@@ -315,6 +315,7 @@ pub(super) fn fingerprint(manifest: &Manifest, decl: &BackendDecl, lock_hash: &s
 fn start_spec(manifest: &Manifest, decl: &BackendDecl, fingerprint: String) -> StartSpec {
     StartSpec {
         env: manifest.env_name.to_string(),
+        runtime: None,
         transport: decl.transport,
         restart: decl.restart,
         ready_timeout_ms: READY_TIMEOUT_MS,

@@ -98,15 +98,11 @@ fn unpack(zip: &Path, dest: &Path) -> Result<String, Error> {
 /// Turn on `import site` and add `Lib\site-packages` in the `pythonXY._pth` under `dir`;
 /// name the shipped `beep_backend` in `Lib\site-packages\beep-host.pth`. The `._pth` path.
 fn edit_pth(dir: &Path) -> Result<PathBuf, Error> {
-    let pth = fs_err::read_dir(dir)
-        .map_err(Error::io(dir))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "_pth"))
-        .ok_or_else(|| Error::Broken {
-            path: dir.to_path_buf(),
-            message: "no `pythonXY._pth`: not python.org's embeddable package".into(),
-        })?;
+    fs_err::read_dir(dir).map_err(Error::io(dir))?;
+    let pth = find_pth(dir).ok_or_else(|| Error::Broken {
+        path: dir.to_path_buf(),
+        message: "no `pythonXY._pth`: not python.org's embeddable package".into(),
+    })?;
     let text = fs_err::read_to_string(&pth).map_err(Error::io(&pth))?;
     let mut lines: Vec<String> = text
         .lines()
@@ -131,10 +127,63 @@ fn edit_pth(dir: &Path) -> Result<PathBuf, Error> {
         .ok()
         .and_then(|exe| crate::paths::python_package_dir(&exe.canonicalize().unwrap_or(exe)))
     {
-        let file = site_packages.join("beep-host.pth");
+        let file = backend_pth(dir);
         fs_err::write(&file, format!("{}\r\n", package.display())).map_err(Error::io(&file))?;
     }
     Ok(pth)
+}
+
+/// The `pythonXY._pth` in `dir`, if `dir` holds python.org's embeddable package.
+fn find_pth(dir: &Path) -> Option<PathBuf> {
+    fs_err::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "_pth"))
+}
+
+/// `Lib\site-packages\beep-host.pth` of the embedded runtime in `dir`: the line that puts
+/// the shipped `beep_backend` on `sys.path` (PYTHONPATH is ignored there).
+pub fn backend_pth(dir: &Path) -> PathBuf {
+    dir.join("Lib").join("site-packages").join("beep-host.pth")
+}
+
+/// Before a backend starts on the interpreter `python`: when it is an embedded runtime's,
+/// make sure its `beep-host.pth` names `package` (the shipped `beep_backend`'s folder,
+/// which moves when beep-host is upgraded or moved) and that its `._pth` reads it.
+/// Nothing to do for any other interpreter. The error says what is missing.
+pub fn prepare_backend(python: &Path, package: &Path) -> Result<(), String> {
+    let Some(dir) = python.parent() else {
+        return Ok(());
+    };
+    let Some(pth) = find_pth(dir) else {
+        return Ok(());
+    };
+    let text = fs_err::read_to_string(&pth).map_err(|e| e.to_string())?;
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let missing = [
+        ("import site", "import site"),
+        (r"Lib\site-packages", r"Lib\site-packages"),
+    ]
+    .into_iter()
+    .find(|(line, _)| !lines.iter().any(|l| l.eq_ignore_ascii_case(line)));
+    if let Some((_, what)) = missing {
+        return Err(format!(
+            "`{}` lacks the line `{what}` (was it installed with `beep-host runtime install <zip>`?)",
+            pth.display()
+        ));
+    }
+    let file = backend_pth(dir);
+    let wanted = package.display().to_string();
+    let current = fs_err::read_to_string(&file).unwrap_or_default();
+    if current.lines().next().map(str::trim) == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    let written = file
+        .parent()
+        .map_or(Ok(()), fs_err::create_dir_all)
+        .and_then(|()| fs_err::write(&file, format!("{wanted}\r\n")));
+    written.map_err(|e| format!("it could not be written ({e})"))
 }
 
 #[cfg(test)]
@@ -166,6 +215,29 @@ mod tests {
         // Editing again changes nothing.
         edit_pth(dir.path()).unwrap();
         assert_eq!(std::fs::read_to_string(&pth).unwrap(), edited);
+    }
+
+    #[test]
+    fn backends_find_the_package_through_the_pth() {
+        let dir = tempfile::tempdir().unwrap();
+        let python = dir.path().join("python.exe");
+        let package = dir.path().join("shipped");
+        // Not the embeddable package: nothing to do, nothing written.
+        prepare_backend(&python, &package).unwrap();
+        assert!(!backend_pth(dir.path()).exists());
+        std::fs::write(dir.path().join("python313._pth"), SHIPPED).unwrap();
+        let err = prepare_backend(&python, &package).unwrap_err();
+        assert!(err.contains("import site"), "{err}");
+        edit_pth(dir.path()).unwrap();
+        // Missing or naming another folder (beep-host moved): written again.
+        let _ = std::fs::remove_file(backend_pth(dir.path()));
+        prepare_backend(&python, &package).unwrap();
+        let named = std::fs::read_to_string(backend_pth(dir.path())).unwrap();
+        assert_eq!(named.trim(), package.display().to_string());
+        std::fs::write(backend_pth(dir.path()), "/old/place\r\n").unwrap();
+        prepare_backend(&python, &package).unwrap();
+        let named = std::fs::read_to_string(backend_pth(dir.path())).unwrap();
+        assert_eq!(named.trim(), package.display().to_string());
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub async fn install_entry(
         return Ok((runtime, true));
     }
     fs_err::create_dir_all(&root).map_err(Error::io(&root))?;
-    let lock_path = paths.locks().join(format!("runtime-{key}.lock"));
+    let lock_path = lock_path(paths, &key);
     let wait = crate::lock::Wait {
         cancel: Some(&options.cancel),
         ..Default::default()
@@ -457,6 +457,11 @@ fn broken_managed(dir: &Path) -> Runtime {
 }
 
 /// The managed runtime installed under `key`, if any (keys never contain a path separator).
+/// The lock of runtime `key`: held by its install, its removal and a backend's start on it.
+pub fn lock_path(paths: &Paths, key: &str) -> PathBuf {
+    paths.locks().join(format!("runtime-{key}.lock"))
+}
+
 pub fn read_managed_key(paths: &Paths, key: &str) -> Option<Runtime> {
     if key.is_empty() || key.starts_with('.') || key.contains(['/', '\\']) || key == ".." {
         return None;
@@ -494,8 +499,7 @@ pub fn remove_managed(paths: &Paths, runtime: &Runtime) -> Result<(), Error> {
             key: runtime.key.clone(),
         });
     }
-    let _lock =
-        LockFile::acquire_blocking(&paths.locks().join(format!("runtime-{}.lock", runtime.key)))?;
+    let _lock = LockFile::acquire_blocking(&lock_path(paths, &runtime.key))?;
     let mut random = [0u8; 6];
     getrandom::fill(&mut random)
         .map_err(|e| Error::io(&root)(std::io::Error::other(e.to_string())))?;

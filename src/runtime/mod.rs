@@ -83,33 +83,45 @@ impl Runtime {
     }
 }
 
-/// What uses a runtime: environments built on it and the backends running in them.
+/// What uses a runtime: environments built on it, the backends running in them, and the
+/// backends running on it directly (`beep-host start --runtime`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RuntimeUsers {
     /// Names of the environments whose base interpreter is this runtime's.
     pub environments: Vec<String>,
     /// `<id> (in <env>)` of each backend running in one of them.
     pub backends: Vec<String>,
+    /// Ids of the backends running on the runtime itself.
+    #[serde(default)]
+    pub runtime_backends: Vec<String>,
 }
 
 impl RuntimeUsers {
     pub fn is_empty(&self) -> bool {
-        self.environments.is_empty() && self.backends.is_empty()
+        self.environments.is_empty() && self.backends.is_empty() && self.runtime_backends.is_empty()
     }
 }
 
 impl std::fmt::Display for RuntimeUsers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let quoted: Vec<String> = self.environments.iter().map(|e| format!("`{e}`")).collect();
-        write!(f, "environments {}", quoted.join(", "))?;
-        if !self.backends.is_empty() {
-            write!(
-                f,
-                "; backends running in them: {}",
-                self.backends.join(", ")
-            )?;
+        let mut parts = Vec::new();
+        if !self.environments.is_empty() {
+            let quoted: Vec<String> = self.environments.iter().map(|e| format!("`{e}`")).collect();
+            parts.push(format!("environments {}", quoted.join(", ")));
+            if !self.backends.is_empty() {
+                parts.push(format!(
+                    "backends running in them: {}",
+                    self.backends.join(", ")
+                ));
+            }
         }
-        Ok(())
+        if !self.runtime_backends.is_empty() {
+            parts.push(format!(
+                "backends running on it: {} (stop them with `beep-host stop <id>`)",
+                self.runtime_backends.join(", ")
+            ));
+        }
+        f.write_str(&parts.join("; "))
     }
 }
 
@@ -135,7 +147,7 @@ pub enum Error {
     #[error("Runtime `{key}` is adopted: its files belong to the machine and are never removed")]
     RemoveAdopted { key: String },
     #[error(
-        "Failed to remove runtime `{key}`: it is used by {users}; delete them first, or pass `--force` to remove it anyway (they stop working)"
+        "Failed to remove runtime `{key}`: it is used by {users}; stop or delete them first, or pass `--force` to remove it anyway (they stop working)"
     )]
     InUse { key: String, users: RuntimeUsers },
     #[error(

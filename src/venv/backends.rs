@@ -29,6 +29,11 @@ pub trait RunningBackends: Send + Sync {
     fn running_in(&self, env: &EnvName) -> Vec<EnvBackend>;
     /// Stop every backend running in `env`; called by a forced delete before it removes files.
     async fn stop_in(&self, env: &EnvName) -> Result<(), StopError>;
+    /// The backends running on runtime `key` itself, not in an environment
+    /// (`runtime remove` refuses while any runs).
+    fn running_on_runtime(&self, _key: &str) -> Vec<EnvBackend> {
+        Vec::new()
+    }
 }
 
 /// No supervisor: nothing ever runs in an environment.

@@ -7,7 +7,8 @@ use super::{EnvName, Environments, Error, RunningBackends};
 
 impl Environments {
     /// What uses `runtime`: the environments built on it (their `beep-env.json` runtime or
-    /// their `pyvenv.cfg` home) and the backends `backends` reports running in them.
+    /// their `pyvenv.cfg` home), the backends `backends` reports running in them, and
+    /// those it reports running on the runtime itself.
     pub fn runtime_users(
         &self,
         runtime: &Runtime,
@@ -31,6 +32,11 @@ impl Environments {
             }
             users.environments.push(env.name);
         }
+        users.runtime_backends = backends
+            .running_on_runtime(&runtime.key)
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
         Ok(users)
     }
 

@@ -200,7 +200,10 @@ export type BackendLog = {
 /**  One backend, as the table shows it. */
 export type BackendRow = {
 	id: string,
+	/**  The environment it runs in; empty when it runs on a runtime. */
 	env: string,
+	/**  The key of the runtime it runs on directly (`beep-host start --runtime`). */
+	runtime: string | null,
 	transport: Transport,
 	address: string | null,
 	state: BackendState,

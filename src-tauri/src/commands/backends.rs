@@ -62,6 +62,7 @@ pub async fn backend_start(
     }
     let spec = StartSpec {
         env: name.to_string(),
+        runtime: None,
         transport: request.transport.into(),
         restart: request.restart.parse().map_err(invalid)?,
         ready_timeout_ms: 30_000,

@@ -77,7 +77,10 @@ pub struct LastExit {
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
 pub struct BackendRow {
     pub id: String,
+    /// The environment it runs in; empty when it runs on a runtime.
     pub env: String,
+    /// The key of the runtime it runs on directly (`beep-host start --runtime`).
+    pub runtime: Option<String>,
     pub transport: Transport,
     pub address: Option<String>,
     pub state: BackendState,
@@ -97,6 +100,7 @@ impl BackendRow {
         Self {
             id: s.id.as_str().to_string(),
             env: s.env,
+            runtime: s.runtime.map(|r| r.key),
             transport: s.transport.into(),
             address: s.address,
             state: s.state.into(),

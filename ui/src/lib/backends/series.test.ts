@@ -3,7 +3,7 @@ import { pushSamples, sparkScale, stateTone } from "./series";
 import type { BackendRow, BackendState } from "../backend";
 
 const row = (id: string, state: BackendState, cpu: number, rss: number): BackendRow => ({
-  id, env: "e", transport: "pipe", address: null, state, pid: 1, cpu_percent: cpu, rss_bytes: rss,
+  id, env: "e", runtime: null, transport: "pipe", address: null, state, pid: 1, cpu_percent: cpu, rss_bytes: rss,
   uptime_secs: 0, restarts: 0, last_exit: null, own: true,
 });
 
@@ -59,16 +59,22 @@ describe("ended backends", () => {
   });
 });
 
-import { shortEndpoint } from "./series";
+import { placeLabel, placePhrase, shortEndpoint } from "./series";
 
 describe("table order and endpoints", () => {
-  const row = (id: string) => ({ id, env: "e", transport: "pipe" as const, address: null, state: "ready" as const, pid: 1, cpu_percent: 0, rss_bytes: 0, uptime_secs: 0, restarts: 0, last_exit: null, own: false });
+  const row = (id: string) => ({ id, env: "e", runtime: null, transport: "pipe" as const, address: null, state: "ready" as const, pid: 1, cpu_percent: 0, rss_bytes: 0, uptime_secs: 0, restarts: 0, last_exit: null, own: false });
   it("keeps rows in place when the daemon lists them in another order", () => {
     let m = mergeRows([], [row("a"), row("b")], new Map());
     m = mergeRows(m.rows, [row("c"), row("b"), row("a")], m.ended);
     expect(m.rows.map((r) => r.id)).toEqual(["a", "b", "c"]);
     m = mergeRows(m.rows, [row("c"), row("a")], m.ended);
     expect(m.rows.map((r) => [r.id, r.state])).toEqual([["a", "ready"], ["b", "stopped"], ["c", "ready"]]);
+  });
+  it("names the environment, or the runtime a backend runs on", () => {
+    expect(placeLabel({ env: "admin", runtime: null })).toBe("admin");
+    expect(placeLabel({ env: "", runtime: "embedded-3.13.2-windows-x86_64" })).toBe("runtime embedded-3.13.2-windows-x86_64");
+    expect(placePhrase({ env: "admin", runtime: null })).toBe("in admin");
+    expect(placePhrase({ env: "", runtime: "cpython-3.12.7" })).toBe("on runtime cpython-3.12.7");
   });
   it("shortens socket paths, keeps addresses", () => {
     expect(shortEndpoint("/tmp/x/home/state/run/8a2bd7a6.sock")).toBe("8a2bd7a6.sock");
@@ -81,7 +87,7 @@ import { applyChange } from "./series";
 
 describe("state changes", () => {
   const live = (id: string): BackendRow => ({
-    id, env: "e", transport: "pipe", address: "/run/x.sock", state: "ready", pid: 4242, cpu_percent: 37.5,
+    id, env: "e", runtime: null, transport: "pipe", address: "/run/x.sock", state: "ready", pid: 4242, cpu_percent: 37.5,
     rss_bytes: 12_000_000, uptime_secs: 90, restarts: 0, last_exit: null, own: true,
   });
   const exit = { text: "signal 9 (SIGKILL)", at: 1_700_000_000, failure: true };

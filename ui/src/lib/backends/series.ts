@@ -137,6 +137,17 @@ export function mergeRows(
   return { rows, ended: kept };
 }
 
+/** Where a backend runs, for the table: its environment, or `runtime <key>` for one on a
+ * runtime itself (`beep-host start --runtime`). */
+export function placeLabel(b: Pick<BackendRow, "env" | "runtime">): string {
+  return b.runtime ? `runtime ${b.runtime}` : b.env;
+}
+
+/** Where a backend runs, in a sentence: `in admin`, `on runtime <key>`. */
+export function placePhrase(b: Pick<BackendRow, "env" | "runtime">): string {
+  return b.runtime ? `on runtime ${b.runtime}` : `in ${b.env}`;
+}
+
 /** A short endpoint for the table: a socket's file name, an address as it is. */
 export function shortEndpoint(address: string | null): string {
   if (!address) return "—";
