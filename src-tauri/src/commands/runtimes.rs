@@ -1,5 +1,6 @@
 use tauri::{AppHandle, State};
 
+use beep_host::daemon::DaemonBackends;
 use beep_host::runtime::InstallOptions;
 use beep_host::runtime::platform::Platform;
 
@@ -78,13 +79,15 @@ pub async fn runtime_cancel_install(state: State<'_, AppState>, request: String)
     })
 }
 
-/// Delete a managed runtime.
+/// Delete a managed runtime; refused while environments are built on it or backends of the
+/// daemon run on it.
 #[tauri::command]
 #[specta::specta]
 pub async fn runtime_remove(state: State<'_, AppState>, key: String) -> AppResult<RuntimeRow> {
+    let running = DaemonBackends::ask(&state.paths).await?;
     Ok(state
         .environments()?
-        .remove_runtime(&key, false, &beep_host::venv::NoBackends)?
+        .remove_runtime(&key, false, &running)?
         .runtime
         .into())
 }
