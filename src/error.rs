@@ -120,6 +120,12 @@ fn plain(error: &(dyn std::error::Error + 'static)) -> Option<(String, Option<Hi
                 format!("Runtime `{key}` is broken: {problem}"),
                 Some(Hint::Runtimes),
             )),
+            R::InUse { key, users } => Some((
+                format!(
+                    "Failed to remove runtime `{key}`: it is used by {users}; stop or delete them first"
+                ),
+                None,
+            )),
             _ => None,
         };
     }
@@ -221,6 +227,21 @@ mod tests {
             "{text}"
         );
         assert_eq!(hint, Some(Hint::RepairAdmin));
+        // A runtime in use: what uses it, without the CLI's `--force`.
+        let e = crate::runtime::Error::InUse {
+            key: "cpython-3.12".into(),
+            users: crate::runtime::RuntimeUsers {
+                runtime_backends: vec!["d40c466a".into()],
+                ..Default::default()
+            },
+        };
+        assert!(chain(&e).contains("--force"), "{}", chain(&e));
+        let (text, hint) = advised(&e);
+        assert_eq!(
+            text,
+            "Failed to remove runtime `cpython-3.12`: it is used by backends running on it: d40c466a; stop or delete them first"
+        );
+        assert_eq!(hint, None);
         // Other errors are their chain, with no hint.
         let e = crate::config::Error::Write {
             path: "/x/config.toml".into(),

@@ -117,7 +117,7 @@ impl std::fmt::Display for RuntimeUsers {
         }
         if !self.runtime_backends.is_empty() {
             parts.push(format!(
-                "backends running on it: {} (stop them with `beep-host stop <id>`)",
+                "backends running on it: {}",
                 self.runtime_backends.join(", ")
             ));
         }

@@ -663,6 +663,55 @@ print(hashlib.sha256(open(path, "rb").read()).hexdigest())
     await waitFor(`pid ${pid} gone`, async () => !alive(pid), 10_000);
   });
 
+  await step("06b-backend-on-a-runtime", async () => {
+    // A backend on a runtime itself (no environment): chosen in the same form, shown as
+    // `runtime <key>`, and the runtime cannot be removed while it runs.
+    await (await $t("nav-backends")).click();
+    const select = await exists('[data-testid="backend-env"]');
+    const values = await browser.execute((el) => [...el.options].map((o) => o.value), select);
+    const choice = values.find((v) => v.startsWith("runtime:cpython-"));
+    if (!choice) throw new Error(`no runtime to run on in the form: ${values.join(", ")}`);
+    const key = choice.slice("runtime:".length);
+    await select.selectByAttribute("value", choice);
+    await (await $t("backend-transport")).selectByAttribute("value", "pipe");
+    await (await $t("backend-start")).click();
+    let header = "";
+    await waitFor("the new backend's detail", async () => {
+      const err = await browser.$('[data-testid="backend-start-error"]');
+      if (await err.isExisting()) throw new Error(await err.getText());
+      const h = await browser.$('[data-testid="backend-detail"] h2');
+      header = (await h.isExisting()) ? await h.getText() : "";
+      return header.includes("on runtime");
+    }, 60_000);
+    if (!header.includes(`on runtime ${key}`)) throw new Error(`the detail says: ${header}`);
+    const id = header.match(/Backend (\S+)/)[1];
+    let runtimePid = 0;
+    await waitFor("backend on the runtime ready", async () => {
+      const state = await browser.$(`[data-testid="backend-${id}"] [data-testid="backend-state"]`);
+      if (!(await state.isExisting()) || (await state.getText()) !== "ready") return false;
+      runtimePid = Number(await (await browser.$(`[data-testid="backend-${id}"] [data-testid="backend-pid"]`)).getText());
+      return runtimePid > 0;
+    }, 60_000);
+    const places = await Promise.all((await browser.$$('[data-testid="backend-place"]')).map((e) => e.getText()));
+    if (!places.includes(`runtime ${key}`)) throw new Error(`the table shows: ${places.join(" | ")}`);
+    const exe = readFileSync(`/proc/${runtimePid}/cmdline`, "utf8").split("\0")[0];
+    if (!exe.includes(key)) throw new Error(`the backend runs ${exe}, not the runtime ${key}`);
+    await shot("06b-backend-on-runtime");
+    // Removing its runtime is refused, naming the backend; the runtime stays.
+    await (await $t("nav-runtimes")).click();
+    await (await exists(`[data-testid="runtime-remove-${key}"]`)).click();
+    await (await browser.$(`[data-testid="confirm-dialog"][open] [data-testid="confirm-ok"]`)).click();
+    const refused = await (await exists('[data-testid="error"]', 15_000)).getText();
+    if (!refused.includes(id) || /beep-host|--force/.test(refused)) throw new Error(`removing a runtime in use says: ${refused}`);
+    await exists(`[data-testid="runtime-${key}"]`);
+    if (!alive(runtimePid)) throw new Error("the backend died when its runtime removal was refused");
+    await shot("06b-runtime-remove-refused");
+    await (await $t("nav-backends")).click();
+    await (await exists(`[data-testid="backend-${id}"] [data-testid="backend-open"]`)).click();
+    await (await exists('[data-testid="backend-stop"]')).click();
+    await waitFor(`pid ${runtimePid} gone`, async () => !alive(runtimePid), 30_000);
+  });
+
   await step("07-env-deleted", async () => {
     await (await $t("nav-environments")).click();
     await (await exists('[data-testid="env-delete-e2e"]')).click();

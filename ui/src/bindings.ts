@@ -15,7 +15,10 @@ export const commands = {
 	runtimeInstall: (request: string) => typedError<RuntimeRow, AppError>(__TAURI_INVOKE("runtime_install", { request })),
 	/**  Cancel an install in flight; it cleans up and fails with `cancelled`. */
 	runtimeCancelInstall: (request: string) => typedError<null, AppError>(__TAURI_INVOKE("runtime_cancel_install", { request })),
-	/**  Delete a managed runtime. */
+	/**
+	 *  Delete a managed runtime; refused while environments are built on it or backends of the
+	 *  daemon run on it.
+	 */
 	runtimeRemove: (key: string) => typedError<RuntimeRow, AppError>(__TAURI_INVOKE("runtime_remove", { key })),
 	/**  Make a runtime the default. */
 	runtimeSetDefault: (key: string) => typedError<RuntimeRow, AppError>(__TAURI_INVOKE("runtime_set_default", { key })),
@@ -529,7 +532,13 @@ export type SettingsUpdate = {
 
 /**  What the start form sends. */
 export type StartBackend = {
+	/**  The environment to run in (ignored when `runtime` is given). */
 	env: string,
+	/**
+	 *  A runtime key to run on directly instead of an environment (an `embedded` runtime
+	 *  holds no environment).
+	 */
+	runtime?: string | null,
 	transport: Transport,
 	/**  `never` or `on-failure`. */
 	restart: string,

@@ -47,22 +47,29 @@ pub async fn backend_start(
     state: State<'_, AppState>,
     request: StartBackend,
 ) -> AppResult<BackendRow> {
-    let name = beep_host::venv::EnvName::parse(&request.env)?;
-    // The daemon refuses this too, but its answer is text: checked here, the core's error
-    // keeps its hint (repair the admin environment) for the UI's button.
-    let env_dir = beep_host::venv::env_dir(&state.paths, &name);
-    if matches!(request.transport, Transport::Rpc)
-        && beep_host::venv::has_grpc(&env_dir) == Some(false)
-    {
-        return Err(beep_host::backend::Error::GrpcMissing {
-            env: name.to_string(),
-            path: env_dir,
+    let runtime = request.runtime.filter(|key| !key.is_empty());
+    let env = match &runtime {
+        Some(_) => String::new(),
+        None => {
+            let name = beep_host::venv::EnvName::parse(&request.env)?;
+            // The daemon refuses this too, but its answer is text: checked here, the core's
+            // error keeps its hint (repair the admin environment) for the UI's button.
+            let env_dir = beep_host::venv::env_dir(&state.paths, &name);
+            if matches!(request.transport, Transport::Rpc)
+                && beep_host::venv::has_grpc(&env_dir) == Some(false)
+            {
+                return Err(beep_host::backend::Error::GrpcMissing {
+                    env: name.to_string(),
+                    path: env_dir,
+                }
+                .into());
+            }
+            name.to_string()
         }
-        .into());
-    }
+    };
     let spec = StartSpec {
-        env: name.to_string(),
-        runtime: None,
+        env,
+        runtime,
         transport: request.transport.into(),
         restart: request.restart.parse().map_err(invalid)?,
         ready_timeout_ms: 30_000,

@@ -128,7 +128,12 @@ impl LastExit {
 /// What the start form sends.
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
 pub struct StartBackend {
+    /// The environment to run in (ignored when `runtime` is given).
     pub env: String,
+    /// A runtime key to run on directly instead of an environment (an `embedded` runtime
+    /// holds no environment).
+    #[serde(default)]
+    pub runtime: Option<String>,
     pub transport: Transport,
     /// `never` or `on-failure`.
     pub restart: String,

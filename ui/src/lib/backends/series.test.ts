@@ -114,3 +114,17 @@ describe("state changes", () => {
     expect(ended.get("a")?.state).toBe("stopped");
   });
 });
+
+import { placeChoice, RUNTIME_CHOICE } from "./series";
+
+describe("the start form's Run in choice", () => {
+  it("is an environment by its name, or a runtime by its key", () => {
+    expect(placeChoice("admin")).toEqual({ env: "admin", runtime: null });
+    expect(placeChoice(RUNTIME_CHOICE + "embedded-3.13.2-windows-x86_64")).toEqual({
+      env: "",
+      runtime: "embedded-3.13.2-windows-x86_64",
+    });
+    // A key with colons of its own (a path given as a runtime) keeps them.
+    expect(placeChoice(RUNTIME_CHOICE + "C:\\Python\\python.exe").runtime).toBe("C:\\Python\\python.exe");
+  });
+});

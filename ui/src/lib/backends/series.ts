@@ -143,6 +143,17 @@ export function placeLabel(b: Pick<BackendRow, "env" | "runtime">): string {
   return b.runtime ? `runtime ${b.runtime}` : b.env;
 }
 
+/** The start form's "Run in" value of a runtime (an environment's value is its name, which
+ * holds no `:`). */
+export const RUNTIME_CHOICE = "runtime:";
+
+/** What the start form's "Run in" value asks for: an environment, or a runtime itself. */
+export function placeChoice(value: string): { env: string; runtime: string | null } {
+  return value.startsWith(RUNTIME_CHOICE)
+    ? { env: "", runtime: value.slice(RUNTIME_CHOICE.length) }
+    : { env: value, runtime: null };
+}
+
 /** Where a backend runs, in a sentence: `in admin`, `on runtime <key>`. */
 export function placePhrase(b: Pick<BackendRow, "env" | "runtime">): string {
   return b.runtime ? `on runtime ${b.runtime}` : `in ${b.env}`;
