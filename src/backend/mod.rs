@@ -10,6 +10,7 @@ mod instance;
 #[cfg(windows)]
 mod job;
 pub mod log;
+mod place;
 pub mod process;
 pub mod record;
 mod recovery;

@@ -16,14 +16,14 @@ use super::Error;
 use super::client::{self, BackendClient};
 use super::instance::{self, BackendInstance, Control, Snapshot};
 use super::log::BackendLog;
+use super::place;
 use super::process::{self, LaunchPlan};
 use super::record::{self, Unreadable};
-use super::spec::{BackendId, BackendSpec, Place, RuntimeRef, Transport};
+use super::spec::{BackendId, BackendSpec, Place, Transport};
 use super::stats::StatsSampler;
 use super::status::{BackendEvent, BackendState, BackendStatus, LogLine, ProcessStats};
 use super::termination;
 use crate::Paths;
-use crate::lock::LockFile;
 use crate::venv::EnvName;
 
 /// Longest Unix socket path (`sun_path` is 108 bytes on Linux, 104 on macOS).
@@ -114,7 +114,7 @@ impl Supervisor {
         // Held until the backend is ready and recorded, so that a delete of the environment
         // (or a remove of the runtime), which takes the same lock and then looks for
         // backends, never races a start.
-        let _place_lock = self.place_lock(&spec).await?;
+        let _place_lock = place::lock(&self.inner.paths, &spec).await?;
         let (python, home) = match &spec.place {
             Place::Environment(env) => {
                 let env_dir = crate::venv::env_dir(paths, env);
@@ -269,54 +269,10 @@ impl Supervisor {
         Ok(id)
     }
 
-    /// The lock of the environment or runtime the backend runs at, waiting at most the
-    /// ready timeout for another operation.
-    async fn place_lock(&self, spec: &BackendSpec) -> Result<LockFile, Error> {
-        let wait = crate::lock::Wait {
-            timeout: Some(spec.ready_timeout),
-            ..Default::default()
-        };
-        match &spec.place {
-            Place::Environment(env) => {
-                let path = crate::venv::lock_path(&self.inner.paths, env.as_str());
-                let what = format!("environment `{env}`");
-                LockFile::acquire(&path, &what, wait)
-                    .await
-                    .map_err(|source| Error::EnvironmentBusy {
-                        env: env.to_string(),
-                        source,
-                    })
-            }
-            Place::Runtime(runtime) => {
-                let path = crate::runtime::install::lock_path(&self.inner.paths, &runtime.key);
-                let what = format!("runtime `{}`", runtime.key);
-                LockFile::acquire(&path, &what, wait)
-                    .await
-                    .map_err(|source| Error::RuntimeBusy {
-                        key: runtime.key.clone(),
-                        source,
-                    })
-            }
-        }
-    }
-
     /// The runtime `request` names (a key, a version such as `3.12`, or an interpreter
     /// path), as a place to run a backend on.
-    /// Finding it may run interpreters (discovery), so it runs on a blocking thread.
     pub async fn runtime_place(&self, request: &str) -> Result<Place, Error> {
-        let paths = self.inner.paths.clone();
-        let request = request.to_string();
-        let resolved = tokio::task::spawn_blocking(move || {
-            let config = crate::Config::load(&paths).unwrap_or_default();
-            crate::runtime::Runtimes::new(paths, config).resolve(Some(&request))
-        })
-        .await
-        .map_err(|e| Error::Runtime(crate::runtime::Error::Task { source: e }))?;
-        let runtime = resolved?;
-        Ok(Place::Runtime(RuntimeRef {
-            key: runtime.key,
-            python: runtime.python,
-        }))
+        place::resolve_runtime(&self.inner.paths, request).await
     }
 
     /// An `rpc` start that failed because grpc is missing gets the advice.
