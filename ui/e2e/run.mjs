@@ -668,7 +668,8 @@ print(hashlib.sha256(open(path, "rb").read()).hexdigest())
     // `runtime <key>`, and the runtime cannot be removed while it runs.
     await (await $t("nav-backends")).click();
     const select = await exists('[data-testid="backend-env"]');
-    const values = await browser.execute((el) => [...el.options].map((o) => o.value), select);
+    const values = [];
+    for (const o of await select.$$("option")) values.push(await o.getAttribute("value"));
     const choice = values.find((v) => v.startsWith("runtime:cpython-"));
     if (!choice) throw new Error(`no runtime to run on in the form: ${values.join(", ")}`);
     const key = choice.slice("runtime:".length);
@@ -692,7 +693,8 @@ print(hashlib.sha256(open(path, "rb").read()).hexdigest())
       runtimePid = Number(await (await browser.$(`[data-testid="backend-${id}"] [data-testid="backend-pid"]`)).getText());
       return runtimePid > 0;
     }, 60_000);
-    const places = await Promise.all((await browser.$$('[data-testid="backend-place"]')).map((e) => e.getText()));
+    const places = [];
+    for (const e of await browser.$$('[data-testid="backend-place"]')) places.push(await e.getText());
     if (!places.includes(`runtime ${key}`)) throw new Error(`the table shows: ${places.join(" | ")}`);
     const exe = readFileSync(`/proc/${runtimePid}/cmdline`, "utf8").split("\0")[0];
     if (!exe.includes(key)) throw new Error(`the backend runs ${exe}, not the runtime ${key}`);
@@ -701,7 +703,7 @@ print(hashlib.sha256(open(path, "rb").read()).hexdigest())
     await (await $t("nav-runtimes")).click();
     await (await exists(`[data-testid="runtime-remove-${key}"]`)).click();
     await (await browser.$(`[data-testid="confirm-dialog"][open] [data-testid="confirm-ok"]`)).click();
-    const refused = await (await exists('[data-testid="error"]', 15_000)).getText();
+    const refused = await (await exists('[data-testid="runtime-task"][data-status="failed"]', 15_000)).getText();
     if (!refused.includes(id) || /beep-host|--force/.test(refused)) throw new Error(`removing a runtime in use says: ${refused}`);
     await exists(`[data-testid="runtime-${key}"]`);
     if (!alive(runtimePid)) throw new Error("the backend died when its runtime removal was refused");
