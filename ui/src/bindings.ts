@@ -245,6 +245,8 @@ export type CallEnded = {
 	result: ConsoleResult | null,
 	/**  Set when the connection was lost before the end (the call may still run). */
 	lost: string | null,
+	/**  The seq after the call's last output event: a window that showed less missed some. */
+	seq: number | null,
 };
 
 /**  A chunk of a call's output. */
@@ -256,6 +258,12 @@ export type CallOutput = {
 	stream: string,
 	/**  From 1 per call, increasing by 1; give the last one shown to `backend_attach`. */
 	seq: number,
+	/**
+	 *  The first seq this event stands for: `seq`, or the first of the events the journal
+	 *  dropped (their notice carries `seq` = the last dropped). A `first` past the last seq
+	 *  shown + 1 means events were missed: follow the call again from there.
+	 */
+	first: number,
 	data: string,
 };
 

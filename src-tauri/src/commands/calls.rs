@@ -25,6 +25,10 @@ pub struct CallOutput {
     pub stream: String,
     /// From 1 per call, increasing by 1; give the last one shown to `backend_attach`.
     pub seq: u64,
+    /// The first seq this event stands for: `seq`, or the first of the events the journal
+    /// dropped (their notice carries `seq` = the last dropped). A `first` past the last seq
+    /// shown + 1 means events were missed: follow the call again from there.
+    pub first: u64,
     pub data: String,
 }
 
@@ -37,6 +41,8 @@ pub struct CallEnded {
     pub result: Option<ConsoleResult>,
     /// Set when the connection was lost before the end (the call may still run).
     pub lost: Option<String>,
+    /// The seq after the call's last output event: a window that showed less missed some.
+    pub seq: Option<u64>,
 }
 
 /// One of a backend's recent calls.
@@ -83,21 +89,23 @@ fn forward(app: AppHandle, backend: String, call: String, mut stream: CallStream
                         call,
                         stream: stream.into(),
                         seq,
+                        first: seq,
                         data,
                     }
                     .emit(&app);
                 }
                 Some(Ok(CallEvent::Dropped {
                     call,
+                    seq_from,
                     seq_to,
                     bytes,
-                    ..
                 })) => {
                     let _ = CallOutput {
                         backend: backend.clone(),
                         call,
                         stream: "stderr".into(),
                         seq: seq_to,
+                        first: seq_from,
                         data: format!("[{bytes} bytes of output were dropped from the journal]\n"),
                     }
                     .emit(&app);
@@ -116,6 +124,7 @@ fn forward(app: AppHandle, backend: String, call: String, mut stream: CallStream
                         call: call.clone(),
                         result: Some(result),
                         lost: None,
+                        seq: end.seq,
                     };
                 }
                 Some(Err(err)) => {
@@ -124,6 +133,7 @@ fn forward(app: AppHandle, backend: String, call: String, mut stream: CallStream
                         call: call.clone(),
                         result: None,
                         lost: Some(err.to_string()),
+                        seq: None,
                     };
                 }
                 None => {
@@ -132,6 +142,7 @@ fn forward(app: AppHandle, backend: String, call: String, mut stream: CallStream
                         call: call.clone(),
                         result: None,
                         lost: Some("the stream ended before the call".into()),
+                        seq: None,
                     };
                 }
             }

@@ -84,3 +84,22 @@ describe("live calls", () => {
     expect(loadPlace(store, "b2")).toBeNull();
   });
 });
+
+import { missedBefore, shownAllBefore } from "./console";
+
+describe("what the window missed", () => {
+  it("sees a gap before an event and an end that came early", () => {
+    let c = newLiveCall("c1", "x");
+    expect(missedBefore(c, 1)).toBe(false);
+    c = applyChunk(c, "c1", 1, "stdout", "a\n");
+    c = applyChunk(c, "c1", 2, "stdout", "b\n");
+    expect(missedBefore(c, 3)).toBe(false);
+    expect(missedBefore(c, 2)).toBe(false); // shown already: dropped by applyChunk
+    expect(missedBefore(c, 4)).toBe(true); // seq 3 never came
+    // A notice of dropped events 3..9 follows seq 2 directly.
+    expect(missedBefore(c, 3)).toBe(false);
+    expect(shownAllBefore(c, 3)).toBe(true); // the end comes after seq 2
+    expect(shownAllBefore(c, 4)).toBe(false); // seq 3 was not shown
+    expect(shownAllBefore(c, null)).toBe(true);
+  });
+});

@@ -62,6 +62,19 @@ export function applyChunk(c: LiveCall, call: string, seq: number, stream: OutSt
   return { ...c, chunks, lastSeq: seq, resumedAt: marks ? chunks.length - 1 : c.resumedAt };
 }
 
+/** Did events go missing before one that stands for seqs from `first` on? (Each call's events
+ * are numbered 1, 2, 3...; a notice of dropped events stands for several.) Then the console
+ * follows the call again from its last seq shown instead of showing this one. */
+export function missedBefore(c: LiveCall, first: number): boolean {
+  return first > c.lastSeq + 1;
+}
+
+/** Did the window show every event before a call's end, whose `seq` is the one after its
+ * last event? (`null`: the end does not say; nothing to check.) */
+export function shownAllBefore(c: LiveCall, endSeq: number | null): boolean {
+  return endSeq === null || c.lastSeq >= endSeq - 1;
+}
+
 /** The storage the console keeps its place in (window.localStorage in the app). */
 export interface PlaceStore {
   getItem(key: string): string | null;
