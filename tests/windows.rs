@@ -154,6 +154,17 @@ impl Home {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
     }
 
+    /// The row of backend `id` in `ps --json`.
+    fn ps_row(&self, id: &str) -> Value {
+        let ps = self.json(&["ps", "--json"]);
+        ps.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in ps: {ps}"))
+            .clone()
+    }
+
     fn runtime_dir_names(&self) -> Vec<String> {
         names_in(&self.paths.runtimes())
     }
@@ -350,15 +361,7 @@ fn uv_environment_on_an_adopted_default_and_a_supervised_backend() {
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or_else(|| panic!("no id in {out:?}"))
         .to_string();
-    let row = |home: &Home| {
-        let ps = home.json(&["ps", "--json"]);
-        ps.as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == id.as_str())
-            .unwrap_or_else(|| panic!("{id} not in ps: {ps}"))
-            .clone()
-    };
+    let row = |home: &Home| home.ps_row(&id);
 
     // Interrupt through the op: `beep-host interrupt` while `beep-host exec` runs a busy loop.
     let started = home.dir.path().join("busy.started");
@@ -561,14 +564,7 @@ fn runtime_environment_packages_backends_and_host_api() {
                 .unwrap();
             assert_eq!(out.value, PyValue::Json(json!(["w1"])), "{transport}");
         });
-        let ps = home.json(&["ps", "--json"]);
-        let row = ps
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == id.as_str())
-            .unwrap_or_else(|| panic!("{id} not in ps: {ps}"))
-            .clone();
+        let row = home.ps_row(&id);
         let pid = row["pid"].as_u64().unwrap_or(0) as u32;
         assert!(pid > 0 && alive(pid), "{row}");
         assert!(row["rss_bytes"].as_u64().unwrap_or(0) > 0, "{row}");
@@ -774,14 +770,7 @@ fn embedded_runtime_hosts_backends_and_refuses_environments() {
                 python.display().to_string().to_lowercase()
             );
         });
-        let ps = home.json(&["ps", "--json"]);
-        let row = ps
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["id"] == id.as_str())
-            .unwrap_or_else(|| panic!("{id} not in ps: {ps}"))
-            .clone();
+        let row = home.ps_row(&id);
         assert_eq!(row["runtime"]["key"], key.as_str(), "{row}");
         assert_eq!(row["transport"], transport, "{row}");
         let pid = row["pid"].as_u64().unwrap_or(0) as u32;
