@@ -71,6 +71,7 @@ async fn client(state: &AppState, backend: &BackendId) -> AppResult<Box<dyn Back
 
 /// Emit the stream's events until its end.
 fn forward(app: AppHandle, backend: String, call: String, mut stream: CallStream) {
+    let call_id = call.clone();
     tauri::async_runtime::spawn(async move {
         let ended = loop {
             match stream.next().await {
@@ -84,7 +85,7 @@ fn forward(app: AppHandle, backend: String, call: String, mut stream: CallStream
                         OutputStream::Stdout => "stdout",
                         OutputStream::Stderr => "stderr",
                     };
-                    let _ = CallOutput {
+                    let sent = CallOutput {
                         backend: backend.clone(),
                         call,
                         stream: stream.into(),
@@ -93,6 +94,7 @@ fn forward(app: AppHandle, backend: String, call: String, mut stream: CallStream
                         data,
                     }
                     .emit(&app);
+                    warn_unsent(sent, &call_id);
                 }
                 Some(Ok(CallEvent::Dropped {
                     call,
@@ -100,7 +102,7 @@ fn forward(app: AppHandle, backend: String, call: String, mut stream: CallStream
                     seq_to,
                     bytes,
                 })) => {
-                    let _ = CallOutput {
+                    let sent = CallOutput {
                         backend: backend.clone(),
                         call,
                         stream: "stderr".into(),
@@ -109,6 +111,7 @@ fn forward(app: AppHandle, backend: String, call: String, mut stream: CallStream
                         data: format!("[{bytes} bytes of output were dropped from the journal]\n"),
                     }
                     .emit(&app);
+                    warn_unsent(sent, &call_id);
                 }
                 Some(Ok(CallEvent::End(end))) => {
                     let result = match end.result {
@@ -147,8 +150,16 @@ fn forward(app: AppHandle, backend: String, call: String, mut stream: CallStream
                 }
             }
         };
-        let _ = ended.emit(&app);
+        warn_unsent(ended.emit(&app), &call_id);
     });
+}
+
+/// An event the webview was not given: the console finds the gap and follows the call
+/// again (see `Console.svelte`); the log says it happened.
+fn warn_unsent(sent: tauri::Result<()>, call: &str) {
+    if let Err(e) = sent {
+        tracing::warn!("Failed to send an event of call `{call}` to the window: {e}");
+    }
 }
 
 /// Run statements as a live call named `call` (or a fresh `app-...` id); returns its id at
