@@ -505,11 +505,11 @@ export type PyError = {
 	traceback: string,
 };
 
-/**  An installed (managed) or adopted interpreter. */
+/**  An installed (managed or embedded) or adopted interpreter. */
 export type RuntimeRow = {
 	key: string,
 	version: string,
-	/**  `managed` or `adopted`. */
+	/**  `managed`, `adopted` or `embedded` (python.org's Windows embeddable package). */
 	kind: string,
 	path: string,
 	python: string,

@@ -2,12 +2,12 @@ use serde::{Deserialize, Serialize};
 
 use beep_host::runtime::{CatalogEntry, Runtime, RuntimeKind};
 
-/// An installed (managed) or adopted interpreter.
+/// An installed (managed or embedded) or adopted interpreter.
 #[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
 pub struct RuntimeRow {
     pub key: String,
     pub version: String,
-    /// `managed` or `adopted`.
+    /// `managed`, `adopted` or `embedded` (python.org's Windows embeddable package).
     pub kind: String,
     pub path: String,
     pub python: String,

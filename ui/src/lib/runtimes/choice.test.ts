@@ -25,3 +25,16 @@ describe("runtime marks", () => {
     expect(runtimeLabel({ version: "3.11.7", kind: "adopted" })).toBe("Python 3.11.7 (found on this machine)");
   });
 });
+
+import { kindLabel, removable } from "./choice";
+
+describe("runtime kinds", () => {
+  it("says what each kind is, and the app removes only what it installed", () => {
+    expect(runtimeLabel({ version: "3.12.1", kind: "managed" })).toBe("Python 3.12.1 (managed)");
+    expect(runtimeLabel({ version: "3.11.2", kind: "adopted" })).toBe("Python 3.11.2 (found on this machine)");
+    expect(kindLabel("embedded")).toBe("embedded package");
+    expect(removable("managed")).toBe(true);
+    expect(removable("embedded")).toBe(true);
+    expect(removable("adopted")).toBe(false);
+  });
+});

@@ -28,7 +28,27 @@ export function endOfLife(version: string): boolean {
   return major === 3 && minor >= 6 && minor <= 8;
 }
 
+/** What a runtime's kind means to a person: installed by this app (`managed`), python.org's
+ * Windows embeddable package installed by this app (`embedded`), or found on the machine. */
+export function kindLabel(kind: string): string {
+  if (kind === "managed") return "managed";
+  if (kind === "embedded") return "embedded package";
+  return "found on this machine";
+}
+
+/** The longer explanation of a kind (a tooltip). */
+export function kindTitle(kind: string): string {
+  if (kind === "managed") return "Downloaded and kept by this app; it can remove it";
+  if (kind === "embedded") return "python.org's embeddable package, installed by this app: runs backends itself, holds no environment; it can remove it";
+  return "Found on this machine; the app only uses it";
+}
+
+/** Can the app remove it? Only what it installed. */
+export function removable(kind: string): boolean {
+  return kind === "managed" || kind === "embedded";
+}
+
 /** A runtime as a person reads it: "Python 3.12.1 (managed)" / "(found on this machine)". */
 export function runtimeLabel(r: { version: string; kind: string }): string {
-  return `Python ${r.version} (${r.kind === "managed" ? "managed" : "found on this machine"})`;
+  return `Python ${r.version} (${kindLabel(r.kind)})`;
 }
