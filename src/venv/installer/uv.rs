@@ -50,13 +50,7 @@ pub(super) async fn provision_uv(
         path: target.clone(),
         source: Box::new(source),
     };
-    let lock_path = paths.locks().join("tools-uv.lock");
-    let _lock = LockFile::acquire(&lock_path, "uv provisioning", Default::default())
-        .await
-        .map_err(|source| Error::Lock {
-            path: lock_path.clone(),
-            source: Box::new(source),
-        })?;
+    let _lock = lock_provisioning(paths).await?;
     let uv = provisioned_uv(paths);
     if crate::venv::environment::is_executable(&uv) {
         return Ok(uv); // another process provisioned it while we waited
@@ -98,18 +92,7 @@ pub(super) async fn provision_uv(
     if !crate::venv::environment::is_executable(&staged_uv) {
         return Err(wrap(Error::ProvisionedMissing { path: staged_uv }));
     }
-    if target.exists() {
-        // A broken earlier provision: replace it.
-        crate::venv::trash::remove_tree(&target).map_err(|source| Error::Io {
-            path: target.clone(),
-            source,
-        })?;
-    }
-    let staged = staging.keep();
-    fs_err::rename(&staged, &target).map_err(|source| Error::Io {
-        path: target.clone(),
-        source,
-    })?;
+    put_in_place(staging, &target)?;
     Ok(uv)
 }
 
@@ -126,16 +109,10 @@ pub async fn ensure_uv_from_wheel(
     }
     let tools = paths.tools();
     let target = tools.join("uv");
-    let lock_path = paths.locks().join("tools-uv.lock");
-    let _lock = LockFile::acquire(&lock_path, "uv provisioning", Default::default())
-        .await
-        .map_err(|source| Error::Lock {
-            path: lock_path.clone(),
-            source: Box::new(source),
-        })?;
+    let _lock = lock_provisioning(paths).await?;
     let uv = provisioned_uv(paths);
     if crate::venv::environment::is_executable(&uv) {
-        return Ok(uv);
+        return Ok(uv); // another process provisioned it while we waited
     }
     reporter.report(Progress::Output {
         line: format!(
@@ -164,12 +141,32 @@ pub async fn ensure_uv_from_wheel(
             path: wheel.to_path_buf(),
             source: std::io::Error::other(e),
         })??;
+    put_in_place(staging, &target)?;
+    Ok(uv)
+}
+
+/// The lock every uv provisioning holds (one at a time per data dir).
+async fn lock_provisioning(paths: &Paths) -> Result<LockFile, Error> {
+    let lock_path = paths.locks().join("tools-uv.lock");
+    LockFile::acquire(&lock_path, "uv provisioning", Default::default())
+        .await
+        .map_err(|source| Error::Lock {
+            path: lock_path.clone(),
+            source: Box::new(source),
+        })
+}
+
+/// Rename the staged provision to `target`, replacing a broken earlier one.
+fn put_in_place(staging: tempfile::TempDir, target: &Path) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: target.to_path_buf(),
+        source,
+    };
     if target.exists() {
-        crate::venv::trash::remove_tree(&target).map_err(io(&target))?;
+        crate::venv::trash::remove_tree(target).map_err(io)?;
     }
     let staged = staging.keep();
-    fs_err::rename(&staged, &target).map_err(io(&target))?;
-    Ok(uv)
+    fs_err::rename(&staged, target).map_err(io)
 }
 
 /// Copy the wheel's `*.data/scripts/<exe>` to `out`, executable.
