@@ -248,7 +248,12 @@ fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> D
 
 /// `start <transport> --venv <env> --detach`: the backend id.
 fn start(home: &Home, transport: &str, env: &str) -> String {
-    let out = home.ok(&["start", transport, "--venv", env, "--detach"]);
+    start_with(home, &[transport, "--venv", env, "--detach"])
+}
+
+/// `start <args>`: the backend id from its output.
+fn start_with(home: &Home, args: &[&str]) -> String {
+    let out = home.ok(&[&["start"], args].concat());
     out.lines()
         .find_map(|l| l.strip_prefix("backend "))
         .and_then(|l| l.split_whitespace().next())
@@ -346,21 +351,17 @@ fn uv_environment_on_an_adopted_default_and_a_supervised_backend() {
         "{listed}"
     );
 
-    let out = home.ok(&[
-        "start",
-        "pipe",
-        "--venv",
-        "u1",
-        "--restart",
-        "on-failure",
-        "--detach",
-    ]);
-    let id = out
-        .lines()
-        .find_map(|l| l.strip_prefix("backend "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no id in {out:?}"))
-        .to_string();
+    let id = start_with(
+        &home,
+        &[
+            "pipe",
+            "--venv",
+            "u1",
+            "--restart",
+            "on-failure",
+            "--detach",
+        ],
+    );
     let row = |home: &Home| home.ps_row(&id);
 
     // Interrupt through the op: `beep-host interrupt` while `beep-host exec` runs a busy loop.
