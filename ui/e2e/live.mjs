@@ -17,6 +17,7 @@ import { connect } from "node:net";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { remote } from "webdriverio";
+import { waitFor as waitUntil } from "./wait.mjs";
 
 const LINES = 100;
 const EVERY_MS = 200;
@@ -31,20 +32,8 @@ function portOpen(port) {
   });
 }
 
-async function waitFor(what, f, timeout = 30_000, every = 100) {
-  const end = Date.now() + timeout;
-  let last;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
-}
+/** Polls every 100 ms unless told otherwise (lines come every 200 ms here). */
+const waitFor = (what, f, timeout = 30_000, every = 100) => waitUntil(what, f, timeout, every);
 
 /** The numbers of the `#NNN` lines in `text`, in the order shown. */
 const numbers = (text) => [...text.matchAll(/#(\d{3})\b/g)].map((m) => Number(m[1]));
