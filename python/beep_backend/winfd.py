@@ -8,10 +8,12 @@ runs, the main thread at a call's end. Windows has no `select.poll`, so:
   `PIPE_NOWAIT` mode, so `os.read` of an empty one raises instead of blocking (what
   `Capture._read_fds` expects of a non-blocking fd). Their write ends stay blocking: a writer
   that fills a pipe waits until the fd thread has read it.
-- `Poller.probe` peeks (`PeekNamedPipe`) whether a pipe holds unread bytes; `Poller.poll`
-  (the fd thread) peeks every `POLL_INTERVAL` until one does. Nothing blocks in a read, so
-  nobody holds bytes it read but has not handed on: what the main thread drains under
-  `fd_lock` at a call's end is all the call wrote.
+- `Poller.poll` (the fd thread) peeks (`PeekNamedPipe`) every `POLL_INTERVAL` until a pipe
+  holds unread bytes. `Poller.probe` (the main thread, at each call's end) does not peek: it
+  names both pipes and the caller reads each, which fails at once when it is empty (a peek is
+  a round trip to the Wine server as costly as two reads, and a read was to follow anyway).
+  Nothing blocks in a read, so nobody holds bytes it read but has not handed on: what the main
+  thread drains under `fd_lock` at a call's end is all the call wrote.
 - `follow_std_handles`: C code that writes to `GetStdHandle(STD_OUTPUT_HANDLE)` must reach the
   pipe too. The C runtime's `dup2` sets the std handles for fds 0-2 (checked under Wine; the
   UCRT does it for console programs only), so this only fills the gap where it did not.
@@ -63,6 +65,7 @@ def open_pipes():
 class Poller:
     def __init__(self, fds, handles):
         self.ends = tuple(zip(fds, handles))
+        self.both = [(fd, 1) for fd in fds]
         self._never = threading.Event()  # what the fd thread waits on once both pipes are gone
 
     def _peek(self):
@@ -79,8 +82,9 @@ class Poller:
         return ready, alive
 
     def probe(self, timeout=0):
-        """The `(fd, 1)` of each pipe holding unread bytes. Never waits (callers pass 0)."""
-        return self._peek()[0]
+        """The `(fd, 1)` of each pipe that may hold unread bytes: both (see the module doc).
+        Never waits (callers pass 0)."""
+        return self.both
 
     def poll(self):
         """(The fd thread) Wait until a pipe holds unread bytes; the `probe` of that moment."""

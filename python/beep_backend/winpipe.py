@@ -8,26 +8,40 @@ Every instance is created with that security descriptor. On Wine, the DACL is st
 read back as set, but Wine runs every program as the one Unix user, so whether it keeps a
 second Windows user out is not tested here.
 
-The I/O is overlapped (`_winapi`): an accept thread keeps one instance listening and starts a
-reader thread per client; the reader turns bytes into frames (`framing.FrameConnection`), and
-calls that run user code go through the dispatcher's queue to the main thread
-(`Dispatcher.run_forever`), which writes the answer. `info`, `interrupt` and `shutdown` are
-answered by the reader thread at once, so `interrupt` reaches a busy call
-(`_thread.interrupt_main`, as there are no signals to send). All calls share one FIFO, so the
-answers of one connection keep their order.
+The I/O is overlapped (`winio.PipeIO`, one read and one write event per connection). An accept
+thread keeps one instance listening. As on Unix, the only connection is read by the main thread
+itself, which runs a call that comes as one whole frame right there and writes its answer: one
+wake-up per call (a hand-off to the main thread costs two more round trips through the Wine
+server, ~200 us under Wine). The main thread waits on the pending read and on a wake event,
+set when a second client comes, a call is queued, or the server stops.
+
+Otherwise a connection has a reader thread: with several connections, each one; and for the
+only one once a call has run 25-50 ms (`TICK`, the watcher thread), so that `interrupt`,
+`info` and further requests on it are read while user code runs. A reader thread answers
+`info`, `interrupt` and `shutdown` at once (`interrupt` is `_thread.interrupt_main`: there are no
+signals to send) and queues calls for the main thread, in one FIFO, so the answers of one
+connection keep their order. When one connection is left and no call runs, the main thread
+takes it back: it cancels the thread's pending read (what the read had is handled first,
+what the client sends next stays in the pipe), the thread ends and pokes the main thread.
+Who reads a connection (`owner`) changes only under the server's `_own` lock, where reads are
+started too, so two readers never overlap.
 """
 
 import _winapi
 import os
 import threading
+import time
 
+from . import winio
 from .dispatcher import log
 from .framing import AuthDeadlines, FrameConnection, StartupError, auth_timeout
 from .live import WAITER
 
 PREFIX = "\\\\.\\pipe\\"
 BUFFER = 64 * 1024
-READ_SIZE = 65536
+TICK = 0.025  # seconds between two looks of the watcher while calls run
+IDLE_TICKS = 40  # looks without a call before the watcher sleeps until the next one
+MAIN, THREAD, YIELDING = "main", "thread", "yielding"  # who reads a connection
 
 PIPE_ACCESS_DUPLEX = 0x3
 FILE_FLAG_FIRST_PIPE_INSTANCE = 0x00080000
@@ -38,12 +52,9 @@ PIPE_WAIT = 0x0
 PIPE_REJECT_REMOTE_CLIENTS = 0x8
 PIPE_UNLIMITED_INSTANCES = 255
 ERROR_ACCESS_DENIED = 5
-ERROR_BROKEN_PIPE = 109
 ERROR_PIPE_BUSY = 231
 ERROR_NO_DATA = 232
 ERROR_PIPE_NOT_CONNECTED = 233
-ERROR_OPERATION_ABORTED = 995
-ERROR_IO_PENDING = 997
 
 
 def random_name():
@@ -69,6 +80,12 @@ class WinPipeServer:
         self._security = None
         self._listening = None  # the instance waiting for a client
         self._closed = False
+        self.conns = []  # the open connections
+        self._own = threading.Lock()  # who reads which connection; the connections' handles
+        self._wake = None  # set: the main thread looks again at what it should do
+        self._count = 0  # calls run by the main thread (the watcher's clue that calls come)
+        self._parked = False  # the watcher sleeps until `_unpark` is set
+        self._unpark = threading.Event()
 
     def bind(self):
         try:
@@ -92,7 +109,10 @@ class WinPipeServer:
             self._listening = None
             message = "the pipe %s already exists (another process holds it)" % self.address
             raise StartupError("bind_failed", message)
+        self._wake = winio.WakeEvent()
+        self.dispatcher.wakers.append(self.poke)
         threading.Thread(target=self._accept_loop, name="pipe-accept", daemon=True).start()
+        threading.Thread(target=self._watch_loop, name="pipe-watcher", daemon=True).start()
         return self.address
 
     def _instance(self, first=False):
@@ -136,10 +156,153 @@ class WinPipeServer:
             if not connected:
                 _close(handle)
                 continue
-            conn = Connection(self, handle)
+            try:
+                conn = Connection(self, handle)
+            except OSError as exc:
+                log("pipe: cannot serve a client: %s" % exc)
+                _close(handle)
+                continue
+            with self._own:
+                self.conns.append(conn)
+                if len(self.conns) == 1:
+                    conn.owner = MAIN
+                else:
+                    conn.start_reader()
             if not conn.authed:
                 self._deadlines.add(conn)
-            threading.Thread(target=conn.read_loop, name="pipe-conn", daemon=True).start()
+            self.poke()
+
+    def poke(self):
+        """(Any thread) The main thread looks again at what it should do: a client came or
+        went, a call was queued, the server stops."""
+        self._wake.set()
+        self.dispatcher.queue.put(None)
+
+    # ---- main thread -----------------------------------------------------------------
+
+    def serve(self):
+        """The main loop: run queued calls, read the only connection; until `stop`."""
+        dispatcher = self.dispatcher
+        queue = dispatcher.queue
+        dispatcher.start_capture()
+        try:
+            while not dispatcher.stopping:
+                if not queue.empty():
+                    self._run_queued(queue.get())
+                    continue
+                conn = self._main_conn()
+                if conn is not None:
+                    self._serve_only(conn)
+                else:
+                    self._run_queued(queue.get())
+        except KeyboardInterrupt:
+            log("SIGINT while idle")
+
+    def _run_queued(self, item):
+        if type(item) is not tuple:  # a poke, or the dispatcher's stop
+            return
+        fn, req, reply = item
+        self.calling()
+        status, body = self.dispatcher.run_call(fn, req)
+        try:
+            reply(status, body)
+        except BaseException as exc:
+            log("failed to send an answer: %r" % exc)
+
+    def calling(self):
+        """(Main thread, before a call) Wake the watcher if it sleeps."""
+        self._count += 1
+        if self._parked:
+            self._unpark.set()
+
+    def _main_conn(self):
+        """The only connection, for the main thread to read; None with none or several, and
+        while its reader thread hands it over (the thread pokes when it has)."""
+        with self._own:
+            if len(self.conns) != 1:
+                return None
+            conn = self.conns[0]
+            if conn.owner is MAIN:
+                return conn
+            if conn.owner is THREAD:
+                conn.owner = YIELDING
+                conn.io.cancel_read()
+        return None
+
+    def _must_leave(self):
+        return len(self.conns) > 1 or not self.dispatcher.queue.empty() or self.dispatcher.stopping
+
+    def _serve_only(self, conn):
+        """Read the only connection; a call that comes as one whole frame runs right here.
+        Returns when the connection is no longer the main thread's, or `_must_leave`."""
+        io = conn.io
+        own = self._own
+        wake = self._wake
+        while True:
+            with own:
+                if conn.owner is not MAIN or conn.closed:
+                    return
+                data = io.start_read()
+                if data is None:
+                    conn.busy += 1
+            if data is None:
+                while not io.wait_read(wake):
+                    if self._must_leave():
+                        io.cancel_read()  # what it read by now is handled below
+                        break
+                data = io.finish_read()
+                conn.done()
+                if data is None:
+                    if self._must_leave():
+                        return self._hand_over(conn)
+                    continue
+            conn.feed_inline(data)
+            if self._must_leave():
+                return self._hand_over(conn)
+
+    def _hand_over(self, conn):
+        """(Main thread) With several connections, the main thread's gets a reader thread."""
+        with self._own:
+            if len(self.conns) > 1 and conn.owner is MAIN and not conn.closed:
+                conn.start_reader()
+
+    # ---- the watcher ---------------------------------------------------------------------
+
+    def _watch_loop(self):
+        """Once a call has run TICK to 2 TICK, the connection the main thread reads gets a reader
+        thread, so requests on it (`interrupt`) are read while the call runs. Looks every TICK
+        while calls come; after IDLE_TICKS without one it sleeps until `calling` wakes it."""
+        last = 0
+        seen = self._count
+        idle = 0
+        while True:
+            time.sleep(TICK)
+            running = self.dispatcher._running
+            if running and running == last:
+                self._take_over(running)
+            last = running
+            if running or self._count != seen:
+                seen = self._count
+                idle = 0
+                continue
+            idle += 1
+            if idle < IDLE_TICKS:
+                continue
+            self._parked = True
+            if self._count == seen:
+                self._unpark.wait()
+            self._unpark.clear()
+            self._parked = False
+            idle = 0
+            seen = self._count
+
+    def _take_over(self, running):
+        with self._own:
+            if self.dispatcher._running != running:
+                return
+            for conn in self.conns:
+                if conn.owner is MAIN and not conn.closed:
+                    conn.start_reader()
 
 
 def _connect(handle):
@@ -178,83 +341,125 @@ def _close(handle):
 
 
 class Connection(FrameConnection):
-    """A client on one instance of the named pipe; its reader thread calls `feed`."""
+    """A client on one instance of the named pipe, read by the main thread or by its own
+    thread (`owner`, see the module doc)."""
 
     def __init__(self, server, handle):
         FrameConnection.__init__(self, server)
         self.pipe = handle
-        self._read = None  # the pending read, to cancel from another thread
-        self._handle_lock = threading.Lock()  # closing vs. I/O started from other threads
+        self.io = winio.PipeIO(handle)
+        self.owner = None
+        self.busy = 0  # reads and writes in flight: the handle closes after the last (under _own)
+        self.inline = False  # the main thread handles a chunk that is one whole frame
+
+    def start_reader(self):
+        """(Under `_own`) This connection gets a reader thread."""
+        self.owner = THREAD
+        threading.Thread(target=self.read_loop, name="pipe-conn", daemon=True).start()
+
+    def feed_inline(self, chunk):
+        """(Main thread, its only connection) `feed`; a chunk that is exactly one whole frame
+        holding a call runs the call right here (`queue_call`)."""
+        size = len(chunk) - 4
+        if (
+            not self.buf
+            and self.authed
+            and 0 < size <= self.server.max_frame
+            and int.from_bytes(chunk[:4], "big") == size
+        ):
+            self.inline = True
+            try:
+                self.handle(chunk[4:])
+            finally:
+                self.inline = False
+            return
+        self.feed(chunk)
 
     def read_loop(self):
+        server = self.server
+        own = server._own
+        io = self.io
         try:
-            while not self.closed:
-                chunk = self._recv()
-                if chunk is not None:
-                    self.feed(chunk)
+            while True:
+                with own:
+                    if self.owner is not THREAD or self.closed:
+                        break
+                    data = io.start_read()
+                    if data is None:
+                        self.busy += 1
+                if data is None:
+                    data = io.finish_read()
+                    self.done()
+                    if data is None:  # cancelled (the main thread takes the connection back)
+                        continue
+                self.feed(data)
         except Exception as exc:
             log("pipe: connection failed: %r" % exc)
             self.close()
-
-    def _recv(self):
-        """The next bytes from the client; b"" at its end (or once aborted), None if none."""
-        with self._handle_lock:
-            if self.closed:
-                return b""
-            try:
-                ov, _ = _winapi.ReadFile(self.pipe, READ_SIZE, overlapped=True)
-            except OSError:
-                return b""
-            self._read = ov
-        try:
-            _, err = ov.GetOverlappedResult(True)
-        except OSError:
-            return b""
         finally:
-            self._read = None
-        if err == ERROR_OPERATION_ABORTED:
-            return b""
-        return ov.getbuffer() or None  # a zero-byte write by the client is no end
+            with own:
+                handed = self.owner is YIELDING and not self.closed
+                if handed:
+                    self.owner = MAIN
+            if handed:
+                server.poke()
+
+    def done(self):
+        """A read or write ended: close the handle if the connection closed meanwhile."""
+        with self.server._own:
+            self.busy -= 1
+            if self.closed and not self.busy:
+                self._dispose()
 
     def send(self, data):
         """Write all of `data` (under `self.lock`, held by `reply`)."""
-        view = memoryview(data)
-        while view:
-            with self._handle_lock:
-                if self.closed:
-                    raise OSError(ERROR_PIPE_NOT_CONNECTED, "the connection is closed")
-                ov, _ = _winapi.WriteFile(self.pipe, view, overlapped=True)
-            written, err = ov.GetOverlappedResult(True)
-            if err or not written:
-                raise OSError(err or ERROR_BROKEN_PIPE, "write to the pipe failed")
-            view = view[written:]
+        with self.server._own:
+            if self.closed:
+                raise OSError(ERROR_PIPE_NOT_CONNECTED, "the connection is closed")
+            self.busy += 1
+        try:
+            self.io.write(data)
+        finally:
+            self.done()
 
     def queue_call(self, req):
+        server = self.server
+        dispatcher = server.dispatcher
         rid = req.get("id")
         if WAITER in req:  # a streamed request is answered by its follower thread
-            self.server.dispatcher.submit(req, _ignore)
-            return
-        self.server.dispatcher.submit(req, lambda status, body: self.reply(rid, status, body))
+            dispatcher.submit(req, _ignore)
+        elif self.inline and self.owner is MAIN and dispatcher.queue.empty() and not dispatcher.stopping:
+            server.calling()
+            status, body = dispatcher.run_call(server.calls[req["op"]], req)
+            self.reply(rid, status, body)
+        else:
+            dispatcher.submit(req, lambda status, body: self.reply(rid, status, body))
 
     def abort(self):
-        """(Another thread) End the pending read: `close` cancels it, the reader sees the end."""
+        """(Another thread) End the connection: its pending read is cancelled, its reader sees
+        the end."""
         self.close()
 
     def close(self, linger=False):
-        """Close the handle. `linger` needs no extra step: what was written (the 401 or 413
+        """Close the connection. `linger` needs no extra step: what was written (the 401 or 413
         frame) stays readable by the client after the server's handle closes (checked under
         Wine; it is `DisconnectNamedPipe`, not used here, that discards unread data)."""
-        with self._handle_lock:
+        server = self.server
+        with server._own:
             if self.closed:
                 return
             self.closed = True
-            read = self._read
-            if read is not None:
-                try:
-                    read.cancel()
-                except OSError:
-                    pass
-            _close(self.pipe)
+            if self in server.conns:
+                server.conns.remove(self)
+            self.io.cancel_all()
+            if not self.busy:
+                self._dispose()
+        server.poke()
+
+    def _dispose(self):
+        """(Under `_own`, closed, no I/O in flight) Close the handle and the events."""
+        _close(self.pipe)
+        self.io.free()
 
 
 class OwnerOnly:

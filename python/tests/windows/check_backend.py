@@ -285,6 +285,85 @@ def check_four_clients():
         backend.stop()
 
 
+def check_interrupt_on_the_only_connection():
+    """An `interrupt` sent on the connection whose call runs (the main thread reads the only
+    connection itself; once a call runs long, the connection gets a reader thread): the loop
+    stops within 1 s, also after an idle second (the watcher then sleeps until a call comes)."""
+    backend = pipe_backend()
+    try:
+        c = PipeClient(backend.address)
+        c.call("exec", code="import time")
+        time.sleep(1.5)
+        code = "try:\n    while True: pass\nexcept KeyboardInterrupt:\n"
+        code += "    stopped_at = time.time()\n    raise"
+        c.send({"id": 100, "op": "exec", "code": code})
+        time.sleep(0.5)
+        sent_at = time.time()
+        c.send({"id": 101, "op": "interrupt"})
+        answers = {}
+        stuck = threading.Timer(10, backend.stop)  # never read: end it, so the check fails
+        stuck.start()
+        for _ in range(2):
+            answer = c.recv()
+            assert answer is not None, "the interrupt was not read while the call ran"
+            answers[answer["id"]] = answer
+        stuck.cancel()
+        assert answers[101]["value"] is True, answers
+        assert answers[100]["error"]["type"] == "KeyboardInterrupt", answers
+        took = c.call("eval", expr="stopped_at")["value"] - sent_at
+        assert took < 1.0, "interrupt took %.3f s" % took
+        assert c.call("eval", expr="1+1")["value"] == 2
+    finally:
+        backend.stop()
+
+
+def check_who_reads_the_connections():
+    """The only connection is read by the main thread (no reader thread); a second client gives
+    both a reader thread; when it leaves, the main thread takes the first back. Answers stay in
+    order through every change, and a client leaving while its call runs harms nobody."""
+    backend = pipe_backend()
+    expr = "sorted(t.name for t in __import__('threading').enumerate())"
+
+    def readers(client):
+        return client.call("eval", expr=expr)["value"].count("pipe-conn")
+
+    def until(client, count):
+        deadline = time.monotonic() + 5
+        while readers(client) != count:
+            assert time.monotonic() < deadline, "still not %d reader threads: %s" % (count, backend.log())
+            time.sleep(0.02)
+
+    try:
+        a = PipeClient(backend.address)
+        assert readers(a) == 0
+        b = PipeClient(backend.address)
+        until(a, 2)
+        for client, k in ((a, 1), (b, 2)):
+            for i in range(50):
+                client.send({"id": 1000 + i, "op": "eval", "expr": "%d * 100 + %d" % (k, i)})
+        for client, k in ((b, 2), (a, 1)):
+            for i in range(50):
+                answer = client.recv()
+                assert (answer["id"], answer["value"]) == (1000 + i, k * 100 + i), answer
+        b.close()
+        until(a, 0)
+        # A long call gives the only connection a reader thread while it runs; then it is back.
+        a.call("exec", code="import time; time.sleep(0.3)")
+        until(a, 0)
+        for i in range(50):  # pipelined on the only connection
+            a.send({"id": 2000 + i, "op": "eval", "expr": "%d" % i})
+        for i in range(50):
+            answer = a.recv()
+            assert (answer["id"], answer["value"]) == (2000 + i, i), answer
+        a.send({"id": 3000, "op": "exec", "code": "time.sleep(0.5)"})
+        a.close()  # gone while its call runs
+        c = PipeClient(backend.address)
+        assert c.call("eval", expr="1+1")["value"] == 2
+        assert readers(c) == 0
+    finally:
+        backend.stop()
+
+
 def check_name_taken():
     # A name held by another backend.
     first = pipe_backend()
