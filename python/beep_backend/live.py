@@ -915,6 +915,7 @@ class Capture:
 
             ends, writers, self.poller = winfd.open_pipes()
             self.probe = self.poller.probe
+            self.poller.running = lambda: self.current is not None
             self._after_dup2 = winfd.follow_std_handles
         else:
             import select

@@ -8,8 +8,9 @@ runs, the main thread at a call's end. Windows has no `select.poll`, so:
   `PIPE_NOWAIT` mode, so `os.read` of an empty one raises instead of blocking (what
   `Capture._read_fds` expects of a non-blocking fd). Their write ends stay blocking: a writer
   that fills a pipe waits until the fd thread has read it.
-- `Poller.poll` (the fd thread) peeks (`PeekNamedPipe`) every `POLL_INTERVAL` until a pipe
-  holds unread bytes. `Poller.probe` (the main thread, at each call's end) does not peek: it
+- `Poller.poll` (the fd thread) peeks (`PeekNamedPipe`) every `POLL_INTERVAL` while a call
+  runs (`IDLE_INTERVAL` while none does: an idle backend wakes 10 times a second, not 67) until
+  a pipe holds unread bytes. `Poller.probe` (the main thread, at each call's end) does not peek: it
   names both pipes and the caller reads each, which fails at once when it is empty (a peek is
   a round trip to the Wine server as costly as two reads, and a read was to follow anyway).
   Nothing blocks in a read, so nobody holds bytes it read but has not handed on: what the main
@@ -29,7 +30,8 @@ from .log import log
 
 PIPE_BUFFER = 64 * 1024
 PIPE_NOWAIT = 0x1
-POLL_INTERVAL = 0.015  # seconds between two peeks of the fd thread while the pipes are empty
+POLL_INTERVAL = 0.015  # seconds between two peeks of the fd thread while a call runs
+IDLE_INTERVAL = 0.1  # the same while no call runs (what comes then is the log's: no hurry)
 
 
 def can_capture():
@@ -67,6 +69,7 @@ class Poller:
         self.ends = tuple(zip(fds, handles))
         self.both = [(fd, 1) for fd in fds]
         self._never = threading.Event()  # what the fd thread waits on once both pipes are gone
+        self.running = None  # a callable: whether a call runs (set by `live.Capture`)
 
     def _peek(self):
         ready = []
@@ -94,7 +97,8 @@ class Poller:
                 return ready
             if not alive:
                 self._never.wait()
-            time.sleep(POLL_INTERVAL)
+            running = self.running
+            time.sleep(POLL_INTERVAL if running is None or running() else IDLE_INTERVAL)
 
 
 def follow_std_handles():
