@@ -217,9 +217,14 @@ class WinPipeServer:
 
     def _main_conn(self):
         """The only connection, for the main thread to read; None with none or several, and
-        while its reader thread hands it over (the thread pokes when it has)."""
+        while its reader thread hands it over (the thread pokes when it has). With several,
+        one the main thread held (its reader thread just gave it back, a client came while a
+        queued call ran) gets a reader thread."""
         with self._own:
             if len(self.conns) != 1:
+                for conn in self.conns:
+                    if conn.owner is MAIN and not conn.closed:
+                        conn.start_reader()
                 return None
             conn = self.conns[0]
             if conn.owner is MAIN:
@@ -379,9 +384,16 @@ class Connection(FrameConnection):
         server = self.server
         own = server._own
         io = self.io
+        handed = False
         try:
             while True:
                 with own:
+                    if self.owner is YIELDING and not self.closed:
+                        if len(server.conns) > 1:  # a client came meanwhile: keep reading
+                            self.owner = THREAD
+                        else:
+                            self.owner = MAIN
+                            handed = True
                     if self.owner is not THREAD or self.closed:
                         break
                     data = io.start_read()
@@ -396,13 +408,8 @@ class Connection(FrameConnection):
         except Exception as exc:
             log("pipe: connection failed: %r" % exc)
             self.close()
-        finally:
-            with own:
-                handed = self.owner is YIELDING and not self.closed
-                if handed:
-                    self.owner = MAIN
-            if handed:
-                server.poke()
+        if handed:
+            server.poke()
 
     def done(self):
         """A read or write ended: close the handle if the connection closed meanwhile."""

@@ -364,6 +364,47 @@ def check_who_reads_the_connections():
         backend.stop()
 
 
+def check_clients_come_and_go():
+    """One client calls without pause (with now and then a call long enough to get its
+    connection a reader thread) while others connect, call and leave, again and again: who
+    reads the first connection changes each time, and no call is lost or stuck."""
+    backend = pipe_backend()
+    stuck = threading.Timer(60, backend.stop)  # a stuck call: end it, so the check fails
+    stuck.start()
+    try:
+        errors = []
+        done = threading.Event()
+
+        def steady():
+            try:
+                c = PipeClient(backend.address)
+                i = 0
+                while not done.is_set():
+                    if i % 100 == 50:
+                        assert c.call("exec", code="import time; time.sleep(0.06)").get("error") is None
+                    answer = c.call("eval", expr="%d + 1" % i)
+                    assert answer.get("value") == i + 1, (i, answer)
+                    i += 1
+                assert i > 100, "only %d calls" % i
+            except BaseException:
+                errors.append(traceback.format_exc())
+
+        thread = threading.Thread(target=steady)
+        thread.start()
+        for k in range(30):
+            other = PipeClient(backend.address)
+            assert other.call("eval", expr="%d * 2" % k)["value"] == k * 2
+            other.close()
+            time.sleep(0.01 * (k % 4))
+        done.set()
+        thread.join(30)
+        assert not thread.is_alive(), "the steady client is stuck"
+        assert not errors, errors[0]
+    finally:
+        stuck.cancel()
+        backend.stop()
+
+
 def check_name_taken():
     # A name held by another backend.
     first = pipe_backend()
