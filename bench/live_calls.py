@@ -262,7 +262,9 @@ def main():
     ap.add_argument("--lines", type=int, default=100000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out")
-    ap.add_argument("--transports", default=",".join(TRANSPORTS), help="comma-separated, e.g. pipe")
+    ap.add_argument(
+        "--transports", default=",".join(TRANSPORTS), help="comma-separated, e.g. pipe"
+    )
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
