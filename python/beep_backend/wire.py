@@ -51,7 +51,9 @@ def frame(rid, body):
             try:
                 if n == 1:
                     data = b'{"id":%d,"value":%d}' % (rid, value)
-                else:  # {"id": 7, "value": 2, "call": "c9", "seq": 1}
+                elif body["seq"] == 1:  # a plain call's: {"id": 7, "value": 2, "call": "c9", "seq": 1}
+                    data = b'{"id":%d,"value":%d,"call":"%s","seq":1}' % (rid, value, body["call"].encode())
+                else:
                     data = b'{"id":%d,"value":%d,"call":"%s","seq":%d}' % (
                         rid,
                         value,
