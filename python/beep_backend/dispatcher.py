@@ -350,22 +350,46 @@ class Dispatcher:
         live = capture.live
         ring = journal.ring
         size = len(ring)
+        unsettled = None  # the record of a plain call answered before it went into the ring
+
+        def settle():
+            """Put the last plain call's record in the journal's ring: from here on no call runs.
+
+            The pipe answers a plain call first and settles it after (`run_call(fn, req, True)`):
+            the ring store and the record it replaces (freed here) are off the round trip. In
+            between, nothing can tell: the main thread runs no other request (`run_call` settles
+            first), `capture.current` still holds the call's number, so another thread's
+            `Journal.lookup` waits for the record, and output written meanwhile goes to the log
+            (the call was taken back from `Capture.live`, see `Capture.claim`), as at any call's
+            end.
+            """
+            nonlocal unsettled
+            rec = unsettled
+            if rec is not None:
+                unsettled = None
+                i = rec[0][0] % size
+                old = ring[i]
+                ring[i] = rec
+                capture.current = None  # (after: a reader that sees no call running finds it)
+                if type(old) is not tuple:
+                    journal.evicted(old)
 
         def run_call(
             fn,
             req,
+            later=False,
             _plain=self._plain_ops,
             _next=journal.numbers.__next__,
             _time=_time,
             _capture=capture,
             _append=live.append,
             _pop=live.pop,
-            _ring=ring,
-            _size=size,
             _waiter=WAITER,
             _live_ops=LIVE_OPS,
-            _tuple=tuple,
         ):
+            nonlocal unsettled
+            if unsettled is not None:
+                settle()
             op = req["op"]
             call = None
             plain = op in _plain and "call" not in req and (len(req) < 4 or _waiter not in req)
@@ -419,12 +443,9 @@ class Dispatcher:
                     # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
                     body["call"] = cid
                     body["seq"] = 1
-                    i = n % _size
-                    old = _ring[i]
-                    _ring[i] = (begun, _time(), status, body)
-                    _capture.current = None  # (after: a reader that sees no call running finds it)
-                    if type(old) is not _tuple:
-                        journal.evicted(old)
+                    unsettled = (begun, _time(), status, body)
+                    if not later:
+                        settle()
                 except BaseException as exc:  # claimed, or an interrupt landing here
                     if type(exc) is not IndexError:
                         log("finishing call c%d: %r" % (n, exc))
@@ -437,6 +458,7 @@ class Dispatcher:
                     return journal.finish(call, status, body)
             return status, body
 
+        self.settle = settle
         return run_call
 
     def _no_plain_calls(self):

@@ -199,6 +199,7 @@ class PipeServer:
             self._sentinel_arm.release()
         dispatcher = self.dispatcher
         run_call = dispatcher.run_call
+        settle = dispatcher.settle
         calls = self.calls
         scan = wire.scan
         frame = wire.frame
@@ -253,13 +254,16 @@ class PipeServer:
                         op = req.get("op")
                         fn = calls.get(op) if type(op) is str and "stream" not in req else None
             if fn is not None and not dispatcher._stopping:
-                _status, body = run_call(fn, req)
+                _status, body = run_call(fn, req, True)  # answered first, settled after
+                if self._watching:  # (other clients are served meanwhile: settled before)
+                    settle()
                 data = frame(req.get("id"), body)
                 try:
                     with send_lock:
                         sendall(data)
                 except OSError:
                     pass  # the client went away; the next recv sees the end
+                settle()
                 if self._watching:
                     self._stop_watching()
             elif req is not None:
