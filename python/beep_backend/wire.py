@@ -45,8 +45,8 @@ def frame(rid, body):
     """
     t = type(rid)
     n = len(body)
-    if t is int and ((n == 3 and "seq" in body) or n == 1):  # the common answers first
-        value = body.get("value", body)
+    if t is int and (n == 3 or n == 1):  # the common answers first (3: with `call` and `seq`)
+        value = body.get("value")
         if type(value) is int:
             try:
                 if n == 1:
@@ -60,8 +60,8 @@ def frame(rid, body):
                         body["call"].encode(),
                         body["seq"],
                     )
-            except (ValueError, KeyError, AttributeError):  # an int over the str limit: `dumps` says so
-                pass
+            except (ValueError, KeyError, AttributeError):  # an int over the str limit (`dumps` says
+                pass  # so), or 3 fields that are not a call's answer
             else:
                 return _pack_size(len(data)) + data
     if t is not int and t is not str:
