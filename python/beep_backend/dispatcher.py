@@ -337,8 +337,9 @@ class Dispatcher:
 
         This is the hot path of every `eval`: in the real server every object and line it
         touches is a cache miss (it sleeps in `recv` between calls), so it does all of it in
-        one Python frame (a frame more costs ~600 instructions), with what it needs bound once,
-        here, as the function's defaults (no attribute lookups per call).
+        one Python frame (a frame more costs ~600 instructions), with the objects it needs
+        bound once, here, as the function's defaults (no attribute lookups per call; constants
+        are globals: each default or closure variable is copied into every call's frame).
 
         If `on_long` is set (the pipe transport), it is called (on the main thread, from the
         SIGALRM handler) once the call has run for LONG_CALL / 2 to LONG_CALL seconds: the pipe
@@ -380,32 +381,29 @@ class Dispatcher:
             later=False,
             _plain=self._plain_ops,
             _next=journal.numbers.__next__,
-            _time=_time,
             _capture=capture,
             _append=live.append,
             _pop=live.pop,
-            _waiter=WAITER,
-            _live_ops=LIVE_OPS,
         ):
             nonlocal unsettled
             if unsettled is not None:
-                settle()
+                self.settle()
             op = req["op"]
             call = None
-            plain = op in _plain and "call" not in req and (len(req) < 4 or _waiter not in req)
+            plain = op in _plain and "call" not in req and (len(req) < 4 or WAITER not in req)
             if plain:
                 n, cid = _next()
                 begun = (n, cid, op, req.get("session"), _time())
                 _capture.current = n
                 _append(begun)  # from here on `Capture.claim` may make it a Call
-            elif op in _live_ops:
+            elif op in LIVE_OPS:
                 try:
-                    call = journal.begin(req, op)
+                    call = self.journal.begin(req, op)
                 except BaseException as exc:
                     status, body = error_body(exc)
-                    waiter = req.get(_waiter)
+                    waiter = req.get(WAITER)
                     if waiter is not None:
-                        journal.refuse(waiter, status, body)
+                        self.journal.refuse(waiter, status, body)
                     return status, body
             try:
                 seq = self._seq + 1  # only the main thread writes it
@@ -445,17 +443,17 @@ class Dispatcher:
                     body["seq"] = 1
                     unsettled = (begun, _time(), status, body)
                     if not later:
-                        settle()
+                        self.settle()
                 except BaseException as exc:  # claimed, or an interrupt landing here
                     if type(exc) is not IndexError:
                         log("finishing call c%d: %r" % (n, exc))
                     return self._end_claimed(n, status, body, begun)
             elif call is not None:
                 try:
-                    return journal.finish(call, status, body)
+                    return self.journal.finish(call, status, body)
                 except BaseException as exc:  # an interrupt landing here: end the call all the same
                     log("finishing call %s: %r" % (call.id, exc))
-                    return journal.finish(call, status, body)
+                    return self.journal.finish(call, status, body)
             return status, body
 
         self.settle = settle

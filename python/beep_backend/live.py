@@ -667,7 +667,8 @@ class Capture:
         self.current = None
         # [(n, id, op, session, started)] while plain call n runs and is not a Call yet: whoever pops
         # it (the main thread at its end, or `claim`) decides what it is.
-        self.live = []
+        # (A deque: a list that goes 0 -> 1 -> 0 items frees and mallocs its array every call.)
+        self.live = deque()
         # Output not yet events (see `_Raw`): stdout bytes, or (stream, bytes or str). Writers
         # only append (atomic); `_take` removes exactly what it took.
         self.pending = []
