@@ -210,8 +210,11 @@ class PipeServer:
         into = sock.recv_into
         buf = self._rbuf
         sendall = sock.sendall
-        send_lock = conn.lock
-        block_lock = self._block_lock
+        # The locks' methods, not `with`: it looks up `__enter__`/`__exit__` every time.
+        send_acquire = conn.lock.acquire
+        send_release = conn.lock.release
+        block_acquire = self._block_lock.acquire
+        block_release = self._block_lock.release
         limit = 4 + self.max_frame
         while True:
             size = -1
@@ -224,8 +227,9 @@ class PipeServer:
             except OSError:
                 size = 0
             finally:
-                with block_lock:
-                    self._blocking = False
+                block_acquire()
+                self._blocking = False
+                block_release()
                 if self._break:
                     self._break = False
                     self._sentinel_armed = False
@@ -258,11 +262,13 @@ class PipeServer:
                 if self._watching:  # (other clients are served meanwhile: settled before)
                     settle()
                 data = frame(req.get("id"), body)
+                send_acquire()
                 try:
-                    with send_lock:
-                        sendall(data)
+                    sendall(data)
                 except OSError:
                     pass  # the client went away; the next recv sees the end
+                finally:
+                    send_release()
                 settle()
                 if self._watching:
                     self._stop_watching()
