@@ -16,7 +16,8 @@ non-blocking and sends SIGALRM to the main thread, so the `recv` returns (EAGAIN
 EINTR retry, or the data that came meanwhile: nothing is lost) and the main loop polls again.
 The fd is made non-blocking only while the main thread is inside that `recv` (checked under
 a lock), so answers are never sent on a non-blocking socket. A call that arrives there as one
-whole frame runs at once, without a trip through the queue.
+whole frame runs at once, without a trip through the queue; a plain call is answered before
+its record goes into the journal (`Dispatcher.settle`, right after the send).
 """
 
 import collections
