@@ -354,9 +354,11 @@ class Operations:
     def op_eval(self, req):
         # The common call, `{"op": "eval", "expr": ...}` in an existing session, takes the
         # short way; anything else goes through `session` and `_required_str`, which check.
-        name = req.get("session", "default")
-        session = self.sessions.get(name) if type(name) is str else None
-        if session is None:
+        try:
+            session = self.sessions.get(req.get("session", "default"))
+        except TypeError:  # unhashable: `session` below says what is wrong with it
+            session = None
+        if session is None:  # (a new session, or not a string: `session` checks)
             session = self.session(req)
         elif session.lease:
             session.touched = time.monotonic()
