@@ -262,12 +262,15 @@ def main():
     ap.add_argument("--lines", type=int, default=100000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out")
+    ap.add_argument(
+        "--transports", default=",".join(TRANSPORTS), help="comma-separated, e.g. pipe"
+    )
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         old_dir = extract_old(args.old, tmp)
         new_dir = os.path.join(ROOT, "python")
-        for transport in TRANSPORTS:
+        for transport in args.transports.split(","):
             old, new = Server(old_dir, transport), Server(new_dir, transport)
             try:
                 lat = latency(old, new, args.calls, args.rounds)

@@ -39,11 +39,8 @@ class Dispatcher:
         self.operations = Operations()
         self.journal = journal = Journal()
         journal.on_taken = self._no_plain_calls
-        # The plain call's way (`run_call`) reads these from here.
-        self._plain_ops = LIVE_OPS - {"exec"}
-        self._capture = journal.capture
-        self._numbers = journal.numbers
-        self._ring = journal.ring
+        # The ops a plain call can be (see `run_call`); emptied when plain calls are no more.
+        self._plain_ops = set(LIVE_OPS - {"exec"})
         self._reaper = None
         self.info = info  # the static part of the `info` answer
         self.queue = SimpleQueue()
@@ -55,6 +52,7 @@ class Dispatcher:
         self._main_ident = threading.main_thread().ident
         self.on_exit = []  # callables run (once) before the process exits
         self.wakers = []  # callables that wake a main loop other than the queue (pipe)
+        self.run_call = self._make_run_call()
 
     # ---- I/O threads ---------------------------------------------------------------
 
@@ -312,13 +310,14 @@ class Dispatcher:
         """Run queued calls until `stop`, or until an external SIGINT while idle."""
         self.start_capture()
         get = self.queue.get
+        run_call = self.run_call
         try:
             while True:
                 item = get()
                 if item is _STOP:
                     return
                 fn, req, reply = item
-                status, body = self._run(fn, req)
+                status, body = run_call(fn, req)
                 try:
                     reply(status, body)
                 except BaseException as exc:
@@ -326,54 +325,143 @@ class Dispatcher:
         except KeyboardInterrupt:
             log("SIGINT while idle")
 
-    def run_call(self, fn, req):
-        """Run one operation on the main thread; `(status, body)`, never raises.
+    def _make_run_call(self):
+        """`run_call(fn, req)`: run one operation on the main thread; `(status, body)`, never raises.
 
         An op that runs user code is a call (`live.py`): it gets a call id and a journal, and
         its output is captured while it runs. The common call (a server-assigned id, not
         streamed, not `exec`) is a plain call: it runs with its number as `capture.current`
         and ends as one record tuple in the journal's ring, unless it became a `Call`
-        meanwhile (it wrote output, a reader claimed it). This way is the hot path of every
-        `eval`: in the real server every object and line it touches is a cache miss, so it
-        touches as few as it can. Everything else: `Journal.begin`/`finish`.
+        meanwhile (it wrote output, a reader claimed it). The others are `Call`s from the
+        start (`Journal.begin`/`finish`).
+
+        This is the hot path of every `eval`: in the real server every object and line it
+        touches is a cache miss (it sleeps in `recv` between calls), so it does all of it in
+        one Python frame (a frame more costs ~600 instructions), with the objects it needs
+        bound once, here, as the function's defaults (no attribute lookups per call; constants
+        are globals: each default or closure variable is copied into every call's frame).
+
+        If `on_long` is set (the pipe transport), it is called (on the main thread, from the
+        SIGALRM handler) once the call has run for LONG_CALL / 2 to LONG_CALL seconds: the pipe
+        transport then lets a watcher thread read its sockets, so `interrupt` can arrive while
+        user code runs.
         """
-        op = req["op"]
-        if op in self._plain_ops and "call" not in req and (len(req) < 4 or WAITER not in req):
-            capture = self._capture
-            n, cid = next(self._numbers)
-            begun = (n, cid, op, req.get("session"), _time())
-            capture.current = n
-            live = capture.live
-            live.append(begun)  # from here on `Capture.claim` may make it a Call
-            status, body = self._run_op(fn, req)
-            try:
-                if capture.fd_dirty:  # (a read of the fd thread in progress set it too)
-                    capture.fd_check(n)
-                if capture.pending:
-                    return self._end_claimed(n, status, body, begun)
-                live.pop()  # IndexError: claimed, a Call now
-                # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
-                body["call"] = cid
-                body["seq"] = 1
-                ring = self._ring
-                i = n % len(ring)
+        journal = self.journal
+        capture = journal.capture
+        live = capture.live
+        ring = journal.ring
+        size = len(ring)
+        unsettled = None  # the record of a plain call answered before it went into the ring
+
+        def settle():
+            """Put the last plain call's record in the journal's ring: from here on no call runs.
+
+            The pipe answers a plain call first and settles it after (`run_call(fn, req, True)`):
+            the ring store and the record it replaces (freed here) are off the round trip. In
+            between, nothing can tell: the main thread runs no other request (`run_call` settles
+            first), `capture.current` still holds the call's number, so another thread's
+            `Journal.lookup` waits for the record, and output written meanwhile goes to the log
+            (the call was taken back from `Capture.live`, see `Capture.claim`), as at any call's
+            end.
+            """
+            nonlocal unsettled
+            rec = unsettled
+            if rec is not None:
+                unsettled = None
+                i = rec[0][0] % size
                 old = ring[i]
-                ring[i] = (begun, _time(), status, body)
+                ring[i] = rec
                 capture.current = None  # (after: a reader that sees no call running finds it)
                 if type(old) is not tuple:
-                    self.journal.evicted(old)
-            except BaseException as exc:  # claimed, or an interrupt landing here
-                if type(exc) is not IndexError:
-                    log("finishing call c%d: %r" % (n, exc))
-                return self._end_claimed(n, status, body, begun)
+                    journal.evicted(old)
+
+        def run_call(
+            fn,
+            req,
+            later=False,
+            _plain=self._plain_ops,
+            _next=journal.numbers.__next__,
+            _capture=capture,
+            _append=live.append,
+            _pop=live.pop,
+        ):
+            nonlocal unsettled
+            if unsettled is not None:
+                self.settle()
+            op = req["op"]
+            call = None
+            plain = op in _plain and "call" not in req and (len(req) < 4 or WAITER not in req)
+            if plain:
+                n, cid = _next()
+                begun = (n, cid, op, req.get("session"), _time())
+                _capture.current = n
+                _append(begun)  # from here on `Capture.claim` may make it a Call
+            elif op in LIVE_OPS:
+                try:
+                    call = self.journal.begin(req, op)
+                except BaseException as exc:
+                    status, body = error_body(exc)
+                    waiter = req.get(WAITER)
+                    if waiter is not None:
+                        self.journal.refuse(waiter, status, body)
+                    return status, body
+            try:
+                seq = self._seq + 1  # only the main thread writes it
+                self._seq = seq
+                try:
+                    if not plain and "timeout" in req and fn.__name__ == "op_exec":
+                        self._arm_timeout(seq, req["timeout"])
+                    elif not self._timer_due and self.on_long is not None and _HAS_ITIMER:
+                        # Start the tick that finds long calls (see `_on_alarm`). While calls keep
+                        # coming it stays armed, so back-to-back short calls make no syscall here.
+                        signal.setitimer(signal.ITIMER_REAL, _TICK)
+                        self._timer_due = time.monotonic() + _TICK
+                    self._running = seq
+                    try:
+                        status, body = fn(req)
+                    finally:
+                        self._running = 0
+                        if self._timer_seq or self._fallback is not None:
+                            self._disarm()
+                except BaseException as exc:
+                    status, body = error_body(exc)
+            except BaseException as exc:
+                # A signal that landed in our own bookkeeping (e.g. a second interrupt while the
+                # call unwinds) may have cut a `finally` short: clean up again.
+                self._running = 0
+                self._disarm()
+                status, body = error_body(exc)
+            if plain:
+                try:
+                    if _capture.fd_dirty:  # (a read of the fd thread in progress set it too)
+                        _capture.fd_check(n)
+                    if _capture.pending:
+                        return self._end_claimed(n, status, body, begun)
+                    _pop()  # IndexError: claimed, a Call now
+                    # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
+                    body["call"] = cid
+                    body["seq"] = 1
+                    unsettled = (begun, _time(), status, body)
+                    if not later:
+                        self.settle()
+                except BaseException as exc:  # claimed, or an interrupt landing here
+                    if type(exc) is not IndexError:
+                        log("finishing call c%d: %r" % (n, exc))
+                    return self._end_claimed(n, status, body, begun)
+            elif call is not None:
+                try:
+                    return self.journal.finish(call, status, body)
+                except BaseException as exc:  # an interrupt landing here: end the call all the same
+                    log("finishing call %s: %r" % (call.id, exc))
+                    return self.journal.finish(call, status, body)
             return status, body
-        if op not in LIVE_OPS:
-            return self._run_op(fn, req)
-        return self._run_live(fn, req, op)
+
+        self.settle = settle
+        return run_call
 
     def _no_plain_calls(self):
         """A client named a call like the server's ids: from now on every call checks its id."""
-        self._plain_ops = frozenset()
+        self._plain_ops.clear()  # (the set `run_call` holds)
 
     def _end_claimed(self, n, status, body, begun):
         """End plain call n as a `Call` (it has output, or a reader claimed it)."""
@@ -394,58 +482,6 @@ class Dispatcher:
         except BaseException as exc:
             log("finishing call %s: %r" % (call.id, exc))
             return journal.finish(call, status, body)
-
-    def _run_live(self, fn, req, op):
-        journal = self.journal
-        try:
-            call = journal.begin(req, op)
-        except BaseException as exc:
-            status, body = error_body(exc)
-            waiter = req.get(WAITER)
-            if waiter is not None:
-                journal.refuse(waiter, status, body)
-            return status, body
-        status, body = self._run_op(fn, req)
-        try:
-            return journal.finish(call, status, body)
-        except BaseException as exc:  # an interrupt landing here: end the call all the same
-            log("finishing call %s: %r" % (call.id, exc))
-            return journal.finish(call, status, body)
-
-    def _run_op(self, fn, req):
-        """Run one operation on the main thread; `(status, body)`, never raises.
-
-        If `on_long` is set (the pipe transport), it is called (on the main thread, from the
-        SIGALRM handler) once the call has run for LONG_CALL / 2 to LONG_CALL seconds: the pipe
-        transport then lets a watcher thread read its sockets, so `interrupt` can arrive while
-        user code runs.
-        """
-        try:
-            seq = self._seq + 1  # only the main thread writes it
-            self._seq = seq
-            try:
-                if "timeout" in req and fn.__name__ == "op_exec":
-                    self._arm_timeout(seq, req["timeout"])
-                elif not self._timer_due and self.on_long is not None and _HAS_ITIMER:
-                    # Start the tick that finds long calls (see `_on_alarm`). While calls keep
-                    # coming it stays armed, so back-to-back short calls make no syscall here.
-                    signal.setitimer(signal.ITIMER_REAL, _TICK)
-                    self._timer_due = time.monotonic() + _TICK
-                self._running = seq
-                try:
-                    return fn(req)
-                finally:
-                    self._running = 0
-                    if self._timer_seq or self._fallback is not None:
-                        self._disarm()
-            except BaseException as exc:
-                return error_body(exc)
-        except BaseException as exc:
-            # A signal that landed in our own bookkeeping (e.g. a second interrupt while the
-            # call unwinds) may have cut a `finally` short: clean up again.
-            self._running = 0
-            self._disarm()
-            return error_body(exc)
 
     def _arm_timeout(self, seq, timeout):
         """Arm the `exec` timeout of call `seq` (`timeout` as sent; checked here)."""
@@ -476,7 +512,6 @@ class Dispatcher:
             self._fallback.cancel()
             self._fallback = None
 
-    _run = run_call
     on_long = None  # set by the pipe transport, see `run_call`
     _timer_seq = 0  # the call an exec timeout is armed for
     _timer_due = 0.0  # when the pending ITIMER_REAL fires (monotonic), 0 if none

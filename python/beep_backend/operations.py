@@ -354,9 +354,11 @@ class Operations:
     def op_eval(self, req):
         # The common call, `{"op": "eval", "expr": ...}` in an existing session, takes the
         # short way; anything else goes through `session` and `_required_str`, which check.
-        name = req.get("session", "default")
-        session = self.sessions.get(name) if type(name) is str else None
-        if session is None:
+        try:
+            session = self.sessions.get(req.get("session", "default"))
+        except TypeError:  # unhashable: `session` below says what is wrong with it
+            session = None
+        if session is None:  # (a new session, or not a string: `session` checks)
             session = self.session(req)
         elif session.lease:
             session.touched = time.monotonic()
@@ -366,8 +368,9 @@ class Operations:
         code = self._code_cache.get(expr) or self.compiled_eval(expr)
         value = eval(code, session.namespace)
         t = type(value)
-        if t is str or t is bool or value is None or (t is int and _NEG_HUGE < value < _HUGE):
-            return 200, {"value": value}  # JSON as it is (see `plain`)
+        # JSON as it is (see `plain`); an int first: the common value, and the test that costs most.
+        if (t is int and _NEG_HUGE < value < _HUGE) or t is str or t is bool or value is None:
+            return 200, {"value": value}
         return 200, {"value": self.encode(session, value)}
 
     def op_import(self, req):

@@ -16,7 +16,8 @@ non-blocking and sends SIGALRM to the main thread, so the `recv` returns (EAGAIN
 EINTR retry, or the data that came meanwhile: nothing is lost) and the main loop polls again.
 The fd is made non-blocking only while the main thread is inside that `recv` (checked under
 a lock), so answers are never sent on a non-blocking socket. A call that arrives there as one
-whole frame runs at once, without a trip through the queue.
+whole frame runs at once, without a trip through the queue; a plain call is answered before
+its record goes into the journal (`Dispatcher.settle`, right after the send).
 """
 
 import collections
@@ -65,6 +66,7 @@ class PipeServer:
         self._sentinel_armed = False  # main thread only
         self._sentinel_arm = threading.Lock()
         self._sentinel_arm.acquire()
+        self._rbuf = bytearray(65536)  # `_serve_only` reads into it (main thread only)
 
     def bind(self):
         if self.path is None:
@@ -198,29 +200,37 @@ class PipeServer:
             self._sentinel_arm.release()
         dispatcher = self.dispatcher
         run_call = dispatcher.run_call
+        settle = dispatcher.settle
         calls = self.calls
         scan = wire.scan
         frame = wire.frame
         size_of = _SIZE.unpack_from
         sock = conn.sock
-        recv = sock.recv
+        # Into one buffer of the server's: `recv(65536)` mallocs 64 KiB per call and shrinks
+        # it (glibc realloc, ~500 instructions in the real server).
+        into = sock.recv_into
+        buf = self._rbuf
         sendall = sock.sendall
-        send_lock = conn.lock
-        block_lock = self._block_lock
+        # The locks' methods, not `with`: it looks up `__enter__`/`__exit__` every time.
+        send_acquire = conn.lock.acquire
+        send_release = conn.lock.release
+        block_acquire = self._block_lock.acquire
+        block_release = self._block_lock.release
         limit = 4 + self.max_frame
         while True:
-            chunk = None
+            size = -1
             self._blocking = True
             try:
                 if not self._break:
-                    chunk = recv(65536)
+                    size = into(buf)
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:
-                chunk = b""
+                size = 0
             finally:
-                with block_lock:
-                    self._blocking = False
+                block_acquire()
+                self._blocking = False
+                block_release()
                 if self._break:
                     self._break = False
                     self._sentinel_armed = False
@@ -228,18 +238,17 @@ class PipeServer:
                         os.set_blocking(conn.sock.fileno(), True)
                     except OSError:
                         pass
-            if chunk is None:  # the sentinel broke in: let the poll loop run once
+            if size < 0:  # the sentinel broke in: let the poll loop run once
                 for fd, _ in self.poller.poll(0):
                     self._ready(fd)
                 return
             # The common case, inline: one whole frame holding a call, compact JSON starting
             # with `{`. Anything else (several frames, a part of one, whitespace, an error to
             # report) takes the general way, `feed`.
-            size = len(chunk)
             req = fn = None
-            if 4 < size <= limit and size_of(chunk)[0] == size - 4 and conn.authed and not conn.buf:
+            if 4 < size <= limit and size_of(buf)[0] == size - 4 and conn.authed and not conn.buf:
                 try:
-                    text = chunk[4:].decode()
+                    text = buf[4:size].decode()
                     req, end = scan(text, 0)
                 except (ValueError, StopIteration, RecursionError):
                     req = None
@@ -250,19 +259,24 @@ class PipeServer:
                         op = req.get("op")
                         fn = calls.get(op) if type(op) is str and "stream" not in req else None
             if fn is not None and not dispatcher._stopping:
-                _status, body = run_call(fn, req)
+                _status, body = run_call(fn, req, True)  # answered first, settled after
+                if self._watching:  # (other clients are served meanwhile: settled before)
+                    settle()
                 data = frame(req.get("id"), body)
+                send_acquire()
                 try:
-                    with send_lock:
-                        sendall(data)
+                    sendall(data)
                 except OSError:
                     pass  # the client went away; the next recv sees the end
+                finally:
+                    send_release()
+                settle()
                 if self._watching:
                     self._stop_watching()
             elif req is not None:
                 conn.dispatch(req)
             else:
-                conn.feed(chunk)
+                conn.feed(bytes(buf[:size]))
             if self.pending or self._only is not conn or not self._sentinel_armed or dispatcher._stopping:
                 return
 

@@ -43,22 +43,31 @@ def frame(rid, body):
     `seq` of a live call after it (call ids are plain ASCII, see `live.py`), skips the general
     encoder.
     """
+    if type(rid) is int and len(body) == 3:  # a plain call's answer first: the common one
+        value = body.get("value")
+        if type(value) is int and body.get("seq") == 1:  # {"value": 2, "call": "c9", "seq": 1}
+            try:
+                data = b'{"id":%d,"value":%d,"call":"%s","seq":1}' % (rid, value, body["call"].encode())
+            except (ValueError, KeyError, AttributeError):  # an int over the str limit (`dumps`
+                pass  # says so), or 3 fields that are not a call's answer
+            else:
+                return _pack_size(len(data)) + data
     t = type(rid)
     n = len(body)
-    if t is int and ((n == 3 and "seq" in body) or n == 1):  # the common answers first
-        value = body.get("value", body)
+    if t is int and (n == 3 or n == 1):  # the other common answers (3: with `call` and `seq`)
+        value = body.get("value")
         if type(value) is int:
             try:
                 if n == 1:
                     data = b'{"id":%d,"value":%d}' % (rid, value)
-                else:  # {"id": 7, "value": 2, "call": "c9", "seq": 1}
+                else:
                     data = b'{"id":%d,"value":%d,"call":"%s","seq":%d}' % (
                         rid,
                         value,
                         body["call"].encode(),
                         body["seq"],
                     )
-            except (ValueError, KeyError, AttributeError):  # an int over the str limit: `dumps` says so
+            except (ValueError, KeyError, AttributeError, TypeError):
                 pass
             else:
                 return _pack_size(len(data)) + data

@@ -3,6 +3,7 @@
 import time
 
 from backend_clients import Backend
+from live_clients import attach
 
 
 def test_pipe_clients_come_and_go_while_one_idles():
@@ -58,5 +59,62 @@ def test_pipe_answers_info_during_each_long_call():
         time.sleep(0.1)
         assert other.request("eval", expr="x") == {"value": 1}
         assert runner.recv_frame() == {"id": 2, "stdout": "", "stderr": "", "value": None}
+    finally:
+        b.stop()
+
+
+def test_pipe_plain_calls_on_the_only_connection_answer_exact_bytes_and_are_journaled():
+    """The only connection's hot path (read into the server's buffer, the answer sent before
+    the call's record goes into the journal): answers byte for byte as the encoder makes them,
+    server call ids counting up across their batches (c99, c100, ..., c200), each call listed
+    and attachable right after its answer, and a frame bigger than the read buffer."""
+    b = Backend("pipe")
+    try:
+        c = b.client()
+        c.strip_live = False
+        for k in range(1, 261):
+            data = b'{"id": %d, "op": "eval", "expr": "%d * 2"}' % (k, k)
+            c.sock.sendall(len(data).to_bytes(4, "big") + data)
+            want = b'{"id":%d,"value":%d,"call":"c%d","seq":1}' % (k, 2 * k, k)
+            got = b""
+            while len(got) < 4 + len(want):
+                chunk = c.sock.recv(65536)
+                assert chunk, "the server closed the connection"
+                got += chunk
+            assert got == len(want).to_bytes(4, "big") + want
+            if k in (1, 99, 100, 200, 260):
+                rows = {r["call"]: r for r in c.request("calls")["value"]}
+                assert rows["c%d" % k]["state"] == "done" and rows["c%d" % k]["duration"] >= 0
+        rows = c.request("calls")["value"]
+        assert [r["call"] for r in rows][-3:] == ["c258", "c259", "c260"]
+        events = list(attach("pipe", b.address, b.token, "c260"))
+        assert [e["body"] for e in events] == [{"value": 520, "call": "c260", "seq": 1}]
+        big = "x" * 100_000  # a frame over the 64 KiB read buffer: read on in pieces
+        assert c.request("eval", expr="len(%r)" % big)["value"] == 100_000
+        assert c.request("eval", expr="7")["value"] == 7
+    finally:
+        b.stop()
+
+
+def test_pipe_a_long_plain_call_is_attachable_right_after_its_answer():
+    """A long plain call on the only connection: the watcher serves a second client meanwhile;
+    that client attaches to the call as soon as the first has its answer, and finds its end."""
+    b = Backend("pipe")
+    try:
+        runner = b.client()
+        runner.strip_live = False
+        assert runner.request("eval", expr="1")["value"] == 1  # the only connection: blocks in recv
+        for k in range(3):
+            runner.send_frame({"id": 10 + k, "op": "eval", "expr": "__import__('time').sleep(0.3) or %d" % k})
+            time.sleep(0.1)
+            other = b.client()  # accepted by the watcher while the call runs
+            other.strip_live = False
+            answer = runner.recv_frame()
+            assert answer["id"] == 10 + k and answer["value"] == k and answer["seq"] == 1
+            rows = {r["call"]: r for r in other.request("calls")["value"]}
+            assert rows[answer["call"]]["state"] == "done"
+            events = list(attach("pipe", b.address, b.token, answer["call"]))
+            assert [e["body"]["value"] for e in events] == [k]
+            other.close()
     finally:
         b.stop()

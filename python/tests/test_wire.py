@@ -53,3 +53,17 @@ def test_frame_examples():
 def test_frame_of_a_live_call_answer_is_the_encoders_bytes(rid, value, seq):
     body = {"value": value, "call": "c-1.x:y_Z", "seq": seq}
     assert wire.frame(rid, body) == expected(rid, body)
+
+
+def test_frame_of_three_fields_that_are_not_a_call_answer():
+    """The plain call's template (`{"value", "call", "seq"}`) is only for such answers."""
+    for body in (
+        {"value": 1, "a": 2, "b": 3},
+        {"value": 1, "seq": 1, "x": "c1"},
+        {"value": 2, "call": 5, "seq": 1},
+        {"value": 2, "call": "c5", "seq": 7},
+        {"value": True, "call": "c5", "seq": 1},
+        {"error": {"type": "E", "message": "m", "traceback": ""}, "call": "c1", "seq": 1},
+    ):
+        for rid in (1, "r", None):
+            assert wire.frame(rid, body) == expected(rid, body)
