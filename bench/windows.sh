@@ -45,5 +45,7 @@ if ls "$CACHE"/grpc/grpcio-*win_amd64.whl >/dev/null 2>&1; then
     fi
     args+=(--grpc-path "$(winpath "$GRPC_SITE")")
 fi
-wine_out "$OUT/bench.json" wine "$PYTHON" -u bench/windows_pipe.py "${args[@]}"
-tr -d '\r' <"$OUT/bench.json"
+# The JSON comes through a file: the Wine server inherits the output pipe and may print a dump
+# of its objects there when it exits.
+wine_out "$OUT/bench.log" wine "$PYTHON" -u bench/windows_pipe.py "${args[@]}" --out "$(winpath "$OUT/bench.json")"
+cat "$OUT/bench.json"

@@ -1,6 +1,6 @@
 """Windows-side half of bench/windows.sh: run by python.org's CPython for Windows (under Wine).
 
-    python.exe bench/windows_pipe.py [--calls N] [--grpc-path DIR]
+    python.exe bench/windows_pipe.py [--calls N] [--grpc-path DIR] [--out FILE]
 
 1. Named-pipe round trip, `eval 1+1`: the `beep_backend` pipe server against a raw Python
    named-pipe echo with the same framing (4-byte big-endian length + JSON, auth frame first),
@@ -234,6 +234,7 @@ def main():
     args = sys.argv[1:]
     calls = int(args[args.index("--calls") + 1]) if "--calls" in args else 2000
     grpc_path = args[args.index("--grpc-path") + 1] if "--grpc-path" in args else None
+    out = args[args.index("--out") + 1] if "--out" in args else None
     result = {
         "python": sys.version.split()[0],
         "platform": sys.platform,
@@ -272,7 +273,13 @@ def main():
             "runs_ms": [round(r, 1) for r in runs],
         }
     result["cold_start_to_first_answer"] = cold
-    print(json.dumps(result, indent=1))
+    text = json.dumps(result, indent=1)
+    print(text)
+    if (
+        out
+    ):  # (what Wine's server prints on our stdout when it exits does not end up there)
+        with open(out, "w") as f:
+            f.write(text + "\n")
 
 
 if __name__ == "__main__":
