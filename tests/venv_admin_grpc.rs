@@ -1,6 +1,8 @@
 //! `venv admin` installs a grpcio/protobuf pair the checked-in gRPC stubs accept: a gRPC
 //! backend started in it answers.
 
+#[path = "support/ids.rs"]
+mod ids;
 #[path = "support/venv.rs"]
 mod support;
 
@@ -28,12 +30,7 @@ fn admin_installs_a_pair_the_grpc_backend_runs_with() {
     assert_eq!(major(&version("protobuf")), 6, "{packages:?}");
 
     let out = home.ok(&["start", "rpc", "--detach"]);
-    let id = out
-        .lines()
-        .find_map(|l| l.strip_prefix("backend "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no id in {out:?}"))
-        .to_string();
+    let id = ids::id_of(&out);
     let answer = home.run(&["eval", &id, "6*7"]);
     home.ok(&["stop", &id]);
     assert!(answer.status.success(), "{answer:?}");

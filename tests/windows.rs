@@ -11,6 +11,8 @@
 
 #[path = "support/http.rs"]
 mod http;
+#[path = "support/ids.rs"]
+mod ids;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -253,12 +255,7 @@ fn start(home: &Home, transport: &str, env: &str) -> String {
 
 /// `start <args>`: the backend id from its output.
 fn start_with(home: &Home, args: &[&str]) -> String {
-    let out = home.ok(&[&["start"], args].concat());
-    out.lines()
-        .find_map(|l| l.strip_prefix("backend "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no id in {out:?}"))
-        .to_string()
+    ids::id_of(&home.ok(&[&["start"], args].concat()))
 }
 
 /// A Rust client for the backend `id`, from its record.
@@ -740,12 +737,7 @@ fn embedded_runtime_hosts_backends_and_refuses_environments() {
         }
         let out = home.ok(&["start", transport, "--runtime", &key, "--detach"]);
         assert!(out.contains(&format!("on runtime `{key}`")), "{out}");
-        let id = out
-            .lines()
-            .find_map(|l| l.strip_prefix("backend "))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no id in {out:?}"))
-            .to_string();
+        let id = ids::id_of(&out);
         eprintln!("started {id} ({transport}) on {key}");
         let dump = || {
             let logs = home.paths.logs();

@@ -247,16 +247,13 @@ class WinPipeServer:
             with own:
                 if conn.owner is not MAIN or conn.closed:
                     return
-                data = io.start_read()
-                if data is None:
-                    conn.busy += 1
+                data = conn.start_read()
             if data is None:
                 while not io.wait_read(wake):
                     if self._must_leave():
                         io.cancel_read()  # what it read by now is handled below
                         break
-                data = io.finish_read()
-                conn.done()
+                data = conn.end_read()
                 if data is None:
                     if self._must_leave():
                         return self._hand_over(conn)
@@ -383,7 +380,6 @@ class Connection(FrameConnection):
     def read_loop(self):
         server = self.server
         own = server._own
-        io = self.io
         handed = False
         try:
             while True:
@@ -396,12 +392,9 @@ class Connection(FrameConnection):
                             handed = True
                     if self.owner is not THREAD or self.closed:
                         break
-                    data = io.start_read()
-                    if data is None:
-                        self.busy += 1
+                    data = self.start_read()
                 if data is None:
-                    data = io.finish_read()
-                    self.done()
+                    data = self.end_read()
                     if data is None:  # cancelled (the main thread takes the connection back)
                         continue
                 self.feed(data)
@@ -410,6 +403,20 @@ class Connection(FrameConnection):
             self.close()
         if handed:
             server.poke()
+
+    def start_read(self):
+        """(Under `_own`, by whoever reads it) Start a read: its bytes if it completed at once,
+        None while it is pending (counted in `busy`: the handle stays open until `end_read`)."""
+        data = self.io.start_read()
+        if data is None:
+            self.busy += 1
+        return data
+
+    def end_read(self):
+        """The pending read's bytes once it completed (b"" at the end); None if cancelled."""
+        data = self.io.finish_read()
+        self.done()
+        return data
 
     def done(self):
         """A read or write ended: close the handle if the connection closed meanwhile."""
