@@ -17,8 +17,8 @@ are `Call`s from the start (`Journal.begin`/`finish`). While a call runs:
   fd) when no call runs. At the end of a call the main thread reads what is left in the pipes
   itself, so output written during the call is never given to the next one: where a signal
   tells when the pipes got data (`Capture._hint_fds`, Linux), only after one came; else with a
-  `poll(0)` at every end. On Windows (no `select.poll`) the pipes are peeked instead
-  (`winfd.py`).
+  `poll(0)` at every end. On Windows fd 1/2 write to files instead, which the ends of calls
+  read (`winfd.py`).
 - A flusher thread turns pending output into events of the running call (or log lines when
   none runs) ~20 ms after the first write; the main thread does it for the rest at the end.
   While an `exec` runs, stdout buffers (a `print` is one C call, as with the old `StringIO`)
@@ -683,6 +683,8 @@ class Capture:
         self._writers = None  # the pipes' write ends until `start` puts them on fd 1/2
         self._after_dup2 = None  # Windows: make the std handles follow fd 1/2
         self.fds = None  # (read end for fd 1, read end for fd 2) when fd 1/2 are captured
+        self.fd_index = None  # {read end: 0 for fd 1, 1 for fd 2}
+        self.read_fd = os.read
         self.probe = None  # poll(0) of those, for the main thread
         # Whether the end of a call must look at the fd pipes (`fd_check`): always, unless a
         # signal tells when they got data (`_hint_fds`).
@@ -921,9 +923,12 @@ class Capture:
         if sys.platform == "win32":
             from . import winfd
 
-            ends, writers, self.poller = winfd.open_pipes()
+            ends, writers, self.poller = winfd.open_files()
             self.probe = self.poller.probe
             self.poller.running = lambda: self.current is not None
+            self.poller.lock = self.fd_lock
+            self.fd_index = self.poller.index  # changed by the poller when it rotates a file
+            self.read_fd = winfd.read
             self._after_dup2 = winfd.follow_std_handles
         else:
             import select
@@ -941,6 +946,7 @@ class Capture:
                 self.poller.register(r, select.POLLIN)
                 probe.register(r, select.POLLIN)
             self.probe = probe.poll
+            self.fd_index = {r: index for index, r in enumerate(ends)}
         self._writers = writers
         self.fds = tuple(ends)
         self.decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in ends]
@@ -948,11 +954,12 @@ class Capture:
 
     def _read_fds(self, call, ready):
         """Move what the fd pipes hold to `call` (or the log); caller holds `fd_lock`."""
+        read = self.read_fd
         for fd, _ in ready:
-            index = self.fds.index(fd)
+            index = self.fd_index[fd]
             while True:
                 try:
-                    data = os.read(fd, 65536)
+                    data = read(fd, 65536)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:

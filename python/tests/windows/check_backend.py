@@ -676,6 +676,89 @@ def check_fd_capture_http():
         backend.stop()
 
 
+def _capture_files(pid):
+    import glob
+    import tempfile
+
+    return sorted(glob.glob(os.path.join(tempfile.gettempdir(), "beep-backend-%d-*" % pid)))
+
+
+def _until(what, timeout=5):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = what()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.02)
+
+
+# A child that inherited fd 1 writes `child-early` now and `child-late` once the flag file
+# exists (or 20 s passed: a failed check leaves no process behind), then ends.
+CHILD = """
+import os, time
+os.write(1, b'child-early\\n')
+deadline = time.monotonic() + 20
+while not os.path.exists(%r) and time.monotonic() < deadline:
+    time.sleep(0.01)
+os.write(1, b'child-late\\n')
+"""
+
+
+def check_fd_files_rotate():
+    """fd 1/2 write to files: a file that has grown is replaced by a new one, the old one is
+    read for as long as someone (a child) can write to it, then deleted; none is left when
+    the backend ends."""
+    import tempfile
+
+    backend = pipe_backend()
+    try:
+        files = _capture_files(backend.proc.pid)
+        assert sorted(f[-4:] for f in files) == [".err", ".out"], files
+        c = PipeClient(backend.address)
+        flag = os.path.join(tempfile.mkdtemp(), "flag")
+        code = "import os, subprocess, sys, time\nfrom beep_backend import winfd\n"
+        code += "winfd.ROTATE_AT = 4096\nwinfd.WRITERS_EVERY = 0.05\n"
+        code += "child = subprocess.Popen([sys.executable, '-c', %r])\n" % (CHILD % flag)
+        code += "time.sleep(0.5)\nos.fstat(1).st_ino"
+        out = c.call("exec", code=code)
+        assert "error" not in out, out
+        first = out["value"]
+        assert out["stdout"].replace("\r\n", "\n") == "child-early\n", out
+        # 5000 bytes: past ROTATE_AT. The fd thread reads them and sees that within 15 ms,
+        # but fd 1 stays the same file while the call runs (a rotation would close the
+        # handle its code uses: `Invalid handle`); the end of a later call makes a new file.
+        code = "os.write(1, b'x' * 5000)\ndeadline = time.monotonic() + 0.3\nsame = True\n"
+        code += (
+            "while time.monotonic() < deadline:\n    same = same and os.fstat(1).st_ino == %d\nsame" % first
+        )
+        out = c.call("exec", code=code)
+        assert out["stdout"] == "x" * 5000 and out["value"] is True, out
+        deadline = time.monotonic() + 5
+        while True:
+            out = c.call(
+                "exec", code="for _ in range(50):\n    os.fstat(1)\n    time.sleep(0.001)\nos.fstat(1).st_ino"
+            )
+            assert "value" in out, out
+            if out["value"] != first or time.monotonic() > deadline:
+                break
+        assert out["value"] != first, "fd 1 was not rotated"
+        assert len(_capture_files(backend.proc.pid)) == 3, _capture_files(backend.proc.pid)
+        out = c.call("exec", code="os.write(1, b'new\\n')\nprint('py')")
+        assert sorted(out["stdout"].splitlines()) == ["new", "py"], out
+        # The child still writes to the old file: its line is this call's.
+        open(flag, "w").close()
+        out = c.call("exec", code="child.wait(10)")
+        assert out["value"] == 0 and out["stdout"].replace("\r\n", "\n") == "child-late\n", out
+        # No one can write to the old file any more: it is read to its end and deleted.
+        assert _until(lambda: len(_capture_files(backend.proc.pid)) == 2), _capture_files(backend.proc.pid)
+        out = c.call("exec", code="os.write(1, b'after\\n')")
+        assert out["stdout"] == "after\n", out
+        assert "rotating" not in backend.log(), backend.log()
+    finally:
+        backend.stop()
+    assert _until(lambda: not _capture_files(backend.proc.pid)), _capture_files(backend.proc.pid)
+
+
 CHECKS = {name[len("check_") :]: fn for name, fn in globals().items() if name.startswith("check_")}
 
 
