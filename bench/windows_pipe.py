@@ -9,6 +9,13 @@
    line, connect, first `eval 1+1` answered (median of a few runs).
 
 Prints one JSON object on stdout.
+
+    python.exe bench/windows_pipe.py --mark [--calls N]
+
+(run with WINEDEBUG=+server by `bench/windows.sh requests`) N calls to each server between two
+marks in Wine's trace of server requests (an `OpenProcess` of a pid no process has), for
+counting the round trips to the Wine server per call: that count does not move with the
+machine's load, the timings do.
 """
 
 import _winapi
@@ -230,9 +237,46 @@ def first_answer(transport, extra_path=None):
         stop(proc)
 
 
+MARKS = {"backend": (0xDEAD0, 0xDEAD4), "raw_echo": (0xDEAD8, 0xDEADC)}
+
+
+def mark(pid):
+    """A request to the Wine server that its trace shows with `pid`."""
+    try:
+        _winapi.OpenProcess(0x1000, False, pid)
+    except OSError:
+        pass
+
+
+def marked(calls):
+    name = r"\\.\pipe\beep-bench-echo-%d" % os.getpid()
+    ready = threading.Event()
+    threading.Thread(target=echo_server, args=(name, ready), daemon=True).start()
+    ready.wait()
+    proc, address, _ = spawn_backend("pipe")
+    try:
+        clients = {"backend": PipeClient(address), "raw_echo": PipeClient(name)}
+        req = {"op": "eval", "expr": "1+1"}
+        for client in clients.values():
+            for _ in range(50):  # warm: the first calls' imports and allocations
+                client.request(req)
+        time.sleep(0.3)
+        for which, client in clients.items():
+            start, end = MARKS[which]
+            mark(start)
+            for _ in range(calls):
+                client.request(req)
+            mark(end)
+            time.sleep(0.3)
+    finally:
+        stop(proc)
+
+
 def main():
     args = sys.argv[1:]
     calls = int(args[args.index("--calls") + 1]) if "--calls" in args else 2000
+    if "--mark" in args:
+        return marked(calls)
     grpc_path = args[args.index("--grpc-path") + 1] if "--grpc-path" in args else None
     out = args[args.index("--out") + 1] if "--out" in args else None
     result = {
