@@ -45,7 +45,9 @@ class Dispatcher:
         self.info = info  # the static part of the `info` answer
         self.queue = SimpleQueue()
         self._lock = threading.Lock()
-        self._running = 0  # sequence number of the call running on the main thread, 0 when idle
+        # The call running on the main thread, 0 when idle: a plain call's number (> 0), or for
+        # the others a sequence number (< 0).
+        self._running = 0
         self._seq = 0
         self._interrupt_target = 0
         self._stopping = False
@@ -384,19 +386,53 @@ class Dispatcher:
             _capture=capture,
             _append=live.append,
             _pop=live.pop,
+            _pending=capture.pending,
         ):
             nonlocal unsettled
             if unsettled is not None:
-                self.settle()
+                settle()
             op = req["op"]
-            call = None
-            plain = op in _plain and "call" not in req and (len(req) < 4 or WAITER not in req)
-            if plain:
+            # `later`: the pipe's own path, for requests that are not streamed.
+            if op in _plain and "call" not in req and (later or WAITER not in req):
+                # A plain call. Its number is `_running` too (the others count down from -1).
                 n, cid = _next()
                 begun = (n, cid, op, req.get("session"), _time())
                 _capture.current = n
                 _append(begun)  # from here on `Capture.claim` may make it a Call
-            elif op in LIVE_OPS:
+                try:
+                    try:
+                        if not self._timer_due and self.on_long is not None and _HAS_ITIMER:
+                            self._start_tick()
+                        self._running = n
+                        try:
+                            status, body = fn(req)
+                        finally:
+                            self._running = 0
+                    except BaseException as exc:
+                        status, body = error_body(exc)
+                except BaseException as exc:  # a signal that landed in our own bookkeeping
+                    self._running = 0
+                    self._disarm()
+                    status, body = error_body(exc)
+                try:
+                    if _capture.fd_dirty:  # (a read of the fd thread in progress set it too)
+                        _capture.fd_check(n)
+                    if _pending:
+                        return self._end_claimed(n, status, body, begun)
+                    _pop()  # IndexError: claimed, a Call now
+                    # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
+                    body["call"] = cid
+                    body["seq"] = 1
+                    unsettled = (begun, _time(), status, body)
+                except BaseException as exc:  # claimed, or an interrupt landing here
+                    if type(exc) is not IndexError:
+                        log("finishing call c%d: %r" % (n, exc))
+                    return self._end_claimed(n, status, body, begun)
+                if not later:
+                    settle()
+                return status, body
+            call = None
+            if op in LIVE_OPS:
                 try:
                     call = self.journal.begin(req, op)
                 except BaseException as exc:
@@ -406,16 +442,13 @@ class Dispatcher:
                         self.journal.refuse(waiter, status, body)
                     return status, body
             try:
-                seq = self._seq + 1  # only the main thread writes it
+                seq = self._seq - 1  # only the main thread writes it
                 self._seq = seq
                 try:
-                    if not plain and "timeout" in req and fn.__name__ == "op_exec":
+                    if "timeout" in req and fn.__name__ == "op_exec":
                         self._arm_timeout(seq, req["timeout"])
                     elif not self._timer_due and self.on_long is not None and _HAS_ITIMER:
-                        # Start the tick that finds long calls (see `_on_alarm`). While calls keep
-                        # coming it stays armed, so back-to-back short calls make no syscall here.
-                        signal.setitimer(signal.ITIMER_REAL, _TICK)
-                        self._timer_due = time.monotonic() + _TICK
+                        self._start_tick()
                     self._running = seq
                     try:
                         status, body = fn(req)
@@ -431,24 +464,7 @@ class Dispatcher:
                 self._running = 0
                 self._disarm()
                 status, body = error_body(exc)
-            if plain:
-                try:
-                    if _capture.fd_dirty:  # (a read of the fd thread in progress set it too)
-                        _capture.fd_check(n)
-                    if _capture.pending:
-                        return self._end_claimed(n, status, body, begun)
-                    _pop()  # IndexError: claimed, a Call now
-                    # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
-                    body["call"] = cid
-                    body["seq"] = 1
-                    unsettled = (begun, _time(), status, body)
-                    if not later:
-                        self.settle()
-                except BaseException as exc:  # claimed, or an interrupt landing here
-                    if type(exc) is not IndexError:
-                        log("finishing call c%d: %r" % (n, exc))
-                    return self._end_claimed(n, status, body, begun)
-            elif call is not None:
+            if call is not None:
                 try:
                     return self.journal.finish(call, status, body)
                 except BaseException as exc:  # an interrupt landing here: end the call all the same
@@ -458,6 +474,12 @@ class Dispatcher:
 
         self.settle = settle
         return run_call
+
+    def _start_tick(self):
+        """Start the tick that finds long calls (see `_on_alarm`). While calls keep coming it
+        stays armed, so back-to-back short calls make no syscall for it."""
+        signal.setitimer(signal.ITIMER_REAL, _TICK)
+        self._timer_due = time.monotonic() + _TICK
 
     def _no_plain_calls(self):
         """A client named a call like the server's ids: from now on every call checks its id."""
