@@ -351,36 +351,10 @@ class Dispatcher:
         journal = self.journal
         capture = journal.capture
         live = capture.live
-        ring = journal.ring
-        size = len(ring)
-        unsettled = None  # the record of a plain call answered before it went into the ring
-
-        def settle():
-            """Put the last plain call's record in the journal's ring: from here on no call runs.
-
-            The pipe answers a plain call first and settles it after (`run_call(fn, req, True)`):
-            the ring store and the record it replaces (freed here) are off the round trip. In
-            between, nothing can tell: the main thread runs no other request (`run_call` settles
-            first), `capture.current` still holds the call's number, so another thread's
-            `Journal.lookup` waits for the record, and output written meanwhile goes to the log
-            (the call was taken back from `Capture.live`, see `Capture.claim`), as at any call's
-            end.
-            """
-            nonlocal unsettled
-            rec = unsettled
-            if rec is not None:
-                unsettled = None
-                i = rec[0][0] % size
-                old = ring[i]
-                ring[i] = rec
-                capture.current = None  # (after: a reader that sees no call running finds it)
-                if type(old) is not tuple:
-                    journal.evicted(old)
 
         def run_call(
             fn,
             req,
-            later=False,
             _plain=self._plain_ops,
             _next=journal.numbers.__next__,
             _capture=capture,
@@ -388,12 +362,8 @@ class Dispatcher:
             _pop=live.pop,
             _pending=capture.pending,
         ):
-            nonlocal unsettled
-            if unsettled is not None:
-                settle()
             op = req["op"]
-            # `later`: the pipe's own path, for requests that are not streamed.
-            if op in _plain and "call" not in req and (later or WAITER not in req):
+            if op in _plain and "call" not in req and WAITER not in req:
                 # A plain call. Its number is `_running` too (the others count down from -1).
                 n, cid = _next()
                 begun = (n, cid, op, req.get("session"), _time())
@@ -411,9 +381,7 @@ class Dispatcher:
                     except BaseException as exc:
                         status, body = error_body(exc)
                 except BaseException as exc:  # a signal that landed in our own bookkeeping
-                    self._running = 0
-                    self._disarm()
-                    status, body = error_body(exc)
+                    status, body = self.failed(exc)
                 try:
                     if _capture.fd_dirty:  # (a read of the fd thread in progress set it too)
                         _capture.fd_check(n)
@@ -423,13 +391,11 @@ class Dispatcher:
                     # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
                     body["call"] = cid
                     body["seq"] = 1
-                    unsettled = (begun, _time(), status, body)
+                    journal.settle(n, (begun, _time(), status, body))
                 except BaseException as exc:  # claimed, or an interrupt landing here
                     if type(exc) is not IndexError:
                         log("finishing call c%d: %r" % (n, exc))
                     return self._end_claimed(n, status, body, begun)
-                if not later:
-                    settle()
                 return status, body
             call = None
             if op in LIVE_OPS:
@@ -472,8 +438,18 @@ class Dispatcher:
                     return self.journal.finish(call, status, body)
             return status, body
 
-        self.settle = settle
         return run_call
+
+    def failed(self, exc):
+        """`(status, body)` of a call whose bookkeeping a signal cut short (see `run_call`)."""
+        self._running = 0
+        self._disarm()
+        return error_body(exc)
+
+    @property
+    def can_tick(self):
+        """Whether calls start the tick that finds long ones (`_start_tick`)."""
+        return self.on_long is not None and _HAS_ITIMER
 
     def _start_tick(self):
         """Start the tick that finds long calls (see `_on_alarm`). While calls keep coming it

@@ -271,6 +271,17 @@ class Journal:
         if type(old) is not tuple and old is not item:
             self.evicted(old)
 
+    def settle(self, n, rec):
+        """Put plain call n's record in the ring: from here on no call runs (main thread; the
+        pipe does this inline, after the call's answer is sent)."""
+        ring = self.ring
+        i = n % self.max_calls
+        old = ring[i]
+        ring[i] = rec
+        self.capture.current = None  # (after: a reader that sees no call running finds it)
+        if type(old) is not tuple:
+            self.evicted(old)
+
     def evicted(self, call):
         """`call` left the ring."""
         if self.named.get(call.id) is call:
