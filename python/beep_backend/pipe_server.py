@@ -219,6 +219,8 @@ class PipeServer:
         tick = dispatcher._start_tick if dispatcher.can_tick else None
         scan = wire.scan
         frame = wire.frame
+        plain_int = wire.PLAIN_INT
+        pack_size = wire.pack_size
         size_of = _SIZE.unpack_from
         sock = conn.sock
         # Into one buffer of the server's: `recv(65536)` mallocs 64 KiB per call and shrinks
@@ -232,6 +234,8 @@ class PipeServer:
         block_acquire = self._block_lock.acquire
         block_release = self._block_lock.release
         limit = 4 + self.max_frame
+        queued = self.pending
+        direct = conn.authed and not conn.buf
         while True:
             size = -1
             self._blocking = True
@@ -259,21 +263,20 @@ class PipeServer:
                 return
             # The common case, inline: one whole frame holding a call, compact JSON starting
             # with `{`. Anything else (several frames, a part of one, whitespace, an error to
-            # report) takes the general way, `feed`.
+            # report) takes the general way, `feed`. (`direct`: authenticated, nothing buffered.)
             req = fn = None
-            if 4 < size <= limit and size_of(buf)[0] == size - 4 and conn.authed and not conn.buf:
+            if size_of(buf)[0] == size - 4 and direct and size <= limit:
                 try:
                     text = buf[4:size].decode()
                     req, end = scan(text, 0)
-                except (ValueError, StopIteration, RecursionError):
-                    req = None
-                else:
-                    if end != len(text) or type(req) is not dict:
-                        req = None
+                    if end == len(text):
+                        op = req.get("op")  # AttributeError: not an object
+                        fn = calls.get(op)  # TypeError: not a string (nor hashable)
                     else:
-                        op = req.get("op")
-                        fn = calls.get(op) if type(op) is str and "stream" not in req else None
-            if fn is not None and not dispatcher._stopping:
+                        req = None
+                except (ValueError, StopIteration, RecursionError, AttributeError, TypeError):
+                    req = fn = None
+            if fn is not None and "stream" not in req and not dispatcher._stopping:
                 if op in plain_ops and "call" not in req:  # a plain call ("stream" is not in it)
                     n, cid = next_id()
                     begun = (n, cid, op, req.get("session"), clock())
@@ -316,7 +319,18 @@ class PipeServer:
                     if watching and rec is not None:
                         journal.settle(n, rec)
                         rec = None
-                    data = frame(req.get("id"), body)
+                    rid = req.get("id")
+                    value = body.get("value")
+                    data = None
+                    if type(value) is int and type(rid) is int and rec is not None and len(body) == 3:
+                        try:  # `wire.frame`'s answer, without its frame
+                            data = plain_int % (rid, value, cid.encode())
+                        except ValueError:  # an int over the str conversion limit (`frame` says so)
+                            pass
+                        else:
+                            data = pack_size(len(data)) + data
+                    if data is None:
+                        data = frame(rid, body)
                     send_acquire()
                     try:
                         sendall(data)
@@ -332,7 +346,7 @@ class PipeServer:
                         if type(old) is not tuple:
                             journal.evicted(old)
                     # What this call leaves is freed here, not on the next one's round trip.
-                    req = text = body = data = begun = rec = old = None
+                    req = text = data = None
                     if watching:
                         self._stop_watching()
                 else:
@@ -351,7 +365,8 @@ class PipeServer:
                 conn.dispatch(req)
             else:
                 conn.feed(bytes(buf[:size]))
-            if self.pending or self._only is not conn or not self._sentinel_armed or dispatcher._stopping:
+                direct = conn.authed and not conn.buf
+            if queued or self._only is not conn or not self._sentinel_armed or dispatcher._stopping:
                 return
 
     def _sentinel_loop(self):
