@@ -155,7 +155,8 @@ class Call:
 
 
 # A plain call: `(n, id, op, session as sent, started)` while it runs (in `Capture.live`), then
-# `(that, ended, status, end body)` in the ring once it ended.
+# `(that, ended, status, end body)` in the ring once it ended. (The pipe leaves `call` and `seq`
+# out of an end body it did not need them in: `_record_call` adds them.)
 def _record_row(rec):
     (_n, cid, op, session, started), ended, status, body = rec
     return {
@@ -175,7 +176,7 @@ def _record_call(rec):
     call = Call(cid, op, session, n, started)
     call.ended = ended
     call.status = status
-    call.end = body
+    call.end = body if "seq" in body else dict(body, call=cid, seq=1)
     return call
 
 

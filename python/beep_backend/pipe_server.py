@@ -303,9 +303,7 @@ class PipeServer:
                             status, body = dispatcher._end_claimed(n, status, body, begun)
                         else:
                             live_pop()  # IndexError: claimed, a Call now
-                            body["call"] = cid
-                            body["seq"] = 1
-                            rec = (begun, clock(), status, body)
+                            rec = (begun, clock(), status, body)  # (`call`, `seq`: see below)
                     except BaseException as exc:  # claimed, or an interrupt landing here
                         if type(exc) is not IndexError:
                             log("finishing call c%d: %r" % (n, exc))
@@ -315,22 +313,26 @@ class PipeServer:
                     # `Journal.lookup` waits for the record, output written meanwhile goes to the
                     # log (it was taken back from `Capture.live`), as at any call's end. When the
                     # watcher serves other clients meanwhile (a long call), the record goes first.
-                    watching = self._watching
-                    if watching and rec is not None:
-                        journal.settle(n, rec)
-                        rec = None
                     rid = req.get("id")
                     value = body.get("value")
                     data = None
-                    if type(value) is int and type(rid) is int and rec is not None and len(body) == 3:
-                        try:  # `wire.frame`'s answer, without its frame
+                    if type(value) is int and type(rid) is int and rec is not None and len(body) == 1:
+                        try:  # `wire.frame`'s answer, without its frame, and without `call` and
+                            # `seq` in the body (a reader of the record adds them, `_record_call`)
                             data = plain_int % (rid, value, cid.encode())
                         except ValueError:  # an int over the str conversion limit (`frame` says so)
                             pass
                         else:
                             data = pack_size(len(data)) + data
                     if data is None:
+                        if rec is not None:
+                            body["call"] = cid
+                            body["seq"] = 1
                         data = frame(rid, body)
+                    watching = self._watching
+                    if watching and rec is not None:
+                        journal.settle(n, rec)
+                        rec = None
                     send_acquire()
                     try:
                         sendall(data)
