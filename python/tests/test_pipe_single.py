@@ -1,6 +1,8 @@
 """The pipe server blocks in `recv` while it has one connection; everything else must still work."""
 
 import json
+import os
+import signal
 import time
 
 from backend_clients import Backend
@@ -193,5 +195,26 @@ def test_pipe_only_connection_answers_every_kind_of_request_as_the_encoder_does(
         assert got == {"id": 22, "value": 6, "call": "c%d" % expect_n, "seq": 2}  # its output: an event
         expect_n += 1
         assert c.request("eval", expr="1")["call"] == "c%d" % expect_n
+    finally:
+        b.stop()
+
+
+def test_pipe_only_connection_sends_a_big_answer_whole_to_a_slow_reader():
+    """A big answer on the only connection to a client that reads it late: the server's write
+    blocks; a signal that lands in it (the long-call tick's SIGALRM, sent here) cuts it short,
+    the rest follows, the frame arrives whole and the connection goes on."""
+    b = Backend("pipe")
+    try:
+        c = b.client()
+        for k in range(3):
+            assert c.request("eval", expr="1")["value"] == 1
+            c.send_frame({"id": 50 + k, "op": "eval", "expr": "'%d' * 6_000_000" % k})
+            time.sleep(0.15)  # the server fills the socket's buffer and waits in its write
+            os.kill(b.proc.pid, signal.SIGALRM)
+            time.sleep(0.05)
+            answer = c.recv_frame()
+            assert answer["id"] == 50 + k and answer["value"] == str(k) * 6_000_000
+            assert c.buf == b""
+            assert c.request("eval", expr="2 + %d" % k)["value"] == 2 + k
     finally:
         b.stop()
