@@ -341,7 +341,9 @@ class Dispatcher:
         touches is a cache miss (it sleeps in `recv` between calls), so it does all of it in
         one Python frame (a frame more costs ~600 instructions), with the objects it needs
         bound once, here, as the function's defaults (no attribute lookups per call; constants
-        are globals: each default or closure variable is copied into every call's frame).
+        are globals: each default or closure variable is copied into every call's frame). The
+        pipe's only connection runs its plain calls inline, without this frame either
+        (`PipeServer._serve_only`): keep the two plain branches alike.
 
         If `on_long` is set (the pipe transport), it is called (on the main thread, from the
         SIGALRM handler) once the call has run for LONG_CALL / 2 to LONG_CALL seconds: the pipe
