@@ -187,6 +187,7 @@ class Operations:
         self.sessions = {}
         self._next_handle = 0
         self._code_cache = {}
+        self._evals_kept = 0  # functions in the sessions' `evals` (see `eval_function`)
         self._exec_count = 0
         self.table = {
             "exec": self.op_exec,
@@ -395,10 +396,12 @@ class Operations:
         namespace = session.namespace
         if namespace.get("__builtins__") is not builtins or len(expr) > _CACHE_MAX_SOURCE:
             return partial(eval, code, namespace)
-        evals = session.evals
-        if len(evals) >= _CODE_CACHE_SIZE:
-            evals.clear()
-        fn = evals[expr] = FunctionType(code, namespace)
+        if self._evals_kept >= _CODE_CACHE_SIZE:  # all sessions together keep as many as the code cache
+            for other in list(self.sessions.values()):
+                other.evals.clear()
+            self._evals_kept = 0
+        fn = session.evals[expr] = FunctionType(code, namespace)
+        self._evals_kept += 1
         return fn
 
     def op_import(self, req):

@@ -370,3 +370,21 @@ def test_eval_of_the_same_expression_again(client):
     assert answers[0]["error"]["type"] == "ZeroDivisionError"
     assert "beep_backend" not in answers[0]["error"]["traceback"]
     assert answers[1] == answers[0] and answers[2] == answers[0]
+
+
+def test_eval_keeps_a_bounded_number_of_expressions_over_all_sessions(client):
+    """The functions `eval` keeps for expressions (see the test above) are bounded over all
+    sessions together, like the code cache: many sessions with many expressions do not grow
+    the server without end."""
+    sessions = [session() for _ in range(3)]
+    for s in sessions:
+        for k in range(400):
+            assert client.request("eval", expr="%d + 0" % k, session=s) == {"value": k}
+    count = (
+        "import gc, types\n"
+        "sum(1 for o in gc.get_objects() if type(o) is types.FunctionType"
+        " and o.__code__.co_filename == '<eval>')"
+    )
+    kept = client.request("exec", code=count)["value"]
+    assert 0 < kept <= 512, kept
+    assert client.request("eval", expr="399 + 0", session=sessions[0]) == {"value": 399}
