@@ -229,7 +229,7 @@ class PipeServer:
         buf = self._rbuf
         sendall = sock.sendall
         write = os.write
-        fd = sock.fileno()
+        sock_fd = sock.fileno()
         # The locks' methods, not `with`: it looks up `__enter__`/`__exit__` every time.
         send_acquire = conn.lock.acquire
         send_release = conn.lock.release
@@ -343,7 +343,7 @@ class PipeServer:
                         if watching:
                             sendall(data)
                         else:
-                            sent = write(fd, data)
+                            sent = write(sock_fd, data)
                             if sent != len(data):  # (a signal cut it short)
                                 sendall(data[sent:])
                     except OSError:
