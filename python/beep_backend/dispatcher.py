@@ -45,7 +45,9 @@ class Dispatcher:
         self.info = info  # the static part of the `info` answer
         self.queue = SimpleQueue()
         self._lock = threading.Lock()
-        self._running = 0  # sequence number of the call running on the main thread, 0 when idle
+        # The call running on the main thread, 0 when idle: a plain call's number (> 0), or for
+        # the others a sequence number (< 0).
+        self._running = 0
         self._seq = 0
         self._interrupt_target = 0
         self._stopping = False
@@ -339,7 +341,9 @@ class Dispatcher:
         touches is a cache miss (it sleeps in `recv` between calls), so it does all of it in
         one Python frame (a frame more costs ~600 instructions), with the objects it needs
         bound once, here, as the function's defaults (no attribute lookups per call; constants
-        are globals: each default or closure variable is copied into every call's frame).
+        are globals: each default or closure variable is copied into every call's frame). The
+        pipe's only connection runs its plain calls inline, without this frame either
+        (`PipeServer._serve_only`): keep the two plain branches alike.
 
         If `on_long` is set (the pipe transport), it is called (on the main thread, from the
         SIGALRM handler) once the call has run for LONG_CALL / 2 to LONG_CALL seconds: the pipe
@@ -349,54 +353,54 @@ class Dispatcher:
         journal = self.journal
         capture = journal.capture
         live = capture.live
-        ring = journal.ring
-        size = len(ring)
-        unsettled = None  # the record of a plain call answered before it went into the ring
-
-        def settle():
-            """Put the last plain call's record in the journal's ring: from here on no call runs.
-
-            The pipe answers a plain call first and settles it after (`run_call(fn, req, True)`):
-            the ring store and the record it replaces (freed here) are off the round trip. In
-            between, nothing can tell: the main thread runs no other request (`run_call` settles
-            first), `capture.current` still holds the call's number, so another thread's
-            `Journal.lookup` waits for the record, and output written meanwhile goes to the log
-            (the call was taken back from `Capture.live`, see `Capture.claim`), as at any call's
-            end.
-            """
-            nonlocal unsettled
-            rec = unsettled
-            if rec is not None:
-                unsettled = None
-                i = rec[0][0] % size
-                old = ring[i]
-                ring[i] = rec
-                capture.current = None  # (after: a reader that sees no call running finds it)
-                if type(old) is not tuple:
-                    journal.evicted(old)
 
         def run_call(
             fn,
             req,
-            later=False,
             _plain=self._plain_ops,
             _next=journal.numbers.__next__,
             _capture=capture,
             _append=live.append,
             _pop=live.pop,
+            _pending=capture.pending,
         ):
-            nonlocal unsettled
-            if unsettled is not None:
-                self.settle()
             op = req["op"]
-            call = None
-            plain = op in _plain and "call" not in req and (len(req) < 4 or WAITER not in req)
-            if plain:
+            if op in _plain and "call" not in req and WAITER not in req:
+                # A plain call. Its number is `_running` too (the others count down from -1).
                 n, cid = _next()
                 begun = (n, cid, op, req.get("session"), _time())
                 _capture.current = n
                 _append(begun)  # from here on `Capture.claim` may make it a Call
-            elif op in LIVE_OPS:
+                try:
+                    try:
+                        if not self._timer_due and self.on_long is not None and _HAS_ITIMER:
+                            self._start_tick()
+                        self._running = n
+                        try:
+                            status, body = fn(req)
+                        finally:
+                            self._running = 0
+                    except BaseException as exc:
+                        status, body = error_body(exc)
+                except BaseException as exc:  # a signal that landed in our own bookkeeping
+                    status, body = self.failed(exc)
+                try:
+                    if _capture.fd_dirty:  # (a read of the fd thread in progress set it too)
+                        _capture.fd_check(n)
+                    if _pending:
+                        return self._end_claimed(n, status, body, begun)
+                    _pop()  # IndexError: claimed, a Call now
+                    # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
+                    body["call"] = cid
+                    body["seq"] = 1
+                    journal.settle(n, (begun, _time(), status, body))
+                except BaseException as exc:  # claimed, or an interrupt landing here
+                    if type(exc) is not IndexError:
+                        log("finishing call c%d: %r" % (n, exc))
+                    return self._end_claimed(n, status, body, begun)
+                return status, body
+            call = None
+            if op in LIVE_OPS:
                 try:
                     call = self.journal.begin(req, op)
                 except BaseException as exc:
@@ -406,16 +410,13 @@ class Dispatcher:
                         self.journal.refuse(waiter, status, body)
                     return status, body
             try:
-                seq = self._seq + 1  # only the main thread writes it
+                seq = self._seq - 1  # only the main thread writes it
                 self._seq = seq
                 try:
-                    if not plain and "timeout" in req and fn.__name__ == "op_exec":
+                    if "timeout" in req and fn.__name__ == "op_exec":
                         self._arm_timeout(seq, req["timeout"])
                     elif not self._timer_due and self.on_long is not None and _HAS_ITIMER:
-                        # Start the tick that finds long calls (see `_on_alarm`). While calls keep
-                        # coming it stays armed, so back-to-back short calls make no syscall here.
-                        signal.setitimer(signal.ITIMER_REAL, _TICK)
-                        self._timer_due = time.monotonic() + _TICK
+                        self._start_tick()
                     self._running = seq
                     try:
                         status, body = fn(req)
@@ -431,24 +432,7 @@ class Dispatcher:
                 self._running = 0
                 self._disarm()
                 status, body = error_body(exc)
-            if plain:
-                try:
-                    if _capture.fd_dirty:  # (a read of the fd thread in progress set it too)
-                        _capture.fd_check(n)
-                    if _capture.pending:
-                        return self._end_claimed(n, status, body, begun)
-                    _pop()  # IndexError: claimed, a Call now
-                    # (Not `exec`: as before, a redirection of sys.stdout by `eval`/`call` code stays.)
-                    body["call"] = cid
-                    body["seq"] = 1
-                    unsettled = (begun, _time(), status, body)
-                    if not later:
-                        self.settle()
-                except BaseException as exc:  # claimed, or an interrupt landing here
-                    if type(exc) is not IndexError:
-                        log("finishing call c%d: %r" % (n, exc))
-                    return self._end_claimed(n, status, body, begun)
-            elif call is not None:
+            if call is not None:
                 try:
                     return self.journal.finish(call, status, body)
                 except BaseException as exc:  # an interrupt landing here: end the call all the same
@@ -456,8 +440,24 @@ class Dispatcher:
                     return self.journal.finish(call, status, body)
             return status, body
 
-        self.settle = settle
         return run_call
+
+    def failed(self, exc):
+        """`(status, body)` of a call whose bookkeeping a signal cut short (see `run_call`)."""
+        self._running = 0
+        self._disarm()
+        return error_body(exc)
+
+    @property
+    def can_tick(self):
+        """Whether calls start the tick that finds long ones (`_start_tick`)."""
+        return self.on_long is not None and _HAS_ITIMER
+
+    def _start_tick(self):
+        """Start the tick that finds long calls (see `_on_alarm`). While calls keep coming it
+        stays armed, so back-to-back short calls make no syscall for it."""
+        signal.setitimer(signal.ITIMER_REAL, _TICK)
+        self._timer_due = time.monotonic() + _TICK
 
     def _no_plain_calls(self):
         """A client named a call like the server's ids: from now on every call checks its id."""

@@ -155,7 +155,8 @@ class Call:
 
 
 # A plain call: `(n, id, op, session as sent, started)` while it runs (in `Capture.live`), then
-# `(that, ended, status, end body)` in the ring once it ended.
+# `(that, ended, status, end body)` in the ring once it ended. (The pipe leaves `call` and `seq`
+# out of an end body it did not need them in: `_record_call` adds them.)
 def _record_row(rec):
     (_n, cid, op, session, started), ended, status, body = rec
     return {
@@ -175,7 +176,7 @@ def _record_call(rec):
     call = Call(cid, op, session, n, started)
     call.ended = ended
     call.status = status
-    call.end = body
+    call.end = body if "seq" in body else dict(body, call=cid, seq=1)
     return call
 
 
@@ -269,6 +270,17 @@ class Journal:
         old = ring[i]
         ring[i] = item
         if type(old) is not tuple and old is not item:
+            self.evicted(old)
+
+    def settle(self, n, rec):
+        """Put plain call n's record in the ring: from here on no call runs (main thread; the
+        pipe does this inline, after the call's answer is sent)."""
+        ring = self.ring
+        i = n % self.max_calls
+        old = ring[i]
+        ring[i] = rec
+        self.capture.current = None  # (after: a reader that sees no call running finds it)
+        if type(old) is not tuple:
             self.evicted(old)
 
     def evicted(self, call):

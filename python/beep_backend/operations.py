@@ -10,6 +10,8 @@ import builtins
 import importlib
 import sys
 import time
+from functools import partial
+from types import FunctionType
 
 MAX_REPR = 200
 MAX_DEPTH = 100
@@ -159,11 +161,12 @@ def plain(value, depth=0):
 class Session:
     """A namespace plus the handles created in it."""
 
-    __slots__ = ("by_object", "handles", "lease", "name", "namespace", "touched")
+    __slots__ = ("by_object", "evals", "handles", "lease", "name", "namespace", "touched")
 
     def __init__(self, name):
         self.name = name
         self.namespace = {"__name__": "__main__", "__builtins__": builtins}
+        self.evals = {}  # an `eval` source -> its code as a function of the namespace (`op_eval`)
         self.handles = {}  # id -> [object, created, last_used]
         self.by_object = {}  # id(object) -> handle id
         self.lease = 0.0  # seconds without a request before the session is dropped; 0: never
@@ -174,6 +177,7 @@ class Session:
         self.handles.clear()
         self.by_object.clear()
         self.namespace.clear()
+        self.evals.clear()
 
 
 class Operations:
@@ -183,6 +187,7 @@ class Operations:
         self.sessions = {}
         self._next_handle = 0
         self._code_cache = {}
+        self._evals_kept = 0  # functions in the sessions' `evals` (see `eval_function`)
         self._exec_count = 0
         self.table = {
             "exec": self.op_exec,
@@ -365,13 +370,39 @@ class Operations:
         expr = req.get("expr")
         if type(expr) is not str:
             expr = _required_str(req, "expr")  # raises
-        code = self._code_cache.get(expr) or self.compiled_eval(expr)
-        value = eval(code, session.namespace)
+        fn = session.evals.get(expr)
+        try:  # (the function holds the builtins the namespace had: see `eval_function`)
+            if fn is None or session.namespace["__builtins__"] is not builtins:
+                fn = self.eval_function(session, expr)
+        except KeyError:
+            fn = self.eval_function(session, expr)
+        value = fn()
         t = type(value)
         # JSON as it is (see `plain`); an int first: the common value, and the test that costs most.
         if (t is int and _NEG_HUGE < value < _HUGE) or t is str or t is bool or value is None:
             return 200, {"value": value}
         return 200, {"value": self.encode(session, value)}
+
+    def eval_function(self, session, expr):
+        """`expr` as a function without arguments that evaluates it in the session.
+
+        `eval(code, namespace)` makes a function object of the code on every call and runs it
+        in a C-level call of its own: ~800 instructions more than calling a function made once.
+        The session keeps that function (its globals are the namespace, and it took the
+        builtins from the namespace's `__builtins__` when it was made): exactly what `eval`
+        does while `__builtins__` stays the builtins module (`op_eval` checks), else `eval`.
+        """
+        code = self._code_cache.get(expr) or self.compiled_eval(expr)
+        namespace = session.namespace
+        if namespace.get("__builtins__") is not builtins or len(expr) > _CACHE_MAX_SOURCE:
+            return partial(eval, code, namespace)
+        if self._evals_kept >= _CODE_CACHE_SIZE:  # all sessions together keep as many as the code cache
+            for other in list(self.sessions.values()):
+                other.evals.clear()
+            self._evals_kept = 0
+        fn = session.evals[expr] = FunctionType(code, namespace)
+        self._evals_kept += 1
+        return fn
 
     def op_import(self, req):
         session = self.session(req)

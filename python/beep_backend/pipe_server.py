@@ -16,8 +16,9 @@ non-blocking and sends SIGALRM to the main thread, so the `recv` returns (EAGAIN
 EINTR retry, or the data that came meanwhile: nothing is lost) and the main loop polls again.
 The fd is made non-blocking only while the main thread is inside that `recv` (checked under
 a lock), so answers are never sent on a non-blocking socket. A call that arrives there as one
-whole frame runs at once, without a trip through the queue; a plain call is answered before
-its record goes into the journal (`Dispatcher.settle`, right after the send).
+whole frame runs at once, without a trip through the queue; a plain call runs inline there
+(`Dispatcher.run_call`'s plain branch without its frame) and is answered before its record goes
+into the journal (`Journal.settle`'s work, right after the send).
 """
 
 import collections
@@ -28,11 +29,13 @@ import socket
 import stat
 import struct
 import threading
+import time
 
 from . import wire
 from .dispatcher import log
 from .framing import AuthDeadlines, FrameConnection, StartupError, auth_timeout
 from .live import WAITER
+from .operations import error_body
 
 _SIZE = struct.Struct(">I")  # a frame's length prefix
 MAX_PATH = 103  # sun_path holds 108 bytes on Linux, 104 on macOS, both with a final NUL
@@ -200,10 +203,24 @@ class PipeServer:
             self._sentinel_arm.release()
         dispatcher = self.dispatcher
         run_call = dispatcher.run_call
-        settle = dispatcher.settle
         calls = self.calls
+        # A plain call runs inline, as `Dispatcher.run_call`'s plain branch does (keep the two
+        # alike): without a frame of its own, with what it needs bound here once.
+        plain_ops = dispatcher._plain_ops
+        journal = dispatcher.journal
+        capture = journal.capture
+        next_id = journal.numbers.__next__
+        live_append = capture.live.append
+        live_pop = capture.live.pop
+        pending = capture.pending
+        ring = journal.ring
+        ring_size = len(ring)
+        clock = time.time
+        tick = dispatcher._start_tick if dispatcher.can_tick else None
         scan = wire.scan
         frame = wire.frame
+        plain_int = wire.PLAIN_INT
+        pack_size = wire.pack_size
         size_of = _SIZE.unpack_from
         sock = conn.sock
         # Into one buffer of the server's: `recv(65536)` mallocs 64 KiB per call and shrinks
@@ -211,12 +228,16 @@ class PipeServer:
         into = sock.recv_into
         buf = self._rbuf
         sendall = sock.sendall
+        write = os.write
+        sock_fd = sock.fileno()
         # The locks' methods, not `with`: it looks up `__enter__`/`__exit__` every time.
         send_acquire = conn.lock.acquire
         send_release = conn.lock.release
         block_acquire = self._block_lock.acquire
         block_release = self._block_lock.release
         limit = 4 + self.max_frame
+        queued = self.pending
+        direct = conn.authed and not conn.buf
         while True:
             size = -1
             self._blocking = True
@@ -244,40 +265,120 @@ class PipeServer:
                 return
             # The common case, inline: one whole frame holding a call, compact JSON starting
             # with `{`. Anything else (several frames, a part of one, whitespace, an error to
-            # report) takes the general way, `feed`.
+            # report) takes the general way, `feed`. (`direct`: authenticated, nothing buffered.)
             req = fn = None
-            if 4 < size <= limit and size_of(buf)[0] == size - 4 and conn.authed and not conn.buf:
+            if size_of(buf)[0] == size - 4 and direct and size <= limit:
                 try:
                     text = buf[4:size].decode()
                     req, end = scan(text, 0)
-                except (ValueError, StopIteration, RecursionError):
-                    req = None
-                else:
-                    if end != len(text) or type(req) is not dict:
-                        req = None
+                    if end == len(text):
+                        op = req.get("op")  # AttributeError: not an object
+                        fn = calls.get(op)  # TypeError: not a string (nor hashable)
                     else:
-                        op = req.get("op")
-                        fn = calls.get(op) if type(op) is str and "stream" not in req else None
-            if fn is not None and not dispatcher._stopping:
-                _status, body = run_call(fn, req, True)  # answered first, settled after
-                if self._watching:  # (other clients are served meanwhile: settled before)
-                    settle()
-                data = frame(req.get("id"), body)
-                send_acquire()
-                try:
-                    sendall(data)
-                except OSError:
-                    pass  # the client went away; the next recv sees the end
-                finally:
-                    send_release()
-                settle()
-                if self._watching:
-                    self._stop_watching()
+                        req = None
+                except (ValueError, StopIteration, RecursionError, AttributeError, TypeError):
+                    req = fn = None
+            if fn is not None and "stream" not in req and not dispatcher._stopping:
+                if op in plain_ops and "call" not in req:  # a plain call ("stream" is not in it)
+                    n, cid = next_id()
+                    begun = (n, cid, op, req.get("session"), clock())
+                    capture.current = n
+                    live_append(begun)  # from here on `Capture.claim` may make it a Call
+                    try:
+                        try:
+                            if not dispatcher._timer_due and tick is not None:
+                                tick()
+                            dispatcher._running = n
+                            try:
+                                status, body = fn(req)
+                            finally:
+                                dispatcher._running = 0
+                        except BaseException as exc:
+                            status, body = error_body(exc)
+                    except BaseException as exc:  # a signal that landed in the bookkeeping
+                        status, body = dispatcher.failed(exc)
+                    rec = None
+                    try:
+                        if capture.fd_dirty:  # (a read of the fd thread in progress set it too)
+                            capture.fd_check(n)
+                        if pending:
+                            status, body = dispatcher._end_claimed(n, status, body, begun)
+                        else:
+                            live_pop()  # IndexError: claimed, a Call now
+                            rec = (begun, clock(), status, body)  # (`call`, `seq`: see below)
+                    except BaseException as exc:  # claimed, or an interrupt landing here
+                        if type(exc) is not IndexError:
+                            log("finishing call c%d: %r" % (n, exc))
+                        status, body = dispatcher._end_claimed(n, status, body, begun)
+                    # Answered first, then its record goes into the journal's ring (off the round
+                    # trip). Until then `capture.current` still holds its number: another thread's
+                    # `Journal.lookup` waits for the record, output written meanwhile goes to the
+                    # log (it was taken back from `Capture.live`), as at any call's end. When the
+                    # watcher serves other clients meanwhile (a long call), the record goes first.
+                    rid = req.get("id")
+                    value = body.get("value")
+                    data = None
+                    if type(value) is int and type(rid) is int and rec is not None and len(body) == 1:
+                        try:  # `wire.frame`'s answer, without its frame, and without `call` and
+                            # `seq` in the body (a reader of the record adds them, `_record_call`)
+                            data = plain_int % (rid, value, cid.encode())
+                        except ValueError:  # an int over the str conversion limit (`frame` says so)
+                            pass
+                        else:
+                            data = pack_size(len(data)) + data
+                    if data is None:
+                        if rec is not None:
+                            body["call"] = cid
+                            body["seq"] = 1
+                        data = frame(rid, body)
+                    watching = self._watching
+                    if watching and rec is not None:
+                        journal.settle(n, rec)
+                        rec = None
+                    send_acquire()
+                    try:
+                        # `os.write` on the socket's fd: ~600 instructions less than `sendall`'s
+                        # argument parsing and loop. Only the main thread closes the socket
+                        # while no watcher runs (with one, `sendall`: the fd may be gone).
+                        if watching:
+                            sendall(data)
+                        else:
+                            sent = write(sock_fd, data)
+                            if sent != len(data):  # (a signal cut it short)
+                                sendall(data[sent:])
+                    except OSError:
+                        pass  # the client went away; the next recv sees the end
+                    finally:
+                        send_release()
+                    if rec is not None:
+                        i = n % ring_size
+                        old = ring[i]
+                        ring[i] = rec
+                        capture.current = None  # (after: a reader that sees no call running finds it)
+                        if type(old) is not tuple:
+                            journal.evicted(old)
+                    # What this call leaves is freed here, not on the next one's round trip.
+                    req = text = data = None
+                    if watching:
+                        self._stop_watching()
+                else:
+                    _status, body = run_call(fn, req)
+                    data = frame(req.get("id"), body)
+                    send_acquire()
+                    try:
+                        sendall(data)
+                    except OSError:
+                        pass  # the client went away; the next recv sees the end
+                    finally:
+                        send_release()
+                    if self._watching:
+                        self._stop_watching()
             elif req is not None:
                 conn.dispatch(req)
             else:
                 conn.feed(bytes(buf[:size]))
-            if self.pending or self._only is not conn or not self._sentinel_armed or dispatcher._stopping:
+                direct = conn.authed and not conn.buf
+            if queued or self._only is not conn or not self._sentinel_armed or dispatcher._stopping:
                 return
 
     def _sentinel_loop(self):

@@ -47,7 +47,7 @@ def frame(rid, body):
         value = body.get("value")
         if type(value) is int and body.get("seq") == 1:  # {"value": 2, "call": "c9", "seq": 1}
             try:
-                data = b'{"id":%d,"value":%d,"call":"%s","seq":1}' % (rid, value, body["call"].encode())
+                data = PLAIN_INT % (rid, value, body["call"].encode())
             except (ValueError, KeyError, AttributeError):  # an int over the str limit (`dumps`
                 pass  # says so), or 3 fields that are not a call's answer
             else:
@@ -109,7 +109,10 @@ def frame(rid, body):
     return _pack_size(len(data)) + data
 
 
-_pack_size = struct.Struct(">I").pack  # the frame's 4-byte big-endian length
+_pack_size = pack_size = struct.Struct(">I").pack  # the frame's 4-byte big-endian length
+# A plain call's answer with an int value: `{"id": rid, "value": value, "call": call, "seq": 1}`
+# (call ids are plain ASCII); the pipe formats it itself too.
+PLAIN_INT = b'{"id":%d,"value":%d,"call":"%s","seq":1}'
 _LITERALS = {None: b"null", True: b"true", False: b"false"}
 
 

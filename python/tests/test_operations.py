@@ -336,3 +336,55 @@ def test_exec_of_the_same_source_again(client):
     # eval's cache: the same expression in two sessions.
     assert client.request("eval", expr="n", session=s1) == {"value": 6}
     assert client.request("eval", expr="n", session=s2) == {"value": 10}
+
+
+def test_eval_of_the_same_expression_again(client):
+    """Re-evaluating an expression (the session keeps it as a function) behaves like `eval`
+    anew: the namespace as it is now, its `__builtins__` as they are now, the same errors."""
+    s1, s2 = session(), session()
+    client.request("exec", code="n = 1", session=s1)
+    client.request("exec", code="n = 10", session=s2)
+    for n1, n2 in ((1, 10), (2, 20)):
+        assert client.request("eval", expr="n * 3", session=s1) == {"value": 3 * n1}
+        assert client.request("eval", expr="n * 3", session=s2) == {"value": 3 * n2}
+        client.request("exec", code="n *= 2", session=s1)
+        client.request("exec", code="n *= 2", session=s2)
+    # Names bound by the expression go to the namespace; its locals are its globals.
+    for expected in (5, 6):
+        assert client.request("eval", expr="(z := n + 1)", session=s1) == {"value": expected}
+        client.request("exec", code="n += 1", session=s1)
+    assert client.request("eval", expr="z", session=s1) == {"value": 6}
+    assert client.request("eval", expr="locals() is globals()", session=s1) == {"value": True}
+    # `__builtins__` replaced, removed, given back: each `eval` uses the namespace's own.
+    assert client.request("eval", expr="len('abc')", session=s1) == {"value": 3}
+    other = "import builtins\n__builtins__ = dict(vars(builtins), len=lambda x: -1)"
+    client.request("exec", code=other, session=s1)
+    assert client.request("eval", expr="len('abc')", session=s1) == {"value": -1}
+    client.request("exec", code="__builtins__ = builtins", session=s1)
+    assert client.request("eval", expr="len('abc')", session=s1) == {"value": 3}
+    client.request("exec", code="del globals()['__builtins__']", session=s1)
+    assert client.request("eval", expr="len('abc')", session=s1) == {"value": 3}
+    assert client.request("eval", expr="len('abc')", session=s1) == {"value": 3}
+    # Errors and their tracebacks are the same on every run.
+    answers = [client.request("eval", expr="n // 0", session=s1) for _ in range(3)]
+    assert answers[0]["error"]["type"] == "ZeroDivisionError"
+    assert "beep_backend" not in answers[0]["error"]["traceback"]
+    assert answers[1] == answers[0] and answers[2] == answers[0]
+
+
+def test_eval_keeps_a_bounded_number_of_expressions_over_all_sessions(client):
+    """The functions `eval` keeps for expressions (see the test above) are bounded over all
+    sessions together, like the code cache: many sessions with many expressions do not grow
+    the server without end."""
+    sessions = [session() for _ in range(3)]
+    for s in sessions:
+        for k in range(400):
+            assert client.request("eval", expr="%d + 0" % k, session=s) == {"value": k}
+    count = (
+        "import gc, types\n"
+        "sum(1 for o in gc.get_objects() if type(o) is types.FunctionType"
+        " and o.__code__.co_filename == '<eval>')"
+    )
+    kept = client.request("exec", code=count)["value"]
+    assert 0 < kept <= 512, kept
+    assert client.request("eval", expr="399 + 0", session=sessions[0]) == {"value": 399}
