@@ -4,7 +4,7 @@
 # cold start to first answer per transport (pipe, http, rpc). Needs the cache that
 # scripts/test-windows.sh fills (target/windows-cache: WinPython's CPython 3.13, grpcio's
 # Windows wheels). Prints the JSON of bench/windows_pipe.py; results: bench/windows-results.md.
-# Usage: bench/windows.sh [CALLS]
+# Usage: bench/windows.sh [CALLS [ROUNDS]]   # ROUNDS: alternating rounds of CALLS/ROUNDS each (10)
 #        bench/windows.sh requests [CALLS]   # round trips to the Wine server per call (load-independent)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -66,7 +66,7 @@ print(json.dumps({"calls": calls, "wine_server_requests_per_call": result}, inde
 EOF
     exit 0
 fi
-args=(--calls "${1:-2000}")
+args=(--calls "${1:-2000}" --rounds "${2:-10}")
 GRPC_SITE="$CACHE/grpc-site"
 if ls "$CACHE"/grpc/grpcio-*win_amd64.whl >/dev/null 2>&1; then
     if [[ ! -f $GRPC_SITE/.complete ]]; then

@@ -1,6 +1,6 @@
 """Windows-side half of bench/windows.sh: run by python.org's CPython for Windows (under Wine).
 
-    python.exe bench/windows_pipe.py [--calls N] [--grpc-path DIR] [--out FILE]
+    python.exe bench/windows_pipe.py [--calls N] [--rounds R] [--grpc-path DIR] [--out FILE]
 
 1. Named-pipe round trip, `eval 1+1`: the `beep_backend` pipe server against a raw Python
    named-pipe echo with the same framing (4-byte big-endian length + JSON, auth frame first),
@@ -275,6 +275,7 @@ def marked(calls):
 def main():
     args = sys.argv[1:]
     calls = int(args[args.index("--calls") + 1]) if "--calls" in args else 2000
+    rounds = int(args[args.index("--rounds") + 1]) if "--rounds" in args else 10
     if "--mark" in args:
         return marked(calls)
     grpc_path = args[args.index("--grpc-path") + 1] if "--grpc-path" in args else None
@@ -283,6 +284,7 @@ def main():
         "python": sys.version.split()[0],
         "platform": sys.platform,
         "calls": calls,
+        "rounds": rounds,
     }
 
     name = r"\\.\pipe\beep-bench-echo-%d" % os.getpid()
@@ -295,7 +297,7 @@ def main():
             "raw_echo": PipeClient(name),
             "beep_backend_pipe": PipeClient(address),
         }
-        result.update(interleaved(clients, calls, {"op": "eval", "expr": "1+1"}))
+        result.update(interleaved(clients, calls, {"op": "eval", "expr": "1+1"}, rounds))
         for client in clients.values():
             client.close()
     finally:
