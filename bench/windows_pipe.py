@@ -248,12 +248,19 @@ def mark(pid):
         pass
 
 
-def marked(calls):
+def echo_and_backend():
+    """The raw echo (on a thread of this process) and a `beep_backend` pipe server:
+    `(echo's pipe name, backend's process, backend's pipe name)`."""
     name = r"\\.\pipe\beep-bench-echo-%d" % os.getpid()
     ready = threading.Event()
     threading.Thread(target=echo_server, args=(name, ready), daemon=True).start()
     ready.wait()
     proc, address, _ = spawn_backend("pipe")
+    return name, proc, address
+
+
+def marked(calls):
+    name, proc, address = echo_and_backend()
     try:
         clients = {"backend": PipeClient(address), "raw_echo": PipeClient(name)}
         req = {"op": "eval", "expr": "1+1"}
@@ -287,11 +294,7 @@ def main():
         "rounds": rounds,
     }
 
-    name = r"\\.\pipe\beep-bench-echo-%d" % os.getpid()
-    ready = threading.Event()
-    threading.Thread(target=echo_server, args=(name, ready), daemon=True).start()
-    ready.wait()
-    proc, address, _ = spawn_backend("pipe")
+    name, proc, address = echo_and_backend()
     try:
         clients = {
             "raw_echo": PipeClient(name),
