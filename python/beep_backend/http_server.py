@@ -2,7 +2,8 @@
 
 A small HTTP/1.1 server on raw sockets (stdlib `http.server` costs ~15 ms of imports and
 sends each response in several writes): one thread per connection, keep-alive,
-`Content-Length` bodies only, Nagle off and each response written with one `sendall`.
+`Content-Length` bodies only, Nagle off and each response written at once (one `write`
+where it fits in the socket's buffer, the rest with `sendall`).
 Checks, in order, before anything runs: the `Host` header names this server
 (DNS rebinding), no `Origin` header (no web page may call it), the bearer token, the body
 size. Bound to 127.0.0.1 only.
@@ -25,6 +26,7 @@ from .auth import compare_digest
 from .log import log
 
 MAX_HEAD = 64 * 1024
+_WRITE_FD = os.name == "posix"  # a socket is a file descriptor `os.write` takes (not on Windows)
 DEFAULT_HEADER_TIMEOUT = 10.0  # seconds to send a complete request head
 DEFAULT_IDLE_TIMEOUT = 60.0  # seconds a kept-alive connection may wait for its next request
 DEFAULT_MAX_CONNECTIONS = 64
@@ -159,6 +161,7 @@ class _Connection:
         self.server = server
         self.sock = sock
         self.buf = b""
+        self.timeout = sock.gettimeout()
 
     def respond(self, status, body, keep_alive=True):
         data = wire.dumps(body)
@@ -168,7 +171,18 @@ class _Connection:
             len(data),
             b"" if keep_alive else b"Connection: close\r\n",
         )
-        self.sock.sendall(head + data)
+        data = head + data
+        sent = 0
+        if _WRITE_FD:
+            # The socket has a timeout, so its fd is non-blocking: an answer that fits in the
+            # socket's buffer (nearly all) goes out in one write, without the `poll` that
+            # `sendall` makes before it.
+            try:
+                sent = os.write(self.sock.fileno(), data)
+            except BlockingIOError:
+                pass
+        if sent < len(data):
+            self.sock.sendall(memoryview(data)[sent:])
 
     def fail(self, status, kind, message, close=False):
         self.respond(status, wire.error(kind, message), keep_alive=not close)
@@ -180,7 +194,7 @@ class _Connection:
         """Half-close and drain a little, so the client reads our answer instead of a reset."""
         try:
             self.sock.shutdown(socket.SHUT_WR)
-            self.sock.settimeout(0.5)
+            self._wait(0.5)
             total = 0
             until = time.monotonic() + 2.0  # a client that keeps sending does not keep us
             while total < 4 * self.server.max_body + MAX_HEAD and time.monotonic() < until:
@@ -191,40 +205,53 @@ class _Connection:
         except OSError:
             pass
 
+    def _wait(self, seconds):
+        """The socket's timeout, set only when it changes (each `settimeout` is a system call)."""
+        if seconds != self.timeout:
+            self.sock.settimeout(seconds)
+            self.timeout = seconds
+
     def read_head(self, first):
         """The next request head. The first one of a connection must be complete within the
         header deadline from the connect; later ones may wait the idle timeout for their first
         byte, then have the header deadline to complete."""
         server = self.server
         deadline = time.monotonic() + server.header_timeout if first or self.buf else None
+        idle_until = None
         while True:
             end = self.buf.find(b"\r\n\r\n")
             if end >= 0:
                 head = self.buf[:end]
                 self.buf = self.buf[end + 4 :]
-                self.sock.settimeout(server.header_timeout)  # body and answer: no stall that long
+                self._wait(server.header_timeout)  # body and answer: no stall that long
                 return head
             if len(self.buf) > MAX_HEAD:
                 self.fail(431, "BadRequest", "request head over %d bytes" % MAX_HEAD, close=True)
             if deadline is None:
-                self.sock.settimeout(server.idle_timeout)
+                # Idle between requests: waits of the header deadline (the timeout the last
+                # answer was sent with, so a busy connection sets none) until the idle timeout.
+                now = time.monotonic()
+                if idle_until is None:
+                    idle_until = now + server.idle_timeout
+                left = idle_until - now
+                if left <= 0:
+                    raise _Close  # idle keep-alive connection: close quietly
+                self._wait(server.header_timeout if left >= server.header_timeout else left)
             else:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    self.sock.settimeout(1.0)
+                    self._wait(1.0)
                     self.fail(
                         408,
                         "RequestTimeout",
                         "no complete request head within %g s" % server.header_timeout,
                         close=True,
                     )
-                self.sock.settimeout(left)
+                self._wait(left)
             try:
                 chunk = self.sock.recv(65536)
             except socket.timeout:
-                if deadline is None:
-                    raise _Close from None  # idle keep-alive connection: close quietly
-                continue  # the deadline passed: answered above
+                continue  # the idle timeout or the deadline passed: handled above
             if not chunk:
                 if self.buf.strip():
                     log("http: connection closed inside a request head")

@@ -200,3 +200,19 @@ def test_http_bearer_scheme_is_case_insensitive(scheme):
         s.close()
     finally:
         b.stop()
+
+
+def test_a_big_answer_reaches_a_slow_reader_whole():
+    """An answer bigger than the socket's buffer, to a client that reads it late: the first
+    write takes what fits, the rest follows when the client reads; the connection goes on."""
+    b = start()
+    try:
+        with connect(b) as s:
+            for k in range(3):
+                s.sendall(request_bytes(b, expr="'%d' * 6_000_000" % k))
+                time.sleep(0.2)  # the server fills the socket's buffer and waits
+                assert read_response(s) == (200, {"value": str(k) * 6_000_000})
+                s.sendall(request_bytes(b, expr="2 + %d" % k))
+                assert read_response(s) == (200, {"value": 2 + k})
+    finally:
+        b.stop()
