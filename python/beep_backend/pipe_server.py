@@ -18,7 +18,7 @@ The fd is made non-blocking only while the main thread is inside that `recv` (ch
 a lock), so answers are never sent on a non-blocking socket. A call that arrives there as one
 whole frame runs at once, without a trip through the queue; a plain call runs inline there
 (`Dispatcher.run_call`'s plain branch without its frame) and is answered before its record goes
-into the journal (`Journal.settle`'s work, right after the send).
+into the journal (`Journal.settle`, right after the send).
 """
 
 import collections
@@ -213,8 +213,7 @@ class PipeServer:
         live_append = capture.live.append
         live_pop = capture.live.pop
         pending = capture.pending
-        ring = journal.ring
-        ring_size = len(ring)
+        settle = journal.settle
         clock = time.time
         tick = dispatcher._start_tick if dispatcher.can_tick else None
         scan = wire.scan
@@ -333,7 +332,7 @@ class PipeServer:
                         data = frame(rid, body)
                     watching = self._watching
                     if watching and rec is not None:
-                        journal.settle(n, rec)
+                        settle(n, rec)
                         rec = None
                     send_acquire()
                     try:
@@ -350,13 +349,8 @@ class PipeServer:
                         pass  # the client went away; the next recv sees the end
                     finally:
                         send_release()
-                    if rec is not None:
-                        i = n % ring_size
-                        old = ring[i]
-                        ring[i] = rec
-                        capture.current = None  # (after: a reader that sees no call running finds it)
-                        if type(old) is not tuple:
-                            journal.evicted(old)
+                    if rec is not None:  # (after the send: its cost is off the round trip)
+                        settle(n, rec)
                     # What this call leaves is freed here, not on the next one's round trip.
                     req = text = data = None
                     if watching:
