@@ -47,6 +47,13 @@ REASONS = {
     503: "Service Unavailable",
 }
 
+# An answer: status, length, `Connection: close` or nothing, the JSON body (by status).
+_ANSWER = {
+    status: b"HTTP/1.1 %%d %s\r\nContent-Type: application/json\r\nContent-Length: %%d\r\n%%s\r\n%%s"
+    % reason.encode()
+    for status, reason in [*REASONS.items(), (None, "Error")]
+}
+
 
 class _Close(Exception):
     """Answer sent (or not possible); close the connection."""
@@ -165,13 +172,12 @@ class _Connection:
 
     def respond(self, status, body, keep_alive=True):
         data = wire.dumps(body)
-        head = b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n" % (
+        data = _ANSWER.get(status, _ANSWER[None]) % (
             status,
-            REASONS.get(status, "Error").encode(),
             len(data),
             b"" if keep_alive else b"Connection: close\r\n",
+            data,
         )
-        data = head + data
         sent = 0
         if _WRITE_FD:
             # The socket has a timeout, so its fd is non-blocking: an answer that fits in the
@@ -216,8 +222,30 @@ class _Connection:
         header deadline from the connect; later ones may wait the idle timeout for their first
         byte, then have the header deadline to complete."""
         server = self.server
-        deadline = time.monotonic() + server.header_timeout if first or self.buf else None
-        idle_until = None
+        if first or self.buf:
+            return self._read_head(time.monotonic() + server.header_timeout, None)
+        if self.timeout != server.header_timeout or server.header_timeout > server.idle_timeout:
+            return self._read_head(None, time.monotonic() + server.idle_timeout)
+        # Between requests, the common case: the socket's timeout is the header deadline (the
+        # last request's answer went out with it), no shorter than the idle timeout, so the
+        # first wait for the next request needs neither a clock read nor a `settimeout`.
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:  # idle for the header deadline: the rest of the idle timeout
+            return self._read_head(None, time.monotonic() + server.idle_timeout - server.header_timeout)
+        if not chunk:
+            raise _Close
+        end = chunk.find(b"\r\n\r\n")
+        if end >= 0:  # the whole head in one read: nearly every request
+            self.buf = chunk[end + 4 :]
+            return chunk[:end]
+        self.buf = chunk
+        return self._read_head(time.monotonic() + server.header_timeout, None)
+
+    def _read_head(self, deadline, idle_until):
+        """`read_head`, waiting until `deadline` (monotonic) for the rest of a head, or while
+        there is none (`deadline` None) until `idle_until` for its first byte."""
+        server = self.server
         while True:
             end = self.buf.find(b"\r\n\r\n")
             if end >= 0:
@@ -230,10 +258,7 @@ class _Connection:
             if deadline is None:
                 # Idle between requests: waits of the header deadline (the timeout the last
                 # answer was sent with, so a busy connection sets none) until the idle timeout.
-                now = time.monotonic()
-                if idle_until is None:
-                    idle_until = now + server.idle_timeout
-                left = idle_until - now
+                left = idle_until - time.monotonic()
                 if left <= 0:
                     raise _Close  # idle keep-alive connection: close quietly
                 self._wait(server.header_timeout if left >= server.header_timeout else left)
@@ -323,7 +348,10 @@ class _Connection:
                     self.respond(*_forward(method, target, body), keep_alive=keep_alive)
                 else:
                     op = target.split(b"?", 1)[0][4:].decode("ascii", "replace")
-                    if method == b"GET" or b"text/event-stream" in headers.get(b"accept", b""):
+                    # (`find`, not `in`: `bytes in bytes` first tries the operand as an int,
+                    # a TypeError made and cleared on every request)
+                    accept = headers.get(b"accept")
+                    if method == b"GET" or (accept is not None and accept.find(b"text/event-stream") >= 0):
                         self.handle_live(op, target, headers, body)  # closes the connection
                     self.handle(op, body, keep_alive)
             if not keep_alive:
@@ -352,13 +380,17 @@ class _Connection:
             if method not in (b"GET", b"POST"):
                 return 405, wire.error("MethodNotAllowed", "use GET /v1/health")
             return None
-        if op == "calls" or (op.startswith("calls/") and op.endswith("/events") and len(op) > 13):
-            if method != b"GET" and (method != b"POST" or op != "calls"):
-                return 405, wire.error("MethodNotAllowed", "use GET /v1/%s" % op[:200])
-            return None
         if not server.dispatcher.is_known(op):
+            if op.startswith("calls/") and op.endswith("/events") and len(op) > 13:
+                if method != b"GET":
+                    return 405, wire.error("MethodNotAllowed", "use GET /v1/%s" % op[:200])
+                return None
             return 404, wire.error("UnknownOperation", "unknown op `%s`" % op[:100])
         if method != b"POST":
+            if op == "calls":  # GET (or POST) /v1/calls
+                if method == b"GET":
+                    return None
+                return 405, wire.error("MethodNotAllowed", "use GET /v1/calls")
             return 405, wire.error("MethodNotAllowed", "use POST /v1/%s" % op)
         return None
 

@@ -28,7 +28,18 @@ _escape = json.encoder.encode_basestring_ascii  # C when available: '"text"', AS
 
 
 def dumps(body):
-    """`body` as compact ASCII JSON bytes; never raises for the bodies this package builds."""
+    """`body` as compact ASCII JSON bytes; never raises for the bodies this package builds.
+
+    A plain call's answer with an int value (`{"value": 2, "call": "c9", "seq": 1}`, the
+    common one; call ids are plain ASCII, see `live.py`) is formatted directly, byte for byte
+    what the encoder gives, at a third of its cost."""
+    if len(body) == 3 and body.get("seq") == 1:
+        value = body.get("value")
+        if type(value) is int:
+            try:
+                return PLAIN_INT_BODY % (value, body["call"].encode("ascii"))
+            except (ValueError, KeyError, AttributeError):  # an int over the str limit (the
+                pass  # encoder says so), or 3 fields that are not a call's answer
     try:
         return _encode(body).encode("ascii")
     except (TypeError, ValueError, RecursionError) as exc:  # values are checked before; be safe
@@ -113,6 +124,7 @@ _pack_size = pack_size = struct.Struct(">I").pack  # the frame's 4-byte big-endi
 # A plain call's answer with an int value: `{"id": rid, "value": value, "call": call, "seq": 1}`
 # (call ids are plain ASCII); the pipe formats it itself too.
 PLAIN_INT = b'{"id":%d,"value":%d,"call":"%s","seq":1}'
+PLAIN_INT_BODY = b'{"value":%d,"call":"%s","seq":1}'  # the same without the id (HTTP)
 _LITERALS = {None: b"null", True: b"true", False: b"false"}
 
 

@@ -135,6 +135,42 @@ def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
         b.stop()
 
 
+def test_the_idle_timeout_counts_from_the_last_answer():
+    """Between requests the server first waits one header deadline without reading the clock;
+    the idle timeout still counts from the last answer, and a head begun after an idle while
+    has the header deadline from its first byte."""
+    b = start(header_timeout=1, idle_timeout=1.5)
+    try:
+        s = connect(b)
+        s.sendall(request_bytes(b))
+        assert read_response(s) == (200, {"value": 42})
+        began = time.monotonic()
+        assert closed_by_server(s) == b""
+        took = time.monotonic() - began
+        assert 1.3 < took < 2.2, took  # 2.5 if the first wait were not counted
+        s.close()
+
+        s = connect(b)
+        s.sendall(request_bytes(b))
+        assert read_response(s) == (200, {"value": 42})
+        time.sleep(1.2)  # past the first wait
+        head = request_bytes(b, expr="2+3")
+        s.sendall(head[:20])
+        time.sleep(0.6)  # the idle timeout passes while the head is begun: not closed
+        s.sendall(head[20:])
+        assert read_response(s) == (200, {"value": 5})
+        # A head begun and never finished: 408 one header deadline after its first byte.
+        s.sendall(head[:20])
+        began = time.monotonic()
+        data = closed_by_server(s)
+        took = time.monotonic() - began
+        assert data.startswith(b"HTTP/1.1 408 "), data
+        assert 0.9 < took < 1.8, took
+        s.close()
+    finally:
+        b.stop()
+
+
 def test_a_long_call_is_not_cut_by_the_header_deadline():
     b = start(header_timeout=0.3)
     try:

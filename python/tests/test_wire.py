@@ -1,4 +1,5 @@
-"""`wire.frame` (the pipe's answer frames) gives exactly the bytes of the general encoder."""
+"""`wire.frame` (the pipe's answer frames) and `wire.dumps` (HTTP's bodies) give exactly the
+bytes of the general encoder."""
 
 import json
 
@@ -15,10 +16,18 @@ values = st.recursive(
 ids = st.one_of(st.none(), st.integers(), st.text(), st.floats(), st.booleans(), st.lists(st.integers()))
 
 
+def encoded(obj):
+    """The general encoder's bytes (`wire.dumps`'s answer where it refuses a value)."""
+    try:
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode("ascii")
+    except (TypeError, ValueError, RecursionError):
+        return wire.dumps(obj)
+
+
 def expected(rid, body):
     answer = {"id": rid if type(rid) in (int, str) else None}
     answer.update(body)
-    data = wire.dumps(answer)
+    data = encoded(answer)
     return len(data).to_bytes(4, "big") + data
 
 
@@ -67,3 +76,29 @@ def test_frame_of_three_fields_that_are_not_a_call_answer():
     ):
         for rid in (1, "r", None):
             assert wire.frame(rid, body) == expected(rid, body)
+
+
+call_ids = st.text(alphabet="ABCXYZabcxyz0189._:-", min_size=1, max_size=40)
+
+
+@given(value=values | st.integers(), cid=call_ids, seq=st.integers(min_value=0, max_value=3))
+def test_dumps_of_a_call_answer_is_the_encoders_bytes(value, cid, seq):
+    body = {"value": value, "call": cid, "seq": seq}
+    assert wire.dumps(body) == encoded(body)
+    assert json.loads(wire.dumps(body)) == body
+
+
+def test_dumps_of_three_fields_that_are_not_a_plain_call_answer():
+    for body in (
+        {"value": 1, "a": 2, "b": 3},
+        {"value": 1, "seq": 1, "x": "c1"},
+        {"value": 2, "call": 5, "seq": 1},
+        {"value": 2, "call": "c\u00e95", "seq": 1},
+        {"value": True, "call": "c5", "seq": 1},
+        {"value": 2.0, "call": "c5", "seq": 1},
+        {"error": {"type": "E", "message": "m", "traceback": ""}, "call": "c1", "seq": 1},
+    ):
+        assert wire.dumps(body) == encoded(body)
+    assert wire.dumps({"value": 7, "call": "c12", "seq": 1}) == b'{"value":7,"call":"c12","seq":1}'
+    # An int too long for str(): the encoder's InternalError, as for any other body.
+    assert b"InternalError" in wire.dumps({"value": 10**5000, "call": "c1", "seq": 1})
