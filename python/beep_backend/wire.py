@@ -58,7 +58,7 @@ def frame(rid, body):
         value = body.get("value")
         if type(value) is int and body.get("seq") == 1:  # {"value": 2, "call": "c9", "seq": 1}
             try:
-                data = PLAIN_INT % (rid, value, body["call"].encode())
+                data = PLAIN_INT % (rid, value, body["call"].encode("ascii"))
             except (ValueError, KeyError, AttributeError):  # an int over the str limit (`dumps`
                 pass  # says so), or 3 fields that are not a call's answer
             else:
@@ -75,7 +75,7 @@ def frame(rid, body):
                     data = b'{"id":%d,"value":%d,"call":"%s","seq":%d}' % (
                         rid,
                         value,
-                        body["call"].encode(),
+                        body["call"].encode("ascii"),
                         body["seq"],
                     )
             except (ValueError, KeyError, AttributeError, TypeError):

@@ -64,16 +64,22 @@ def test_frame_of_a_live_call_answer_is_the_encoders_bytes(rid, value, seq):
     assert wire.frame(rid, body) == expected(rid, body)
 
 
+# Three fields, not a plain call's answer with an int value: the templates are not for them.
+NOT_PLAIN = (
+    {"value": 1, "a": 2, "b": 3},
+    {"value": 1, "seq": 1, "x": "c1"},
+    {"value": 2, "call": 5, "seq": 1},
+    {"value": 2, "call": "c5", "seq": 7},
+    {"value": 2, "call": "c\u00e95", "seq": 1},
+    {"value": True, "call": "c5", "seq": 1},
+    {"value": 2.0, "call": "c5", "seq": 1},
+    {"error": {"type": "E", "message": "m", "traceback": ""}, "call": "c1", "seq": 1},
+)
+
+
 def test_frame_of_three_fields_that_are_not_a_call_answer():
     """The plain call's template (`{"value", "call", "seq"}`) is only for such answers."""
-    for body in (
-        {"value": 1, "a": 2, "b": 3},
-        {"value": 1, "seq": 1, "x": "c1"},
-        {"value": 2, "call": 5, "seq": 1},
-        {"value": 2, "call": "c5", "seq": 7},
-        {"value": True, "call": "c5", "seq": 1},
-        {"error": {"type": "E", "message": "m", "traceback": ""}, "call": "c1", "seq": 1},
-    ):
+    for body in NOT_PLAIN:
         for rid in (1, "r", None):
             assert wire.frame(rid, body) == expected(rid, body)
 
@@ -89,15 +95,7 @@ def test_dumps_of_a_call_answer_is_the_encoders_bytes(value, cid, seq):
 
 
 def test_dumps_of_three_fields_that_are_not_a_plain_call_answer():
-    for body in (
-        {"value": 1, "a": 2, "b": 3},
-        {"value": 1, "seq": 1, "x": "c1"},
-        {"value": 2, "call": 5, "seq": 1},
-        {"value": 2, "call": "c\u00e95", "seq": 1},
-        {"value": True, "call": "c5", "seq": 1},
-        {"value": 2.0, "call": "c5", "seq": 1},
-        {"error": {"type": "E", "message": "m", "traceback": ""}, "call": "c1", "seq": 1},
-    ):
+    for body in NOT_PLAIN:
         assert wire.dumps(body) == encoded(body)
     assert wire.dumps({"value": 7, "call": "c12", "seq": 1}) == b'{"value":7,"call":"c12","seq":1}'
     # An int too long for str(): the encoder's InternalError, as for any other body.
