@@ -171,6 +171,51 @@ def test_the_idle_timeout_counts_from_the_last_answer():
         b.stop()
 
 
+def read_responses(s, n):
+    """n responses read off `s` (they may come in one read): `[(status, value), ...]`."""
+    data, out = b"", []
+    while len(out) < n:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = data[:head_end].lower()
+            length = int(head.split(b"content-length:")[1].split(b"\r\n")[0])
+            end = head_end + 4 + length
+            if len(data) >= end:
+                out.append((int(head.split(b" ")[1]), json.loads(data[head_end + 4 : end])["value"]))
+                data = data[end:]
+                continue
+        chunk = s.recv(65536)
+        assert chunk, "closed after %d answers" % len(out)
+        data += chunk
+    assert data == b"", "more than %d answers" % n
+    return out
+
+
+def test_pipelined_and_split_requests_are_answered_in_order():
+    """Several requests in one write, and one request in pieces (inside its head, inside its
+    body): each answered once, in order, on one connection."""
+    b = start()
+    try:
+        s = connect(b)
+        s.sendall(b"".join(request_bytes(b, expr="%d*2" % k) for k in range(1, 4)))
+        assert read_responses(s, 3) == [(200, 2), (200, 4), (200, 6)]
+        for cut in (5, 40, -3):  # in the request line, in the headers, in the body
+            data = request_bytes(b, expr="40+2")
+            s.sendall(data[:cut])
+            time.sleep(0.15)
+            s.sendall(data[cut:])
+            assert read_responses(s, 1) == [(200, 42)]
+        # Two requests where the first write ends inside the second one's head.
+        first, second = request_bytes(b, expr="1+1"), request_bytes(b, expr="2+2")
+        s.sendall(first + second[:12])
+        time.sleep(0.15)
+        s.sendall(second[12:])
+        assert read_responses(s, 2) == [(200, 2), (200, 4)]
+        s.close()
+    finally:
+        b.stop()
+
+
 def test_a_long_call_is_not_cut_by_the_header_deadline():
     b = start(header_timeout=0.3)
     try:
