@@ -30,28 +30,43 @@ def request_bytes(b, expr="6*7", scheme="Bearer", close=False):
     ).encode() + body
 
 
-def read_response(s):
-    """One response: `(status, body)`; None if the server closed before sending one."""
-    data = b""
-    while b"\r\n\r\n" not in data:
+def read_responses(s, n, closed_ok=False):
+    """n responses read off `s` (several may come in one read): `[(status, body), ...]`; fewer
+    only with `closed_ok`, when the server closed before sending a whole head."""
+    data, out = b"", []
+    while len(out) < n:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = data[:head_end]
+            length = int(
+                next(
+                    line.split(b":")[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+            )
+            end = head_end + 4 + length
+            if len(data) >= end:
+                body = json.loads(data[head_end + 4 : end])
+                body.pop("call", None)  # a live call's id and end seq: not what these tests are about
+                body.pop("seq", None)
+                out.append((int(head.split(b" ")[1]), body))
+                data = data[end:]
+                continue
         chunk = s.recv(65536)
         if not chunk:
-            return None
+            assert head_end < 0, "closed inside a body"
+            assert closed_ok, "closed after %d answers" % len(out)
+            return out
         data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    length = int(
-        next(
-            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-        )
-    )
-    while len(rest) < length:
-        chunk = s.recv(65536)
-        assert chunk, "closed inside a body"
-        rest += chunk
-    body = json.loads(rest[:length])
-    body.pop("call", None)  # a live call's id and end seq: not what these tests are about
-    body.pop("seq", None)
-    return int(head.split(b" ")[1]), body
+    assert data == b"", "more than %d answers" % n
+    return out
+
+
+def read_response(s):
+    """One response: `(status, body)`; None if the server closed before sending one."""
+    got = read_responses(s, 1, closed_ok=True)
+    return got[0] if got else None
 
 
 def closed_by_server(s):
@@ -171,26 +186,6 @@ def test_the_idle_timeout_counts_from_the_last_answer():
         b.stop()
 
 
-def read_responses(s, n):
-    """n responses read off `s` (they may come in one read): `[(status, value), ...]`."""
-    data, out = b"", []
-    while len(out) < n:
-        head_end = data.find(b"\r\n\r\n")
-        if head_end >= 0:
-            head = data[:head_end].lower()
-            length = int(head.split(b"content-length:")[1].split(b"\r\n")[0])
-            end = head_end + 4 + length
-            if len(data) >= end:
-                out.append((int(head.split(b" ")[1]), json.loads(data[head_end + 4 : end])["value"]))
-                data = data[end:]
-                continue
-        chunk = s.recv(65536)
-        assert chunk, "closed after %d answers" % len(out)
-        data += chunk
-    assert data == b"", "more than %d answers" % n
-    return out
-
-
 def test_pipelined_and_split_requests_are_answered_in_order():
     """Several requests in one write, and one request in pieces (inside its head, inside its
     body): each answered once, in order, on one connection."""
@@ -198,19 +193,19 @@ def test_pipelined_and_split_requests_are_answered_in_order():
     try:
         s = connect(b)
         s.sendall(b"".join(request_bytes(b, expr="%d*2" % k) for k in range(1, 4)))
-        assert read_responses(s, 3) == [(200, 2), (200, 4), (200, 6)]
+        assert read_responses(s, 3) == [(200, {"value": 2 * k}) for k in (1, 2, 3)]
         for cut in (5, 40, -3):  # in the request line, in the headers, in the body
             data = request_bytes(b, expr="40+2")
             s.sendall(data[:cut])
             time.sleep(0.15)
             s.sendall(data[cut:])
-            assert read_responses(s, 1) == [(200, 42)]
+            assert read_responses(s, 1) == [(200, {"value": 42})]
         # Two requests where the first write ends inside the second one's head.
         first, second = request_bytes(b, expr="1+1"), request_bytes(b, expr="2+2")
         s.sendall(first + second[:12])
         time.sleep(0.15)
         s.sendall(second[12:])
-        assert read_responses(s, 2) == [(200, 2), (200, 4)]
+        assert read_responses(s, 2) == [(200, {"value": 2}), (200, {"value": 4})]
         s.close()
     finally:
         b.stop()
