@@ -12,10 +12,13 @@ Held off: a connection must send each complete request head within the header de
 (`BEEP_BACKEND_HEADER_TIMEOUT`, 10 s; the first one counted from the connect), so a slow or
 silent client is answered 408 and closed; a body or a reader that stalls that long is cut
 too. A kept-alive connection idle between requests for `BEEP_BACKEND_IDLE_TIMEOUT` (60 s) is
-closed. At most `BEEP_BACKEND_MAX_CONNECTIONS` (64) connections are served at once; one over
-the cap is answered 503 by the accept loop and closed, without a thread.
+closed. At most `BEEP_BACKEND_MAX_CONNECTIONS` (64) connections are served at once. At the cap
+a new connection takes the place of the oldest one that has not yet sent a request with the
+token (so whoever holds connections open without the token keeps no one out); when every
+connection has, the new one is answered 503 by the accept loop and closed, without a thread.
 """
 
+import collections
 import os
 import socket
 import threading
@@ -81,6 +84,11 @@ class HttpServer:
         self.idle_timeout = _env_number("BEEP_BACKEND_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT)
         self.max_connections = _env_number("BEEP_BACKEND_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, int)
         self.connections = 0  # being served; only the accept loop adds, threads take away
+        # Connections that have not yet sent a request with the token, oldest first; at the cap
+        # the oldest is closed for a new one. `evicting`: closed so, their threads not yet gone.
+        self.unproven = collections.OrderedDict()
+        self.evicting = 0
+        self._evicted_logged = 0.0
         self.count_lock = threading.Lock()
 
     def bind(self):
@@ -112,17 +120,28 @@ class HttpServer:
                 log("http: accept failed: %s" % exc)  # e.g. out of file descriptors
                 time.sleep(0.05)
                 continue
+            connection = _Connection(self, conn)
+            victim = None
             with self.count_lock:
                 full = self.connections >= self.max_connections
+                if full and self.unproven and self.evicting < self.max_connections:
+                    # Under the lock: its thread closes the socket only after `_gone`.
+                    _, victim = self.unproven.popitem(last=False)
+                    victim.evict()
+                    self.evicting += 1
+                    full = False
                 if not full:
                     self.connections += 1
+                    self.unproven[connection] = connection
+            if victim is not None:
+                self._evicted()
             if full:
                 self._refuse(conn)
                 continue
             try:
-                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+                threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
             except RuntimeError:  # no thread to be had
-                self._gone()
+                self._gone(connection)
                 self._refuse(conn)
 
     def _refuse(self, conn):
@@ -143,20 +162,40 @@ class HttpServer:
         finally:
             conn.close()
 
-    def _gone(self):
+    def _gone(self, connection):
         with self.count_lock:
             self.connections -= 1
+            if connection.evicted:
+                self.evicting -= 1
+            else:
+                self.unproven.pop(connection, None)
 
-    def _serve(self, conn):
+    def _proven(self, connection):
+        """(Its thread) `connection` sent a request with the token: it is never evicted."""
+        with self.count_lock:
+            self.unproven.pop(connection, None)
+        connection.proven = True
+
+    def _evicted(self):
+        now = time.monotonic()
+        if now - self._evicted_logged >= 10.0:  # (a flood of connections logs once in a while)
+            self._evicted_logged = now
+            log(
+                "http: %d connections at once (the cap): closed the oldest that had sent no "
+                "request with the token, for a new one" % self.max_connections
+            )
+
+    def _serve(self, connection):
+        conn = connection.sock
         try:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            _Connection(self, conn).run()
+            connection.run()
         except (_Close, OSError):
             pass
         except Exception as exc:  # a bug here must not take the server down
             log("http connection failed: %r" % exc)
         finally:
-            self._gone()
+            self._gone(connection)
             try:
                 conn.close()
             except OSError:
@@ -164,11 +203,23 @@ class HttpServer:
 
 
 class _Connection:
+    proven = False  # it sent a request with the token (see `HttpServer.unproven`)
+    evicted = False  # closed at the cap for a newer connection
+
     def __init__(self, server, sock):
         self.server = server
         self.sock = sock
         self.buf = b""
         self.timeout = sock.gettimeout()
+
+    def evict(self):
+        """(The accept loop, under `count_lock`) Close this connection for a newer one: its
+        thread's read ends, and it goes."""
+        self.evicted = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def respond(self, status, body, keep_alive=True):
         data = wire.dumps(body)
@@ -341,6 +392,8 @@ class _Connection:
                 self.read_body(length, keep=False)  # discard it; nothing runs
                 self.respond(*problem, keep_alive=keep_alive)
             else:
+                if not self.proven:
+                    server._proven(self)
                 if expect:
                     self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 body = self.read_body(length)

@@ -229,10 +229,14 @@ def test_a_long_call_is_not_cut_by_the_header_deadline():
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts threads in /proc")
 def test_connections_over_the_cap_get_503_without_a_thread():
+    """At the cap with connections that all sent a request with the token: 503."""
     b = start(max_connections=4, header_timeout=30)
     try:
         base = threads_of(b.proc.pid)
         held = [connect(b) for _ in range(4)]
+        for s in held:
+            s.sendall(request_bytes(b))
+            assert read_response(s) == (200, {"value": 42})
         wait_for(lambda: threads_of(b.proc.pid) == base + 4)
         for _ in range(50):
             s = connect(b)
@@ -257,6 +261,47 @@ def test_connections_over_the_cap_get_503_without_a_thread():
         s.sendall(request_bytes(b, close=True))
         assert read_response(s) == (200, {"value": 42})
         s.close()
+    finally:
+        b.stop()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts threads in /proc")
+def test_connections_without_the_token_keep_no_one_out():
+    """Whoever holds connections open without the token (another local user: no token) is
+    closed, oldest first, for a new connection; connections that sent the token stay."""
+    b = start(max_connections=4, header_timeout=30)
+    try:
+        base = threads_of(b.proc.pid)
+        proven = connect(b)
+        proven.sendall(request_bytes(b))
+        assert read_response(proven) == (200, {"value": 42})
+        wrong = connect(b)  # a request with a wrong token does not count
+        wrong.sendall(request_bytes(b).replace(b.token.encode(), b"x" * len(b.token)))
+        assert read_response(wrong)[0] == 401
+        idle = [connect(b) for _ in range(2)]  # silent
+        wait_for(lambda: threads_of(b.proc.pid) == base + 4)
+        # A client with the token gets in; the oldest connection without one is closed.
+        s = connect(b)
+        s.sendall(request_bytes(b, expr="2+3"))
+        assert read_response(s) == (200, {"value": 5})
+        assert closed_by_server(wrong) == b""
+        # A flood of silent connections: each takes the place of an older silent one.
+        flood = [connect(b) for _ in range(50)]
+        for c in idle + flood[:-2]:
+            assert closed_by_server(c) == b"", "an older silent connection was kept"
+        wait_for(lambda: threads_of(b.proc.pid) == base + 4)
+        # The connections that sent the token were never closed, and are served.
+        for c, expr, value in ((proven, "1+1", 2), (s, "3*3", 9)):
+            c.sendall(request_bytes(b, expr=expr))
+            assert read_response(c) == (200, {"value": value})
+        # All four with the token: now a new connection is refused.
+        for c in flood[-2:]:
+            c.sendall(request_bytes(b))
+            assert read_response(c) == (200, {"value": 42})
+        late = connect(b)
+        assert read_response(late)[0] == 503
+        for c in [proven, wrong, s, late, *idle, *flood]:
+            c.close()
     finally:
         b.stop()
 
