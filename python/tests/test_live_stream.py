@@ -238,3 +238,36 @@ def test_attach_to_an_unknown_call_is_refused(backends, transport):
         assert end["body"]["error"]["type"] == "UnknownCall"
     if transport == "http":
         assert end["status"] == 404
+
+
+def test_a_bad_after_is_refused_with_its_name_and_nothing_is_lost(backends):
+    """`after` that is not an integer >= 0 (query, `Last-Event-ID`, an `attach` request): a
+    400 naming `after`; the call's journal is untouched and replays whole afterwards."""
+    http, pipe = backends("http"), backends("pipe")
+    for backend in (http, pipe):
+        c = backend.client()
+        try:
+            assert c.request("exec", code="print('kept')\n5", call="bad-after")["value"] == 5
+            for after in (-1, "3", 1.5, True):
+                answer = c.request("attach", call="bad-after", after=after)
+                assert answer["error"]["type"] == "BadRequest", (after, answer)
+                assert "`after`" in answer["error"]["message"], answer
+        finally:
+            c.close()
+    for query, headers in (("?after=abc", ()), ("?after=-2", ()), ("", ["Last-Event-ID: x1"])):
+        status, _, sock, rest = open_sse(
+            http.address, http.token, "GET", "/v1/calls/bad-after/events" + query, b"", headers=headers
+        )
+        sock.settimeout(5)
+        while rest.count(b"}") < 2:  # the error body
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        sock.close()
+        assert status == 400, (query, headers, status)
+        assert json.loads(rest)["error"]["message"] == "`after` must be an integer >= 0"
+    # Nothing lost: the whole journal replays.
+    events = list(attach("http", http.address, http.token, "bad-after"))
+    assert [e["data"] for e in events[:-1]] == ["kept\n"]
+    assert events[-1]["body"]["value"] == 5
