@@ -974,7 +974,8 @@ class Capture:
                     data = read(fd, 65536)
                 except (BlockingIOError, InterruptedError):
                     break
-                except OSError:
+                except OSError as exc:  # (what is left is read next time; say why it was not)
+                    log("reading what fd %d got failed: %s" % (index + 1, exc))
                     break
                 if not data:
                     break

@@ -546,8 +546,17 @@ def _wait_for_log(backend, text, timeout=10):
         time.sleep(0.01)
 
 
-def _fd_calls(call):
-    """The fd checks every transport shares; `call(op, **fields)` is the transport's answer."""
+def _fd_calls(call, backend):
+    """The fd checks every transport shares; `call(op, **fields)` is the transport's answer.
+    A failure says where the missing output went (the backend's log is its real stderr)."""
+    try:
+        _fd_calls_unlogged(call)
+    except AssertionError as exc:
+        time.sleep(0.3)  # what the fd thread reads meanwhile
+        raise AssertionError("%s\n-- the backend's log:\n%s" % (exc, backend.log()[-3000:])) from None
+
+
+def _fd_calls_unlogged(call):
     assert "error" not in call("exec", code=FD_SETUP)
     for i in range(20):
         code = "os.write(1, b'fd-%d\\n')\nos.write(2, b'err-%d\\n')\nprint('py-%d')" % (i, i, i)
@@ -604,7 +613,7 @@ def check_fd_capture_pipe():
     backend = pipe_backend()
     try:
         c = PipeClient(backend.address)
-        _fd_calls(c.call)
+        _fd_calls(c.call, backend)
         _late_thread(c.call, backend)
         # Streamed: `first` arrives while the call still runs; the answer has no stdout of its own.
         flag = os.path.join(tempfile.mkdtemp(), "flag")
@@ -644,7 +653,7 @@ def check_fd_capture_http():
             conn.request("POST", "/v1/" + op, json.dumps(fields), headers)
             return json.loads(conn.getresponse().read())
 
-        _fd_calls(call)
+        _fd_calls(call, backend)
         _late_thread(call, backend)
         flag = os.path.join(tempfile.mkdtemp(), "flag")
         sse = http.client.HTTPConnection(host, int(port), timeout=60)
